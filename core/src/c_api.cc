@@ -1,0 +1,418 @@
+// The C ABI: thin wrappers over the C++ internals. Every entry point converts a Status into the
+// return code plus the thread's last-error message, and no exception crosses this boundary.
+#include <new>
+#include <string>
+#include <vector>
+
+#include "clock.h"
+#include "cuframes/cuframes.h"
+#include "layout.h"
+#include "observer.h"
+#include "packet_reader.h"
+#include "publisher.h"
+#include "registry.h"
+#include "status.h"
+#include "subscriber.h"
+
+using cuframes::detail::Err;
+using cuframes::detail::HeldFrame;
+using cuframes::detail::Ok;
+using cuframes::detail::Status;
+
+struct cuframes_publisher_t {
+  std::unique_ptr<cuframes::detail::Publisher> impl;
+};
+struct cuframes_loan_t {
+  cuframes_publisher_t* owner;
+  uint32_t slot;
+  cuframes_frame_info_t info;
+};
+struct cuframes_subscriber_t {
+  std::unique_ptr<cuframes::detail::Subscriber> impl;
+};
+struct cuframes_frame_t {
+  std::unique_ptr<HeldFrame> held;
+};
+struct cuframes_observer_t {
+  std::unique_ptr<cuframes::detail::Observer> impl;
+};
+struct cuframes_key_list_t {
+  std::vector<std::string> keys;
+};
+struct cuframes_packet_reader_t {
+  std::unique_ptr<cuframes::detail::PacketReader> impl;
+};
+
+namespace {
+
+template <class F>
+cuframes_status_t guard(F&& f) {
+  try {
+    Status st = f();
+    if (st.ok()) return CUFRAMES_OK;
+    return cuframes::detail::set_last_error(st);
+  } catch (const std::bad_alloc&) {
+    return cuframes::detail::set_last_error(Err(CUFRAMES_ERR_OUT_OF_MEMORY, "out of host memory"));
+  } catch (const std::exception& e) {
+    return cuframes::detail::set_last_error(Err(CUFRAMES_ERR_INTERNAL, "%s", e.what()));
+  } catch (...) {
+    return cuframes::detail::set_last_error(Err(CUFRAMES_ERR_INTERNAL, "unknown exception"));
+  }
+}
+
+Status null_arg(const char* what) {
+  return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s is NULL", what);
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* cuframes_version_string(void) {
+#define CUFRAMES_STR2(x) #x
+#define CUFRAMES_STR(x) CUFRAMES_STR2(x)
+  return CUFRAMES_STR(CUFRAMES_VERSION_MAJOR) "." CUFRAMES_STR(
+      CUFRAMES_VERSION_MINOR) "." CUFRAMES_STR(CUFRAMES_VERSION_PATCH);
+}
+
+uint32_t cuframes_protocol_version(void) { return cuframes::detail::kProtocolVersion; }
+
+int64_t cuframes_now_ns(void) { return cuframes::detail::now_ns(); }
+
+// --- publisher ---------------------------------------------------------------------------------
+
+void cuframes_publisher_options_init(cuframes_publisher_options_t* o) {
+  if (o == nullptr) return;
+  *o = cuframes_publisher_options_t{};
+  o->format = CUFRAMES_FORMAT_NV12;
+  o->slots = 8;
+  o->memory = CUFRAMES_MEMORY_HOST;
+  o->policy = CUFRAMES_POLICY_DROP;
+  o->wait_timeout_ms = 1000;
+  o->max_subscribers = CUFRAMES_MAX_SUBSCRIBERS;
+  o->packet_ring_entries = 1024;
+}
+
+cuframes_status_t cuframes_publisher_create(const char* key,
+                                            const cuframes_publisher_options_t* options,
+                                            cuframes_publisher_t** out) {
+  return guard([&] {
+    if (options == nullptr) return null_arg("options");
+    if (out == nullptr) return null_arg("out");
+    auto p = std::make_unique<cuframes_publisher_t>();
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::Publisher::Create(key, *options, &p->impl));
+    *out = p.release();
+    return Ok();
+  });
+}
+
+void cuframes_publisher_destroy(cuframes_publisher_t* publisher) { delete publisher; }
+
+void cuframes_publisher_get_geometry(const cuframes_publisher_t* p, cuframes_geometry_t* out) {
+  if (p != nullptr && out != nullptr) *out = p->impl->geometry();
+}
+
+cuframes_status_t cuframes_publisher_loan(cuframes_publisher_t* publisher, cuframes_loan_t** out) {
+  return guard([&] {
+    if (publisher == nullptr) return null_arg("publisher");
+    if (out == nullptr) return null_arg("out");
+    auto loan = std::make_unique<cuframes_loan_t>();
+    auto& impl = *publisher->impl;
+    uint32_t slot = 0;
+    CUFRAMES_RETURN_IF_ERROR(impl.loan(&slot));
+    loan->owner = publisher;
+    loan->slot = slot;
+    cuframes_frame_info_t& fi = loan->info;
+    fi = cuframes_frame_info_t{};
+    fi.geometry = impl.geometry();
+    fi.data = impl.slot_base(slot);
+    fi.plane_y = static_cast<uint8_t*>(fi.data) + fi.geometry.offset_y;
+    fi.plane_uv = fi.geometry.num_planes == 2
+                      ? static_cast<uint8_t*>(fi.data) + fi.geometry.offset_uv
+                      : nullptr;
+    fi.memory = impl.memory();
+    fi.device = impl.device();
+    fi.slot = slot;
+    *out = loan.release();
+    return Ok();
+  });
+}
+
+void cuframes_loan_get_info(const cuframes_loan_t* loan, cuframes_frame_info_t* out) {
+  if (loan != nullptr && out != nullptr) *out = loan->info;
+}
+
+cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher, cuframes_loan_t* loan,
+                                            int64_t pts_ns, void* cuda_stream,
+                                            uint64_t* seq_out) {
+  std::unique_ptr<cuframes_loan_t> owned(loan);
+  return guard([&] {
+    if (publisher == nullptr) return null_arg("publisher");
+    if (loan == nullptr) return null_arg("loan");
+    if (loan->owner != publisher) {
+      publisher = loan->owner;  // still give the slot back to its publisher
+      publisher->impl->abandon(loan->slot);
+      return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "loan belongs to another publisher");
+    }
+    return publisher->impl->commit(loan->slot, pts_ns, cuda_stream, seq_out);
+  });
+}
+
+void cuframes_publisher_abandon(cuframes_publisher_t* publisher, cuframes_loan_t* loan) {
+  if (loan == nullptr) return;
+  (void)publisher;
+  loan->owner->impl->abandon(loan->slot);
+  delete loan;
+}
+
+void cuframes_source_init(cuframes_source_t* source) {
+  if (source == nullptr) return;
+  *source = cuframes_source_t{};
+  source->memory = CUFRAMES_MEMORY_HOST;
+}
+
+cuframes_status_t cuframes_publisher_publish(cuframes_publisher_t* publisher,
+                                             const cuframes_source_t* source, int64_t pts_ns,
+                                             uint64_t* seq_out) {
+  return guard([&] {
+    if (publisher == nullptr) return null_arg("publisher");
+    if (source == nullptr) return null_arg("source");
+    return publisher->impl->publish(*source, pts_ns, seq_out);
+  });
+}
+
+void cuframes_publisher_get_stats(const cuframes_publisher_t* p, cuframes_publisher_stats_t* out) {
+  if (p != nullptr && out != nullptr) p->impl->stats(out);
+}
+
+void cuframes_publisher_read_subscribers(const cuframes_publisher_t* p,
+                                         cuframes_subscriber_stats_t* subs, size_t capacity,
+                                         size_t* count) {
+  if (p == nullptr) {
+    if (count) *count = 0;
+    return;
+  }
+  p->impl->read_subscribers(subs, subs == nullptr ? 0 : capacity, count);
+}
+
+cuframes_status_t cuframes_publisher_set_codec(cuframes_publisher_t* publisher,
+                                               const cuframes_codec_params_t* p) {
+  return guard([&] {
+    if (publisher == nullptr) return null_arg("publisher");
+    if (p == nullptr) return null_arg("params");
+    return publisher->impl->set_codec(*p);
+  });
+}
+
+cuframes_status_t cuframes_publisher_write_packet(cuframes_publisher_t* publisher,
+                                                  const cuframes_packet_t* packet) {
+  return guard([&] {
+    if (publisher == nullptr) return null_arg("publisher");
+    if (packet == nullptr) return null_arg("packet");
+    return publisher->impl->write_packet(*packet);
+  });
+}
+
+// --- subscriber --------------------------------------------------------------------------------
+
+void cuframes_subscriber_options_init(cuframes_subscriber_options_t* o) {
+  if (o == nullptr) return;
+  *o = cuframes_subscriber_options_t{};
+  o->mode = CUFRAMES_MODE_NEWEST_ONLY;
+  o->connect_timeout_ms = -1;
+}
+
+cuframes_status_t cuframes_subscriber_create(const char* key,
+                                             const cuframes_subscriber_options_t* options,
+                                             cuframes_subscriber_t** out) {
+  return guard([&] {
+    if (options == nullptr) return null_arg("options");
+    if (out == nullptr) return null_arg("out");
+    auto s = std::make_unique<cuframes_subscriber_t>();
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::Subscriber::Create(key, *options, &s->impl));
+    *out = s.release();
+    return Ok();
+  });
+}
+
+void cuframes_subscriber_destroy(cuframes_subscriber_t* subscriber) { delete subscriber; }
+
+int cuframes_subscriber_fd(const cuframes_subscriber_t* s) {
+  return s == nullptr ? -1 : s->impl->fd();
+}
+
+cuframes_status_t cuframes_subscriber_next(cuframes_subscriber_t* subscriber, int timeout_ms,
+                                           cuframes_frame_t** out) {
+  return guard([&] {
+    if (subscriber == nullptr) return null_arg("subscriber");
+    if (out == nullptr) return null_arg("out");
+    auto f = std::make_unique<cuframes_frame_t>();
+    CUFRAMES_RETURN_IF_ERROR(subscriber->impl->next(timeout_ms, &f->held));
+    *out = f.release();
+    return Ok();
+  });
+}
+
+void cuframes_frame_get_info(const cuframes_frame_t* frame, cuframes_frame_info_t* out) {
+  if (frame != nullptr && out != nullptr) *out = frame->held->info;
+}
+
+cuframes_status_t cuframes_frame_release(cuframes_frame_t* frame, void* cuda_stream) {
+  if (frame == nullptr) return CUFRAMES_OK;
+  std::unique_ptr<cuframes_frame_t> owned(frame);
+  return guard([&] { return frame->held->release(cuda_stream); });
+}
+
+void cuframes_subscriber_get_stats(const cuframes_subscriber_t* s,
+                                   cuframes_subscriber_stats_t* out) {
+  if (s != nullptr && out != nullptr) s->impl->stats(out);
+}
+
+const char* cuframes_subscriber_name(const cuframes_subscriber_t* s) {
+  return s == nullptr ? "" : s->impl->name().c_str();
+}
+
+void cuframes_subscriber_get_geometry(const cuframes_subscriber_t* s, cuframes_geometry_t* out) {
+  if (s != nullptr && out != nullptr) *out = s->impl->info().geometry;
+}
+
+cuframes_memory_t cuframes_subscriber_memory(const cuframes_subscriber_t* s) {
+  return s == nullptr ? CUFRAMES_MEMORY_HOST : s->impl->info().memory;
+}
+
+cuframes_status_t cuframes_subscriber_start_callback(cuframes_subscriber_t* subscriber,
+                                                     cuframes_frame_callback_t callback,
+                                                     void* user) {
+  return guard([&] {
+    if (subscriber == nullptr) return null_arg("subscriber");
+    if (callback == nullptr) return null_arg("callback");
+    return subscriber->impl->start_callback(
+        [callback, user](std::unique_ptr<HeldFrame> held, const Status& st) {
+          if (!st.ok()) {
+            cuframes::detail::set_last_error(st);  // readable from inside the callback
+            callback(user, nullptr, st.code());
+            return;
+          }
+          // If this allocation fails, held (not moved) releases the frame itself.
+          cuframes_frame_t* frame = new (std::nothrow) cuframes_frame_t{std::move(held)};
+          if (frame != nullptr) callback(user, frame, CUFRAMES_OK);
+        });
+  });
+}
+
+void cuframes_subscriber_stop_callback(cuframes_subscriber_t* subscriber) {
+  if (subscriber != nullptr) subscriber->impl->stop_callback();
+}
+
+// --- observer ----------------------------------------------------------------------------------
+
+cuframes_status_t cuframes_observer_create(const char* key, const char* runtime_dir,
+                                           int connect_timeout_ms, cuframes_observer_t** out) {
+  return guard([&] {
+    if (out == nullptr) return null_arg("out");
+    auto o = std::make_unique<cuframes_observer_t>();
+    CUFRAMES_RETURN_IF_ERROR(
+        cuframes::detail::Observer::Create(key, runtime_dir, connect_timeout_ms, &o->impl));
+    *out = o.release();
+    return Ok();
+  });
+}
+
+void cuframes_observer_destroy(cuframes_observer_t* observer) { delete observer; }
+
+cuframes_status_t cuframes_observer_read(cuframes_observer_t* observer,
+                                         cuframes_ring_status_t* ring,
+                                         cuframes_subscriber_stats_t* subs, size_t capacity,
+                                         size_t* count) {
+  return guard([&] {
+    if (observer == nullptr) return null_arg("observer");
+    return observer->impl->read(ring, subs, subs == nullptr ? 0 : capacity, count);
+  });
+}
+
+// --- listing -----------------------------------------------------------------------------------
+
+cuframes_status_t cuframes_list_publishers(const char* runtime_dir, cuframes_key_list_t** out) {
+  return guard([&] {
+    if (out == nullptr) return null_arg("out");
+    auto list = std::make_unique<cuframes_key_list_t>();
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::list_publishers(runtime_dir, &list->keys));
+    *out = list.release();
+    return Ok();
+  });
+}
+
+size_t cuframes_key_list_size(const cuframes_key_list_t* list) {
+  return list == nullptr ? 0 : list->keys.size();
+}
+
+const char* cuframes_key_list_get(const cuframes_key_list_t* list, size_t index) {
+  if (list == nullptr || index >= list->keys.size()) return nullptr;
+  return list->keys[index].c_str();
+}
+
+void cuframes_key_list_destroy(cuframes_key_list_t* list) { delete list; }
+
+// --- packets -----------------------------------------------------------------------------------
+
+const char* cuframes_codec_name(cuframes_codec_t codec) {
+  switch (codec) {
+    case CUFRAMES_CODEC_H264: return "h264";
+    case CUFRAMES_CODEC_HEVC: return "hevc";
+    case CUFRAMES_CODEC_AV1: return "av1";
+    case CUFRAMES_CODEC_VP9: return "vp9";
+    case CUFRAMES_CODEC_MJPEG: return "mjpeg";
+    case CUFRAMES_CODEC_UNKNOWN: break;
+  }
+  return "unknown";
+}
+
+void cuframes_packet_reader_options_init(cuframes_packet_reader_options_t* o) {
+  if (o == nullptr) return;
+  *o = cuframes_packet_reader_options_t{};
+  o->connect_timeout_ms = -1;
+}
+
+cuframes_status_t cuframes_packet_reader_create(const char* key,
+                                                const cuframes_packet_reader_options_t* options,
+                                                cuframes_packet_reader_t** out) {
+  return guard([&] {
+    if (options == nullptr) return null_arg("options");
+    if (out == nullptr) return null_arg("out");
+    auto r = std::make_unique<cuframes_packet_reader_t>();
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::PacketReader::Create(key, *options, &r->impl));
+    *out = r.release();
+    return Ok();
+  });
+}
+
+void cuframes_packet_reader_destroy(cuframes_packet_reader_t* reader) { delete reader; }
+
+int cuframes_packet_reader_fd(const cuframes_packet_reader_t* r) {
+  return r == nullptr ? -1 : r->impl->fd();
+}
+
+cuframes_status_t cuframes_packet_reader_get_codec(cuframes_packet_reader_t* r,
+                                                   cuframes_codec_params_t* out) {
+  return guard([&] {
+    if (r == nullptr) return null_arg("reader");
+    if (out == nullptr) return null_arg("out");
+    return r->impl->codec(out);
+  });
+}
+
+cuframes_status_t cuframes_packet_reader_next(cuframes_packet_reader_t* reader, int timeout_ms,
+                                              cuframes_packet_t* out) {
+  return guard([&] {
+    if (reader == nullptr) return null_arg("reader");
+    if (out == nullptr) return null_arg("out");
+    return reader->impl->next(timeout_ms, out);
+  });
+}
+
+void cuframes_packet_reader_get_stats(const cuframes_packet_reader_t* r,
+                                      cuframes_packet_reader_stats_t* out) {
+  if (r != nullptr && out != nullptr) *out = r->impl->stats();
+}
+
+}  // extern "C"

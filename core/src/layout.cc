@@ -1,0 +1,76 @@
+#include "layout.h"
+
+#include <bit>
+
+namespace cuframes::detail {
+
+cuframes_geometry_t read_geometry(const RingHeader& h) {
+  cuframes_geometry_t g{};
+  g.format = static_cast<cuframes_format_t>(rd(h.format));
+  g.width = rd(h.width);
+  g.height = rd(h.height);
+  g.bytes_per_sample = rd(h.bytes_per_sample);
+  g.num_planes = rd(h.num_planes);
+  g.pitch_y = rd(h.pitch_y);
+  g.pitch_uv = rd(h.pitch_uv);
+  g.height_uv = rd(h.height_uv);
+  g.offset_y = rd(h.offset_y);
+  g.offset_uv = rd(h.offset_uv);
+  g.frame_bytes = rd(h.frame_bytes);
+  return g;
+}
+
+void write_geometry(RingHeader& h, const cuframes_geometry_t& g) {
+  wr(h.format, g.format);
+  wr(h.width, g.width);
+  wr(h.height, g.height);
+  wr(h.bytes_per_sample, g.bytes_per_sample);
+  wr(h.num_planes, g.num_planes);
+  wr(h.pitch_y, g.pitch_y);
+  wr(h.pitch_uv, g.pitch_uv);
+  wr(h.height_uv, g.height_uv);
+  wr(h.offset_y, g.offset_y);
+  wr(h.offset_uv, g.offset_uv);
+  wr(h.frame_bytes, g.frame_bytes);
+}
+
+void entry_stats(const SubscriberEntry& e, uint32_t index, uint64_t newest_published_seq,
+                 uint64_t slot_mask, cuframes_subscriber_stats_t* out) {
+  cuframes_subscriber_stats_t s{};
+  std::string name = load_string(e.name, CUFRAMES_NAME_MAX);
+  name.copy(s.name, CUFRAMES_NAME_MAX);
+  s.pid = rd(e.pid);
+  s.mode = rd(e.mode) == CUFRAMES_MODE_STRICT_ORDER ? CUFRAMES_MODE_STRICT_ORDER
+                                                    : CUFRAMES_MODE_NEWEST_ONLY;
+  s.frames_received = rd(e.frames_received);
+  s.timeouts = rd(e.timeouts);
+  s.errors = rd(e.errors);
+  s.gaps = rd(e.gaps);
+  s.overruns = rd(e.overruns);
+  s.last_seq = rd(e.last_seq);
+  s.last_frame_pts_ns = rd(e.last_frame_pts_ns);
+  s.last_latency_ns = rd(e.last_latency_ns);
+  s.heartbeat_ns = rd(e.heartbeat_ns);
+  s.attached_ns = rd(e.attached_ns);
+  s.lag = newest_published_seq > s.last_seq ? newest_published_seq - s.last_seq : 0;
+  s.held_frames = static_cast<uint32_t>(std::popcount(rd(e.holds) & slot_mask));
+  s.slot_index = index;
+  *out = s;
+}
+
+bool read_entry(const SubscriberEntry& e, uint32_t index, uint64_t newest_published_seq,
+                uint64_t slot_mask, cuframes_subscriber_stats_t* out) {
+  const uint32_t gen = e.generation.load(std::memory_order_acquire);
+  if (e.state.load(std::memory_order_acquire) != kEntryActive) return false;
+  cuframes_subscriber_stats_t s;
+  entry_stats(e, index, newest_published_seq, slot_mask, &s);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (e.state.load(std::memory_order_relaxed) != kEntryActive ||
+      e.generation.load(std::memory_order_relaxed) != gen) {
+    return false;
+  }
+  *out = s;
+  return true;
+}
+
+}  // namespace cuframes::detail

@@ -1,0 +1,31 @@
+// Observer: a read-only view of a publisher's ring and subscriber table, for monitors and the
+// CLI. It takes no table entry and holds no frames.
+#pragma once
+
+#include <memory>
+
+#include "client.h"
+
+namespace cuframes::detail {
+
+class Observer {
+ public:
+  static Status Create(const char* key, const char* runtime_dir, int connect_timeout_ms,
+                       std::unique_ptr<Observer>* out);
+  // PUBLISHER_GONE once the publisher has hung up.
+  Status read(cuframes_ring_status_t* ring, cuframes_subscriber_stats_t* subs, size_t cap,
+              size_t* count);
+
+ private:
+  Observer() = default;
+  UniqueFd sock_;
+  Mapping header_map_, table_map_;
+  RingInfo info_;
+  bool gone_ = false;
+};
+
+// Fills the ring status shared by observers and the publisher's own view.
+void fill_ring_status(const RingHeader& h, const TableHeader& t, const RingInfo& info,
+                      uint32_t held_slots, cuframes_ring_status_t* out);
+
+}  // namespace cuframes::detail

@@ -1,0 +1,121 @@
+// Publisher: owns a key, its ring and the rendezvous socket. The producer's calls (loan, commit,
+// publish, packets) come from one thread at a time; a service thread of its own accepts peers,
+// answers their handshake and reclaims the entries (and holds) of peers that hang up.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fd.h"
+#include "layout.h"
+#include "memory.h"
+#include "packet_ring.h"
+#include "shm.h"
+#include "status.h"
+#include "wire.h"
+
+namespace cuframes::detail {
+
+class Publisher {
+ public:
+  static Status Create(const char* key, const cuframes_publisher_options_t& options,
+                       std::unique_ptr<Publisher>* out);
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  const cuframes_geometry_t& geometry() const { return geometry_; }
+  cuframes_memory_t memory() const { return backend_->kind(); }
+  int device() const { return memory() == CUFRAMES_MEMORY_CUDA ? device_ : -1; }
+  const std::string& key() const { return key_; }
+
+  // Claims a free slot for writing (policy applies). FRAME_TIMEOUT when none could be had.
+  Status loan(uint32_t* slot);
+  uint8_t* slot_base(uint32_t slot) const { return ring_->base() + slot * slot_stride_; }
+  // Publishes a loaned slot after the writes on stream have completed.
+  Status commit(uint32_t slot, int64_t pts_ns, void* stream, uint64_t* seq);
+  void abandon(uint32_t slot);
+  // Copy-in publish. *seq = 0 when dropped under DROP.
+  Status publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t* seq);
+
+  void stats(cuframes_publisher_stats_t* out) const;
+  void read_subscribers(cuframes_subscriber_stats_t* subs, size_t cap, size_t* count) const;
+
+  Status set_codec(const cuframes_codec_params_t& p);
+  Status write_packet(const cuframes_packet_t& p);
+
+ private:
+  struct Peer {
+    UniqueFd fd;
+    Role role;
+    int entry;  // subscribers: table entry, else -1
+  };
+  struct Pending {
+    UniqueFd fd;
+    int64_t deadline_ns;
+  };
+
+  Publisher() = default;
+  Status init(const char* key, const cuframes_publisher_options_t& o);
+
+  // Slot selection (producer thread).
+  uint64_t held_mask() const;
+  uint64_t reserved_mask() const;
+  bool try_claim(uint32_t* slot);
+  Status acquire_slot(uint32_t* slot, bool* dropped);
+  void notify(Role role, uint32_t kind, uint64_t seq);
+
+  // Service thread.
+  void serve();
+  void accept_peers(std::vector<Pending>* pending);
+  bool handshake(Pending& p);  // true when p is done with (answered or dropped)
+  Status answer_hello(const Hello& hello, int fd, Peer* peer);
+  void remove_peer(size_t index);
+  void release_entry(const Peer& peer);
+  void reply_error(int fd, cuframes_status_t code, const std::string& message);
+
+  std::string key_, dir_;
+  cuframes_geometry_t geometry_{};
+  cuframes_policy_t policy_ = CUFRAMES_POLICY_DROP;
+  int wait_timeout_ms_ = 1000;
+  int device_ = 0;
+  uint32_t slots_ = 0;
+  uint64_t slot_mask_ = 0;
+  uint64_t slot_stride_ = 0;
+  uint32_t max_subscribers_ = 0;
+  uint64_t epoch_ = 0;
+
+  UniqueFd lock_fd_;
+  SharedRegion header_region_, table_region_;
+  RingHeader* hdr_ = nullptr;
+  TableHeader* table_ = nullptr;
+  MemoryBackend* backend_ = nullptr;
+  std::unique_ptr<RingAllocation> ring_;
+  std::unique_ptr<PacketRingWriter> packets_;
+  UniqueFd wake_fd_;  // eventfd shared with subscribers: "a hold was dropped"
+
+  // Producer-thread state.
+  uint64_t slot_seq_[kMaxSlots] = {};  // published seq each slot holds (0: none)
+  uint64_t loaned_ = 0;
+  uint64_t next_seq_ = 1;
+  uint32_t newest_slot_ = UINT32_MAX;
+
+  // Table entries in use (bit per entry), and those of STRICT_ORDER subscribers. Kept here, not
+  // in shared memory, so a peer scribbling on the table cannot change whose holds count.
+  std::atomic<uint64_t> active_entries_{0};
+  std::atomic<uint64_t> strict_entries_{0};
+
+  // Peers: the service thread adds and removes them; notify() reads them under peers_mu_.
+  mutable std::mutex peers_mu_;
+  std::vector<Peer> peers_;
+  UniqueFd listen_fd_;
+  UniqueFd stop_fd_;
+  bool socket_bound_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cuframes::detail

@@ -1,0 +1,23 @@
+// Runtime directory resolution, key validation and the paths derived from a key.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "status.h"
+
+namespace cuframes::detail {
+
+// [A-Za-z0-9._-]{1,64}, and not "." or "..".
+bool valid_key(std::string_view key);
+Status check_key(const char* key);
+// [A-Za-z0-9._-]{1,63}.
+bool valid_name(std::string_view name);
+
+// The directory per the rule in cuframes.h; creates it (0770) when missing.
+Status resolve_runtime_dir(const char* override_dir, std::string* out);
+
+std::string socket_path(const std::string& dir, std::string_view key);
+std::string lock_path(const std::string& dir, std::string_view key);
+
+}  // namespace cuframes::detail

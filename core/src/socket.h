@@ -1,0 +1,36 @@
+// Unix SOCK_SEQPACKET sockets: listening, connecting, and messages carrying fds (SCM_RIGHTS).
+// Every socket here is close-on-exec; sends never raise SIGPIPE.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "fd.h"
+#include "status.h"
+
+namespace cuframes::detail {
+
+constexpr size_t kMaxFdsPerMessage = 8;
+
+// Binds and listens at path (which must not exist), mode 0660, non-blocking.
+Status listen_unix(const std::string& path, UniqueFd* out);
+
+// Connects to path. *no_listener is set (and SHM returned) when nobody listens there: the path
+// is missing or its socket is stale.
+Status connect_unix(const std::string& path, UniqueFd* out, bool* no_listener);
+
+// Sends one message with up to kMaxFdsPerMessage fds. Blocks unless the socket is non-blocking.
+Status send_message(int fd, const void* data, size_t len, const int* fds, size_t nfds);
+
+enum class RecvResult { kMessage, kWouldBlock, kClosed };
+// Receives one message (non-blocking). Truncated messages keep their first cap bytes (*len is
+// the full length). Fds that arrive are returned in *fds when fds != nullptr, else closed.
+Status recv_message(int fd, void* buf, size_t cap, size_t* len, std::vector<UniqueFd>* fds,
+                    RecvResult* result);
+
+// poll() one fd for input with a millisecond timeout (-1 forever), retrying on EINTR with the
+// remaining time. Returns the revents (0 on timeout).
+Status poll_in(int fd, int timeout_ms, short* revents);
+
+}  // namespace cuframes::detail

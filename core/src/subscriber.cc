@@ -1,0 +1,409 @@
+#include "subscriber.h"
+
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "clock.h"
+#include "log.h"
+#include "runtime_dir.h"
+#include "socket.h"
+
+namespace cuframes::detail {
+namespace {
+
+constexpr int kMaxAttempts = 10000;  // acquisition retries before waiting for the next note
+
+// "<program>-<pid>", sanitised to the name alphabet.
+std::string default_name() {
+  char comm[64] = {};
+  if (FILE* f = std::fopen("/proc/self/comm", "re")) {
+    if (std::fgets(comm, sizeof comm, f) == nullptr) comm[0] = '\0';
+    std::fclose(f);
+  }
+  std::string base;
+  for (const char* c = comm; *c && *c != '\n' && base.size() < 40; ++c) {
+    bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '_' || *c == '-';
+    base.push_back(ok ? *c : '_');
+  }
+  if (base.empty()) base = "cuframes";
+  return base + "-" + std::to_string(::getpid());
+}
+
+struct ReleaseCtx {
+  SubscriberCore* core;
+  uint32_t slot;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// SubscriberCore
+
+SubscriberCore::~SubscriberCore() {
+  // Async releases still queued on a CUDA stream point at us: wait for them. They only run
+  // drop_hold, so this never waits on anything but the GPU work before them.
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return pending_releases_ == 0; });
+}
+
+void SubscriberCore::drop_hold(uint32_t slot) {
+  me->holds.fetch_and(~(1ull << slot), std::memory_order_seq_cst);
+  if (table->publisher_waiting.load(std::memory_order_seq_cst) != 0) {
+    uint64_t one = 1;
+    (void)::write(wake_fd.get(), &one, sizeof one);
+  }
+}
+
+void SubscriberCore::release_callback(void* arg) {
+  auto* ctx = static_cast<ReleaseCtx*>(arg);
+  SubscriberCore* core = ctx->core;
+  core->drop_hold(ctx->slot);
+  delete ctx;
+  std::lock_guard<std::mutex> lock(core->mu_);
+  if (--core->pending_releases_ == 0) core->cv_.notify_all();
+}
+
+Status SubscriberCore::release(uint32_t slot, void* stream) {
+  if (info.memory == CUFRAMES_MEMORY_HOST) {
+    drop_hold(slot);
+    return Ok();
+  }
+  auto* ctx = new ReleaseCtx{this, slot};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++pending_releases_;
+  }
+  Status st = ring->release_after(stream != nullptr ? stream : consumer_stream, &release_callback,
+                                  ctx);
+  if (!st.ok()) {
+    delete ctx;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --pending_releases_;
+    }
+    drop_hold(slot);  // never leak the hold
+    return st;
+  }
+  return Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscriber
+
+Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& o,
+                          std::unique_ptr<Subscriber>* out) {
+  std::string ctx = std::string("subscribe '") + (key ? key : "(null)") + "'";
+  CUFRAMES_RETURN_IF_ERROR(std::move(check_key(key)).context(ctx));
+  std::unique_ptr<Subscriber> s(new Subscriber);
+  s->key_ = key;
+  if (o.consumer_name != nullptr) {
+    if (!valid_name(o.consumer_name)) {
+      return Err(CUFRAMES_ERR_INVALID_ARGUMENT,
+                 "%s: invalid consumer_name '%.80s': want 1-63 characters of [A-Za-z0-9._-]",
+                 ctx.c_str(), o.consumer_name);
+    }
+    s->name_ = o.consumer_name;
+  } else {
+    s->name_ = default_name();
+  }
+  if (o.mode != CUFRAMES_MODE_NEWEST_ONLY && o.mode != CUFRAMES_MODE_STRICT_ORDER) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", ctx.c_str(),
+               static_cast<int>(o.mode));
+  }
+  if (o.cuda_device < 0) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: cuda_device %d is negative", ctx.c_str(),
+               o.cuda_device);
+  }
+  if (o.connect_timeout_ms < -1) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: connect_timeout_ms %d (want -1 or >= 0)",
+               ctx.c_str(), o.connect_timeout_ms);
+  }
+  s->mode_ = o.mode;
+  std::string dir;
+  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir)).context(ctx));
+
+  Hello hello = make_hello(Role::kSubscriber);
+  hello.mode = o.mode;
+  hello.cuda_device = o.cuda_device;
+  std::snprintf(hello.name, sizeof hello.name, "%s", s->name_.c_str());
+  Connection c;
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(connect_to_publisher(dir, s->key_, hello, o.connect_timeout_ms, &c)).context(ctx));
+
+  auto core = std::make_shared<SubscriberCore>();
+  const Welcome& w = c.welcome;
+  if (c.fds.size() < 3) return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(map_ring_header(c.fds[0].get(), w, &core->header_map, &core->info)).context(ctx));
+  core->hdr = core->header_map.as<const RingHeader>();
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(map_table(c.fds[1].get(), w, core->info, false, &core->table_map)).context(ctx));
+  core->table = core->table_map.as<const TableHeader>();
+  if (w.entry_index >= core->info.max_subscribers) {
+    return Err(CUFRAMES_ERR_SHM, "%s: table entry %u out of range", ctx.c_str(), w.entry_index);
+  }
+  core->entry_index = w.entry_index;
+  const SubscriberEntry* entry = table_entry(core->table, w.entry_index);
+  if (entry->state.load(std::memory_order_acquire) != kEntryActive ||
+      entry->generation.load(std::memory_order_acquire) != w.entry_generation) {
+    return Err(CUFRAMES_ERR_SHM, "%s: table entry %u was not set up for us", ctx.c_str(),
+               w.entry_index);
+  }
+  CUFRAMES_RETURN_IF_ERROR(std::move(map_peer_region(c.fds[1].get(), kEntryStride, true,
+                                                     "subscriber entry", &core->entry_map,
+                                                     entry_offset(w.entry_index)))
+                               .context(ctx));
+  core->me = core->entry_map.as<SubscriberEntry>();
+  core->wake_fd = std::move(c.fds[2]);
+
+  MemoryBackend* backend = nullptr;
+  CUFRAMES_RETURN_IF_ERROR(std::move(memory_backend(core->info.memory, &backend)).context(ctx));
+  const bool has_fd = core->info.handle_type == HandleType::kMemfd ||
+                      core->info.handle_type == HandleType::kCudaVmmFd;
+  if (c.fds.size() != (has_fd ? 4u : 3u)) {
+    return Err(CUFRAMES_ERR_SHM, "%s: handshake carried %zu fds", ctx.c_str(), c.fds.size());
+  }
+  int ring_fd = has_fd ? c.fds[3].get() : -1;
+  CUFRAMES_RETURN_IF_ERROR(std::move(backend->import(core->info.handle_type, ring_fd, w.handle,
+                                                     core->info.ring_bytes, o.cuda_device,
+                                                     &core->ring))
+                               .context(ctx));
+  if (has_fd) (void)c.fds[3].release();  // the import owns it now
+  core->consumer_stream = o.consumer_stream;
+  core->sock = std::move(c.sock);
+  s->core_ = std::move(core);
+  s->cursor_ = rd(s->core_->me->cursor);
+  log(CUFRAMES_LOG_INFO, "subscribed to '%s' as '%s' (entry %u)", s->key_.c_str(),
+      s->name_.c_str(), w.entry_index);
+  *out = std::move(s);
+  return Ok();
+}
+
+Subscriber::~Subscriber() { stop_callback(); }
+
+void Subscriber::bump(Shared<uint64_t> SubscriberEntry::*counter, uint64_t by) {
+  Shared<uint64_t>& c = core_->me->*counter;
+  wr(c, rd(c) + by);
+}
+
+Status Subscriber::next(int timeout_ms, std::unique_ptr<HeldFrame>* out) {
+  if (cb_running_.load()) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "next_frame while a frame callback is running");
+  }
+  return next_impl(timeout_ms, /*count_timeout=*/timeout_ms != 0, out);
+}
+
+Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr<HeldFrame>* out) {
+  SubscriberEntry& me = *core_->me;
+  const int64_t deadline = deadline_after(timeout_ms);
+  for (;;) {
+    wr(me.heartbeat_ns, now_ns());
+    if (!gone_ && !drain_notes(fd())) gone_ = true;
+    if (gone_) {
+      bump(&SubscriberEntry::errors);
+      return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", key_.c_str());
+    }
+    Got got = Got::kNone;
+    uint64_t lost = 0;
+    Status st = mode_ == CUFRAMES_MODE_NEWEST_ONLY ? try_newest(out, &got)
+                                                   : try_strict(out, &got, &lost);
+    if (!st.ok()) {
+      bump(&SubscriberEntry::errors);
+      return std::move(st).context(key_);
+    }
+    if (got == Got::kFrame) return Ok();
+    if (got == Got::kOverrun) {
+      bump(&SubscriberEntry::errors);
+      bump(&SubscriberEntry::overruns);
+      return Err(CUFRAMES_ERR_OVERRUN,
+                 "'%s': the publisher overwrote %llu frame(s) before they were read; resuming at "
+                 "the oldest frame in the ring", key_.c_str(), static_cast<unsigned long long>(lost));
+    }
+    const int left = deadline == INT64_MAX ? -1 : ms_until(deadline);
+    if (left == 0) {
+      if (count_timeout) bump(&SubscriberEntry::timeouts);
+      return Err(CUFRAMES_ERR_FRAME_TIMEOUT, "no frame from '%s' within %d ms", key_.c_str(),
+                 timeout_ms);
+    }
+    short revents = 0;
+    Status pst = poll_in(fd(), left, &revents);
+    if (!pst.ok()) {
+      bump(&SubscriberEntry::errors);
+      return pst;
+    }
+  }
+}
+
+Status Subscriber::take_hold(uint32_t slot, uint64_t seq, bool* held) {
+  const uint64_t bit = 1ull << slot;
+  const uint64_t prev = core_->me->holds.fetch_or(bit, std::memory_order_seq_cst);
+  if (prev & bit) {
+    // We hold an older frame in this slot, so the publisher cannot have rewritten it: the ring
+    // is corrupt. Our own hold stays as it was.
+    return Err(CUFRAMES_ERR_SHM, "ring corrupt: frame %llu is in slot %u, which we still hold",
+               static_cast<unsigned long long>(seq), slot);
+  }
+  *held = core_->hdr->slots[slot].seq.load(std::memory_order_seq_cst) == seq;
+  if (!*held) core_->drop_hold(slot);
+  return Ok();
+}
+
+Status Subscriber::try_newest(std::unique_ptr<HeldFrame>* out, Got* got) {
+  const RingHeader& h = *core_->hdr;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const uint64_t packed = h.newest.load(std::memory_order_seq_cst);
+    if (packed == 0) break;
+    const uint64_t seq = newest_seq(packed);
+    const uint32_t slot = newest_slot(packed);
+    if (slot >= core_->info.slot_count) {
+      return Err(CUFRAMES_ERR_SHM, "ring corrupt: newest frame in slot %u of %u", slot,
+                 core_->info.slot_count);
+    }
+    if (seq <= last_seq_) break;
+    bool held = false;
+    CUFRAMES_RETURN_IF_ERROR(take_hold(slot, seq, &held));
+    if (!held) continue;  // it was being replaced: look again
+    deliver(slot, seq, out);
+    *got = Got::kFrame;
+    return Ok();
+  }
+  *got = Got::kNone;
+  return Ok();
+}
+
+Status Subscriber::try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost) {
+  const RingHeader& h = *core_->hdr;
+  const uint32_t n = core_->info.slot_count;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const uint64_t want = cursor_ + 1;
+    const uint64_t packed = h.newest.load(std::memory_order_seq_cst);
+    if (packed == 0 || newest_seq(packed) < want) break;
+    int found = -1;
+    bool claimed = false;
+    uint64_t oldest = UINT64_MAX;
+    for (uint32_t s = 0; s < n; ++s) {
+      const uint64_t v = h.slots[s].seq.load(std::memory_order_seq_cst);
+      if (v == want) {
+        found = static_cast<int>(s);
+        break;
+      }
+      if (v == (kSeqClaimBit | want)) claimed = true;
+      if (v > want && v <= kSeqMax) oldest = std::min(oldest, v);
+    }
+    if (found >= 0) {
+      bool held = false;
+      CUFRAMES_RETURN_IF_ERROR(take_hold(static_cast<uint32_t>(found), want, &held));
+      if (!held) continue;
+      cursor_ = want;
+      core_->me->cursor.store(want, std::memory_order_seq_cst);
+      deliver(static_cast<uint32_t>(found), want, out);
+      *got = Got::kFrame;
+      return Ok();
+    }
+    if (claimed) {  // the publisher is deciding whether it may overwrite it: ask again shortly
+      sched_yield();
+      continue;
+    }
+    if (oldest == UINT64_MAX) continue;  // every later frame is being rewritten right now
+    // Lapped: go on from the oldest frame still in the ring.
+    cursor_ = oldest - 1;
+    core_->me->cursor.store(cursor_, std::memory_order_seq_cst);
+    if (core_->table->publisher_waiting.load(std::memory_order_seq_cst) != 0) {
+      uint64_t one = 1;
+      (void)::write(core_->wake_fd.get(), &one, sizeof one);
+    }
+    if (!delivered_) continue;  // nothing was promised before the first frame
+    *lost = oldest - want;
+    bump(&SubscriberEntry::gaps, *lost);
+    *got = Got::kOverrun;
+    return Ok();
+  }
+  *got = Got::kNone;
+  return Ok();
+}
+
+void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>* out) {
+  const RingInfo& in = core_->info;
+  const SlotState& ss = core_->hdr->slots[slot];
+  SubscriberEntry& me = *core_->me;
+  auto f = std::make_unique<HeldFrame>();
+  f->core = core_;
+  f->slot = slot;
+  cuframes_frame_info_t& fi = f->info;
+  fi.seq = seq;
+  fi.pts_ns = rd(ss.pts_ns);
+  fi.publish_ns = rd(ss.publish_ns);
+  fi.geometry = in.geometry;
+  fi.data = core_->ring->base() + uint64_t{slot} * in.slot_stride;
+  fi.plane_y = static_cast<uint8_t*>(fi.data) + in.geometry.offset_y;
+  fi.plane_uv = in.geometry.num_planes == 2
+                    ? static_cast<uint8_t*>(fi.data) + in.geometry.offset_uv
+                    : nullptr;
+  fi.memory = in.memory;
+  fi.device = in.device;
+  fi.slot = slot;
+
+  if (mode_ == CUFRAMES_MODE_NEWEST_ONLY && last_seq_ != 0 && seq > last_seq_ + 1) {
+    bump(&SubscriberEntry::gaps, seq - last_seq_ - 1);
+  }
+  last_seq_ = seq;
+  delivered_ = true;
+  bump(&SubscriberEntry::frames_received);
+  wr(me.last_seq, seq);
+  wr(me.last_frame_pts_ns, fi.pts_ns);
+  wr(me.last_latency_ns, now_ns() - fi.publish_ns);
+  *out = std::move(f);
+}
+
+void Subscriber::stats(cuframes_subscriber_stats_t* out) const {
+  entry_stats(*core_->me, core_->entry_index,
+              newest_seq(core_->hdr->newest.load(std::memory_order_acquire)),
+              core_->info.slot_mask(), out);
+}
+
+Status Subscriber::start_callback(Callback cb) {
+  if (!cb) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "callback is NULL");
+  if (cb_running_.load()) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "a callback already runs");
+  if (cb_thread_.joinable()) cb_thread_.join();  // an earlier one that ended by itself
+  cb_stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!cb_stop_.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "eventfd");
+  cb_running_.store(true);
+  cb_thread_ = std::thread([this, cb = std::move(cb)] {
+    for (;;) {
+      std::unique_ptr<HeldFrame> frame;
+      Status st = next_impl(0, /*count_timeout=*/false, &frame);
+      if (st.ok()) {
+        cb(std::move(frame), st);
+        continue;
+      }
+      if (st.code() == CUFRAMES_ERR_FRAME_TIMEOUT) {
+        pollfd p[2] = {{fd(), POLLIN, 0}, {cb_stop_.get(), POLLIN, 0}};
+        int rc = ::poll(p, 2, -1);
+        if (rc < 0 && errno != EINTR) break;
+        if (p[1].revents != 0) break;
+        continue;
+      }
+      cb(nullptr, st);
+      if (st.code() != CUFRAMES_ERR_OVERRUN) break;  // gone, or a persistent failure
+    }
+    cb_running_.store(false);
+  });
+  return Ok();
+}
+
+void Subscriber::stop_callback() {
+  if (!cb_thread_.joinable()) return;
+  uint64_t one = 1;
+  (void)::write(cb_stop_.get(), &one, sizeof one);
+  cb_thread_.join();
+  cb_running_.store(false);
+}
+
+}  // namespace cuframes::detail

@@ -1,0 +1,116 @@
+// Subscriber: attaches to a publisher, takes holds on frames and hands them out.
+//
+// SubscriberCore is what frames keep alive: the socket, the mappings and the imported ring. A
+// frame released after its subscriber was destroyed still drops its hold correctly, and the
+// socket (whose hang-up makes the publisher reclaim our table entry) closes only once the last
+// frame is released.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "client.h"
+#include "memory.h"
+#include "status.h"
+
+namespace cuframes::detail {
+
+class SubscriberCore {
+ public:
+  ~SubscriberCore();
+  // Drops the hold on slot; any thread. Wakes a publisher blocked in STRICT_WAIT.
+  void drop_hold(uint32_t slot);
+  // Drops the hold once the work queued on stream has finished (host: now).
+  Status release(uint32_t slot, void* stream);
+
+  UniqueFd sock;
+  UniqueFd wake_fd;
+  Mapping header_map;
+  Mapping table_map;  // the whole table, read-only
+  Mapping entry_map;  // our own entry's page, read-write
+  const RingHeader* hdr = nullptr;
+  const TableHeader* table = nullptr;
+  SubscriberEntry* me = nullptr;
+  uint32_t entry_index = 0;
+  RingInfo info;
+  std::unique_ptr<RingImport> ring;
+  void* consumer_stream = nullptr;
+
+ private:
+  static void release_callback(void* arg);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int pending_releases_ = 0;  // async releases not yet run (guarded by mu_)
+};
+
+// A held frame (inside the C ABI's cuframes_frame_t). Destroying it unreleased releases it on
+// the subscriber's consumer stream, so a hold is never leaked.
+struct HeldFrame {
+  HeldFrame() = default;
+  HeldFrame(const HeldFrame&) = delete;
+  HeldFrame& operator=(const HeldFrame&) = delete;
+  ~HeldFrame() {
+    if (core) (void)release(nullptr);
+  }
+  // Drops the hold (see SubscriberCore::release); a second call does nothing.
+  Status release(void* stream) {
+    if (!core) return Status();
+    Status st = core->release(slot, stream);
+    core.reset();
+    return st;
+  }
+
+  std::shared_ptr<SubscriberCore> core;
+  uint32_t slot = 0;
+  cuframes_frame_info_t info{};
+};
+
+class Subscriber {
+ public:
+  static Status Create(const char* key, const cuframes_subscriber_options_t& options,
+                       std::unique_ptr<Subscriber>* out);
+  ~Subscriber();
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+
+  int fd() const { return core_->sock.get(); }
+  const std::string& name() const { return name_; }
+  const RingInfo& info() const { return core_->info; }
+  Status next(int timeout_ms, std::unique_ptr<HeldFrame>* out);
+  void stats(cuframes_subscriber_stats_t* out) const;
+
+  // Runs cb on a thread of its own for every frame (status OK) and every failure but timeouts
+  // (frame null); ends after PUBLISHER_GONE or a failure other than OVERRUN.
+  using Callback = std::function<void(std::unique_ptr<HeldFrame> frame, const Status& status)>;
+  Status start_callback(Callback cb);
+  void stop_callback();
+
+ private:
+  enum class Got { kFrame, kNone, kOverrun };
+  Subscriber() = default;
+  Status next_impl(int timeout_ms, bool count_timeout, std::unique_ptr<HeldFrame>* out);
+  Status try_newest(std::unique_ptr<HeldFrame>* out, Got* got);
+  Status try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost);
+  Status take_hold(uint32_t slot, uint64_t seq, bool* held);
+  void deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>* out);
+  void bump(Shared<uint64_t> SubscriberEntry::*counter, uint64_t by = 1);
+
+  std::shared_ptr<SubscriberCore> core_;
+  std::string key_, name_;
+  cuframes_mode_t mode_ = CUFRAMES_MODE_NEWEST_ONLY;
+  uint64_t last_seq_ = 0;
+  uint64_t cursor_ = 0;    // STRICT_ORDER: last consumed seq
+  bool delivered_ = false; // a frame was handed out already
+  bool gone_ = false;
+
+  std::thread cb_thread_;
+  UniqueFd cb_stop_;
+  std::atomic<bool> cb_running_{false};
+};
+
+}  // namespace cuframes::detail

@@ -1,0 +1,614 @@
+// Publish/subscribe in one process: both modes, both policies, holds, loans, copy-in, waiting
+// on the fd, callbacks, observers, listing, lifecycle.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "common/test_util.h"
+#include "memory.h"
+#include "runtime_dir.h"
+
+using cftest::publish_pattern;
+using cftest::pub_options;
+using cftest::RuntimeDir;
+using cftest::sub_options;
+
+namespace {
+
+cuframes_status_t status_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const cuframes::Error& e) {
+    return e.status();
+  }
+  return CUFRAMES_OK;
+}
+
+TEST(PubSub, FirstFrameCarriesGeometryAndContent) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 1366, 768, 4));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  ASSERT_EQ(publish_pattern(pub), 1u);
+  cuframes::Frame f = sub.next(1000);
+  cuframes_frame_info_t fi = f.info();
+  EXPECT_EQ(fi.seq, 1u);
+  EXPECT_EQ(fi.geometry.width, 1366u);
+  EXPECT_EQ(fi.geometry.height, 768u);
+  EXPECT_EQ(fi.geometry.pitch_y, 1408u);  // 1366 aligned to 64
+  EXPECT_EQ(fi.geometry.format, CUFRAMES_FORMAT_NV12);
+  EXPECT_EQ(fi.memory, CUFRAMES_MEMORY_HOST);
+  EXPECT_EQ(fi.device, -1);
+  EXPECT_EQ(fi.plane_uv, static_cast<uint8_t*>(fi.data) + fi.geometry.offset_uv);
+  EXPECT_GT(fi.publish_ns, 0);
+  std::string why;
+  EXPECT_TRUE(cuframes::pattern::verify(fi, 1, &why)) << why;
+  cuframes_subscriber_stats_t s = sub.stats();
+  EXPECT_EQ(s.frames_received, 1u);
+  EXPECT_EQ(s.last_seq, 1u);
+  EXPECT_EQ(s.held_frames, 1u);
+  f.release();
+  EXPECT_EQ(sub.stats().held_frames, 0u);
+}
+
+TEST(PubSub, ReadersCannotWriteFrames) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  publish_pattern(pub);
+  cuframes::Frame f = sub.next(1000);
+  auto* p = static_cast<volatile uint8_t*>(f.info().plane_y);
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(p[100] = 1, "") << "subscriber mappings must be read-only";
+}
+
+TEST(PubSub, NewestOnlySkipsAndCountsGaps) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  publish_pattern(pub);
+  EXPECT_EQ(sub.next(1000).info().seq, 1u);
+  for (int i = 0; i < 5; ++i) publish_pattern(pub);  // 2..6
+  cuframes::Frame f = sub.next(1000);
+  EXPECT_EQ(f.info().seq, 6u);
+  EXPECT_EQ(sub.stats().gaps, 4u);  // 2,3,4,5
+  // Nothing newer: a timeout, counted.
+  EXPECT_EQ(status_of([&] { sub.next(20); }), CUFRAMES_ERR_FRAME_TIMEOUT);
+  EXPECT_EQ(sub.stats().timeouts, 1u);
+  // A zero-timeout poll that finds nothing is not a timeout.
+  cuframes::Frame none;
+  EXPECT_EQ(sub.try_next(0, &none), CUFRAMES_ERR_FRAME_TIMEOUT);
+  EXPECT_EQ(sub.stats().timeouts, 1u);
+  EXPECT_STRNE(cuframes_last_error(), "");
+}
+
+TEST(PubSub, FirstFrameIsTheNewestAtSubscription) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));
+  for (int i = 0; i < 3; ++i) publish_pattern(pub);
+  for (auto mode : {CUFRAMES_MODE_NEWEST_ONLY, CUFRAMES_MODE_STRICT_ORDER}) {
+    cuframes::Subscriber sub("cam", sub_options(dir, mode));
+    EXPECT_EQ(sub.next(1000).info().seq, 3u);
+    EXPECT_EQ(sub.stats().gaps, 0u);
+  }
+}
+
+TEST(PubSub, StrictOrderDeliversEveryFrameInOrder) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));
+  cuframes::Subscriber sub("cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER));
+  for (int i = 0; i < 6; ++i) publish_pattern(pub);
+  for (uint64_t want = 1; want <= 6; ++want) {
+    cuframes::Frame f = sub.next(1000);
+    EXPECT_EQ(f.info().seq, want);
+    std::string why;
+    EXPECT_TRUE(cuframes::pattern::verify(f.info(), want, &why)) << why;
+  }
+  EXPECT_EQ(sub.stats().gaps, 0u);
+}
+
+TEST(PubSub, StrictOrderLappedGetsOverrunOnceThenResumes) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 4));
+  cuframes::Subscriber sub("cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER));
+  publish_pattern(pub);
+  EXPECT_EQ(sub.next(1000).info().seq, 1u);
+  for (int i = 0; i < 10; ++i) publish_pattern(pub);  // 2..11 into 4 slots: 2..7 are gone
+  EXPECT_EQ(status_of([&] { sub.next(1000); }), CUFRAMES_ERR_OVERRUN);
+  EXPECT_NE(std::string(cuframes_last_error()).find("overwrote"), std::string::npos);
+  cuframes_subscriber_stats_t s = sub.stats();
+  EXPECT_EQ(s.overruns, 1u);
+  EXPECT_EQ(s.errors, 1u);
+  uint64_t oldest = sub.next(1000).info().seq;
+  EXPECT_GE(oldest, 8u);
+  EXPECT_EQ(sub.stats().gaps, oldest - 2);
+  for (uint64_t want = oldest + 1; want <= 11; ++want) EXPECT_EQ(sub.next(1000).info().seq, want);
+}
+
+TEST(PubSub, HeldFrameIsNeverOverwritten) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 3));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  publish_pattern(pub);
+  cuframes::Frame held = sub.next(1000);
+  uint64_t published = 0, dropped_seen = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (publish_pattern(pub) != 0) ++published;
+    else ++dropped_seen;
+  }
+  EXPECT_EQ(published, 100u);  // 3 slots, 1 held, newest excluded: one is always free
+  std::string why;
+  EXPECT_TRUE(cuframes::pattern::verify(held.info(), 1, &why)) << why;
+  EXPECT_EQ(pub.stats().held_slots, 1u);
+}
+
+TEST(PubSub, DropPolicyCountsDroppedFrames) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 2));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  publish_pattern(pub);
+  cuframes::Frame held = sub.next(1000);  // slot A held; slot B becomes newest after next publish
+  EXPECT_EQ(publish_pattern(pub), 2u);
+  // A is held, B is the newest: nowhere to write.
+  std::vector<uint8_t> y(64 * 32, 7), uv(64 * 16, 9);
+  cuframes_source_t src;
+  cuframes_source_init(&src);
+  src.planes[0] = y.data();
+  src.planes[1] = uv.data();
+  src.pitches[0] = src.pitches[1] = 64;
+  EXPECT_EQ(pub.publish(src), 0u);
+  EXPECT_EQ(status_of([&] { pub.loan(); }), CUFRAMES_ERR_FRAME_TIMEOUT);
+  cuframes_publisher_stats_t s = pub.stats();
+  EXPECT_EQ(s.dropped, 2u);
+  EXPECT_EQ(s.published, 2u);
+  EXPECT_EQ(s.held_slots, 1u);
+  held.release();
+  EXPECT_EQ(pub.publish(src), 3u);
+}
+
+TEST(PubSub, StrictWaitBlocksUntilReleaseThenTimesOut) {
+  RuntimeDir dir;
+  auto o = pub_options(dir, 64, 32, 2);
+  o.policy = CUFRAMES_POLICY_STRICT_WAIT;
+  o.wait_timeout_ms = 5000;
+  cuframes::Publisher pub("cam", o);
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  publish_pattern(pub);
+  cuframes::Frame held = sub.next(1000);
+  publish_pattern(pub);  // 2 is newest, 1 held
+  std::atomic<bool> released{false};
+  std::thread releaser([&] {
+    // The stimulus comes well after the publisher has blocked; blocked_ns proves it did.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    released = true;
+    held.release();
+  });
+  int64_t t0 = cuframes::now_ns();
+  EXPECT_EQ(publish_pattern(pub), 3u);
+  EXPECT_TRUE(released.load());
+  releaser.join();
+  EXPECT_GE(pub.stats().blocked_ns, 40u * 1000 * 1000);
+  EXPECT_LT(cftest::ms_since(t0), 4000);
+
+  // Now hold again and let it time out.
+  o.wait_timeout_ms = 50;
+  RuntimeDir dir2;
+  o.runtime_dir = dir2.c_str();
+  cuframes::Publisher pub2("cam", o);
+  cuframes::Subscriber sub2("cam", sub_options(dir2));
+  publish_pattern(pub2);
+  cuframes::Frame h2 = sub2.next(1000);
+  publish_pattern(pub2);
+  EXPECT_EQ(status_of([&] { pub2.loan(); }), CUFRAMES_ERR_FRAME_TIMEOUT);
+  EXPECT_NE(std::string(cuframes_last_error()).find("STRICT_WAIT"), std::string::npos);
+  EXPECT_EQ(pub2.stats().dropped, 1u);
+}
+
+TEST(PubSub, StrictWaitWithStrictOrderLosesNothing) {
+  RuntimeDir dir;
+  auto o = pub_options(dir, 64, 32, 3);
+  o.policy = CUFRAMES_POLICY_STRICT_WAIT;
+  o.wait_timeout_ms = 5000;
+  cuframes::Publisher pub("cam", o);
+  constexpr int kSubs = 3;
+  constexpr uint64_t kFrames = 300;
+  std::vector<std::unique_ptr<cuframes::Subscriber>> subs;
+  for (int i = 0; i < kSubs; ++i) {
+    subs.push_back(std::make_unique<cuframes::Subscriber>(
+        "cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER)));
+  }
+  std::vector<std::thread> readers;
+  std::vector<uint64_t> last(kSubs, 0), bad(kSubs, 0);
+  for (int i = 0; i < kSubs; ++i) {
+    readers.emplace_back([&, i] {
+      for (uint64_t want = 1; want <= kFrames; ++want) {
+        cuframes::Frame f = subs[i]->next(5000);
+        cuframes_frame_info_t fi = f.info();
+        if (fi.seq != want || !cuframes::pattern::verify(fi, want)) ++bad[i];
+        last[i] = fi.seq;
+        if (i == 0 && want % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+      }
+    });
+  }
+  for (uint64_t i = 0; i < kFrames; ++i) ASSERT_EQ(publish_pattern(pub), i + 1);
+  for (auto& t : readers) t.join();
+  for (int i = 0; i < kSubs; ++i) {
+    EXPECT_EQ(bad[i], 0u);
+    EXPECT_EQ(last[i], kFrames);
+    EXPECT_EQ(subs[i]->stats().gaps, 0u);
+    EXPECT_EQ(subs[i]->stats().overruns, 0u);
+  }
+  EXPECT_EQ(pub.stats().dropped, 0u);
+}
+
+TEST(PubSub, LoanCommitAndAbandon) {
+  RuntimeDir dir;
+  auto o = pub_options(dir, 64, 32, 4);
+  o.format = CUFRAMES_FORMAT_GRAY8;
+  cuframes::Publisher pub("cam", o);
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  {
+    cuframes::Loan abandoned = pub.loan();
+    EXPECT_EQ(abandoned.info().seq, 0u);
+    EXPECT_EQ(abandoned.info().plane_uv, nullptr);
+  }  // destructor abandons
+  cuframes::Loan a = pub.loan();
+  cuframes::Loan b = pub.loan();  // several loans at once
+  EXPECT_NE(a.info().slot, b.info().slot);
+  std::memset(a.info().data, 0x11, a.info().geometry.frame_bytes);
+  std::memset(b.info().data, 0x22, b.info().geometry.frame_bytes);
+  EXPECT_EQ(pub.commit(std::move(b), 1234), 1u);
+  b = cuframes::Loan();
+  a.abandon();
+  cuframes::Frame f = sub.next(1000);
+  EXPECT_EQ(f.info().pts_ns, 1234);
+  EXPECT_EQ(static_cast<uint8_t*>(f.info().data)[5], 0x22);
+  EXPECT_EQ(pub.stats().published, 1u);
+}
+
+TEST(PubSub, CopyInHonoursSourcePitch) {
+  RuntimeDir dir;
+  auto o = pub_options(dir, 100, 50, 4);
+  o.format = CUFRAMES_FORMAT_P010;
+  cuframes::Publisher pub("cam", o);
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  const size_t row = 200, src_pitch = 256;
+  std::vector<uint8_t> y(src_pitch * 50), uv(src_pitch * 25);
+  for (size_t r = 0; r < 50; ++r)
+    for (size_t c = 0; c < src_pitch; ++c) y[r * src_pitch + c] = c < row ? uint8_t(r + c) : 0xEE;
+  for (size_t r = 0; r < 25; ++r)
+    for (size_t c = 0; c < src_pitch; ++c) uv[r * src_pitch + c] = c < row ? uint8_t(3 * r + c) : 0xEE;
+  cuframes_source_t src;
+  cuframes_source_init(&src);
+  src.planes[0] = y.data();
+  src.planes[1] = uv.data();
+  src.pitches[0] = src.pitches[1] = src_pitch;
+  EXPECT_EQ(pub.publish(src, 99), 1u);
+  cuframes::Frame f = sub.next(1000);
+  cuframes_frame_info_t fi = f.info();
+  EXPECT_EQ(fi.geometry.pitch_y, 256u);  // 200 bytes aligned to 64
+  auto* py = static_cast<const uint8_t*>(fi.plane_y);
+  auto* puv = static_cast<const uint8_t*>(fi.plane_uv);
+  for (size_t r = 0; r < 50; ++r)
+    for (size_t c = 0; c < row; ++c) ASSERT_EQ(py[r * fi.geometry.pitch_y + c], uint8_t(r + c));
+  for (size_t r = 0; r < 25; ++r)
+    for (size_t c = 0; c < row; ++c) ASSERT_EQ(puv[r * fi.geometry.pitch_uv + c], uint8_t(3 * r + c));
+  // Bad sources are refused, naming the problem.
+  src.pitches[1] = 10;
+  EXPECT_EQ(status_of([&] { pub.publish(src); }), CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cuframes_last_error()).find("pitch"), std::string::npos);
+  src.pitches[1] = src_pitch;
+  src.planes[1] = nullptr;
+  EXPECT_EQ(status_of([&] { pub.publish(src); }), CUFRAMES_ERR_INVALID_ARGUMENT);
+  src.planes[1] = uv.data();
+  src.memory = CUFRAMES_MEMORY_CUDA;
+  EXPECT_EQ(status_of([&] { pub.publish(src); }), CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(pub.stats().published, 1u);
+}
+
+TEST(PubSub, FdIsReadableWhenAFrameArrives) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ASSERT_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, sub.fd(), &ev), 0);
+  EXPECT_EQ(epoll_wait(ep, &ev, 1, 0), 0);
+  publish_pattern(pub);
+  EXPECT_EQ(epoll_wait(ep, &ev, 1, 1000), 1);
+  cuframes::Frame f;
+  EXPECT_EQ(sub.try_next(0, &f), CUFRAMES_OK);
+  EXPECT_EQ(f.info().seq, 1u);
+  // Drained by next_frame: not readable again until the next frame.
+  EXPECT_EQ(epoll_wait(ep, &ev, 1, 0), 0);
+  ::close(ep);
+}
+
+TEST(PubSub, BlockingNextWakesOnPublish) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // publish while the reader waits
+    publish_pattern(pub);
+  });
+  cuframes::Frame f = sub.next(5000);
+  EXPECT_EQ(f.info().seq, 1u);
+  t.join();
+}
+
+TEST(PubSub, ReleaseFromAnotherThreadAndAfterSubscriberDestroyed) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 3));
+  cuframes::Frame kept;
+  {
+    cuframes::Subscriber sub("cam", sub_options(dir));
+    publish_pattern(pub);
+    cuframes::Frame f = sub.next(1000);
+    std::thread([&] { f.release(); }).join();
+    EXPECT_EQ(sub.stats().held_frames, 0u);
+    publish_pattern(pub);
+    kept = sub.next(1000);
+  }
+  // The subscriber is gone but its frame is still held and intact.
+  EXPECT_EQ(pub.stats().subscribers, 1u);
+  for (int i = 0; i < 20; ++i) publish_pattern(pub);
+  EXPECT_TRUE(cuframes::pattern::verify(kept.info(), 2));
+  kept.release();
+  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, 1000));
+  EXPECT_EQ(pub.stats().held_slots, 0u);
+}
+
+struct CallbackSink {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> seqs;
+  std::vector<cuframes_status_t> errors;
+};
+
+void on_frame(void* user, cuframes_frame_t* frame, cuframes_status_t status) {
+  auto* sink = static_cast<CallbackSink*>(user);
+  std::lock_guard<std::mutex> lock(sink->mu);
+  if (frame != nullptr) {
+    cuframes_frame_info_t fi;
+    cuframes_frame_get_info(frame, &fi);
+    if (cuframes::pattern::verify(fi, fi.seq)) sink->seqs.push_back(fi.seq);
+    cuframes_frame_release(frame, nullptr);
+  } else {
+    sink->errors.push_back(status);
+  }
+  sink->cv.notify_all();
+}
+
+TEST(PubSub, CallbackRunsOnItsOwnThread) {
+  RuntimeDir dir;
+  auto pub = std::make_unique<cuframes::Publisher>("cam", pub_options(dir, 64, 32, 8));
+  cuframes::Subscriber sub("cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER));
+  CallbackSink sink;
+  ASSERT_EQ(cuframes_subscriber_start_callback(sub.get(), on_frame, &sink), CUFRAMES_OK);
+  cuframes::Frame f;
+  EXPECT_EQ(sub.try_next(0, &f), CUFRAMES_ERR_INVALID_ARGUMENT);  // one consumer at a time
+  EXPECT_EQ(cuframes_subscriber_start_callback(sub.get(), on_frame, &sink),
+            CUFRAMES_ERR_INVALID_ARGUMENT);
+  for (int i = 0; i < 5; ++i) publish_pattern(*pub);
+  {
+    std::unique_lock<std::mutex> lock(sink.mu);
+    ASSERT_TRUE(sink.cv.wait_for(lock, std::chrono::seconds(5), [&] { return sink.seqs.size() == 5; }));
+    EXPECT_EQ(sink.seqs, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+  }
+  pub.reset();  // the callback learns PUBLISHER_GONE and its thread ends
+  {
+    std::unique_lock<std::mutex> lock(sink.mu);
+    ASSERT_TRUE(sink.cv.wait_for(lock, std::chrono::seconds(5), [&] { return !sink.errors.empty(); }));
+    EXPECT_EQ(sink.errors.back(), CUFRAMES_ERR_PUBLISHER_GONE);
+  }
+  cuframes_subscriber_stop_callback(sub.get());
+  EXPECT_EQ(sub.try_next(0, &f), CUFRAMES_ERR_PUBLISHER_GONE);
+  EXPECT_EQ(sub.stats().timeouts, 0u);  // the callback's polling is not counted as timeouts
+}
+
+TEST(PubSub, StopCallbackIsPromptAndRestartable) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  CallbackSink sink;
+  ASSERT_EQ(cuframes_subscriber_start_callback(sub.get(), on_frame, &sink), CUFRAMES_OK);
+  int64_t t0 = cuframes::now_ns();
+  cuframes_subscriber_stop_callback(sub.get());
+  EXPECT_LT(cftest::ms_since(t0), 1000);
+  publish_pattern(pub);
+  EXPECT_EQ(sub.next(1000).info().seq, 1u);  // usable directly again
+  ASSERT_EQ(cuframes_subscriber_start_callback(sub.get(), on_frame, &sink), CUFRAMES_OK);
+  publish_pattern(pub);
+  std::unique_lock<std::mutex> lock(sink.mu);
+  ASSERT_TRUE(sink.cv.wait_for(lock, std::chrono::seconds(5), [&] { return !sink.seqs.empty(); }));
+  EXPECT_EQ(sink.seqs[0], 2u);
+}
+
+TEST(PubSub, ObserverSeesRingAndSubscribers) {
+  RuntimeDir dir;
+  auto o = pub_options(dir, 320, 240, 5);
+  o.policy = CUFRAMES_POLICY_STRICT_WAIT;
+  cuframes::Publisher pub("cam", o);
+  cuframes::Subscriber a("cam", sub_options(dir, CUFRAMES_MODE_NEWEST_ONLY, "detector-a"));
+  cuframes::Subscriber b("cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER, "recorder"));
+  cuframes::Observer obs("cam", 1000, dir.c_str());
+  publish_pattern(pub);
+  publish_pattern(pub);
+  cuframes::Frame fa = a.next(1000);
+  cuframes::Frame fb = b.next(1000);
+  auto snap = obs.read();
+  EXPECT_STREQ(snap.ring.key, "cam");
+  EXPECT_EQ(snap.ring.geometry.width, 320u);
+  EXPECT_EQ(snap.ring.policy, CUFRAMES_POLICY_STRICT_WAIT);
+  EXPECT_EQ(snap.ring.stats.published, 2u);
+  EXPECT_EQ(snap.ring.stats.last_seq, 2u);
+  EXPECT_EQ(snap.ring.stats.slots, 5u);
+  EXPECT_EQ(snap.ring.stats.subscribers, 2u);  // the observer is not a subscriber
+  EXPECT_EQ(snap.ring.stats.held_slots, 2u);   // seq 2 (a) and seq 1 (b)
+  EXPECT_EQ(snap.ring.publisher_pid, getpid());
+  ASSERT_EQ(snap.subscribers.size(), 2u);
+  std::set<std::string> names;
+  for (auto& s : snap.subscribers) {
+    names.insert(s.name);
+    EXPECT_EQ(s.pid, getpid());
+    EXPECT_EQ(s.frames_received, 1u);
+    EXPECT_EQ(s.held_frames, 1u);
+    if (std::string(s.name) == "recorder") {
+      EXPECT_EQ(s.mode, CUFRAMES_MODE_STRICT_ORDER);
+      EXPECT_EQ(s.last_seq, 1u);
+      EXPECT_EQ(s.lag, 1u);
+    }
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"detector-a", "recorder"}));
+  // The publisher's own view agrees.
+  auto own = pub.subscribers();
+  EXPECT_EQ(own.size(), 2u);
+}
+
+TEST(PubSub, DefaultConsumerNameIsProgramAndPid) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  std::string name = sub.name();
+  EXPECT_NE(name.find("-" + std::to_string(getpid())), std::string::npos) << name;
+  EXPECT_TRUE(cuframes::detail::valid_name(name));
+}
+
+TEST(PubSub, ListPublishersShowsLiveKeysOnly) {
+  RuntimeDir dir;
+  EXPECT_TRUE(cuframes::list_publishers(dir.c_str()).empty());
+  auto a = std::make_unique<cuframes::Publisher>("cam-b", pub_options(dir));
+  cuframes::Publisher b("cam-a", pub_options(dir));
+  EXPECT_EQ(cuframes::list_publishers(dir.c_str()), (std::vector<std::string>{"cam-a", "cam-b"}));
+  a.reset();
+  EXPECT_EQ(cuframes::list_publishers(dir.c_str()), (std::vector<std::string>{"cam-a"}));
+}
+
+TEST(PubSub, KeyInUseIsRefusedAndFreedOnDestroy) {
+  RuntimeDir dir;
+  auto a = std::make_unique<cuframes::Publisher>("cam", pub_options(dir));
+  EXPECT_EQ(status_of([&] { cuframes::Publisher b("cam", pub_options(dir)); }),
+            CUFRAMES_ERR_SHM);
+  EXPECT_NE(std::string(cuframes_last_error()).find("already published"), std::string::npos);
+  a.reset();
+  cuframes::Publisher c("cam", pub_options(dir));  // free again
+}
+
+TEST(PubSub, NoPublisherIsPublisherGone) {
+  RuntimeDir dir;
+  auto o = sub_options(dir);
+  o.connect_timeout_ms = 0;
+  EXPECT_EQ(status_of([&] { cuframes::Subscriber s("nobody", o); }),
+            CUFRAMES_ERR_PUBLISHER_GONE);
+  EXPECT_NE(std::string(cuframes_last_error()).find("no publisher for 'nobody'"),
+            std::string::npos);
+  o.connect_timeout_ms = 100;
+  int64_t t0 = cuframes::now_ns();
+  EXPECT_EQ(status_of([&] { cuframes::Subscriber s("nobody", o); }),
+            CUFRAMES_ERR_PUBLISHER_GONE);
+  EXPECT_GE(cftest::ms_since(t0), 95);
+}
+
+TEST(PubSub, SubscriberWaitsForAPublisherToAppear) {
+  RuntimeDir dir;
+  std::unique_ptr<cuframes::Publisher> pub;
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // appear while it waits
+    pub = std::make_unique<cuframes::Publisher>("late", pub_options(dir));
+  });
+  auto o = sub_options(dir);
+  o.connect_timeout_ms = -1;
+  int64_t t0 = cuframes::now_ns();
+  cuframes::Subscriber sub("late", o);
+  EXPECT_LT(cftest::ms_since(t0), 2000);
+  t.join();
+}
+
+TEST(PubSub, PublisherGoneIsImmediateAndHeldFramesStayReadable) {
+  RuntimeDir dir;
+  auto pub = std::make_unique<cuframes::Publisher>("cam", pub_options(dir));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  publish_pattern(*pub);
+  cuframes::Frame held = sub.next(1000);
+  pub.reset();
+  int64_t t0 = cuframes::now_ns();
+  EXPECT_EQ(status_of([&] { sub.next(5000); }), CUFRAMES_ERR_PUBLISHER_GONE);
+  EXPECT_LT(cftest::ms_since(t0), 1000);
+  EXPECT_TRUE(cuframes::pattern::verify(held.info(), 1));
+  held.release();
+}
+
+TEST(PubSub, NewPublisherHasNewEpoch) {
+  RuntimeDir dir;
+  auto pub = std::make_unique<cuframes::Publisher>("cam", pub_options(dir));
+  uint64_t e1 = cuframes::Observer("cam", 1000, dir.c_str()).read().ring.epoch;
+  cuframes::Subscriber old_sub("cam", sub_options(dir));
+  pub.reset();
+  pub = std::make_unique<cuframes::Publisher>("cam", pub_options(dir));
+  publish_pattern(*pub);
+  // The old subscriber never touches the new ring.
+  EXPECT_EQ(status_of([&] { old_sub.next(1000); }), CUFRAMES_ERR_PUBLISHER_GONE);
+  uint64_t e2 = cuframes::Observer("cam", 1000, dir.c_str()).read().ring.epoch;
+  EXPECT_NE(e1, e2);
+  cuframes::Subscriber new_sub("cam", sub_options(dir));
+  EXPECT_EQ(new_sub.next(1000).info().seq, 1u);
+}
+
+TEST(PubSub, SubscriberTableFull) {
+  RuntimeDir dir;
+  auto o = pub_options(dir);
+  o.max_subscribers = 2;
+  cuframes::Publisher pub("cam", o);
+  cuframes::Subscriber a("cam", sub_options(dir));
+  auto b = std::make_unique<cuframes::Subscriber>("cam", sub_options(dir));
+  EXPECT_EQ(status_of([&] { cuframes::Subscriber c("cam", sub_options(dir)); }),
+            CUFRAMES_ERR_SHM);
+  EXPECT_NE(std::string(cuframes_last_error()).find("full"), std::string::npos);
+  b.reset();
+  // The freed entry is reused once the publisher has seen the hang-up.
+  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 1; }, 1000));
+  cuframes::Subscriber d("cam", sub_options(dir));
+}
+
+TEST(PubSub, InvalidArgumentsAreNamed) {
+  RuntimeDir dir;
+  auto o = pub_options(dir);
+  o.slots = 1;
+  EXPECT_EQ(status_of([&] { cuframes::Publisher p("cam", o); }), CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cuframes_last_error()).find("slots 1"), std::string::npos);
+  o = pub_options(dir);
+  EXPECT_EQ(status_of([&] { cuframes::Publisher p("bad key", o); }),
+            CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cuframes_last_error()).find("invalid key"), std::string::npos);
+  o.width = 0;
+  EXPECT_EQ(status_of([&] { cuframes::Publisher p("cam", o); }), CUFRAMES_ERR_INVALID_ARGUMENT);
+  o = pub_options(dir);
+  o.packet_ring_bytes = 10;
+  EXPECT_EQ(status_of([&] { cuframes::Publisher p("cam", o); }), CUFRAMES_ERR_INVALID_ARGUMENT);
+  auto so = sub_options(dir);
+  so.consumer_name = "no spaces";
+  EXPECT_EQ(status_of([&] { cuframes::Subscriber s("cam", so); }),
+            CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cuframes_last_error()).find("consumer_name"), std::string::npos);
+  cuframes_publisher_t* p = nullptr;
+  EXPECT_EQ(cuframes_publisher_create("cam", nullptr, &p), CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cuframes_subscriber_next(nullptr, 0, nullptr), CUFRAMES_ERR_INVALID_ARGUMENT);
+}
+
+TEST(PubSub, CudaWithoutCudaIsAClearError) {
+  if (cuframes::detail::cuda_backend() != nullptr) GTEST_SKIP() << "CUDA compiled in";
+  RuntimeDir dir;
+  auto o = pub_options(dir);
+  o.memory = CUFRAMES_MEMORY_CUDA;
+  EXPECT_EQ(status_of([&] { cuframes::Publisher p("cam", o); }), CUFRAMES_ERR_DEVICE_LOST);
+  EXPECT_NE(std::string(cuframes_last_error()).find("CUDA"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,494 @@
+// Bad input from peers: garbage handshakes in both directions, corrupt or truncated control
+// blocks from a fake publisher, and a peer scribbling over the shared subscriber table. Every
+// case must end in a clear error, never a crash, and the publisher keeps serving.
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <dirent.h>
+
+#include <functional>
+#include <thread>
+
+#include "client.h"
+#include "common/test_util.h"
+#include "geometry.h"
+#include "layout.h"
+#include "runtime_dir.h"
+#include "shm.h"
+#include "socket.h"
+#include "wire.h"
+
+namespace cd = cuframes::detail;
+using cftest::RuntimeDir;
+
+namespace {
+
+size_t open_fds() {
+  size_t n = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d)) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake publisher: a listening socket and a handler that answers one peer however it likes.
+
+struct Regions {
+  cd::SharedRegion header, table, ring;
+  cd::UniqueFd wake;
+  cd::Welcome welcome{};
+};
+
+// A well-formed ring for a 64x32 NV12, 4-slot host publisher; tests break it before sending.
+void make_regions(Regions* r) {
+  cuframes_geometry_t g;
+  ASSERT_TRUE(cd::compute_geometry(CUFRAMES_FORMAT_NV12, 64, 32, 0, 64, &g).ok());
+  const uint64_t stride = cd::align_up(g.frame_bytes, cd::kSlotAlignment);
+  ASSERT_TRUE(cd::create_shared_region("h", cd::header_region_bytes(), &r->header).ok());
+  ASSERT_TRUE(cd::create_shared_region("t", cd::table_region_bytes(4), &r->table).ok());
+  ASSERT_TRUE(cd::create_shared_region("r", stride * 4, &r->ring).ok());
+  auto& h = *r->header.map.as<cd::RingHeader>();
+  cd::wr(h.version, cd::kProtocolVersion);
+  cd::wr(h.epoch, 42);
+  cd::store_string(h.key, "fake");
+  cd::write_geometry(h, g);
+  cd::wr(h.slot_stride, stride);
+  cd::wr(h.ring_bytes, stride * 4);
+  cd::wr(h.slot_count, 4);
+  cd::wr(h.max_subscribers, 4);
+  cd::wr(h.memory_kind, CUFRAMES_MEMORY_HOST);
+  cd::wr(h.handle_type, static_cast<uint32_t>(cd::HandleType::kMemfd));
+  cd::wr(h.device, -1);
+  cd::wr(h.magic, cd::kRingMagic);
+  auto& t = *r->table.map.as<cd::TableHeader>();
+  cd::wr(t.magic, cd::kTableMagic);
+  cd::wr(t.version, cd::kProtocolVersion);
+  cd::wr(t.entries, 4);
+  cd::wr(t.epoch, 42);
+  auto& e = *cd::table_entry(&t, 0);
+  cd::wr(e.state, cd::kEntryActive);
+  cd::wr(e.generation, 1);
+  r->wake.reset(eventfd(0, EFD_CLOEXEC));
+  cd::Welcome& w = r->welcome;
+  w.pre = {cd::kWireMagic, cd::kProtocolVersion, static_cast<uint32_t>(cd::MsgType::kWelcome)};
+  w.epoch = 42;
+  w.entry_index = 0;
+  w.entry_generation = 1;
+  w.handle_type = static_cast<uint32_t>(cd::HandleType::kMemfd);
+  w.header_bytes = r->header.map.size();
+  w.table_bytes = r->table.map.size();
+  w.ring_bytes = stride * 4;
+  w.nfds = 4;
+}
+
+void seal_all(Regions* r) {
+  ASSERT_TRUE(cd::seal_shared_region(r->header, true).ok());
+  ASSERT_TRUE(cd::seal_shared_region(r->table, false).ok());
+  ASSERT_TRUE(cd::seal_shared_region(r->ring, true).ok());
+}
+
+void send_regions(int fd, const Regions& r) {
+  int fds[4] = {r.header.fd.get(), r.table.fd.get(), r.wake.get(), r.ring.fd.get()};
+  ASSERT_TRUE(cd::send_message(fd, &r.welcome, sizeof r.welcome, fds, r.welcome.nfds).ok());
+}
+
+// Serves one connection on key in dir with handler(fd), in a thread; keeps the socket open
+// until destroyed so the subscriber does not see a hang-up first.
+class FakePublisher {
+ public:
+  FakePublisher(const RuntimeDir& dir, const std::string& key, std::function<void(int)> handler) {
+    EXPECT_TRUE(cd::listen_unix(cd::socket_path(dir.path(), key), &listen_).ok());
+    thread_ = std::thread([this, handler] {
+      short rev = 0;
+      if (!cd::poll_in(listen_.get(), 5000, &rev).ok() || rev == 0) return;
+      conn_.reset(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!conn_.valid()) return;
+      char hello[512];
+      if (!cd::poll_in(conn_.get(), 5000, &rev).ok() || rev == 0) return;
+      if (recv(conn_.get(), hello, sizeof hello, 0) <= 0) return;
+      handler(conn_.get());
+    });
+  }
+  ~FakePublisher() { thread_.join(); }
+  void hang_up() { conn_.reset(); }
+
+ private:
+  cd::UniqueFd listen_, conn_;
+  std::thread thread_;
+};
+
+cuframes_status_t subscribe_status(const RuntimeDir& dir, std::string* message,
+                                   std::unique_ptr<cuframes::Subscriber>* keep = nullptr) {
+  auto o = cftest::sub_options(dir);
+  o.connect_timeout_ms = 2000;
+  try {
+    auto s = std::make_unique<cuframes::Subscriber>("fake", o);
+    if (keep) *keep = std::move(s);
+  } catch (const cuframes::Error& e) {
+    *message = e.what();
+    return e.status();
+  }
+  return CUFRAMES_OK;
+}
+
+struct Case {
+  const char* name;
+  std::function<void(Regions*)> mutate;  // before sealing
+  cuframes_status_t want;
+  const char* message_part;
+};
+
+class CorruptBlock : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CorruptBlock, IsRefusedWithAClearError) {
+  const Case& c = GetParam();
+  RuntimeDir dir;
+  Regions r;
+  make_regions(&r);
+  c.mutate(&r);
+  bool sealed = std::string(c.name) != "unsealed";
+  if (sealed) seal_all(&r);
+  FakePublisher fake(dir, "fake", [&](int fd) { send_regions(fd, r); });
+  std::string msg;
+  EXPECT_EQ(subscribe_status(dir, &msg), c.want) << msg;
+  EXPECT_NE(msg.find(c.message_part), std::string::npos) << msg;
+}
+
+auto header = [](Regions* r) -> cd::RingHeader& { return *r->header.map.as<cd::RingHeader>(); };
+
+INSTANTIATE_TEST_SUITE_P(
+    Validation, CorruptBlock,
+    ::testing::Values(
+        Case{"valid", [](Regions*) {}, CUFRAMES_OK, ""},
+        Case{"bad_magic", [](Regions* r) { cd::wr(header(r).magic, 7); }, CUFRAMES_ERR_SHM,
+             "bad magic"},
+        Case{"newer_version", [](Regions* r) { cd::wr(header(r).version, 2); },
+             CUFRAMES_ERR_PROTOCOL_MISMATCH, "protocol v2"},
+        Case{"epoch", [](Regions* r) { cd::wr(header(r).epoch, 43); }, CUFRAMES_ERR_SHM, "epoch"},
+        Case{"geometry", [](Regions* r) { cd::wr(header(r).offset_uv, 5); }, CUFRAMES_ERR_SHM,
+             "inconsistent geometry"},
+        Case{"huge_width", [](Regions* r) { cd::wr(header(r).width, 1u << 30); },
+             CUFRAMES_ERR_SHM, "inconsistent geometry"},
+        Case{"slot_count", [](Regions* r) { cd::wr(header(r).slot_count, 1000); },
+             CUFRAMES_ERR_SHM, "slot count 1000"},
+        Case{"ring_bytes", [](Regions* r) { cd::wr(header(r).ring_bytes, 1ull << 40); },
+             CUFRAMES_ERR_SHM, "do not fit"},
+        Case{"stride", [](Regions* r) { cd::wr(header(r).slot_stride, 16); }, CUFRAMES_ERR_SHM,
+             "do not fit"},
+        Case{"memory_kind", [](Regions* r) { cd::wr(header(r).memory_kind, 9); },
+             CUFRAMES_ERR_SHM, "memory kind"},
+        Case{"handle_type", [](Regions* r) { r->welcome.handle_type = 2; }, CUFRAMES_ERR_SHM,
+             "handle type"},
+        Case{"subscribers", [](Regions* r) { cd::wr(header(r).max_subscribers, 0); },
+             CUFRAMES_ERR_SHM, "subscriber table of 0"},
+        Case{"table_magic",
+             [](Regions* r) { cd::wr(r->table.map.as<cd::TableHeader>()->magic, 1); },
+             CUFRAMES_ERR_SHM, "subscriber table header"},
+        Case{"entry_index", [](Regions* r) { r->welcome.entry_index = 4000; }, CUFRAMES_ERR_SHM,
+             "out of range"},
+        Case{"entry_generation", [](Regions* r) { r->welcome.entry_generation = 9; },
+             CUFRAMES_ERR_SHM, "not set up for us"},
+        Case{"header_too_small", [](Regions* r) { r->welcome.header_bytes = 64; },
+             CUFRAMES_ERR_SHM, "ring header of 64 bytes"},
+        Case{"truncated_ring",
+             [](Regions* r) { ASSERT_EQ(ftruncate(r->ring.fd.get(), 4096), 0); },
+             CUFRAMES_ERR_SHM, "the handshake promised"},
+        Case{"truncated_header",
+             [](Regions* r) {
+               r->welcome.header_bytes *= 2;  // claims more than the memfd has
+             },
+             CUFRAMES_ERR_SHM, "the handshake promised"},
+        Case{"unsealed", [](Regions*) {}, CUFRAMES_ERR_SHM, "not sealed"},
+        Case{"fd_count", [](Regions* r) { r->welcome.nfds = 3; }, CUFRAMES_ERR_SHM, "fds"}),
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+TEST(Handshake, GarbageReplyIsProtocolMismatch) {
+  RuntimeDir dir;
+  FakePublisher fake(dir, "fake", [](int fd) {
+    const char junk[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    send(fd, junk, sizeof junk, MSG_NOSIGNAL);
+  });
+  std::string msg;
+  EXPECT_EQ(subscribe_status(dir, &msg), CUFRAMES_ERR_PROTOCOL_MISMATCH) << msg;
+  EXPECT_NE(msg.find("not a cuframes publisher"), std::string::npos) << msg;
+}
+
+TEST(Handshake, OtherVersionIsProtocolMismatch) {
+  RuntimeDir dir;
+  FakePublisher fake(dir, "fake", [](int fd) {
+    cd::Welcome w{};
+    w.pre = {cd::kWireMagic, 7, static_cast<uint32_t>(cd::MsgType::kWelcome)};
+    send(fd, &w, sizeof w, MSG_NOSIGNAL);
+  });
+  std::string msg;
+  EXPECT_EQ(subscribe_status(dir, &msg), CUFRAMES_ERR_PROTOCOL_MISMATCH) << msg;
+  EXPECT_NE(msg.find("protocol v7"), std::string::npos) << msg;
+}
+
+TEST(Handshake, ShortReplyIsShmError) {
+  RuntimeDir dir;
+  FakePublisher fake(dir, "fake", [](int fd) {
+    cd::Preamble p{cd::kWireMagic, cd::kProtocolVersion,
+                   static_cast<uint32_t>(cd::MsgType::kWelcome)};
+    send(fd, &p, sizeof p, MSG_NOSIGNAL);
+  });
+  std::string msg;
+  EXPECT_EQ(subscribe_status(dir, &msg), CUFRAMES_ERR_SHM) << msg;
+  EXPECT_NE(msg.find("malformed"), std::string::npos) << msg;
+}
+
+TEST(Handshake, HangUpDuringHandshakeIsPublisherGone) {
+  RuntimeDir dir;
+  FakePublisher* fp = nullptr;
+  FakePublisher fake(dir, "fake", [&](int) { fp->hang_up(); });
+  fp = &fake;
+  std::string msg;
+  EXPECT_EQ(subscribe_status(dir, &msg), CUFRAMES_ERR_PUBLISHER_GONE) << msg;
+}
+
+TEST(Handshake, RefusalCarriesThePublishersReason) {
+  RuntimeDir dir;
+  FakePublisher fake(dir, "fake", [](int fd) {
+    cd::Welcome w{};
+    w.pre = {cd::kWireMagic, cd::kProtocolVersion, static_cast<uint32_t>(cd::MsgType::kWelcome)};
+    w.status = 1234;  // not a status we know: reported as SHM, message kept (made printable)
+    std::snprintf(w.message, sizeof w.message, "go away\x01");
+    send(fd, &w, sizeof w, MSG_NOSIGNAL);
+  });
+  std::string msg;
+  EXPECT_EQ(subscribe_status(dir, &msg), CUFRAMES_ERR_SHM) << msg;
+  EXPECT_NE(msg.find("go away?"), std::string::npos) << msg;
+}
+
+TEST(Corruption, BadNewestSlotAfterAttachIsAnError) {
+  RuntimeDir dir;
+  Regions r;
+  make_regions(&r);
+  seal_all(&r);
+  FakePublisher fake(dir, "fake", [&](int fd) { send_regions(fd, r); });
+  std::string msg;
+  std::unique_ptr<cuframes::Subscriber> sub;
+  ASSERT_EQ(subscribe_status(dir, &msg, &sub), CUFRAMES_OK) << msg;
+  // The (fake) publisher's mapping is still writable: corrupt the ring under the subscriber.
+  auto& h = *r.header.map.as<cd::RingHeader>();
+  h.newest.store(cd::pack_newest(5, 200));
+  cuframes::Frame f;
+  EXPECT_EQ(sub->try_next(0, &f), CUFRAMES_ERR_SHM);
+  EXPECT_NE(std::string(cuframes_last_error()).find("slot 200"), std::string::npos);
+  // A valid frame afterwards is delivered normally.
+  h.slots[1].seq.store(6);
+  h.newest.store(cd::pack_newest(6, 1));
+  EXPECT_EQ(sub->try_next(0, &f), CUFRAMES_OK);
+  EXPECT_EQ(f.info().seq, 6u);
+  EXPECT_EQ(sub->stats().errors, 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Garbage from peers at the real publisher: it closes that peer, says why, and keeps serving.
+
+class PublisherUnderAttack : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cuframes_set_log_handler(
+        [](void* self, cuframes_log_level_t, const char* m) {
+          auto* t = static_cast<PublisherUnderAttack*>(self);
+          std::lock_guard<std::mutex> lock(t->mu_);
+          t->logs_.push_back(m);
+        },
+        this, CUFRAMES_LOG_WARN);
+    pub_ = std::make_unique<cuframes::Publisher>("cam", cftest::pub_options(dir_));
+  }
+  void TearDown() override {
+    pub_.reset();
+    cuframes_set_log_handler(nullptr, nullptr, CUFRAMES_LOG_WARN);
+  }
+  cd::UniqueFd raw_connect() {
+    cd::UniqueFd fd;
+    bool no_listener = false;
+    EXPECT_TRUE(cd::connect_unix(cd::socket_path(dir_.path(), "cam"), &fd, &no_listener).ok());
+    return fd;
+  }
+  // Waits for the publisher's reply or hang-up; returns the reply bytes ("" on hang-up).
+  std::string reply(int fd) {
+    short rev = 0;
+    EXPECT_TRUE(cd::poll_in(fd, 3000, &rev).ok());
+    char buf[1024];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+  bool logged(const std::string& part) {
+    return cftest::wait_until(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu_);
+          for (auto& l : logs_)
+            if (l.find(part) != std::string::npos) return true;
+          return false;
+        },
+        2000);
+  }
+  void still_serves() {
+    cuframes::Subscriber sub("cam", cftest::sub_options(dir_));
+    ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
+    cuframes::Frame f = sub.next(1000);
+    EXPECT_TRUE(cuframes::pattern::verify(f.info(), f.info().seq));
+  }
+
+  RuntimeDir dir_;
+  std::unique_ptr<cuframes::Publisher> pub_;
+  std::mutex mu_;
+  std::vector<std::string> logs_;
+};
+
+TEST_F(PublisherUnderAttack, GarbageIsClosedAndLogged) {
+  cd::UniqueFd fd = raw_connect();
+  const char junk[] = "GET / HTTP/1.0\r\n\r\n";
+  send(fd.get(), junk, sizeof junk, MSG_NOSIGNAL);
+  EXPECT_EQ(reply(fd.get()), "");
+  EXPECT_TRUE(logged("garbage handshake"));
+  still_serves();
+}
+
+TEST_F(PublisherUnderAttack, TooShortHelloIsRefused) {
+  cd::UniqueFd fd = raw_connect();
+  cd::Preamble p{cd::kWireMagic, cd::kProtocolVersion, static_cast<uint32_t>(cd::MsgType::kHello)};
+  send(fd.get(), &p, sizeof p, MSG_NOSIGNAL);
+  std::string r = reply(fd.get());
+  ASSERT_EQ(r.size(), sizeof(cd::Welcome));
+  cd::Welcome w;
+  std::memcpy(&w, r.data(), sizeof w);
+  EXPECT_EQ(w.status, CUFRAMES_ERR_SHM);
+  EXPECT_TRUE(logged("malformed hello"));
+  still_serves();
+}
+
+TEST_F(PublisherUnderAttack, OtherVersionGetsProtocolMismatch) {
+  cd::UniqueFd fd = raw_connect();
+  cd::Hello h = cd::make_hello(cd::Role::kSubscriber);
+  h.pre.version = 99;
+  send(fd.get(), &h, sizeof h, MSG_NOSIGNAL);
+  std::string r = reply(fd.get());
+  ASSERT_EQ(r.size(), sizeof(cd::Welcome));
+  cd::Welcome w;
+  std::memcpy(&w, r.data(), sizeof w);
+  EXPECT_EQ(w.status, CUFRAMES_ERR_PROTOCOL_MISMATCH);
+  EXPECT_EQ(w.pre.version, cd::kProtocolVersion);
+  EXPECT_NE(std::string(w.message).find("v99"), std::string::npos);
+  still_serves();
+}
+
+TEST_F(PublisherUnderAttack, BadHelloFieldsAreRefusedByName) {
+  struct {
+    std::function<void(cd::Hello&)> mutate;
+    const char* part;
+  } cases[] = {
+      {[](cd::Hello& h) { h.role = 77; }, "unknown role 77"},
+      {[](cd::Hello& h) { h.mode = 5; }, "unknown subscriber mode 5"},
+      {[](cd::Hello& h) { std::memset(h.name, 'x', sizeof h.name); }, "invalid consumer name"},
+      {[](cd::Hello& h) { std::strcpy(h.name, "bad/name"); }, "invalid consumer name"},
+  };
+  for (auto& c : cases) {
+    cd::UniqueFd fd = raw_connect();
+    cd::Hello h = cd::make_hello(cd::Role::kSubscriber);
+    std::strcpy(h.name, "ok");
+    c.mutate(h);
+    send(fd.get(), &h, sizeof h, MSG_NOSIGNAL);
+    std::string r = reply(fd.get());
+    ASSERT_EQ(r.size(), sizeof(cd::Welcome)) << c.part;
+    cd::Welcome w;
+    std::memcpy(&w, r.data(), sizeof w);
+    EXPECT_EQ(w.status, CUFRAMES_ERR_INVALID_ARGUMENT) << c.part;
+    EXPECT_NE(std::string(w.message).find(c.part), std::string::npos) << w.message;
+  }
+  EXPECT_EQ(pub_->stats().subscribers, 0u);  // no table entry leaked
+  still_serves();
+}
+
+TEST_F(PublisherUnderAttack, FdsSentByAPeerAreClosed) {
+  size_t before = open_fds();
+  for (int i = 0; i < 20; ++i) {
+    cd::UniqueFd fd = raw_connect();
+    cd::UniqueFd junk[4] = {cd::UniqueFd(eventfd(0, EFD_CLOEXEC)), cd::UniqueFd(eventfd(0, EFD_CLOEXEC)),
+                            cd::UniqueFd(eventfd(0, EFD_CLOEXEC)), cd::UniqueFd(eventfd(0, EFD_CLOEXEC))};
+    int fds[4] = {junk[0].get(), junk[1].get(), junk[2].get(), junk[3].get()};
+    const char garbage[] = "xxxxxxxxxxxxxxxxxxxxxxxxxx";
+    ASSERT_TRUE(cd::send_message(fd.get(), garbage, sizeof garbage, fds, 4).ok());
+    EXPECT_EQ(reply(fd.get()), "");
+  }
+  EXPECT_TRUE(cftest::wait_until([&] { return open_fds() <= before; }, 2000))
+      << open_fds() << " fds open, " << before << " before";
+  still_serves();
+}
+
+// A raw peer attached as a subscriber, with the mappings a real subscriber makes: the table
+// read-only, its own entry read-write.
+struct RawSubscriber {
+  cd::Connection c;
+  cd::Mapping header, table, entry;
+  cd::RingInfo info;
+  cd::SubscriberEntry* me = nullptr;
+
+  explicit RawSubscriber(const std::string& dir) {
+    cd::Hello h = cd::make_hello(cd::Role::kSubscriber);
+    std::strcpy(h.name, "vandal");
+    EXPECT_TRUE(cd::connect_to_publisher(dir, "cam", h, 1000, &c).ok());
+    EXPECT_TRUE(cd::map_ring_header(c.fds[0].get(), c.welcome, &header, &info).ok());
+    EXPECT_TRUE(cd::map_table(c.fds[1].get(), c.welcome, info, false, &table).ok());
+    EXPECT_TRUE(cd::map_peer_region(c.fds[1].get(), cd::kEntryStride, true, "entry", &entry,
+                                    cd::entry_offset(c.welcome.entry_index))
+                    .ok());
+    me = entry.as<cd::SubscriberEntry>();
+  }
+};
+
+TEST_F(PublisherUnderAttack, ScribbledOwnEntryDoesNotBreakThePublisher) {
+  cuframes::Subscriber honest("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "honest"));
+  RawSubscriber vandal(dir_.path());
+  cd::SubscriberEntry& e = *vandal.me;
+  cd::wr(e.state, 0xdeadbeef);
+  cd::wr(e.generation, 12345);
+  cd::wr(e.mode, 77);
+  for (auto& w : e.name) cd::wr(w, 0x0102030405060708ull);
+  cd::wr(e.holds, ~0xfull);  // every bit but the ring's 4 slots: masked away
+  cd::wr(e.cursor, 0);
+  cd::wr(e.frames_received, ~0ull);
+  for (int i = 0; i < 10; ++i) ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
+  cuframes::Frame f = honest.next(1000);
+  EXPECT_EQ(f.info().seq, 10u);
+  EXPECT_TRUE(cuframes::pattern::verify(f.info(), f.info().seq));
+  f.release();
+  EXPECT_EQ(pub_->stats().held_slots, 0u);
+  // The vandal claims every slot: the publisher drops (and counts) rather than overwrite.
+  cd::wr(e.holds, ~0ull);
+  EXPECT_EQ(cftest::publish_pattern(*pub_), 0u);
+  EXPECT_GT(pub_->stats().dropped, 0u);
+  // It leaves: everything it claimed is reclaimed and the entry is free again.
+  vandal.c.sock.reset();
+  EXPECT_TRUE(cftest::wait_until([&] { return pub_->stats().subscribers == 1; }, 1000));
+  EXPECT_EQ(pub_->stats().held_slots, 0u);
+  still_serves();
+}
+
+TEST_F(PublisherUnderAttack, OtherEntriesAreReadOnlyForASubscriber) {
+  cuframes::Subscriber honest("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "honest"));
+  RawSubscriber vandal(dir_.path());
+  const uint32_t other = vandal.c.welcome.entry_index == 0 ? 1 : 0;
+  auto* t = vandal.table.as<cd::TableHeader>();
+  auto* victim = const_cast<cd::SubscriberEntry*>(cd::table_entry(t, other));
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(cd::wr(victim->holds, ~0ull), "");
+}
+
+TEST_F(PublisherUnderAttack, ObserversSeeSanitisedNames) {
+  RawSubscriber vandal(dir_.path());
+  for (auto& w : vandal.me->name) cd::wr(w, 0x0a0d1b0102030405ull);
+  cuframes::Observer obs("cam", 1000, dir_.c_str());
+  auto subs = obs.read().subscribers;
+  ASSERT_EQ(subs.size(), 1u);
+  for (const char* p = subs[0].name; *p; ++p) EXPECT_TRUE(*p > 0x20 && *p < 0x7f);
+}
+
+}  // namespace
