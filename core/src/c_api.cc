@@ -268,6 +268,15 @@ void cuframes_subscriber_get_stats(const cuframes_subscriber_t* s,
   if (s != nullptr && out != nullptr) s->impl->stats(out);
 }
 
+void cuframes_subscriber_note_timeout(cuframes_subscriber_t* s) {
+  if (s != nullptr) s->impl->note_timeout();
+}
+
+void cuframes_subscriber_get_ring_status(const cuframes_subscriber_t* s,
+                                         cuframes_ring_status_t* out) {
+  if (s != nullptr && out != nullptr) s->impl->ring_status(out);
+}
+
 const char* cuframes_subscriber_name(const cuframes_subscriber_t* s) {
   return s == nullptr ? "" : s->impl->name().c_str();
 }
@@ -362,7 +371,8 @@ const char* cuframes_codec_name(cuframes_codec_t codec) {
     case CUFRAMES_CODEC_AV1: return "av1";
     case CUFRAMES_CODEC_VP9: return "vp9";
     case CUFRAMES_CODEC_MJPEG: return "mjpeg";
-    case CUFRAMES_CODEC_UNKNOWN: break;
+    case CUFRAMES_CODEC_UNKNOWN:
+    case CUFRAMES_CODEC_MAX_ENUM: break;
   }
   return "unknown";
 }

@@ -117,8 +117,9 @@ Status connect_to_publisher(const std::string& dir, const std::string& key, cons
   std::memcpy(&w, buf, sizeof w);
   w.message[sizeof w.message - 1] = '\0';
   if (w.status != CUFRAMES_OK) {
-    cuframes_status_t code = static_cast<cuframes_status_t>(w.status);
-    if (w.status < 0 || w.status > CUFRAMES_ERR_OVERRUN) code = CUFRAMES_ERR_SHM;
+    const cuframes_status_t code = w.status > 0 && w.status <= CUFRAMES_ERR_OVERRUN
+                                       ? static_cast<cuframes_status_t>(w.status)
+                                       : CUFRAMES_ERR_SHM;
     std::string msg;
     for (const char* c = w.message; *c; ++c) msg.push_back(*c >= 0x20 && *c < 0x7f ? *c : '?');
     return Status(code, "publisher refused: " + msg);

@@ -14,7 +14,8 @@ bool traits_of(cuframes_format_t format, FormatTraits* t) {
     case CUFRAMES_FORMAT_NV12: *t = {1, 2, true}; return true;
     case CUFRAMES_FORMAT_P010: *t = {2, 2, true}; return true;
     case CUFRAMES_FORMAT_GRAY8: *t = {1, 1, false}; return true;
-    case CUFRAMES_FORMAT_INVALID: break;
+    case CUFRAMES_FORMAT_INVALID:
+    case CUFRAMES_FORMAT_MAX_ENUM: break;
   }
   return false;
 }
@@ -92,7 +93,8 @@ extern "C" const char* cuframes_format_name(cuframes_format_t format) {
     case CUFRAMES_FORMAT_NV12: return "NV12";
     case CUFRAMES_FORMAT_P010: return "P010";
     case CUFRAMES_FORMAT_GRAY8: return "GRAY8";
-    case CUFRAMES_FORMAT_INVALID: break;
+    case CUFRAMES_FORMAT_INVALID:
+    case CUFRAMES_FORMAT_MAX_ENUM: break;
   }
   return "INVALID";
 }

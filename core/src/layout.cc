@@ -6,7 +6,10 @@ namespace cuframes::detail {
 
 cuframes_geometry_t read_geometry(const RingHeader& h) {
   cuframes_geometry_t g{};
-  g.format = static_cast<cuframes_format_t>(rd(h.format));
+  const uint32_t format = rd(h.format);  // from shared memory: checked before it becomes an enum
+  g.format = format >= CUFRAMES_FORMAT_NV12 && format <= CUFRAMES_FORMAT_GRAY8
+                 ? static_cast<cuframes_format_t>(format)
+                 : CUFRAMES_FORMAT_INVALID;
   g.width = rd(h.width);
   g.height = rd(h.height);
   g.bytes_per_sample = rd(h.bytes_per_sample);

@@ -97,6 +97,7 @@ Status memory_backend(cuframes_memory_t kind, MemoryBackend** out) {
       }
       return Err(CUFRAMES_ERR_DEVICE_LOST,
                  "cuda memory requested but libcuframes was built without CUDA");
+    case CUFRAMES_MEMORY_MAX_ENUM: break;
   }
   return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown memory kind %d", static_cast<int>(kind));
 }

@@ -1,6 +1,7 @@
 #include "observer.h"
 
 #include <bit>
+#include <cstdio>
 #include <cstring>
 
 #include "runtime_dir.h"
@@ -35,8 +36,21 @@ Status Observer::Create(const char* key, const char* runtime_dir, int connect_ti
   return Ok();
 }
 
-void fill_ring_status(const RingHeader& h, const TableHeader& t, const RingInfo& info,
-                      uint32_t held_slots, cuframes_ring_status_t* out) {
+void read_ring(const RingHeader& h, const TableHeader& t, const RingInfo& info,
+               cuframes_ring_status_t* ring, cuframes_subscriber_stats_t* subs, size_t cap,
+               size_t* count) {
+  const uint64_t newest = newest_seq(h.newest.load(std::memory_order_acquire));
+  uint64_t held = 0;
+  size_t n = 0;
+  for (uint32_t i = 0; i < info.max_subscribers; ++i) {
+    cuframes_subscriber_stats_t s;
+    if (!read_entry(*table_entry(&t, i), i, newest, info.slot_mask(), &s)) continue;
+    held |= rd(table_entry(&t, i)->holds) & info.slot_mask();
+    if (n < cap) subs[n] = s;
+    ++n;
+  }
+  if (count) *count = n;
+  if (ring == nullptr) return;
   cuframes_ring_status_t r{};
   std::snprintf(r.key, sizeof r.key, "%s", info.key.c_str());
   r.epoch = info.epoch;
@@ -52,33 +66,21 @@ void fill_ring_status(const RingHeader& h, const TableHeader& t, const RingInfo&
   s.published = rd(h.published);
   s.dropped = rd(h.dropped);
   s.blocked_ns = rd(h.blocked_ns);
-  s.last_seq = newest_seq(h.newest.load(std::memory_order_acquire));
+  s.last_seq = newest;
   s.slots = info.slot_count;
-  s.held_slots = held_slots;
+  s.held_slots = static_cast<uint32_t>(std::popcount(held));
   s.subscribers = rd(h.subscribers);
   s.waiting = rd(t.publisher_waiting);
   s.last_publish_ns = rd(h.last_publish_ns);
-  *out = r;
+  *ring = r;
 }
 
 Status Observer::read(cuframes_ring_status_t* ring, cuframes_subscriber_stats_t* subs, size_t cap,
                       size_t* count) {
   if (!gone_ && !drain_notes(sock_.get())) gone_ = true;
   if (gone_) return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", info_.key.c_str());
-  const RingHeader& h = *header_map_.as<const RingHeader>();
-  const TableHeader* table = table_map_.as<const TableHeader>();
-  const uint64_t newest = newest_seq(h.newest.load(std::memory_order_acquire));
-  uint64_t held = 0;
-  size_t n = 0;
-  for (uint32_t i = 0; i < info_.max_subscribers; ++i) {
-    cuframes_subscriber_stats_t s;
-    if (!read_entry(*table_entry(table, i), i, newest, info_.slot_mask(), &s)) continue;
-    held |= rd(table_entry(table, i)->holds) & info_.slot_mask();
-    if (n < cap) subs[n] = s;
-    ++n;
-  }
-  if (ring) fill_ring_status(h, *table, info_, static_cast<uint32_t>(std::popcount(held)), ring);
-  if (count) *count = n;
+  read_ring(*header_map_.as<const RingHeader>(), *table_map_.as<const TableHeader>(), info_, ring,
+            subs, cap, count);
   return Ok();
 }
 

@@ -24,8 +24,10 @@ class Observer {
   bool gone_ = false;
 };
 
-// Fills the ring status shared by observers and the publisher's own view.
-void fill_ring_status(const RingHeader& h, const TableHeader& t, const RingInfo& info,
-                      uint32_t held_slots, cuframes_ring_status_t* out);
+// Reads the ring status and the attached subscribers (up to cap into subs; *count gets how many
+// there are) from mapped header and table. Shared by observers and subscribers.
+void read_ring(const RingHeader& h, const TableHeader& t, const RingInfo& info,
+               cuframes_ring_status_t* ring, cuframes_subscriber_stats_t* subs, size_t cap,
+               size_t* count);
 
 }  // namespace cuframes::detail

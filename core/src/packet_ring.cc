@@ -224,7 +224,9 @@ Status PacketRingReader::codec(cuframes_codec_params_t* out) {
     if (l1 & 1) continue;
     cuframes_codec_params_t p{};
     p.generation = rd(hdr_->params_generation);
-    p.codec = static_cast<cuframes_codec_t>(rd(hdr_->codec));
+    const uint32_t codec = rd(hdr_->codec);
+    p.codec = codec <= CUFRAMES_CODEC_MJPEG ? static_cast<cuframes_codec_t>(codec)
+                                            : CUFRAMES_CODEC_UNKNOWN;
     p.width = rd(hdr_->width);
     p.height = rd(hdr_->height);
     p.time_base_num = rd(hdr_->tb_num);

@@ -551,21 +551,17 @@ bool Publisher::handshake(Pending& p) {
   }
   Hello hello;
   std::memcpy(&hello, buf, sizeof hello);
-  Peer peer;
-  st = answer_hello(hello, p.fd.get(), &peer);
+  st = answer_hello(hello, &p.fd);
   if (!st.ok()) {
     log(CUFRAMES_LOG_WARN, "'%s': refused a peer (pid %d): %s", key_.c_str(), hello.pid,
         st.message().c_str());
-    reply_error(p.fd.get(), st.code(), st.message());
+    if (p.fd.valid()) reply_error(p.fd.get(), st.code(), st.message());
     return true;
   }
-  peer.fd = std::move(p.fd);
-  std::lock_guard<std::mutex> lock(peers_mu_);
-  peers_.push_back(std::move(peer));
   return true;
 }
 
-Status Publisher::answer_hello(const Hello& hello, int fd, Peer* peer) {
+Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
   Welcome w{};
   w.pre = {kWireMagic, kProtocolVersion, static_cast<uint32_t>(MsgType::kWelcome)};
   w.status = CUFRAMES_OK;
@@ -652,16 +648,17 @@ Status Publisher::answer_hello(const Hello& hello, int fd, Peer* peer) {
       return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown role %u", hello.role);
   }
   w.nfds = static_cast<uint32_t>(nfds);
-  Status st = send_message(fd, &w, sizeof w, fds, nfds);
-  if (!st.ok()) {
-    if (entry >= 0) {
-      Peer tmp{UniqueFd(), role, entry};
-      release_entry(tmp);
+  {
+    // The welcome goes out and the peer joins the notify list under one lock: no note can come
+    // before the welcome, and no frame published after the welcome goes unannounced.
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    Status st = send_message(fd->get(), &w, sizeof w, fds, nfds);
+    if (!st.ok()) {
+      if (entry >= 0) release_entry(Peer{UniqueFd(), role, entry});
+      return st;
     }
-    return st;
+    peers_.push_back(Peer{std::move(*fd), role, entry});
   }
-  peer->role = role;
-  peer->entry = entry;
   log(CUFRAMES_LOG_INFO, "'%s': %s attached (pid %d%s%s)", key_.c_str(),
       role == Role::kSubscriber ? "subscriber" : role == Role::kObserver ? "observer"
                                                                          : "packet reader",

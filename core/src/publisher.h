@@ -73,7 +73,9 @@ class Publisher {
   void serve();
   void accept_peers(std::vector<Pending>* pending);
   bool handshake(Pending& p);  // true when p is done with (answered or dropped)
-  Status answer_hello(const Hello& hello, int fd, Peer* peer);
+  // Answers a valid hello: on success the peer (taking *fd) is attached; on failure *fd stays
+  // open for the error reply unless it broke.
+  Status answer_hello(const Hello& hello, UniqueFd* fd);
   void remove_peer(size_t index);
   void release_entry(const Peer& peer);
   void reply_error(int fd, cuframes_status_t code, const std::string& message);

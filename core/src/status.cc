@@ -77,6 +77,7 @@ extern "C" const char* cuframes_status_name(cuframes_status_t status) {
     case CUFRAMES_ERR_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
     case CUFRAMES_ERR_INTERNAL: return "INTERNAL";
     case CUFRAMES_ERR_OVERRUN: return "OVERRUN";
+    case CUFRAMES_STATUS_MAX_ENUM: break;
   }
   return "UNKNOWN";
 }

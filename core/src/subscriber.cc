@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "observer.h"
 #include "runtime_dir.h"
 #include "socket.h"
 
@@ -366,6 +367,10 @@ void Subscriber::stats(cuframes_subscriber_stats_t* out) const {
   entry_stats(*core_->me, core_->entry_index,
               newest_seq(core_->hdr->newest.load(std::memory_order_acquire)),
               core_->info.slot_mask(), out);
+}
+
+void Subscriber::ring_status(cuframes_ring_status_t* out) const {
+  read_ring(*core_->hdr, *core_->table, core_->info, out, nullptr, 0, nullptr);
 }
 
 Status Subscriber::start_callback(Callback cb) {

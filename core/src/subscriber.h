@@ -83,6 +83,8 @@ class Subscriber {
   const RingInfo& info() const { return core_->info; }
   Status next(int timeout_ms, std::unique_ptr<HeldFrame>* out);
   void stats(cuframes_subscriber_stats_t* out) const;
+  void ring_status(cuframes_ring_status_t* out) const;
+  void note_timeout() { bump(&SubscriberEntry::timeouts); }
 
   // Runs cb on a thread of its own for every frame (status OK) and every failure but timeouts
   // (frame null); ends after PUBLISHER_GONE or a failure other than OVERRUN.

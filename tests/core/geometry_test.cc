@@ -94,7 +94,7 @@ TEST(Geometry, ConsistencyCheckCatchesTampering) {
   bad.pitch_y = 100;
   EXPECT_FALSE(cuframes::detail::geometry_consistent(bad));
   bad = g;
-  bad.format = static_cast<cuframes_format_t>(99);
+  bad.format = CUFRAMES_FORMAT_INVALID;
   EXPECT_FALSE(cuframes::detail::geometry_consistent(bad));
 }
 

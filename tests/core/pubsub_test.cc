@@ -85,6 +85,8 @@ TEST(PubSub, NewestOnlySkipsAndCountsGaps) {
   EXPECT_EQ(sub.try_next(0, &none), CUFRAMES_ERR_FRAME_TIMEOUT);
   EXPECT_EQ(sub.stats().timeouts, 1u);
   EXPECT_STRNE(cuframes_last_error(), "");
+  sub.note_timeout();  // a caller that waited on the fd itself
+  EXPECT_EQ(sub.stats().timeouts, 2u);
 }
 
 TEST(PubSub, FirstFrameIsTheNewestAtSubscription) {
@@ -167,6 +169,13 @@ TEST(PubSub, DropPolicyCountsDroppedFrames) {
   EXPECT_EQ(s.dropped, 2u);
   EXPECT_EQ(s.published, 2u);
   EXPECT_EQ(s.held_slots, 1u);
+  // Subscribers see the same counters through the shared header and table.
+  cuframes_ring_status_t rs = sub.ring_status();
+  EXPECT_EQ(rs.stats.dropped, 2u);
+  EXPECT_EQ(rs.stats.published, 2u);
+  EXPECT_EQ(rs.stats.held_slots, 1u);
+  EXPECT_EQ(rs.stats.subscribers, 1u);
+  EXPECT_STREQ(rs.key, "cam");
   held.release();
   EXPECT_EQ(pub.publish(src), 3u);
 }

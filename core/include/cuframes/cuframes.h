@@ -14,6 +14,8 @@
  *  - Option structs are plain structs: call the matching _init() first, then set the fields you
  *    need. Every field is documented with its meaning, default and unit.
  *  - Strings passed in are copied; strings handed out stay valid for as long as the comment says.
+ *  - Every enum ends in a _MAX_ENUM sentinel that only fixes its size (32 bits); it is never a
+ *    valid value. Values outside an enum's list are refused with INVALID_ARGUMENT.
  *  - Timeouts are milliseconds: 0 means "do not wait", -1 means "wait forever".
  *  - Times are nanoseconds of CLOCK_MONOTONIC (see cuframes_now_ns()).
  *  - Frame sequence numbers start at 1 and increase by one per published frame; 0 means none.
@@ -63,7 +65,8 @@ typedef enum cuframes_status_t {
   CUFRAMES_ERR_INVALID_ARGUMENT = 6,  /* a caller bug: bad key, geometry, handle or state */
   CUFRAMES_ERR_OUT_OF_MEMORY = 7,     /* host or device allocation failed */
   CUFRAMES_ERR_INTERNAL = 8,          /* a bug in libcuframes */
-  CUFRAMES_ERR_OVERRUN = 9            /* STRICT_ORDER: the publisher lapped this subscriber */
+  CUFRAMES_ERR_OVERRUN = 9,           /* STRICT_ORDER: the publisher lapped this subscriber */
+  CUFRAMES_STATUS_MAX_ENUM = 0x7FFFFFFF
 } cuframes_status_t;
 
 /* The calling thread's message for its last failed call ("" if none). Valid until the next
@@ -86,7 +89,8 @@ typedef enum cuframes_log_level_t {
   CUFRAMES_LOG_INFO = 1,
   CUFRAMES_LOG_WARN = 2,
   CUFRAMES_LOG_ERROR = 3,
-  CUFRAMES_LOG_OFF = 4
+  CUFRAMES_LOG_OFF = 4,
+  CUFRAMES_LOG_MAX_ENUM = 0x7FFFFFFF
 } cuframes_log_level_t;
 typedef void (*cuframes_log_fn)(void* user, cuframes_log_level_t level, const char* message);
 /* Replace the process-wide handler (NULL restores the default: stderr), dropping messages below
@@ -100,7 +104,8 @@ typedef enum cuframes_format_t {
   CUFRAMES_FORMAT_INVALID = 0,
   CUFRAMES_FORMAT_NV12 = 1,  /* 8-bit 4:2:0: Y plane (H rows), interleaved UV plane (H/2 rows) */
   CUFRAMES_FORMAT_P010 = 2,  /* 10-bit 4:2:0 like NV12, 16-bit samples, value in the high bits */
-  CUFRAMES_FORMAT_GRAY8 = 3  /* 8-bit luma only */
+  CUFRAMES_FORMAT_GRAY8 = 3, /* 8-bit luma only */
+  CUFRAMES_FORMAT_MAX_ENUM = 0x7FFFFFFF
 } cuframes_format_t;
 
 /* "NV12", "P010", "GRAY8"; "INVALID" otherwise. Static storage. */
@@ -108,7 +113,8 @@ CUFRAMES_EXPORT const char* cuframes_format_name(cuframes_format_t format);
 
 typedef enum cuframes_memory_t {
   CUFRAMES_MEMORY_HOST = 1, /* memfd-backed host memory; frames are CPU pointers */
-  CUFRAMES_MEMORY_CUDA = 2  /* device memory; frames are device pointers on the subscriber's GPU */
+  CUFRAMES_MEMORY_CUDA = 2, /* device memory; frames are device pointers on the subscriber's GPU */
+  CUFRAMES_MEMORY_MAX_ENUM = 0x7FFFFFFF
 } cuframes_memory_t;
 
 /* Layout of one frame in a slot. Planes start at offset_y / offset_uv from the slot base. */
@@ -147,7 +153,8 @@ typedef enum cuframes_policy_t {
   CUFRAMES_POLICY_DROP = 0,
   /* Block until a slot is free, up to wait_timeout_ms. STRICT_ORDER subscribers then also keep
    * the frames they have not read yet, so each of them gets every frame exactly once. */
-  CUFRAMES_POLICY_STRICT_WAIT = 1
+  CUFRAMES_POLICY_STRICT_WAIT = 1,
+  CUFRAMES_POLICY_MAX_ENUM = 0x7FFFFFFF
 } cuframes_policy_t;
 
 typedef struct cuframes_publisher_options_t {
@@ -255,7 +262,8 @@ typedef enum cuframes_mode_t {
   /* next_frame returns every frame in order, starting with the newest one at subscription time;
    * if the publisher has overwritten the next one, it fails once with OVERRUN (counted) and goes
    * on from the oldest frame still in the ring. */
-  CUFRAMES_MODE_STRICT_ORDER = 1
+  CUFRAMES_MODE_STRICT_ORDER = 1,
+  CUFRAMES_MODE_MAX_ENUM = 0x7FFFFFFF
 } cuframes_mode_t;
 
 typedef struct cuframes_subscriber_options_t {
@@ -319,6 +327,10 @@ typedef struct cuframes_subscriber_stats_t {
 
 CUFRAMES_EXPORT void cuframes_subscriber_get_stats(const cuframes_subscriber_t* subscriber,
                                                    cuframes_subscriber_stats_t* out);
+/* For callers that wait on the fd themselves (epoll, asyncio): counts one wait that timed out in
+ * the subscriber's stats, as next_frame does when its own timeout expires. Calls with timeout 0
+ * never count. */
+CUFRAMES_EXPORT void cuframes_subscriber_note_timeout(cuframes_subscriber_t* subscriber);
 /* The resolved consumer name. Valid for the subscriber's life. */
 CUFRAMES_EXPORT const char* cuframes_subscriber_name(const cuframes_subscriber_t* subscriber);
 CUFRAMES_EXPORT void cuframes_subscriber_get_geometry(const cuframes_subscriber_t* subscriber,
@@ -366,6 +378,10 @@ CUFRAMES_EXPORT cuframes_status_t cuframes_observer_read(cuframes_observer_t* ob
                                                          cuframes_ring_status_t* ring,
                                                          cuframes_subscriber_stats_t* subs,
                                                          size_t capacity, size_t* count);
+/* The ring's status as seen from a subscriber: publisher counters (published, dropped), occupancy
+ * (held_slots over all subscribers), geometry. Valid after PUBLISHER_GONE too (the last state). */
+CUFRAMES_EXPORT void cuframes_subscriber_get_ring_status(const cuframes_subscriber_t* subscriber,
+                                                         cuframes_ring_status_t* out);
 /* The same from the publisher's own handle (no socket round trip). */
 CUFRAMES_EXPORT void cuframes_publisher_read_subscribers(const cuframes_publisher_t* publisher,
                                                          cuframes_subscriber_stats_t* subs,
@@ -391,7 +407,8 @@ typedef enum cuframes_codec_t {
   CUFRAMES_CODEC_HEVC = 2,
   CUFRAMES_CODEC_AV1 = 3,
   CUFRAMES_CODEC_VP9 = 4,
-  CUFRAMES_CODEC_MJPEG = 5
+  CUFRAMES_CODEC_MJPEG = 5,
+  CUFRAMES_CODEC_MAX_ENUM = 0x7FFFFFFF
 } cuframes_codec_t;
 
 /* "h264", "hevc", "av1", "vp9", "mjpeg", "unknown". Static storage. */

@@ -237,6 +237,14 @@ class Subscriber {
     cuframes_subscriber_get_stats(h_.get(), &s);
     return s;
   }
+  // The ring as the publisher sees it: published, dropped, occupancy, geometry.
+  cuframes_ring_status_t ring_status() const noexcept {
+    cuframes_ring_status_t r{};
+    cuframes_subscriber_get_ring_status(h_.get(), &r);
+    return r;
+  }
+  // For callers waiting on fd() themselves: count one wait that timed out.
+  void note_timeout() noexcept { cuframes_subscriber_note_timeout(h_.get()); }
 
  private:
   Handle<cuframes_subscriber_t, cuframes_subscriber_destroy> h_;

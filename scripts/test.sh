@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite (what CI runs): installs what is missing, builds, and runs every test
+# that needs no GPU. The GPU tests (ctest label "gpu") run on the GPU machine: tests/gpu/run.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+ctest --test-dir build --label-exclude gpu --output-on-failure --timeout 600
