@@ -39,6 +39,8 @@ class RingImport {
   virtual ~RingImport() = default;
   virtual uint8_t* base() const = 0;
   virtual size_t size() const = 0;
+  // The CUDA device the pointers are valid on; -1 for host memory.
+  virtual int device() const = 0;
   // Arranges fn(arg) to run once the work queued on stream so far has finished. Host: runs it
   // now. fn must not call back into the backend. Fails with DEVICE_LOST (fn not run).
   virtual Status release_after(void* stream, void (*fn)(void*), void* arg) = 0;

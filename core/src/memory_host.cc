@@ -42,6 +42,7 @@ class HostImport final : public RingImport {
   explicit HostImport(Mapping map) : map_(std::move(map)) {}
   uint8_t* base() const override { return map_.data(); }
   size_t size() const override { return map_.size(); }
+  int device() const override { return -1; }
   Status release_after(void*, void (*fn)(void*), void* arg) override {
     fn(arg);
     return Ok();

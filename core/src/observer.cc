@@ -62,6 +62,14 @@ void read_ring(const RingHeader& h, const TableHeader& t, const RingInfo& info,
   r.created_ns = info.created_ns;
   r.max_subscribers = info.max_subscribers;
   r.has_packet_ring = info.packet_ring_bytes != 0;
+  const char* transport = "unknown";
+  switch (info.handle_type) {
+    case HandleType::kMemfd: transport = "memfd"; break;
+    case HandleType::kCudaVmmFd: transport = "cuda-vmm-fd"; break;
+    case HandleType::kCudaIpc: transport = "cuda-ipc"; break;
+    case HandleType::kNone: break;
+  }
+  std::snprintf(r.transport, sizeof r.transport, "%s", transport);
   cuframes_publisher_stats_t& s = r.stats;
   s.published = rd(h.published);
   s.dropped = rd(h.dropped);

@@ -348,7 +348,7 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
                     ? static_cast<uint8_t*>(fi.data) + in.geometry.offset_uv
                     : nullptr;
   fi.memory = in.memory;
-  fi.device = in.device;
+  fi.device = core_->ring->device();
   fi.slot = slot;
 
   if (mode_ == CUFRAMES_MODE_NEWEST_ONLY && last_seq_ != 0 && seq > last_seq_ + 1) {

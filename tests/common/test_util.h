@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/frame_check.h"
 #include "cuframes/cuframes.hpp"
-#include "cuframes/pattern.hpp"
 
 namespace cftest {
 
@@ -44,6 +44,14 @@ class RuntimeDir {
   std::string path_;
 };
 
+// The memory the protocol suites run on: CUFRAMES_TEST_MEMORY=cuda selects CUDA rings (the
+// `gpu` ctest entries), anything else host rings.
+inline cuframes_memory_t memory_under_test() {
+  const char* m = std::getenv("CUFRAMES_TEST_MEMORY");
+  return m != nullptr && std::string(m) == "cuda" ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
+}
+
+// Options for a ring in the memory under test.
 inline cuframes::Publisher::Options pub_options(const RuntimeDir& dir, uint32_t w = 64,
                                                 uint32_t h = 32, uint32_t slots = 4) {
   cuframes::Publisher::Options o;
@@ -52,6 +60,14 @@ inline cuframes::Publisher::Options pub_options(const RuntimeDir& dir, uint32_t 
   o.height = h;
   o.slots = slots;
   o.format = CUFRAMES_FORMAT_NV12;
+  o.memory = memory_under_test();
+  return o;
+}
+
+// Options for a host ring, for tests that read or write pixels on the CPU.
+inline cuframes::Publisher::Options host_pub_options(const RuntimeDir& dir, uint32_t w = 64,
+                                                     uint32_t h = 32, uint32_t slots = 4) {
+  cuframes::Publisher::Options o = pub_options(dir, w, h, slots);
   o.memory = CUFRAMES_MEMORY_HOST;
   return o;
 }
@@ -90,27 +106,31 @@ inline uint64_t publish_pattern(cuframes::Publisher& pub) {
   cuframes_frame_info_t fi = loan.info();
   // The seq this commit will get: the publisher numbers frames 1, 2, ... in commit order.
   uint64_t seq = pub.stats().published + 1;
-  cuframes::pattern::fill(fi, seq);
+  fill_frame(fi, seq);
   return pub.commit(std::move(loan));
 }
 
 // A child process running cuframes_test_peer, its stdout readable line by line.
 class Peer {
  public:
-  Peer(const std::vector<std::string>& args) {
+  // args go to cuframes_test_peer; wrapper (e.g. {"unshare", "--pid", "--fork"}) runs it;
+  // env entries ("K=V") are set in the child only.
+  explicit Peer(const std::vector<std::string>& args, const std::vector<std::string>& wrapper = {},
+                const std::vector<std::string>& env = {}) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) std::abort();
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(out[1], 1);
+      for (const std::string& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
+      std::vector<std::string> all = wrapper;
+      all.push_back(CUFRAMES_TEST_PEER);
+      all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
-      std::string bin = CUFRAMES_TEST_PEER;
-      argv.push_back(bin.data());
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
+      for (auto& a : all) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(bin.c_str(), argv.data());
-      std::perror("execv");
+      ::execvp(argv[0], argv.data());
+      std::perror("execvp");
       ::_exit(127);
     }
     ::close(out[1]);

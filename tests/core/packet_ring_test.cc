@@ -13,7 +13,7 @@ namespace {
 
 cuframes::Publisher::Options packet_options(const RuntimeDir& dir, uint64_t bytes = 64 * 1024,
                                             uint32_t entries = 16) {
-  auto o = cftest::pub_options(dir);
+  auto o = cftest::host_pub_options(dir);
   o.packet_ring_bytes = bytes;
   o.packet_ring_entries = entries;
   return o;
@@ -158,7 +158,7 @@ TEST(PacketRing, StartAtOldestAndDrainAfterPublisherGone) {
 
 TEST(PacketRing, RefusedWhereItCannotWork) {
   RuntimeDir dir;
-  cuframes::Publisher plain("plain", cftest::pub_options(dir));
+  cuframes::Publisher plain("plain", cftest::host_pub_options(dir));
   cuframes::PacketReader::Options ro;
   ro.runtime_dir = dir.c_str();
   ro.connect_timeout_ms = 1000;

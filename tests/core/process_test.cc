@@ -104,7 +104,7 @@ TEST(CrossProcess, FramesWrittenByAnotherProcess) {
     cuframes::Frame f = sub.next(2000);
     cuframes_frame_info_t fi = f.info();
     std::string why;
-    EXPECT_TRUE(cuframes::pattern::verify(fi, fi.seq, &why)) << why;
+    EXPECT_TRUE(cftest::verify_frame(fi, fi.seq, &why)) << why;
     EXPECT_EQ(fi.geometry.width, 1366u);
     EXPECT_GT(fi.seq, last);
     last = fi.seq;
@@ -199,7 +199,7 @@ TEST(Sigkill, WaitingSubscriberLearnsPublisherGone) {
   std::printf("PUBLISHER_GONE %.1f ms after the publisher's SIGKILL\n", ms);
   EXPECT_LT(ms, 1000.0);
   std::string why;
-  EXPECT_TRUE(cuframes::pattern::verify(held.info(), 1, &why)) << why;
+  EXPECT_TRUE(cftest::verify_frame(held.info(), 1, &why)) << why;
   held.release();
 
   publisher = std::make_unique<Peer>(std::vector<std::string>{
@@ -209,7 +209,7 @@ TEST(Sigkill, WaitingSubscriberLearnsPublisherGone) {
   EXPECT_FALSE(epoch1.empty());
   cuframes::Subscriber again("cam", cftest::sub_options(dir));
   cuframes::Frame f = again.next(5000);
-  EXPECT_TRUE(cuframes::pattern::verify(f.info(), f.info().seq, &why)) << why;
+  EXPECT_TRUE(cftest::verify_frame(f.info(), f.info().seq, &why)) << why;
 }
 
 }  // namespace

@@ -300,7 +300,7 @@ class PublisherUnderAttack : public ::testing::Test {
           t->logs_.push_back(m);
         },
         this, CUFRAMES_LOG_WARN);
-    pub_ = std::make_unique<cuframes::Publisher>("cam", cftest::pub_options(dir_));
+    pub_ = std::make_unique<cuframes::Publisher>("cam", cftest::host_pub_options(dir_));
   }
   void TearDown() override {
     pub_.reset();
@@ -334,7 +334,7 @@ class PublisherUnderAttack : public ::testing::Test {
     cuframes::Subscriber sub("cam", cftest::sub_options(dir_));
     ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
     cuframes::Frame f = sub.next(1000);
-    EXPECT_TRUE(cuframes::pattern::verify(f.info(), f.info().seq));
+    EXPECT_TRUE(cftest::verify_frame(f.info(), f.info().seq));
   }
 
   RuntimeDir dir_;
@@ -458,7 +458,7 @@ TEST_F(PublisherUnderAttack, ScribbledOwnEntryDoesNotBreakThePublisher) {
   for (int i = 0; i < 10; ++i) ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
   cuframes::Frame f = honest.next(1000);
   EXPECT_EQ(f.info().seq, 10u);
-  EXPECT_TRUE(cuframes::pattern::verify(f.info(), f.info().seq));
+  EXPECT_TRUE(cftest::verify_frame(f.info(), f.info().seq));
   f.release();
   EXPECT_EQ(pub_->stats().held_slots, 0u);
   // The vandal claims every slot: the publisher drops (and counts) rather than overwrite.

@@ -19,8 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/frame_check.h"
 #include "cuframes/cuframes.hpp"
-#include "cuframes/pattern.hpp"
 
 namespace {
 
@@ -50,7 +50,9 @@ int run_publish() {
   o.slots = static_cast<uint32_t>(num("slots", 4));
   o.policy = arg("policy", "drop") == "wait" ? CUFRAMES_POLICY_STRICT_WAIT : CUFRAMES_POLICY_DROP;
   o.wait_timeout_ms = static_cast<int32_t>(num("wait-timeout", 5000));
-  o.memory = CUFRAMES_MEMORY_HOST;
+  const char* mem = std::getenv("CUFRAMES_TEST_MEMORY");
+  o.memory = mem != nullptr && std::string(mem) == "cuda" ? CUFRAMES_MEMORY_CUDA
+                                                           : CUFRAMES_MEMORY_HOST;
   cuframes::Publisher pub(arg("key"), o);
   const long long count = num("count", 0);
   const double fps = static_cast<double>(num("fps", 0));
@@ -81,7 +83,7 @@ int run_publish() {
       ++timeouts;
       continue;
     }
-    cuframes::pattern::fill(loan.info(), pub.stats().published + 1);
+    cftest::fill_frame(loan.info(), pub.stats().published + 1);
     pub.commit(std::move(loan));
   }
   cuframes_publisher_stats_t s = pub.stats();
@@ -130,7 +132,7 @@ int run_subscribe() {
     }
     cuframes::check(st);
     const cuframes_frame_info_t fi = f.info();
-    if (!cuframes::pattern::verify(fi, fi.seq, &why)) {
+    if (!cftest::verify_frame(fi, fi.seq, &why)) {
       ++bad;
       std::fprintf(stderr, "peer %s: on acquire: %s\n", sub.name().c_str(), why.c_str());
     }
@@ -143,7 +145,7 @@ int run_subscribe() {
       std::this_thread::sleep_for(std::chrono::microseconds(d(rng)));
     }
     // Still intact after the hold: the publisher did not write into a held slot.
-    if (!cuframes::pattern::verify(fi, fi.seq, &why)) {
+    if (!cftest::verify_frame(fi, fi.seq, &why)) {
       ++bad;
       std::fprintf(stderr, "peer %s: before release: %s\n", sub.name().c_str(), why.c_str());
     }

@@ -365,6 +365,9 @@ typedef struct cuframes_ring_status_t {
   int64_t created_ns;
   uint32_t max_subscribers;
   uint32_t has_packet_ring;      /* 1 if the publisher also carries encoded packets */
+  char transport[16];            /* how the frame memory is shared: "memfd" (host),
+                                    "cuda-vmm-fd" (CUDA VMM allocation exported as an fd),
+                                    "cuda-ipc" (legacy cudaIpcMemHandle fallback) */
 } cuframes_ring_status_t;
 
 CUFRAMES_EXPORT cuframes_status_t cuframes_observer_create(const char* key, const char* runtime_dir,

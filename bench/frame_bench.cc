@@ -1,0 +1,353 @@
+// cuframes_bench: publish -> next_frame latency (p50/p99), frames/s and subscriber CPU per frame,
+// for 1080p and 4K NV12 with 1, 4 and 16 subscriber processes, on three paths measured in the
+// same run:
+//   host     : cuframes host ring (frame in host memory, subscribers read it in place)
+//   cuda     : cuframes cuda ring (frame in device memory, one D2D copy in, subscribers read the
+//              device pointer in place: zero copies on their side)
+//   baseline : what today's stacks do: the decoded frame (device memory) is copied into host
+//              shared memory, and every subscriber copies it host -> device before using it
+//              (transport: a cuframes host ring standing in for the shm segment + queue)
+// Latency is from the start of the publish call (the frame ready at the producer) to the frame
+// being usable by the subscriber: host pointer (host), device pointer (cuda), or the H2D copy
+// completed on its device (baseline). Each scenario runs a paced phase (latency, 200 fps) and a
+// flat-out phase (frames/s). Subscribers are separate processes (fork+exec of this binary).
+//
+//   cuframes_bench [--seconds S] [--only host|cuda|baseline] [--sizes 1080p,4k] [--subs 1,4,16]
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifdef CUFRAMES_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#include "cuframes/cuframes.hpp"
+
+extern char** environ;
+
+namespace {
+
+struct Size {
+  const char* name;
+  uint32_t w, h;
+};
+const Size kSizes[] = {{"1080p", 1920, 1080}, {"4k", 3840, 2160}};
+
+enum class Path { kHost, kCuda, kBaseline };
+const char* path_name(Path p) {
+  return p == Path::kHost ? "host" : p == Path::kCuda ? "cuda" : "baseline";
+}
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+#ifdef CUFRAMES_WITH_CUDA
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "bench: %s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Subscriber process: prints "READY", then on PUBLISHER_GONE a result line:
+//   RESULT frames=N cpu_us=C seconds=S lat=l1,l2,...   (latencies in ns)
+int run_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
+  cuframes::Subscriber::Options o;
+  o.runtime_dir = dir.c_str();
+  o.connect_timeout_ms = 10000;
+  std::string name = std::string("bench-") + std::to_string(index);
+  o.consumer_name = name.c_str();
+#ifdef CUFRAMES_WITH_CUDA
+  cudaStream_t stream = nullptr;
+  void* dev = nullptr;
+  if (path != Path::kHost) {
+    cuda_check(cudaSetDevice(0), "cudaSetDevice");
+    cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    o.consumer_stream = stream;
+  }
+#endif
+  cuframes::Subscriber sub(key, o);
+  std::printf("READY\n");
+  std::fflush(stdout);
+  std::vector<int64_t> lat;
+  lat.reserve(100000);
+  uint64_t frames = 0;
+  double cpu0 = -1;
+  int64_t t_first = 0, t_last = 0;
+  for (;;) {
+    cuframes::Frame f;
+    cuframes_status_t st = sub.try_next(5000, &f);
+    if (st == CUFRAMES_ERR_PUBLISHER_GONE || st == CUFRAMES_ERR_FRAME_TIMEOUT) break;
+    if (st != CUFRAMES_OK) continue;
+    if (cpu0 < 0) cpu0 = cpu_seconds();  // from the first frame: setup is not per-frame cost
+    cuframes_frame_info_t fi = f.info();
+#ifdef CUFRAMES_WITH_CUDA
+    if (path == Path::kBaseline) {
+      // Today's stacks: the frame is in host memory; bring it to the GPU before using it.
+      if (dev == nullptr) cuda_check(cudaMalloc(&dev, fi.geometry.frame_bytes), "cudaMalloc");
+      cuda_check(cudaMemcpyAsync(dev, fi.data, fi.geometry.frame_bytes, cudaMemcpyHostToDevice,
+                                 stream),
+                 "H2D");
+      cuda_check(cudaStreamSynchronize(stream), "sync");
+    }
+#endif
+    int64_t now = cuframes::now_ns();
+    lat.push_back(now - fi.pts_ns);
+    if (t_first == 0) t_first = now;
+    t_last = now;
+    f.release();
+    ++frames;
+  }
+  double cpu = cpu0 < 0 ? 0 : cpu_seconds() - cpu0;
+  std::ostringstream out;
+  out << "RESULT frames=" << frames << " cpu_us=" << static_cast<long long>(cpu * 1e6)
+      << " seconds=" << (t_last - t_first) / 1e9 << " lat=";
+  for (size_t i = 0; i < lat.size(); ++i) out << (i ? "," : "") << lat[i];
+  std::printf("%s\n", out.str().c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent side.
+
+struct Child {
+  pid_t pid = -1;
+  FILE* out = nullptr;
+};
+
+Child spawn_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
+  int fds[2];
+  if (pipe(fds) != 0) std::exit(1);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  std::string self = "/proc/self/exe";
+  std::vector<std::string> args = {"cuframes_bench", "--role", "subscriber", "--dir", dir,
+                                   "--key", key, "--path", path_name(path), "--index",
+                                   std::to_string(index)};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  Child c;
+  if (posix_spawn(&c.pid, self.c_str(), &fa, nullptr, argv.data(), environ) != 0) std::exit(1);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  c.out = fdopen(fds[0], "r");
+  return c;
+}
+
+std::string read_line(FILE* f) {
+  std::string s;
+  int ch;
+  while ((ch = std::fgetc(f)) != EOF && ch != '\n') s.push_back(static_cast<char>(ch));
+  return s;
+}
+
+struct PhaseResult {
+  double pub_fps = 0;
+  double sub_fps = 0;  // mean over subscribers
+  double p50_us = 0, p99_us = 0;
+  double cpu_us_per_frame = 0;  // mean over subscribers
+  uint64_t frames = 0;          // delivered, all subscribers
+};
+
+// One publisher session: paced (fps > 0) or flat out, for `seconds`.
+PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, double fps) {
+  char tmpl[] = "/tmp/cuframes-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  const std::string key = "bench";
+  std::vector<Child> children;
+  for (int i = 0; i < subs; ++i) children.push_back(spawn_subscriber(dir, key, path, i));
+
+  PhaseResult r;
+  {
+    cuframes::Publisher::Options o;
+    o.runtime_dir = dir.c_str();
+    o.width = size.w;
+    o.height = size.h;
+    o.format = CUFRAMES_FORMAT_NV12;
+    o.slots = subs + 4 > 8 ? static_cast<uint32_t>(subs + 4) : 8;
+    o.memory = path == Path::kCuda ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
+    cuframes::Publisher pub(key, o);
+    for (auto& c : children) read_line(c.out);  // READY
+    while (pub.stats().subscribers < static_cast<uint32_t>(subs)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const size_t row = size.w;
+    const size_t bytes = row * size.h * 3 / 2;
+    std::vector<uint8_t> host(bytes, 0x5a);
+    void* dev = nullptr;
+#ifdef CUFRAMES_WITH_CUDA
+    if (path != Path::kHost) {
+      cuda_check(cudaMalloc(&dev, bytes), "cudaMalloc");
+      cuda_check(cudaMemset(dev, 0x5a, bytes), "cudaMemset");
+      cuda_check(cudaDeviceSynchronize(), "sync");
+    }
+#endif
+    cuframes_source_t src;
+    cuframes_source_init(&src);
+    const uint8_t* base = path == Path::kHost ? host.data() : static_cast<uint8_t*>(dev);
+    src.planes[0] = base;
+    src.planes[1] = base + row * size.h;
+    src.pitches[0] = src.pitches[1] = row;
+    src.memory = path == Path::kHost ? CUFRAMES_MEMORY_HOST : CUFRAMES_MEMORY_CUDA;
+
+    const int64_t start = cuframes::now_ns();
+    const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
+    const int64_t period = fps > 0 ? static_cast<int64_t>(1e9 / fps) : 0;
+    int64_t next = start;
+    uint64_t published = 0;
+    while (cuframes::now_ns() < end) {
+      if (period > 0) {
+        next += period;
+        while (cuframes::now_ns() < next) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      const int64_t t0 = cuframes::now_ns();
+      if (path == Path::kBaseline) {
+#ifdef CUFRAMES_WITH_CUDA
+        // Decoded frame (device) -> host shared memory, as NVDEC-to-host stacks do.
+        cuframes::Loan loan;
+        try {
+          loan = pub.loan();
+        } catch (const cuframes::Error&) {
+          continue;
+        }
+        cuframes_frame_info_t fi = loan.info();
+        cuda_check(cudaMemcpy2D(fi.plane_y, fi.geometry.pitch_y, dev, row, row, size.h * 3 / 2,
+                                cudaMemcpyDeviceToHost),
+                   "D2H");
+        pub.commit(std::move(loan), t0);
+        ++published;
+#endif
+      } else if (pub.publish(src, t0) != 0) {
+        ++published;
+      }
+    }
+    r.pub_fps = published / seconds;
+#ifdef CUFRAMES_WITH_CUDA
+    if (dev != nullptr) cudaFree(dev);
+#endif
+  }  // the publisher goes: subscribers report
+
+  std::vector<int64_t> lat;
+  double sub_fps = 0, cpu = 0;
+  for (auto& c : children) {
+    std::string line;
+    do {
+      line = read_line(c.out);
+    } while (!line.empty() && line.rfind("RESULT", 0) != 0);
+    uint64_t frames = 0;
+    long long cpu_us = 0;
+    double secs = 0;
+    std::sscanf(line.c_str(), "RESULT frames=%" SCNu64 " cpu_us=%lld seconds=%lf", &frames, &cpu_us, &secs);
+    size_t at = line.find("lat=");
+    if (at != std::string::npos) {
+      std::stringstream ss(line.substr(at + 4));
+      std::string v;
+      while (std::getline(ss, v, ',')) lat.push_back(std::atoll(v.c_str()));
+    }
+    r.frames += frames;
+    sub_fps += secs > 0 ? frames / secs : 0;
+    cpu += frames > 0 ? static_cast<double>(cpu_us) / frames : 0;
+    fclose(c.out);
+    waitpid(c.pid, nullptr, 0);
+  }
+  r.sub_fps = sub_fps / subs;
+  r.cpu_us_per_frame = cpu / subs;
+  if (!lat.empty()) {
+    std::sort(lat.begin(), lat.end());
+    r.p50_us = lat[lat.size() / 2] / 1e3;
+    r.p99_us = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)] / 1e3;
+  }
+  std::string cleanup = dir + "/" + key + ".lock";
+  unlink(cleanup.c_str());
+  rmdir(dir.c_str());
+  return r;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string v;
+  while (std::getline(ss, v, ',')) out.push_back(v);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> args;
+  for (int i = 1; i + 1 < argc; i += 2) args[std::string(argv[i]).substr(2)] = argv[i + 1];
+  cuframes_set_log_handler(nullptr, nullptr, CUFRAMES_LOG_ERROR);
+  if (args["role"] == "subscriber") {
+    Path p = args["path"] == "cuda" ? Path::kCuda
+             : args["path"] == "baseline" ? Path::kBaseline
+                                          : Path::kHost;
+    return run_subscriber(args["dir"], args["key"], p, std::atoi(args["index"].c_str()));
+  }
+  const double seconds = args.count("seconds") ? std::atof(args["seconds"].c_str()) : 2.0;
+  std::vector<Path> paths = {Path::kHost};
+#ifdef CUFRAMES_WITH_CUDA
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) {
+    paths.push_back(Path::kCuda);
+    paths.push_back(Path::kBaseline);
+  } else {
+    std::printf("(no CUDA device: host path only)\n");
+  }
+#else
+  std::printf("(built without CUDA: host path only)\n");
+#endif
+  if (args.count("only")) {
+    std::string only = args["only"];
+    paths.erase(std::remove_if(paths.begin(), paths.end(),
+                               [&](Path p) { return only != path_name(p); }),
+                paths.end());
+  }
+  std::vector<std::string> sizes = split(args.count("sizes") ? args["sizes"] : "1080p,4k");
+  std::vector<std::string> subs = split(args.count("subs") ? args["subs"] : "1,4,16");
+
+  std::printf("cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out\n",
+              seconds);
+  std::printf("%-6s %-9s %4s | %9s %9s | %9s %9s | %10s | %11s %11s\n", "size", "path", "subs",
+              "p50 us", "p99 us", "pub fps", "sub fps", "sub CPU", "max pub fps", "max sub fps");
+  std::printf("%-6s %-9s %4s | %9s %9s | %9s %9s | %10s | %11s %11s\n", "", "", "", "(200 fps)",
+              "(200 fps)", "(200 fps)", "(200 fps)", "us/frame", "(flat out)", "(flat out)");
+  for (const std::string& sz : sizes) {
+    const Size* size = nullptr;
+    for (const Size& s : kSizes)
+      if (sz == s.name) size = &s;
+    if (size == nullptr) continue;
+    for (const std::string& n : subs) {
+      const int count = std::atoi(n.c_str());
+      for (Path p : paths) {
+        PhaseResult paced = run_phase(*size, p, count, seconds, 200);
+        PhaseResult flat = run_phase(*size, p, count, seconds, 0);
+        std::printf("%-6s %-9s %4d | %9.1f %9.1f | %9.0f %9.0f | %10.1f | %11.0f %11.0f\n",
+                    size->name, path_name(p), count, paced.p50_us, paced.p99_us, paced.pub_fps,
+                    paced.sub_fps, paced.cpu_us_per_frame, flat.pub_fps, flat.sub_fps);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Everything that needs the GPU, in one go, on the GPU machine (see ../shared/gpu/README.md):
+#   build (CUDA arch 90) -> ctest -L gpu -> the benchmark -> the Python GPU tests.
+# Logs go to $OUT (default /tmp/cuframes-gpu-out). Run from the repo root with .gpu carried:
+#   bash tests/gpu/run.sh [ctest-regex]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/cuframes-gpu-out}
+mkdir -p "$OUT"
+BUILD=${BUILD:-/tmp/cuframes-build}
+[ -f .gpu/env.sh ] && source .gpu/env.sh
+export CUFRAMES_TEST_EXPECT_GPU=1
+export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
+status=0
+step() { echo "=== $*" | tee -a "$OUT/summary.txt"; }
+
+step "machine"
+{ nvidia-smi; nproc; uname -r; cmake --version | head -1; nvcc --version | tail -1; } \
+  >"$OUT/machine.txt" 2>&1
+
+step "build"
+if ! { cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+         -DCMAKE_CUDA_ARCHITECTURES=90 -DCUFRAMES_CUDA=ON && cmake --build "$BUILD" -j"$(nproc)"; } \
+       >"$OUT/build.log" 2>&1; then
+  echo "BUILD FAILED" | tee -a "$OUT/summary.txt"
+  tail -50 "$OUT/build.log"
+  exit 1
+fi
+
+step "ctest -L gpu ${1:-}"
+ctest --test-dir "$BUILD" -L gpu ${1:+-R "$1"} --output-on-failure --timeout 600 \
+  >"$OUT/ctest-gpu.log" 2>&1 || status=1
+grep -E "tests passed|Failed|\*\*\*|Passed|Not Run" "$OUT/ctest-gpu.log" | tee -a "$OUT/summary.txt"
+
+if [ -z "${1:-}" ]; then
+  step "ctest -L core (the CPU suite on this machine too)"
+  ctest --test-dir "$BUILD" -L core --output-on-failure --timeout 600 >"$OUT/ctest-core.log" 2>&1 || status=1
+  grep -E "tests passed|Failed" "$OUT/ctest-core.log" | tee -a "$OUT/summary.txt"
+
+  step "benchmark"
+  "$BUILD/bench/cuframes_bench" ${BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1 || status=1
+  cat "$OUT/bench.txt" | tee -a "$OUT/summary.txt"
+
+  if [ -f python/pyproject.toml ]; then
+    step "python: pip install ./python + GPU tests"
+    { python3 -m pip install --no-build-isolation ./python &&
+      python3 -m pytest -v tests/python/gpu; } >"$OUT/python-gpu.log" 2>&1 || status=1
+    tail -30 "$OUT/python-gpu.log" | tee -a "$OUT/summary.txt"
+  fi
+fi
+step "exit status $status"
+exit $status
