@@ -1,0 +1,164 @@
+"""cuframes: decoded camera frames shared zero-copy between processes.
+
+A publisher owns a key ("cam-parking") and a ring of frame slots in GPU (CUDA) or host memory;
+any number of subscribers in other processes read the frames without copying them and hand
+them to PyTorch, CuPy or NumPy through DLPack. See docs/python.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Optional
+
+from . import _cuframes
+from ._cuframes import (
+    CuframesCodecParams,
+    CuframesDeviceLost,
+    CuframesError,
+    CuframesFrame,
+    CuframesFrameTimeout,
+    CuframesInternal,
+    CuframesInvalidArgument,
+    CuframesLoan,
+    CuframesOutOfMemory,
+    CuframesOverrun,
+    CuframesPacket,
+    CuframesPacketReader,
+    CuframesPlane,
+    CuframesProtocolMismatch,
+    CuframesPublisher,
+    CuframesPublisherGone,
+    CuframesShmError,
+    PixelFormat,
+    PublisherPolicy,
+    SubscriberMode,
+    list_publishers,
+    now_ns,
+    observe,
+    protocol_version,
+    publish,
+    subscribe_packets,
+    version_string,
+)
+
+__version__: str = version_string()
+
+__all__ = [
+    "CuframesCodecParams",
+    "CuframesDeviceLost",
+    "CuframesError",
+    "CuframesFrame",
+    "CuframesFrameTimeout",
+    "CuframesInternal",
+    "CuframesInvalidArgument",
+    "CuframesLoan",
+    "CuframesOutOfMemory",
+    "CuframesOverrun",
+    "CuframesPacket",
+    "CuframesPacketReader",
+    "CuframesPlane",
+    "CuframesProtocolMismatch",
+    "CuframesPublisher",
+    "CuframesPublisherGone",
+    "CuframesShmError",
+    "CuframesSubscriber",
+    "PixelFormat",
+    "PublisherPolicy",
+    "SubscriberMode",
+    "list_publishers",
+    "now_ns",
+    "observe",
+    "protocol_version",
+    "publish",
+    "subscribe",
+    "subscribe_packets",
+    "version_string",
+]
+
+
+def _set_ready(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class CuframesSubscriber(_cuframes._SubscriberBase):
+    """A subscription to one key (use :func:`subscribe`).
+
+    A context manager; ``close()`` is idempotent. Thread-safety contract: a subscriber belongs
+    to one thread at a time (a second thread calling ``next_frame`` or ``close`` while the first
+    one waits gets CuframesInvalidArgument); the counters and ``stats()`` may be read from any
+    thread. Several subscribers, each in its own thread, are fine. The GIL is released while
+    ``next_frame`` waits.
+    """
+
+    async def next_frame_async(self, timeout_ms: int = -1) -> CuframesFrame:
+        """Awaits the next frame on the running asyncio loop, up to ``timeout_ms`` (-1: forever).
+
+        Waits on the subscriber's fd with ``loop.add_reader``: no thread, no polling. Raises
+        CuframesFrameTimeout (counted in ``timeouts``), CuframesPublisherGone, CuframesOverrun.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000.0
+        while True:
+            frame = self._next_frame_nowait()
+            if frame is not None:
+                return frame
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                if timeout_ms != 0:
+                    self._note_timeout()
+                raise CuframesFrameTimeout(
+                    f"no frame from '{self.key}' within {timeout_ms} ms")
+            fd = self.fileno()
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _set_ready, ready)
+            try:
+                await asyncio.wait_for(ready, remaining)
+            except asyncio.TimeoutError:
+                pass  # the loop above makes one last attempt, then raises
+            finally:
+                loop.remove_reader(fd)
+
+    async def frames(self, timeout_ms: int = -1) -> AsyncIterator[CuframesFrame]:
+        """``async for frame in sub.frames():`` every frame, as next_frame_async gives them.
+
+        Each frame is released when the loop asks for the next one (DLPack tensors taken from
+        it keep their own hold). Ends by raising what next_frame_async raises, e.g.
+        CuframesPublisherGone.
+        """
+        frame: Optional[CuframesFrame] = None
+        try:
+            while True:
+                frame = await self.next_frame_async(timeout_ms)
+                yield frame
+                frame.release()
+                frame = None
+        finally:
+            if frame is not None:
+                frame.release()
+
+
+def subscribe(
+    key: str,
+    consumer_name: Optional[str] = None,
+    mode: SubscriberMode = SubscriberMode.NEWEST_ONLY,
+    cuda_device: int = 0,
+    connect_timeout_ms: int = -1,
+    consumer_stream: object = 0,
+    *,
+    runtime_dir: Optional[str] = None,
+) -> CuframesSubscriber:
+    """Subscribes to ``key``'s publisher and returns a :class:`CuframesSubscriber`.
+
+    consumer_name: ``[A-Za-z0-9._-]{1,63}``; None = "<program>-<pid>". mode: NEWEST_ONLY (the
+    newest frame, gaps counted) or STRICT_ORDER (every frame in order). cuda_device: the GPU to
+    import a cuda ring on. connect_timeout_ms: how long to wait for the publisher to appear (-1:
+    forever). consumer_stream: the cudaStream_t (int, or a torch/cupy stream) frames are
+    consumed on; their holds are released once the work queued on it has finished.
+    runtime_dir: the rendezvous directory (default: $CUFRAMES_RUNTIME_DIR, /run/cuframes, ...).
+
+    Raises CuframesPublisherGone when no publisher appears in time, CuframesProtocolMismatch,
+    CuframesShmError (e.g. the subscriber table is full), CuframesDeviceLost (cuda ring, no GPU).
+    """
+    return CuframesSubscriber(key, consumer_name, mode, cuda_device, connect_timeout_ms,
+                              consumer_stream, runtime_dir=runtime_dir)

@@ -1,0 +1,69 @@
+// Shared pieces of the cuframes Python module: status -> exception mapping, enum conversion,
+// GIL and stream helpers.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "cuframes/cuframes.h"
+
+namespace py = pybind11;
+
+namespace cfpy {
+
+// ---- errors (errors.cc) ------------------------------------------------------------------------
+// A failed C call, carried from the call site (GIL possibly released) to the exception translator
+// that turns it into the cuframes exception class of its status. This is the only path from a C
+// status to a Python exception.
+struct StatusError {
+  cuframes_status_t status;
+  std::string message;
+};
+
+// Throws StatusError with the calling thread's cuframes_last_error().
+[[noreturn]] void throw_status(cuframes_status_t status);
+[[noreturn]] void throw_status(cuframes_status_t status, std::string message);
+inline void check(cuframes_status_t status) {
+  if (status != CUFRAMES_OK) throw_status(status);
+}
+// The exception class of a status (a borrowed reference; CuframesError for unknown values).
+PyObject* exception_class(cuframes_status_t status);
+// A new exception instance for a status, for handing errors to callbacks.
+py::object make_exception(cuframes_status_t status, const std::string& message);
+void register_errors(py::module_& m);
+
+// ---- enums (module.cc) -------------------------------------------------------------------------
+py::object subscriber_mode(cuframes_mode_t mode);
+py::object pixel_format(cuframes_format_t format);
+py::object publisher_policy(cuframes_policy_t policy);
+// Any int-like (the IntEnum members included) to the C value; out-of-range values are passed on
+// and refused by the core as INVALID_ARGUMENT.
+int32_t enum_value(const py::handle& value, const char* what);
+const char* memory_name(cuframes_memory_t memory);
+cuframes_memory_t parse_memory(const py::handle& value);
+// A cudaStream_t given as an int, or an object with .cuda_stream (torch), .ptr (cupy) or
+// __cuda_stream__ (the CUDA stream protocol).
+uintptr_t parse_stream(const py::handle& value, const char* what);
+
+// Waits up to timeout_ms for fd to become readable, GIL released, in slices so that signals
+// (Ctrl-C) are handled: raises error_already_set when a signal handler raises. Returns false
+// when the time is up. timeout_ms < 0 waits forever.
+bool wait_readable(int fd, int timeout_ms);
+
+// Milliseconds left until deadline_ns (CLOCK_MONOTONIC; INT64_MAX = forever -> -1).
+int ms_left(int64_t deadline_ns);
+int64_t deadline_after(int timeout_ms);
+
+// ---- registration (one function per source file) ----------------------------------------------
+void register_dlpack(py::module_& m);
+void register_frame(py::module_& m);
+void register_subscriber(py::module_& m);
+void register_publisher(py::module_& m);
+void register_packets(py::module_& m);
+
+// Set by the atexit hook: no more calls into Python from library threads.
+bool interpreter_exiting();
+
+}  // namespace cfpy

@@ -1,0 +1,94 @@
+// DLPack on both sides: exporting frame planes (producer: CuframesFrame, CuframesLoan) and
+// importing the sources handed to CuframesPublisher.publish (consumer).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common.h"
+#include "dlpack_compat.h"
+
+namespace cfpy {
+
+enum class Plane { kY = 0, kUV = 1, kYUV = 2 };
+
+// One 2-D strided view of frame memory.
+struct ExportView {
+  void* data = nullptr;
+  DLDevice device{};
+  DLDataType dtype{};
+  int64_t shape[2] = {0, 0};
+  int64_t strides[2] = {0, 0};  // in elements, as DLPack wants them
+};
+
+DLDevice frame_device(const cuframes_frame_info_t& info);
+// The view of one plane: Y (H, W), UV (H/2, W), or both as one (H + H/2, W) array (the layout
+// publish() takes; needs UV right after the Y rows with the same pitch). uint8 for 8-bit
+// formats, uint16 for P010. Raises CuframesInvalidArgument for a plane the format lacks.
+ExportView plane_view(const cuframes_frame_info_t& info, Plane plane);
+
+// __dlpack__ keyword arguments, checked against the exporting device.
+struct ExportRequest {
+  bool versioned = false;   // max_version >= (1, 0): a DLManagedTensorVersioned capsule
+  bool has_stream = false;  // the consumer named a CUDA stream it will use the data on
+  uintptr_t stream = 0;
+};
+// Raises BufferError for copy=True, another dl_device, stream 0 on CUDA, or a stream on CPU.
+ExportRequest parse_export_args(const DLDevice& device, const py::object& stream,
+                                const py::object& max_version, const py::object& dl_device,
+                                const py::object& copy);
+
+// A "dltensor" or "dltensor_versioned" capsule over view. owner stays alive until the consumer
+// calls the tensor's deleter (or the unconsumed capsule is collected); the deleter touches no
+// Python object, so consumers may call it from any thread, with or without the GIL.
+py::capsule make_capsule(const ExportView& view, std::shared_ptr<void> owner, bool versioned,
+                         bool read_only);
+
+// The CUDA streams a frame or loan was exported to. join() makes the first one wait for the
+// others (CUDA events) and returns it; 0 when none was recorded.
+class StreamSet {
+ public:
+  void add(uintptr_t stream);
+  bool empty();
+  uintptr_t join(int device);
+
+ private:
+  std::mutex mu_;
+  std::vector<uintptr_t> streams_;
+};
+
+// A CuframesPlane object for a plane of owner (a CuframesFrame or CuframesLoan).
+py::object make_plane(py::object owner, Plane plane);
+
+// Anything whose planes can be exported: CuframesFrame and CuframesLoan.
+class Exportable {
+ public:
+  virtual ~Exportable() = default;
+  virtual py::capsule export_plane(Plane plane, const py::object& stream,
+                                   const py::object& max_version, const py::object& dl_device,
+                                   const py::object& copy) = 0;
+  virtual const cuframes_frame_info_t& frame_info() const = 0;
+  py::tuple dlpack_device() const;
+};
+
+// A DLPack source taken from a producer object (consumer side). Owns the managed tensor and calls
+// its deleter when destroyed.
+class ImportedTensor {
+ public:
+  // obj: an object with __dlpack__/__dlpack_device__, or a raw "dltensor" capsule. For CUDA
+  // producers, stream is the stream we will read the data on (passed as __dlpack__(stream=)).
+  explicit ImportedTensor(const py::handle& obj, uintptr_t stream);
+  ~ImportedTensor();
+  ImportedTensor(const ImportedTensor&) = delete;
+  ImportedTensor& operator=(const ImportedTensor&) = delete;
+  const DLTensor& tensor() const { return *tensor_; }
+
+ private:
+  DLManagedTensor* legacy_ = nullptr;
+  DLManagedTensorVersioned* versioned_ = nullptr;
+  const DLTensor* tensor_ = nullptr;
+};
+
+}  // namespace cfpy

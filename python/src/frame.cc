@@ -1,0 +1,164 @@
+// CuframesFrame.
+#include "frame.h"
+
+#include <string>
+
+namespace cfpy {
+
+FrameHold::FrameHold(cuframes_frame_t* frame) : frame_(frame) {
+  cuframes_frame_get_info(frame_, &info_);
+}
+
+FrameHold::~FrameHold() { (void)release(nullptr); }
+
+cuframes_status_t FrameHold::release(std::string* message) {
+  if (frame_ == nullptr) return CUFRAMES_OK;
+  const uintptr_t stream = streams_.join(info_.device);
+  cuframes_status_t st = cuframes_frame_release(frame_, reinterpret_cast<void*>(stream));
+  frame_ = nullptr;
+  if (st != CUFRAMES_OK && message != nullptr) *message = cuframes_last_error();
+  return st;
+}
+
+Frame::Frame(cuframes_frame_t* frame) : hold_(std::make_shared<FrameHold>(frame)) {
+  info_ = hold_->info();
+}
+
+py::capsule Frame::export_plane(Plane plane, const py::object& stream,
+                                const py::object& max_version, const py::object& dl_device,
+                                const py::object& copy) {
+  if (!hold_) {
+    throw_status(CUFRAMES_ERR_INVALID_ARGUMENT, "frame " + std::to_string(info_.seq) +
+                                                    " was released; its memory is no longer ours");
+  }
+  ExportView view = plane_view(info_, plane);
+  ExportRequest req = parse_export_args(view.device, stream, max_version, dl_device, copy);
+  if (req.has_stream) hold_->streams().add(req.stream);
+  // Subscribers read: host frames are even mapped read-only. Legacy capsules cannot say so.
+  return make_capsule(view, hold_, req.versioned, /*read_only=*/true);
+}
+
+void Frame::release(const py::object& stream) {
+  if (!hold_) return;
+  if (!stream.is_none()) {
+    const uintptr_t s = parse_stream(stream, "stream");
+    if (s != 0 && info_.memory == CUFRAMES_MEMORY_CUDA) hold_->streams().add(s);
+  }
+  std::shared_ptr<FrameHold> hold = std::move(hold_);
+  hold_.reset();
+  if (hold.use_count() == 1) {  // no DLPack tensor left: release now and report failures
+    std::string msg;
+    cuframes_status_t st;
+    {
+      py::gil_scoped_release nogil;
+      st = hold->release(&msg);
+    }
+    if (st != CUFRAMES_OK) throw_status(st, msg);
+  }
+}
+
+void register_frame(py::module_& m) {
+  py::class_<Exportable>(m, "_Exportable");
+  py::class_<Frame, Exportable>(
+      m, "CuframesFrame",
+      "A frame held by a subscriber. The publisher never overwrites it until it is released: by "
+      "release(), leaving the ``with`` block, or garbage collection, and only once every DLPack "
+      "tensor exported from it has been freed too. Belongs to one thread at a time.")
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__",
+           [](Frame& f, const py::object&, const py::object&, const py::object&) {
+             f.release(py::none());
+             return false;
+           })
+      .def("release", &Frame::release, py::arg("stream") = py::none(),
+           "Gives the frame back (idempotent). DLPack tensors exported from it keep the slot "
+           "held until they are freed. Cuda frames: the hold is dropped once the work queued on "
+           "the streams the tensors were exported to (or ``stream``, or the subscriber's "
+           "consumer_stream) has finished.")
+      .def_property_readonly("released", &Frame::released,
+                             "True once release() was called (or the with block left).")
+      .def_property_readonly(
+          "cuda_ptr",
+          [](const Frame& f) { return reinterpret_cast<uintptr_t>(f.frame_info().plane_y); },
+          "Address of the Y plane: a device pointer for cuda frames, a host pointer for host "
+          "frames. Valid until released.")
+      .def_property_readonly(
+          "uv_ptr",
+          [](const Frame& f) { return reinterpret_cast<uintptr_t>(f.frame_info().plane_uv); },
+          "Address of the UV plane (0 for GRAY8).")
+      .def_property_readonly(
+          "format", [](const Frame& f) { return pixel_format(f.frame_info().geometry.format); })
+      .def_property_readonly("width", [](const Frame& f) { return f.frame_info().geometry.width; })
+      .def_property_readonly("height",
+                             [](const Frame& f) { return f.frame_info().geometry.height; })
+      .def_property_readonly(
+          "pitch_y", [](const Frame& f) { return f.frame_info().geometry.pitch_y; },
+          "Bytes between rows of the Y plane (may be larger than width * bytes_per_sample).")
+      .def_property_readonly(
+          "pitch_uv", [](const Frame& f) { return f.frame_info().geometry.pitch_uv; },
+          "Bytes between rows of the UV plane (0 for GRAY8).")
+      .def_property_readonly(
+          "bytes_per_sample",
+          [](const Frame& f) { return f.frame_info().geometry.bytes_per_sample; },
+          "1 (NV12, GRAY8) or 2 (P010).")
+      .def_property_readonly("seq", [](const Frame& f) { return f.frame_info().seq; },
+                             "The publisher's sequence number, from 1.")
+      .def_property_readonly("pts_ns", [](const Frame& f) { return f.frame_info().pts_ns; },
+                             "Presentation time given by the publisher (CLOCK_MONOTONIC ns by "
+                             "default).")
+      .def_property_readonly("publish_ns",
+                             [](const Frame& f) { return f.frame_info().publish_ns; },
+                             "CLOCK_MONOTONIC when it was published.")
+      .def_property_readonly(
+          "memory", [](const Frame& f) { return memory_name(f.frame_info().memory); },
+          "\"cuda\" or \"host\".")
+      .def_property_readonly("device", [](const Frame& f) { return f.frame_info().device; },
+                             "CUDA device of the pointers; -1 for host frames.")
+      .def_property_readonly("slot", [](const Frame& f) { return f.frame_info().slot; })
+      .def("dlpack_y", [](Frame& f, const py::object& stream, const py::object& max_version) {
+             return f.export_plane(Plane::kY, stream, max_version, py::none(), py::none());
+           },
+           py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+           "A DLPack capsule of the Y plane: shape (height, width), strides (pitch, 1) in "
+           "samples, uint8 (uint16 for P010).")
+      .def("dlpack_uv", [](Frame& f, const py::object& stream, const py::object& max_version) {
+             return f.export_plane(Plane::kUV, stream, max_version, py::none(), py::none());
+           },
+           py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+           "A DLPack capsule of the interleaved UV plane: shape (height // 2, width). "
+           "CuframesInvalidArgument for GRAY8.")
+      .def("__dlpack__",
+           [](Frame& f, const py::object& stream, const py::object& max_version,
+              const py::object& dl_device, const py::object& copy) {
+             return f.export_plane(Plane::kY, stream, max_version, dl_device, copy);
+           },
+           py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+           py::arg("dl_device") = py::none(), py::arg("copy") = py::none(),
+           "DLPack protocol: the Y plane. stream: the consumer's CUDA stream (the hold is "
+           "released only after the work queued on it); max_version >= (1, 0) gives a "
+           "\"dltensor_versioned\" capsule flagged read-only, else a legacy \"dltensor\" one.")
+      .def("__dlpack_device__", &Exportable::dlpack_device,
+           "(2, device) for cuda frames (kDLCUDA), (1, 0) for host frames (kDLCPU).")
+      .def_property_readonly(
+          "y", [](py::object self) { return make_plane(self, Plane::kY); },
+          "The Y plane as a DLPack producer (CuframesPlane).")
+      .def_property_readonly(
+          "uv", [](py::object self) {
+            plane_view(self.cast<Frame&>().frame_info(), Plane::kUV);  // raises for GRAY8
+            return make_plane(self, Plane::kUV);
+          },
+          "The UV plane as a DLPack producer (CuframesPlane).")
+      .def_property_readonly(
+          "yuv", [](py::object self) { return make_plane(self, Plane::kYUV); },
+          "The whole frame as one (height * 3 // 2, width) DLPack producer: Y rows then UV "
+          "rows, the layout publish() takes (just Y for GRAY8).")
+      .def("__repr__", [](const Frame& f) {
+        const cuframes_frame_info_t& i = f.frame_info();
+        return "<CuframesFrame seq=" + std::to_string(i.seq) + " " +
+               cuframes_format_name(i.geometry.format) + " " + std::to_string(i.geometry.width) +
+               "x" + std::to_string(i.geometry.height) + " " + memory_name(i.memory) +
+               (f.released() ? " released>" : ">");
+      });
+}
+
+}  // namespace cfpy

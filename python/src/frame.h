@@ -1,0 +1,51 @@
+// CuframesFrame: a frame held by a subscriber, exported through DLPack.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common.h"
+#include "dlpack.h"
+
+namespace cfpy {
+
+// The hold on one frame. Shared by the CuframesFrame and every DLPack tensor exported from it;
+// the last owner to let go releases the frame (cuframes_frame_release) on the CUDA streams the
+// tensors were used on. Pure C++: may be destroyed on any thread, GIL or not.
+class FrameHold {
+ public:
+  explicit FrameHold(cuframes_frame_t* frame);
+  ~FrameHold();
+  FrameHold(const FrameHold&) = delete;
+  FrameHold& operator=(const FrameHold&) = delete;
+
+  const cuframes_frame_info_t& info() const { return info_; }
+  StreamSet& streams() { return streams_; }
+  // Releases now (idempotent); the status of cuframes_frame_release.
+  cuframes_status_t release(std::string* message);
+
+ private:
+  cuframes_frame_t* frame_;
+  cuframes_frame_info_t info_{};
+  StreamSet streams_;
+};
+
+class Frame : public Exportable {
+ public:
+  explicit Frame(cuframes_frame_t* frame);
+  ~Frame() override = default;
+
+  const cuframes_frame_info_t& frame_info() const override { return info_; }
+  py::capsule export_plane(Plane plane, const py::object& stream, const py::object& max_version,
+                           const py::object& dl_device, const py::object& copy) override;
+  // Gives up this object's share of the hold (idempotent). stream: a CUDA stream the data was
+  // used on, added to those recorded by DLPack exports.
+  void release(const py::object& stream);
+  bool released() const { return !hold_; }
+
+ private:
+  std::shared_ptr<FrameHold> hold_;
+  cuframes_frame_info_t info_{};
+};
+
+}  // namespace cfpy
