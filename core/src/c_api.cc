@@ -1,6 +1,7 @@
 // The C ABI: thin wrappers over the C++ internals. Every entry point converts a Status into the
 // return code plus the thread's last-error message, and no exception crosses this boundary.
 #include <new>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ using cuframes::detail::Status;
 
 struct cuframes_publisher_t {
   std::unique_ptr<cuframes::detail::Publisher> impl;
+  std::set<cuframes_loan_t*> loans;  // outstanding: orphaned (owner = NULL) at destroy
 };
 struct cuframes_loan_t {
   cuframes_publisher_t* owner;
@@ -57,6 +59,15 @@ cuframes_status_t guard(F&& f) {
     return cuframes::detail::set_last_error(Err(CUFRAMES_ERR_INTERNAL, "%s", e.what()));
   } catch (...) {
     return cuframes::detail::set_last_error(Err(CUFRAMES_ERR_INTERNAL, "unknown exception"));
+  }
+}
+
+// For the void getters: they cannot report, but no exception may cross the C ABI.
+template <class F>
+void no_throw(F&& f) noexcept {
+  try {
+    f();
+  } catch (...) {
   }
 }
 
@@ -106,7 +117,11 @@ cuframes_status_t cuframes_publisher_create(const char* key,
   });
 }
 
-void cuframes_publisher_destroy(cuframes_publisher_t* publisher) { delete publisher; }
+void cuframes_publisher_destroy(cuframes_publisher_t* publisher) {
+  if (publisher == nullptr) return;
+  for (cuframes_loan_t* loan : publisher->loans) loan->owner = nullptr;
+  delete publisher;
+}
 
 void cuframes_publisher_get_geometry(const cuframes_publisher_t* p, cuframes_geometry_t* out) {
   if (p != nullptr && out != nullptr) *out = p->impl->geometry();
@@ -122,6 +137,7 @@ cuframes_status_t cuframes_publisher_loan(cuframes_publisher_t* publisher, cufra
     CUFRAMES_RETURN_IF_ERROR(impl.loan(&slot));
     loan->owner = publisher;
     loan->slot = slot;
+    publisher->loans.insert(loan.get());
     cuframes_frame_info_t& fi = loan->info;
     fi = cuframes_frame_info_t{};
     fi.geometry = impl.geometry();
@@ -147,21 +163,25 @@ cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher, cuf
                                             uint64_t* seq_out) {
   std::unique_ptr<cuframes_loan_t> owned(loan);
   return guard([&] {
-    if (publisher == nullptr) return null_arg("publisher");
     if (loan == nullptr) return null_arg("loan");
-    if (loan->owner != publisher) {
-      publisher = loan->owner;  // still give the slot back to its publisher
-      publisher->impl->abandon(loan->slot);
+    cuframes_publisher_t* owner = loan->owner;
+    if (owner == nullptr) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "the loan's publisher is gone");
+    owner->loans.erase(loan);
+    if (owner != publisher) {
+      owner->impl->abandon(loan->slot);  // still give the slot back to its publisher
       return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "loan belongs to another publisher");
     }
-    return publisher->impl->commit(loan->slot, pts_ns, cuda_stream, seq_out);
+    return owner->impl->commit(loan->slot, pts_ns, cuda_stream, seq_out);
   });
 }
 
 void cuframes_publisher_abandon(cuframes_publisher_t* publisher, cuframes_loan_t* loan) {
+  (void)publisher;  // the loan knows its publisher
   if (loan == nullptr) return;
-  (void)publisher;
-  loan->owner->impl->abandon(loan->slot);
+  if (loan->owner != nullptr) {
+    loan->owner->loans.erase(loan);
+    loan->owner->impl->abandon(loan->slot);
+  }
   delete loan;
 }
 
@@ -192,7 +212,8 @@ void cuframes_publisher_read_subscribers(const cuframes_publisher_t* p,
     if (count) *count = 0;
     return;
   }
-  p->impl->read_subscribers(subs, subs == nullptr ? 0 : capacity, count);
+  if (count) *count = 0;
+  no_throw([&] { p->impl->read_subscribers(subs, subs == nullptr ? 0 : capacity, count); });
 }
 
 cuframes_status_t cuframes_publisher_set_codec(cuframes_publisher_t* publisher,
@@ -235,7 +256,11 @@ cuframes_status_t cuframes_subscriber_create(const char* key,
   });
 }
 
-void cuframes_subscriber_destroy(cuframes_subscriber_t* subscriber) { delete subscriber; }
+void cuframes_subscriber_destroy(cuframes_subscriber_t* subscriber) {
+  if (subscriber == nullptr) return;
+  cuframes::detail::Subscriber::destroy(std::move(subscriber->impl));
+  delete subscriber;
+}
 
 int cuframes_subscriber_fd(const cuframes_subscriber_t* s) {
   return s == nullptr ? -1 : s->impl->fd();
@@ -265,7 +290,9 @@ cuframes_status_t cuframes_frame_release(cuframes_frame_t* frame, void* cuda_str
 
 void cuframes_subscriber_get_stats(const cuframes_subscriber_t* s,
                                    cuframes_subscriber_stats_t* out) {
-  if (s != nullptr && out != nullptr) s->impl->stats(out);
+  if (s == nullptr || out == nullptr) return;
+  *out = cuframes_subscriber_stats_t{};
+  no_throw([&] { s->impl->stats(out); });
 }
 
 void cuframes_subscriber_note_timeout(cuframes_subscriber_t* s) {
@@ -274,7 +301,9 @@ void cuframes_subscriber_note_timeout(cuframes_subscriber_t* s) {
 
 void cuframes_subscriber_get_ring_status(const cuframes_subscriber_t* s,
                                          cuframes_ring_status_t* out) {
-  if (s != nullptr && out != nullptr) s->impl->ring_status(out);
+  if (s == nullptr || out == nullptr) return;
+  *out = cuframes_ring_status_t{};
+  no_throw([&] { s->impl->ring_status(out); });
 }
 
 const char* cuframes_subscriber_name(const cuframes_subscriber_t* s) {
@@ -310,7 +339,12 @@ cuframes_status_t cuframes_subscriber_start_callback(cuframes_subscriber_t* subs
 }
 
 void cuframes_subscriber_stop_callback(cuframes_subscriber_t* subscriber) {
-  if (subscriber != nullptr) subscriber->impl->stop_callback();
+  if (subscriber == nullptr) return;
+  try {
+    subscriber->impl->stop_callback();
+  } catch (const std::exception& e) {
+    cuframes::detail::set_last_error(Err(CUFRAMES_ERR_INTERNAL, "%s", e.what()));
+  }
 }
 
 // --- observer ----------------------------------------------------------------------------------

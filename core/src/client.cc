@@ -56,10 +56,10 @@ Status connect_to_publisher(const std::string& dir, const std::string& key, cons
   int backoff = 1;
   UniqueFd sock;
   for (;;) {
-    bool no_listener = false;
-    Status st = connect_unix(path, &sock, &no_listener);
+    bool retry = false;
+    Status st = connect_unix(path, &sock, &retry);
     if (st.ok()) break;
-    if (!no_listener) return st;
+    if (!retry) return st;
     const int left = deadline == INT64_MAX ? -1 : ms_until(deadline);
     if (left == 0) {
       return Err(CUFRAMES_ERR_PUBLISHER_GONE, "no publisher for '%s' in %s%s", key.c_str(),
@@ -79,11 +79,13 @@ Status connect_to_publisher(const std::string& dir, const std::string& key, cons
   }
 
   CUFRAMES_RETURN_IF_ERROR(send_message(sock.get(), &hello, sizeof hello, nullptr, 0));
-  const int left = deadline == INT64_MAX ? kReplyTimeoutMs : std::max(ms_until(deadline), 1);
+  // The reply has a limit of its own: connect_timeout_ms bounds waiting for a publisher to
+  // appear, not a live one answering (which may be briefly busy).
   short revents = 0;
-  CUFRAMES_RETURN_IF_ERROR(poll_in(sock.get(), std::min(left, kReplyTimeoutMs), &revents));
+  CUFRAMES_RETURN_IF_ERROR(poll_in(sock.get(), kReplyTimeoutMs, &revents));
   if (revents == 0) {
-    return Err(CUFRAMES_ERR_SHM, "publisher '%s' did not answer the handshake", key.c_str());
+    return Err(CUFRAMES_ERR_SHM, "publisher '%s' did not answer the handshake within %d ms",
+               key.c_str(), kReplyTimeoutMs);
   }
   alignas(8) uint8_t buf[sizeof(Welcome) + 64];
   size_t len = 0;
@@ -209,8 +211,14 @@ Status map_table(int fd, const Welcome& w, const RingInfo& info, bool writable, 
   Mapping m;
   CUFRAMES_RETURN_IF_ERROR(map_peer_region(fd, want, writable, "subscriber table", &m));
   const TableHeader& t = *m.as<const TableHeader>();
-  if (t.magic.load(std::memory_order_acquire) != kTableMagic || rd(t.version) != kProtocolVersion ||
-      rd(t.entries) != info.max_subscribers || rd(t.epoch) != info.epoch) {
+  if (t.magic.load(std::memory_order_acquire) != kTableMagic) {
+    return Err(CUFRAMES_ERR_SHM, "subscriber table: bad magic");
+  }
+  if (rd(t.version) != kProtocolVersion) {
+    return Err(CUFRAMES_ERR_PROTOCOL_MISMATCH, "subscriber table is protocol v%u, this library v%u",
+               rd(t.version), kProtocolVersion);
+  }
+  if (rd(t.entries) != info.max_subscribers || rd(t.epoch) != info.epoch) {
     return Err(CUFRAMES_ERR_SHM, "subscriber table header does not match the ring");
   }
   *map = std::move(m);

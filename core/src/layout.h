@@ -60,8 +60,6 @@ struct alignas(64) SlotState {
   Shared<int64_t> publish_ns;   // CLOCK_MONOTONIC at publication
 };
 
-enum : uint32_t { kRingOpen = 1, kRingClosed = 2 };
-
 struct RingHeader {
   // identity (immutable)
   Shared<uint64_t> magic;
@@ -69,7 +67,7 @@ struct RingHeader {
   Shared<uint32_t> header_bytes;   // size of this region
   Shared<uint64_t> epoch;          // random per publisher instance
   Shared<int32_t> publisher_pid;
-  Shared<uint32_t> state;          // kRingOpen, then kRingClosed at shutdown
+  Shared<uint32_t> reserved0;
   Shared<int64_t> created_ns;
   Shared<uint64_t> key[9];         // NUL-padded, CUFRAMES_KEY_MAX bytes at most
   // geometry (immutable)
@@ -101,7 +99,7 @@ struct TableHeader {
   Shared<uint32_t> entries;        // == RingHeader::max_subscribers
   Shared<uint64_t> epoch;          // == RingHeader::epoch
   // Set by a publisher blocked in STRICT_WAIT; a subscriber that drops a hold while it is set
-  // writes the wake eventfd.
+  // sends a note on its own socket, which wakes the publisher.
   alignas(64) Shared<uint32_t> publisher_waiting;
 };
 
@@ -125,8 +123,10 @@ constexpr uint64_t region_bytes(uint64_t n) {
   return (n + kRegionAlignment - 1) / kRegionAlignment * kRegionAlignment;
 }
 constexpr uint64_t header_region_bytes() { return region_bytes(sizeof(RingHeader)); }
-// The table header fills the first page; entry i is the page after it at i * kEntryStride.
-constexpr uint64_t kEntryStride = 4096;
+// The table header fills the first 64 KiB; entry i follows at i * kEntryStride. 64 KiB is a
+// multiple of every Linux page size (4K, 16K, 64K), so each entry can be mapped on its own.
+// Pages nobody touches cost no memory.
+constexpr uint64_t kEntryStride = 64 * 1024;
 constexpr uint64_t kTableEntriesOffset = kEntryStride;
 static_assert(sizeof(TableHeader) <= kTableEntriesOffset);
 static_assert(sizeof(SubscriberEntry) <= kEntryStride);

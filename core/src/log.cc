@@ -55,10 +55,17 @@ void log(cuframes_log_level_t level, const char* fmt, ...) {
   va_start(ap, fmt);
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  // The handler runs outside the lock, so it may log or replace itself.
   Sink& s = sink();
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (s.fn != nullptr) {
-    s.fn(s.user, level, buf);
+  cuframes_log_fn fn;
+  void* user;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    fn = s.fn;
+    user = s.user;
+  }
+  if (fn != nullptr) {
+    fn(user, level, buf);
   } else {
     std::fprintf(stderr, "cuframes %s: %s\n", level_name(level), buf);
   }

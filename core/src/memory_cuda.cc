@@ -54,6 +54,7 @@ struct Driver {
   decltype(&::cuMemSetAccess) MemSetAccess = nullptr;
   decltype(&::cuMemExportToShareableHandle) MemExportToShareableHandle = nullptr;
   decltype(&::cuMemImportFromShareableHandle) MemImportFromShareableHandle = nullptr;
+  int device_count = 0;
   Status status;  // why the driver is unusable, if it is
 };
 
@@ -84,6 +85,7 @@ const Driver& driver() {
       d.status = Err(CUFRAMES_ERR_DEVICE_LOST, "no CUDA device");
       return;
     }
+    d.device_count = count;
 #define LOAD(field, sym) \
   if (d.status.ok()) d.status = load_symbol(sym, &d.field)
     LOAD(GetErrorString, "cuGetErrorString");
@@ -122,8 +124,7 @@ class DeviceScope {
  public:
   Status enter(int device) {
     CUFRAMES_RETURN_IF_ERROR(driver().status);
-    int count = 0;
-    CUDA_TRY(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+    const int count = driver().device_count;
     if (device < 0 || device >= count) {
       return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "cuda_device %d does not exist (%d device%s)",
                  device, count, count == 1 ? "" : "s");
@@ -373,8 +374,16 @@ class CudaImport final : public RingImport {
   Status release_after(void* stream, void (*fn)(void*), void* arg) override {
     DeviceScope scope;
     CUFRAMES_RETURN_IF_ERROR(scope.enter(device_));
-    CUDA_TRY(cudaLaunchHostFunc(static_cast<cudaStream_t>(stream), fn, arg),
-             "queueing the frame's release (cudaLaunchHostFunc)");
+    auto s = static_cast<cudaStream_t>(stream);
+    // Nothing queued on the stream: everything before this call has finished, release now
+    // (and spare a host-function launch and the driver thread's wake-up).
+    cudaError_t idle = cudaStreamQuery(s);
+    if (idle == cudaSuccess) {
+      fn(arg);
+      return Ok();
+    }
+    if (idle != cudaErrorNotReady) return cuda_error(idle, "checking the consumer stream");
+    CUDA_TRY(cudaLaunchHostFunc(s, fn, arg), "queueing the frame's release (cudaLaunchHostFunc)");
     return Ok();
   }
 

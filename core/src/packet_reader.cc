@@ -46,9 +46,16 @@ Status PacketReader::Create(const char* key, const cuframes_packet_reader_option
 
 Status PacketReader::next(int timeout_ms, cuframes_packet_t* out) {
   const int64_t deadline = deadline_after(timeout_ms);
+  if (timeout_ms < -1) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "timeout_ms %d (want -1 or >= 0)", timeout_ms);
+  }
   for (;;) {
-    if (!gone_ && !drain_notes(sock_.get())) gone_ = true;
+    // Ring first, notes after: packets left from an earlier wake-up are found without one, and
+    // the notes stay queued (the fd stays readable) while we deliver.
     PacketRingReader::Result r;
+    CUFRAMES_RETURN_IF_ERROR(std::move(ring_->try_read(out, &r)).context(key_));
+    if (r == PacketRingReader::Result::kPacket) return Ok();
+    if (!gone_ && !drain_notes(sock_.get())) gone_ = true;
     CUFRAMES_RETURN_IF_ERROR(std::move(ring_->try_read(out, &r)).context(key_));
     if (r == PacketRingReader::Result::kPacket) return Ok();
     if (gone_) return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", key_.c_str());

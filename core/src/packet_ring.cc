@@ -1,7 +1,11 @@
 #include "packet_ring.h"
 
 #include <algorithm>
+#include <sched.h>
+
 #include <cstring>
+
+#include "clock.h"
 
 namespace cuframes::detail {
 namespace {
@@ -59,6 +63,9 @@ Status PacketRingWriter::Create(uint64_t data_bytes, uint32_t entries, uint64_t 
 }
 
 Status PacketRingWriter::set_codec(const cuframes_codec_params_t& p) {
+  if (p.codec < CUFRAMES_CODEC_UNKNOWN || p.codec > CUFRAMES_CODEC_MJPEG) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown codec %d", static_cast<int>(p.codec));
+  }
   if (p.extradata_size > CUFRAMES_EXTRADATA_MAX || (p.extradata_size > 0 && !p.extradata)) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "extradata of %u bytes (at most %d, non-NULL)",
                p.extradata_size, CUFRAMES_EXTRADATA_MAX);
@@ -219,9 +226,14 @@ Status PacketRingReader::try_read(cuframes_packet_t* out, Result* result) {
 }
 
 Status PacketRingReader::codec(cuframes_codec_params_t* out) {
-  for (int attempt = 0; attempt < 10000; ++attempt) {
+  // The writer holds the lock for a few microseconds; if it was preempted, yield to it.
+  const int64_t give_up = now_ns() + 200 * 1000000;
+  while (now_ns() < give_up) {
     const uint64_t l1 = hdr_->params_lock.load(std::memory_order_acquire);
-    if (l1 & 1) continue;
+    if (l1 & 1) {
+      sched_yield();
+      continue;
+    }
     cuframes_codec_params_t p{};
     p.generation = rd(hdr_->params_generation);
     const uint32_t codec = rd(hdr_->codec);
@@ -237,7 +249,10 @@ Status PacketRingReader::codec(cuframes_codec_params_t* out) {
       extra[i] = static_cast<uint8_t>(rd(hdr_->extradata[i / 8]) >> (8 * (i % 8)));
     }
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (rd(hdr_->params_lock) != l1) continue;
+    if (rd(hdr_->params_lock) != l1) {
+      sched_yield();
+      continue;
+    }
     if (p.generation == 0) return Err(CUFRAMES_ERR_FRAME_TIMEOUT, "no codec parameters yet");
     extradata_ = std::move(extra);
     p.extradata = extradata_.empty() ? nullptr : extradata_.data();

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -24,6 +26,9 @@ namespace {
 
 constexpr int kHandshakeTimeoutMs = 2000;
 constexpr size_t kMaxPending = 32;
+constexpr size_t kMaxObservers = 64;
+constexpr size_t kMaxPacketReaders = 64;
+constexpr int kAcceptPauseMs = 100;
 constexpr int kWaitSliceMs = 100;  // STRICT_WAIT re-checks at least this often
 
 uint64_t random_epoch() {
@@ -37,9 +42,15 @@ uint64_t random_epoch() {
 // Takes the key's lock file (an OFD write lock, released by the kernel when we die).
 Status lock_key(const std::string& dir, const std::string& key, UniqueFd* out) {
   std::string path = lock_path(dir, key);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0660));
+  // O_NOFOLLOW: the directory is shared with a group; a planted symlink must not redirect us.
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660));
   if (!fd.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "opening %s", path.c_str());
-  (void)::fchmod(fd.get(), 0660);  // past the umask: publishers of the same group take turns
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Err(CUFRAMES_ERR_SHM, "%s is not a regular file", path.c_str());
+  }
+  // Past the umask, so publishers of the same group can take turns on the key.
+  if (st.st_uid == ::geteuid()) (void)::fchmod(fd.get(), 0660);
   struct flock fl{};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
@@ -53,7 +64,7 @@ Status lock_key(const std::string& dir, const std::string& key, UniqueFd* out) {
     }
     return ErrnoErr(CUFRAMES_ERR_SHM, errno, "locking %s", path.c_str());
   }
-  std::string pid = std::to_string(::getpid()) + "\n";
+  const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd.get(), 0) != 0 ||
       ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     log(CUFRAMES_LOG_DEBUG, "could not write pid into %s", path.c_str());
@@ -130,7 +141,6 @@ Status Publisher::init(const char* key, const cuframes_publisher_options_t& o) {
   wr(h.header_bytes, header_region_bytes());
   wr(h.epoch, epoch_);
   wr(h.publisher_pid, ::getpid());
-  wr(h.state, kRingOpen);
   wr(h.created_ns, now_ns());
   store_string(h.key, key_);
   write_geometry(h, geometry_);
@@ -161,9 +171,11 @@ Status Publisher::init(const char* key, const cuframes_publisher_options_t& o) {
         PacketRingWriter::Create(o.packet_ring_bytes, o.packet_ring_entries, epoch_, &packets_));
   }
 
-  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  producer_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_fd_.valid() || !stop_fd_.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "eventfd");
+  if (!producer_wake_.valid() || !stop_fd_.valid()) {
+    return ErrnoErr(CUFRAMES_ERR_SHM, errno, "eventfd");
+  }
 
   // Everything is in place: open the door. We hold the key's lock, so a socket file left here
   // belongs to a dead publisher.
@@ -171,7 +183,7 @@ Status Publisher::init(const char* key, const cuframes_publisher_options_t& o) {
   if (::unlink(sock.c_str()) != 0 && errno != ENOENT) {
     return ErrnoErr(CUFRAMES_ERR_SHM, errno, "removing stale socket %s", sock.c_str());
   }
-  CUFRAMES_RETURN_IF_ERROR(listen_unix(sock, &listen_fd_));
+  CUFRAMES_RETURN_IF_ERROR(listen_unix(sock, &listen_fd_, &socket_ino_));
   socket_bound_ = true;
   thread_ = std::thread(&Publisher::serve, this);
   log(CUFRAMES_LOG_INFO, "publishing '%s' (%s %ux%u, %u slots, %s) at %s", key_.c_str(),
@@ -186,8 +198,14 @@ Publisher::~Publisher() {
     if (::write(stop_fd_.get(), &one, sizeof one) < 0) log(CUFRAMES_LOG_ERROR, "stop: write failed");
     thread_.join();
   }
-  if (hdr_ != nullptr) hdr_->state.store(kRingClosed, std::memory_order_release);
-  if (socket_bound_) ::unlink(socket_path(dir_, key_).c_str());
+  if (socket_bound_) {
+    // Only our own socket: never one a later publisher of the key (or anyone else) put there.
+    const std::string sock = socket_path(dir_, key_);
+    struct stat st;
+    if (::lstat(sock.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == socket_ino_) {
+      ::unlink(sock.c_str());
+    }
+  }
   listen_fd_.reset();
   std::lock_guard<std::mutex> lock(peers_mu_);
   peers_.clear();  // closing the sockets is the hang-up every peer sees
@@ -277,14 +295,13 @@ Status Publisher::acquire_slot(uint32_t* slot, bool* dropped) {
     int left = deadline == INT64_MAX ? kWaitSliceMs : ms_until(deadline);
     if (left == 0) break;
     short revents = 0;
-    Status st = poll_in(wake_fd_.get(), std::min(left, kWaitSliceMs), &revents);
+    Status st = poll_in(producer_wake_.get(), std::min(left, kWaitSliceMs), &revents);
     if (!st.ok()) {
       table_->publisher_waiting.store(0, std::memory_order_relaxed);
       return st;
     }
     uint64_t drain;
-    while (::read(wake_fd_.get(), &drain, sizeof drain) > 0) {
-    }
+    if (revents & POLLIN) (void)::read(producer_wake_.get(), &drain, sizeof drain);
   }
   table_->publisher_waiting.store(0, std::memory_order_relaxed);
   wr(hdr_->blocked_ns, rd(hdr_->blocked_ns) + static_cast<uint64_t>(now_ns() - start));
@@ -353,6 +370,9 @@ Status Publisher::publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t
   if (src.memory != CUFRAMES_MEMORY_HOST && src.memory != CUFRAMES_MEMORY_CUDA) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown source memory %d",
                static_cast<int>(src.memory));
+  }
+  if (src.memory == CUFRAMES_MEMORY_CUDA && memory() == CUFRAMES_MEMORY_HOST) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "a host ring takes host sources only");
   }
   uint32_t slot;
   bool dropped = false;
@@ -440,8 +460,13 @@ void Publisher::serve() {
   for (;;) {
     pfds.clear();
     pfds.push_back({stop_fd_.get(), POLLIN, 0});
-    pfds.push_back({listen_fd_.get(), POLLIN, 0});
     int timeout = 1000;
+    if (accept_paused_until_ > now_ns()) {
+      pfds.push_back({-1, 0, 0});  // ignored by poll
+      timeout = std::min(timeout, ms_until(accept_paused_until_));
+    } else {
+      pfds.push_back({listen_fd_.get(), POLLIN, 0});
+    }
     for (const Pending& p : pending) {
       pfds.push_back({p.fd.get(), POLLIN, 0});
       timeout = std::min(timeout, ms_until(p.deadline_ns));
@@ -457,7 +482,9 @@ void Publisher::serve() {
     }
     if (pfds[0].revents != 0) return;
 
-    // Peers: anything after the handshake is ignored; a hang-up detaches the peer.
+    // Peers: a note from a subscriber means "I dropped a hold while you were waiting"; anything
+    // else after the handshake is ignored; a hang-up detaches the peer.
+    bool woke = false;
     for (size_t i = peers_.size(); i-- > 0;) {
       if (pfds[peer_base + i].revents == 0) continue;
       bool closed = false;
@@ -470,9 +497,11 @@ void Publisher::serve() {
           break;
         }
         if (r == RecvResult::kWouldBlock) break;
+        if (peers_[i].role == Role::kSubscriber) woke = true;
       }
       if (closed || (pfds[peer_base + i].revents & (POLLHUP | POLLERR))) remove_peer(i);
     }
+    if (woke) wake_producer();
 
     for (size_t i = pending.size(); i-- > 0;) {
       bool done = false;
@@ -494,18 +523,38 @@ void Publisher::accept_peers(std::vector<Pending>* pending) {
   for (;;) {
     UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
-        log(CUFRAMES_LOG_WARN, "'%s': accept: %s", key_.c_str(), std::strerror(errno));
+      const int err = errno;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // Out of fds or memory: stop accepting for a while instead of spinning on the backlog.
+        accept_paused_until_ = now_ns() + int64_t{kAcceptPauseMs} * 1000000;
+        warn_limited(&last_accept_warn_ns_, "'%s': cannot accept connections: %s; retrying in %d ms",
+                     key_.c_str(), std::strerror(err), kAcceptPauseMs);
+      } else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED) {
+        warn_limited(&last_accept_warn_ns_, "'%s': accept: %s", key_.c_str(), std::strerror(err));
       }
       return;
     }
     if (pending->size() >= kMaxPending) {
-      log(CUFRAMES_LOG_WARN, "'%s': %zu handshakes pending; refusing a connection", key_.c_str(),
-          pending->size());
-      continue;
+      // Silent connections must not lock everyone out: the oldest one makes room.
+      warn_limited(&last_pending_warn_ns_,
+                   "'%s': %zu handshakes pending; dropping the oldest silent connection",
+                   key_.c_str(), pending->size());
+      pending->erase(pending->begin());
     }
     pending->push_back({std::move(fd), now_ns() + int64_t{kHandshakeTimeoutMs} * 1000000});
   }
+}
+
+void Publisher::warn_limited(int64_t* last_ns, const char* fmt, ...) {
+  const int64_t now = now_ns();
+  if (*last_ns != 0 && now - *last_ns < 1000000000) return;  // at most one a second
+  *last_ns = now;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  log(CUFRAMES_LOG_WARN, "%s", buf);
 }
 
 void Publisher::reply_error(int fd, cuframes_status_t code, const std::string& message) {
@@ -628,15 +677,21 @@ Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
       w.entry_index = static_cast<uint32_t>(entry);
       w.entry_generation = gen;
       fds[nfds++] = table_region_.fd.get();
-      fds[nfds++] = wake_fd_.get();
       if (ring_->export_fd() >= 0) fds[nfds++] = ring_->export_fd();
       ring_->export_handle(w.handle, sizeof w.handle);
       break;
     }
     case Role::kObserver:
+      if (count_peers(Role::kObserver) >= kMaxObservers) {
+        return Err(CUFRAMES_ERR_SHM, "'%s' already has %zu observers", key_.c_str(), kMaxObservers);
+      }
       fds[nfds++] = table_region_.fd.get();
       break;
     case Role::kPacketReader:
+      if (count_peers(Role::kPacketReader) >= kMaxPacketReaders) {
+        return Err(CUFRAMES_ERR_SHM, "'%s' already has %zu packet readers", key_.c_str(),
+                   kMaxPacketReaders);
+      }
       if (!packets_) {
         return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "publisher '%s' has no packet ring",
                    key_.c_str());
@@ -667,6 +722,12 @@ Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
   return Ok();
 }
 
+size_t Publisher::count_peers(Role role) const {
+  size_t n = 0;
+  for (const Peer& p : peers_) n += p.role == role;
+  return n;
+}
+
 void Publisher::release_entry(const Peer& peer) {
   if (peer.entry < 0) return;
   SubscriberEntry& e = *table_entry(table_, static_cast<uint32_t>(peer.entry));
@@ -676,9 +737,12 @@ void Publisher::release_entry(const Peer& peer) {
   e.generation.store(rd(e.generation) + 1, std::memory_order_release);
   wr(e.holds, 0);
   wr(hdr_->subscribers, rd(hdr_->subscribers) - 1);
-  // A producer blocked in STRICT_WAIT may now have a free slot.
+  wake_producer();  // it may be blocked in STRICT_WAIT on this subscriber's holds
+}
+
+void Publisher::wake_producer() {
   uint64_t one = 1;
-  (void)::write(wake_fd_.get(), &one, sizeof one);
+  (void)::write(producer_wake_.get(), &one, sizeof one);
 }
 
 void Publisher::remove_peer(size_t index) {

@@ -3,6 +3,8 @@
 // answers their handshake and reclaims the entries (and holds) of peers that hang up.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -78,6 +80,9 @@ class Publisher {
   Status answer_hello(const Hello& hello, UniqueFd* fd);
   void remove_peer(size_t index);
   void release_entry(const Peer& peer);
+  size_t count_peers(Role role) const;  // service thread only
+  void warn_limited(int64_t* last_ns, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+  void wake_producer();
   void reply_error(int fd, cuframes_status_t code, const std::string& message);
 
   std::string key_, dir_;
@@ -98,7 +103,9 @@ class Publisher {
   MemoryBackend* backend_ = nullptr;
   std::unique_ptr<RingAllocation> ring_;
   std::unique_ptr<PacketRingWriter> packets_;
-  UniqueFd wake_fd_;  // eventfd shared with subscribers: "a hold was dropped"
+  // Private eventfd: the service thread wakes a producer blocked in STRICT_WAIT when a subscriber
+  // says it dropped a hold (a note on its socket) or detaches. Never shared with peers.
+  UniqueFd producer_wake_;
 
   // Producer-thread state.
   uint64_t slot_seq_[kMaxSlots] = {};  // published seq each slot holds (0: none)
@@ -117,6 +124,11 @@ class Publisher {
   UniqueFd listen_fd_;
   UniqueFd stop_fd_;
   bool socket_bound_ = false;
+  ino_t socket_ino_ = 0;  // our socket's inode: we unlink only that one
+  // Service-thread state.
+  int64_t accept_paused_until_ = 0;
+  int64_t last_accept_warn_ns_ = 0;
+  int64_t last_pending_warn_ns_ = 0;
   std::thread thread_;
 };
 

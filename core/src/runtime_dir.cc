@@ -28,7 +28,9 @@ Status try_dir(const std::string& dir, bool private_dir) {
     if (::mkdir(dir.c_str(), 0770) != 0 && errno != EEXIST) {
       return ErrnoErr(CUFRAMES_ERR_SHM, errno, "cannot create runtime dir %s", dir.c_str());
     }
-    ::chmod(dir.c_str(), 0770);  // mkdir honours the umask; the group must get in
+    // mkdir honours the umask; the group must get in. Sticky: members cannot remove or replace
+    // each other's sockets and lock files.
+    ::chmod(dir.c_str(), 01770);
     if (::lstat(dir.c_str(), &st) != 0) {
       return ErrnoErr(CUFRAMES_ERR_SHM, errno, "runtime dir %s", dir.c_str());
     }

@@ -36,7 +36,7 @@ Status make_addr(const std::string& path, sockaddr_un* addr, UniqueFd* dirfd) {
 
 }  // namespace
 
-Status listen_unix(const std::string& path, UniqueFd* out) {
+Status listen_unix(const std::string& path, UniqueFd* out, ino_t* ino) {
   UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!s.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "socket");
   sockaddr_un addr;
@@ -45,15 +45,23 @@ Status listen_unix(const std::string& path, UniqueFd* out) {
   if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     return ErrnoErr(CUFRAMES_ERR_SHM, errno, "bind %s", path.c_str());
   }
+  // Group members may connect (the umask usually forbids it). chmod follows symlinks, so first
+  // make sure the name still is the socket we just bound.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid()) {
+    return Err(CUFRAMES_ERR_SHM, "%s changed under us after bind", path.c_str());
+  }
   ::chmod(path.c_str(), 0660);
+  if (ino) *ino = st.st_ino;
   if (::listen(s.get(), 64) != 0) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "listen %s", path.c_str());
   *out = std::move(s);
   return Ok();
 }
 
-Status connect_unix(const std::string& path, UniqueFd* out, bool* no_listener) {
-  *no_listener = false;
-  UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+Status connect_unix(const std::string& path, UniqueFd* out, bool* retry) {
+  *retry = false;
+  // Non-blocking: a frozen publisher's full backlog must not block us past our timeout.
+  UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!s.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "socket");
   sockaddr_un addr;
   UniqueFd dirfd;
@@ -64,7 +72,7 @@ Status connect_unix(const std::string& path, UniqueFd* out, bool* no_listener) {
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) {
     int err = errno;
-    *no_listener = err == ENOENT || err == ECONNREFUSED;
+    *retry = err == ENOENT || err == ECONNREFUSED || err == EAGAIN;
     return ErrnoErr(CUFRAMES_ERR_SHM, err, "connect %s", path.c_str());
   }
   *out = std::move(s);

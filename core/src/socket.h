@@ -2,6 +2,8 @@
 // Every socket here is close-on-exec; sends never raise SIGPIPE.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -13,12 +15,14 @@ namespace cuframes::detail {
 
 constexpr size_t kMaxFdsPerMessage = 8;
 
-// Binds and listens at path (which must not exist), mode 0660, non-blocking.
-Status listen_unix(const std::string& path, UniqueFd* out);
+// Binds and listens at path (which must not exist), mode 0660, non-blocking. *ino (optional)
+// gets the socket file's inode.
+Status listen_unix(const std::string& path, UniqueFd* out, ino_t* ino = nullptr);
 
-// Connects to path. *no_listener is set (and SHM returned) when nobody listens there: the path
-// is missing or its socket is stale.
-Status connect_unix(const std::string& path, UniqueFd* out, bool* no_listener);
+// Connects to path (the socket is non-blocking). *retry is set (and SHM returned) when it is
+// worth trying again later: nobody listens there (missing or stale socket) or the listener's
+// backlog is full.
+Status connect_unix(const std::string& path, UniqueFd* out, bool* retry);
 
 // Sends one message with up to kMaxFdsPerMessage fds. Blocks unless the socket is non-blocking.
 Status send_message(int fd, const void* data, size_t len, const int* fds, size_t nfds);

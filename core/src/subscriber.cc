@@ -3,10 +3,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <chrono>
 #include <cstring>
 
 #include "clock.h"
@@ -47,18 +49,36 @@ struct ReleaseCtx {
 // ---------------------------------------------------------------------------------------------
 // SubscriberCore
 
-SubscriberCore::~SubscriberCore() {
-  // Async releases still queued on a CUDA stream point at us: wait for them. They only run
-  // drop_hold, so this never waits on anything but the GPU work before them.
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return pending_releases_ == 0; });
+std::shared_ptr<SubscriberCore> SubscriberCore::make() {
+  return std::shared_ptr<SubscriberCore>(new SubscriberCore, &SubscriberCore::dispose);
+}
+
+void SubscriberCore::dispose(SubscriberCore* core) {
+  // Async releases still queued on a CUDA stream point at us: wait for them (they only run
+  // drop_hold, so this waits on nothing but the GPU work queued before them). A stream that
+  // never gets there (a sticky CUDA error) must not hang us forever: then leak the core, whose
+  // memory those callbacks may still touch, and say so.
+  std::unique_lock<std::mutex> lock(core->mu_);
+  if (!core->cv_.wait_for(lock, std::chrono::seconds(10),
+                          [core] { return core->pending_releases_ == 0; })) {
+    log(CUFRAMES_LOG_ERROR,
+        "%d frame release(s) still queued on a CUDA stream after 10 s (a stuck stream or a "
+        "CUDA error?); leaking the subscriber's mappings", core->pending_releases_);
+    return;
+  }
+  lock.unlock();
+  delete core;
 }
 
 void SubscriberCore::drop_hold(uint32_t slot) {
   me->holds.fetch_and(~(1ull << slot), std::memory_order_seq_cst);
+  wake_publisher_if_waiting();
+}
+
+void SubscriberCore::wake_publisher_if_waiting() {
   if (table->publisher_waiting.load(std::memory_order_seq_cst) != 0) {
-    uint64_t one = 1;
-    (void)::write(wake_fd.get(), &one, sizeof one);
+    const uint32_t note = 1;
+    (void)::send(sock.get(), &note, sizeof note, MSG_DONTWAIT | MSG_NOSIGNAL);
   }
 }
 
@@ -138,9 +158,9 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
   CUFRAMES_RETURN_IF_ERROR(
       std::move(connect_to_publisher(dir, s->key_, hello, o.connect_timeout_ms, &c)).context(ctx));
 
-  auto core = std::make_shared<SubscriberCore>();
+  std::shared_ptr<SubscriberCore> core = SubscriberCore::make();
   const Welcome& w = c.welcome;
-  if (c.fds.size() < 3) return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
+  if (c.fds.size() < 2) return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
   CUFRAMES_RETURN_IF_ERROR(
       std::move(map_ring_header(c.fds[0].get(), w, &core->header_map, &core->info)).context(ctx));
   core->hdr = core->header_map.as<const RingHeader>();
@@ -162,21 +182,20 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
                                                      entry_offset(w.entry_index)))
                                .context(ctx));
   core->me = core->entry_map.as<SubscriberEntry>();
-  core->wake_fd = std::move(c.fds[2]);
 
   MemoryBackend* backend = nullptr;
   CUFRAMES_RETURN_IF_ERROR(std::move(memory_backend(core->info.memory, &backend)).context(ctx));
   const bool has_fd = core->info.handle_type == HandleType::kMemfd ||
                       core->info.handle_type == HandleType::kCudaVmmFd;
-  if (c.fds.size() != (has_fd ? 4u : 3u)) {
+  if (c.fds.size() != (has_fd ? 3u : 2u)) {
     return Err(CUFRAMES_ERR_SHM, "%s: handshake carried %zu fds", ctx.c_str(), c.fds.size());
   }
-  int ring_fd = has_fd ? c.fds[3].get() : -1;
+  int ring_fd = has_fd ? c.fds[2].get() : -1;
   CUFRAMES_RETURN_IF_ERROR(std::move(backend->import(core->info.handle_type, ring_fd, w.handle,
                                                      core->info.ring_bytes, o.cuda_device,
                                                      &core->ring))
                                .context(ctx));
-  if (has_fd) (void)c.fds[3].release();  // the import owns it now
+  if (has_fd) (void)c.fds[2].release();  // the import owns it now
   core->consumer_stream = o.consumer_stream;
   core->sock = std::move(c.sock);
   s->core_ = std::move(core);
@@ -198,7 +217,33 @@ Status Subscriber::next(int timeout_ms, std::unique_ptr<HeldFrame>* out) {
   if (cb_running_.load()) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "next_frame while a frame callback is running");
   }
+  if (timeout_ms < -1) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "timeout_ms %d (want -1 or >= 0)", timeout_ms);
+  }
   return next_impl(timeout_ms, /*count_timeout=*/timeout_ms != 0, out);
+}
+
+bool Subscriber::publisher_hung_up() {
+  if (gone_) return true;
+  pollfd p{fd(), POLLIN, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) gone_ = true;
+  return gone_;
+}
+
+Status Subscriber::try_acquire(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost) {
+  Status st = mode_ == CUFRAMES_MODE_NEWEST_ONLY ? try_newest(out, got) : try_strict(out, got, lost);
+  if (!st.ok()) {
+    bump(&SubscriberEntry::errors);
+    return std::move(st).context(key_);
+  }
+  if (*got == Got::kOverrun) {
+    bump(&SubscriberEntry::errors);
+    bump(&SubscriberEntry::overruns);
+    return Err(CUFRAMES_ERR_OVERRUN,
+               "'%s': the publisher overwrote %llu frame(s) before they were read; resuming at "
+               "the oldest frame in the ring", key_.c_str(), static_cast<unsigned long long>(*lost));
+  }
+  return Ok();
 }
 
 Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr<HeldFrame>* out) {
@@ -206,27 +251,21 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
   const int64_t deadline = deadline_after(timeout_ms);
   for (;;) {
     wr(me.heartbeat_ns, now_ns());
-    if (!gone_ && !drain_notes(fd())) gone_ = true;
-    if (gone_) {
+    if (publisher_hung_up()) {
       bump(&SubscriberEntry::errors);
       return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", key_.c_str());
     }
+    // The ring first: frames left from an earlier wake-up are found without one, and the notes
+    // stay queued (the fd stays readable) as long as we deliver. Only when the ring has nothing
+    // do we drain the notes, look once more, and wait.
     Got got = Got::kNone;
     uint64_t lost = 0;
-    Status st = mode_ == CUFRAMES_MODE_NEWEST_ONLY ? try_newest(out, &got)
-                                                   : try_strict(out, &got, &lost);
-    if (!st.ok()) {
-      bump(&SubscriberEntry::errors);
-      return std::move(st).context(key_);
-    }
+    CUFRAMES_RETURN_IF_ERROR(try_acquire(out, &got, &lost));
     if (got == Got::kFrame) return Ok();
-    if (got == Got::kOverrun) {
-      bump(&SubscriberEntry::errors);
-      bump(&SubscriberEntry::overruns);
-      return Err(CUFRAMES_ERR_OVERRUN,
-                 "'%s': the publisher overwrote %llu frame(s) before they were read; resuming at "
-                 "the oldest frame in the ring", key_.c_str(), static_cast<unsigned long long>(lost));
-    }
+    if (!drain_notes(fd())) gone_ = true;
+    CUFRAMES_RETURN_IF_ERROR(try_acquire(out, &got, &lost));
+    if (got == Got::kFrame) return Ok();
+    if (gone_) continue;  // reported at the top
     const int left = deadline == INT64_MAX ? -1 : ms_until(deadline);
     if (left == 0) {
       if (count_timeout) bump(&SubscriberEntry::timeouts);
@@ -296,7 +335,9 @@ Status Subscriber::try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_
         break;
       }
       if (v == (kSeqClaimBit | want)) claimed = true;
-      if (v > want && v <= kSeqMax) oldest = std::min(oldest, v);
+      // A claimed slot may be given back with its frame intact: count its old seq as present.
+      const uint64_t present = (v & kSeqClaimBit) ? v & ~kSeqClaimBit : v;
+      if (present > want && present <= kSeqMax) oldest = std::min(oldest, present);
     }
     if (found >= 0) {
       bool held = false;
@@ -316,10 +357,7 @@ Status Subscriber::try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_
     // Lapped: go on from the oldest frame still in the ring.
     cursor_ = oldest - 1;
     core_->me->cursor.store(cursor_, std::memory_order_seq_cst);
-    if (core_->table->publisher_waiting.load(std::memory_order_seq_cst) != 0) {
-      uint64_t one = 1;
-      (void)::write(core_->wake_fd.get(), &one, sizeof one);
-    }
+    core_->wake_publisher_if_waiting();  // the frames we skipped are no longer reserved
     if (!delivered_) continue;  // nothing was promised before the first frame
     *lost = oldest - want;
     bump(&SubscriberEntry::gaps, *lost);
@@ -375,40 +413,77 @@ void Subscriber::ring_status(cuframes_ring_status_t* out) const {
 
 Status Subscriber::start_callback(Callback cb) {
   if (!cb) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "callback is NULL");
+  if (on_callback_thread()) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "start_callback from inside the callback");
+  }
   if (cb_running_.load()) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "a callback already runs");
   if (cb_thread_.joinable()) cb_thread_.join();  // an earlier one that ended by itself
+  cb_thread_id_.store(std::thread::id());
+  stop_requested_ = false;
   cb_stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!cb_stop_.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "eventfd");
   cb_running_.store(true);
-  cb_thread_ = std::thread([this, cb = std::move(cb)] {
-    for (;;) {
-      std::unique_ptr<HeldFrame> frame;
-      Status st = next_impl(0, /*count_timeout=*/false, &frame);
-      if (st.ok()) {
-        cb(std::move(frame), st);
-        continue;
-      }
-      if (st.code() == CUFRAMES_ERR_FRAME_TIMEOUT) {
-        pollfd p[2] = {{fd(), POLLIN, 0}, {cb_stop_.get(), POLLIN, 0}};
-        int rc = ::poll(p, 2, -1);
-        if (rc < 0 && errno != EINTR) break;
-        if (p[1].revents != 0) break;
-        continue;
-      }
-      cb(nullptr, st);
-      if (st.code() != CUFRAMES_ERR_OVERRUN) break;  // gone, or a persistent failure
-    }
+  try {
+    cb_thread_ = std::thread([this, cb = std::move(cb)] { callback_loop(cb); });
+  } catch (const std::system_error& e) {
     cb_running_.store(false);
-  });
+    return Err(CUFRAMES_ERR_INTERNAL, "cannot start the callback thread: %s", e.what());
+  }
   return Ok();
 }
 
+void Subscriber::callback_loop(const Callback& cb) {
+  cb_thread_id_.store(std::this_thread::get_id());
+  for (;;) {
+    std::unique_ptr<HeldFrame> frame;
+    Status st = next_impl(0, /*count_timeout=*/false, &frame);
+    if (st.code() == CUFRAMES_ERR_FRAME_TIMEOUT) {
+      pollfd p[2] = {{fd(), POLLIN, 0}, {cb_stop_.get(), POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0 && errno != EINTR) {
+        cb(nullptr, ErrnoErr(CUFRAMES_ERR_SHM, errno, "'%s': poll", key_.c_str()));
+        break;
+      }
+      if (p[1].revents != 0) break;
+      continue;
+    }
+    cb(std::move(frame), st);
+    if (self_owned_) {  // the callback destroyed its subscriber: finish that here
+      cb_thread_.detach();
+      std::unique_ptr<Subscriber> self = std::move(self_owned_);
+      return;  // ~Subscriber runs as `self` goes; nothing here touches `this` after it
+    }
+    if (stop_requested_) break;
+    // Only OVERRUN is worth going on after: PUBLISHER_GONE and persistent failures end it.
+    if (!st.ok() && st.code() != CUFRAMES_ERR_OVERRUN) break;
+  }
+  cb_running_.store(false);
+}
+
+bool Subscriber::on_callback_thread() const {
+  return cb_thread_id_.load() == std::this_thread::get_id();
+}
+
 void Subscriber::stop_callback() {
+  if (on_callback_thread()) {
+    stop_requested_ = true;  // the loop ends when the callback returns; no join from within
+    return;
+  }
   if (!cb_thread_.joinable()) return;
   uint64_t one = 1;
   (void)::write(cb_stop_.get(), &one, sizeof one);
   cb_thread_.join();
   cb_running_.store(false);
+  cb_thread_id_.store(std::thread::id());
+  stop_requested_ = false;
+}
+
+void Subscriber::destroy(std::unique_ptr<Subscriber> self) {
+  if (self->on_callback_thread()) {
+    Subscriber* raw = self.get();
+    raw->self_owned_ = std::move(self);  // callback_loop finishes the destruction
+    return;
+  }
+  self.reset();
 }
 
 }  // namespace cuframes::detail

@@ -22,14 +22,17 @@ namespace cuframes::detail {
 
 class SubscriberCore {
  public:
-  ~SubscriberCore();
+  // Always held by shared_ptr through make(): its deleter waits for queued async releases.
+  static std::shared_ptr<SubscriberCore> make();
   // Drops the hold on slot; any thread. Wakes a publisher blocked in STRICT_WAIT.
   void drop_hold(uint32_t slot);
+  // Tells a publisher blocked in STRICT_WAIT that a slot may have come free (a note on our own
+  // socket; never blocks, a full socket already has one pending).
+  void wake_publisher_if_waiting();
   // Drops the hold once the work queued on stream has finished (host: now).
   Status release(uint32_t slot, void* stream);
 
   UniqueFd sock;
-  UniqueFd wake_fd;
   Mapping header_map;
   Mapping table_map;  // the whole table, read-only
   Mapping entry_map;  // our own entry's page, read-write
@@ -42,6 +45,8 @@ class SubscriberCore {
   void* consumer_stream = nullptr;
 
  private:
+  SubscriberCore() = default;
+  static void dispose(SubscriberCore* core);
   static void release_callback(void* arg);
   std::mutex mu_;
   std::condition_variable cv_;
@@ -87,15 +92,23 @@ class Subscriber {
   void note_timeout() { bump(&SubscriberEntry::timeouts); }
 
   // Runs cb on a thread of its own for every frame (status OK) and every failure but timeouts
-  // (frame null); ends after PUBLISHER_GONE or a failure other than OVERRUN.
+  // (frame null); ends after PUBLISHER_GONE or a failure other than OVERRUN. stop_callback joins
+  // the thread; called from inside the callback it only asks the loop to end.
   using Callback = std::function<void(std::unique_ptr<HeldFrame> frame, const Status& status)>;
   Status start_callback(Callback cb);
   void stop_callback();
+  // Destroys a subscriber; from inside its own callback the destruction completes on the
+  // callback thread once the callback returns.
+  static void destroy(std::unique_ptr<Subscriber> self);
 
  private:
   enum class Got { kFrame, kNone, kOverrun };
   Subscriber() = default;
   Status next_impl(int timeout_ms, bool count_timeout, std::unique_ptr<HeldFrame>* out);
+  Status try_acquire(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost);
+  bool publisher_hung_up();
+  void callback_loop(const Callback& cb);
+  bool on_callback_thread() const;
   Status try_newest(std::unique_ptr<HeldFrame>* out, Got* got);
   Status try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost);
   Status take_hold(uint32_t slot, uint64_t seq, bool* held);
@@ -113,6 +126,9 @@ class Subscriber {
   std::thread cb_thread_;
   UniqueFd cb_stop_;
   std::atomic<bool> cb_running_{false};
+  std::atomic<std::thread::id> cb_thread_id_{};
+  bool stop_requested_ = false;              // set on the callback thread only
+  std::unique_ptr<Subscriber> self_owned_;   // set by destroy() from inside the callback
 };
 
 }  // namespace cuframes::detail

@@ -38,7 +38,7 @@ struct Hello {
 };
 
 // Publisher -> peer, the reply, with fds (SCM_RIGHTS):
-//   subscriber:    [ring header, table, wake eventfd, frame memory (if handle_type has an fd)]
+//   subscriber:    [ring header, table, frame memory (if handle_type has an fd)]
 //   observer:      [ring header, table]
 //   packet reader: [ring header, packet ring]
 // On failure (status != 0) no fds come and the publisher closes the connection.
@@ -62,6 +62,8 @@ struct Welcome {
 // Publisher -> peer after the Welcome: "something new" (a frame or a packet). Coalesced: when the
 // peer's socket buffer is full, notes are dropped; a reader that wakes up always rechecks the
 // ring, so only the wake-up matters, never the count.
+// Subscriber -> publisher after the Welcome: any message means "I dropped a hold while you were
+// waiting for a slot" (sent only while TableHeader::publisher_waiting is set; never blocks).
 struct Note {
   uint32_t kind;  // 1 frame, 2 packet
   uint32_t reserved;

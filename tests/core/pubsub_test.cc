@@ -177,7 +177,8 @@ TEST(PubSub, DropPolicyCountsDroppedFrames) {
   EXPECT_EQ(rs.stats.held_slots, 1u);
   EXPECT_EQ(rs.stats.subscribers, 1u);
   EXPECT_STREQ(rs.key, "cam");
-  held.release();
+  held.release();  // on CUDA rings this takes effect once the consumer stream is done
+  ASSERT_TRUE(cftest::wait_until([&] { return pub.stats().held_slots == 0; }, 1000));
   EXPECT_EQ(pub.publish(src), 3u);
 }
 
@@ -281,6 +282,21 @@ TEST(PubSub, LoanCommitAndAbandon) {
   EXPECT_EQ(pub.stats().published, 1u);
 }
 
+TEST(PubSub, LoansOutliveTheirPublisherSafely) {
+  RuntimeDir dir;
+  auto o = pub_options(dir);
+  cuframes_publisher_t* pub = nullptr;
+  ASSERT_EQ(cuframes_publisher_create("cam", &o, &pub), CUFRAMES_OK);
+  cuframes_loan_t *a = nullptr, *b = nullptr;
+  ASSERT_EQ(cuframes_publisher_loan(pub, &a), CUFRAMES_OK);
+  ASSERT_EQ(cuframes_publisher_loan(pub, &b), CUFRAMES_OK);
+  cuframes_publisher_destroy(pub);
+  cuframes_publisher_abandon(nullptr, a);  // frees it, touches no publisher
+  EXPECT_EQ(cuframes_publisher_commit(nullptr, b, 0, nullptr, nullptr),
+            CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(cuframes_last_error()).find("gone"), std::string::npos);
+}
+
 TEST(PubSub, CopyInHonoursSourcePitch) {
   RuntimeDir dir;
   auto o = cftest::host_pub_options(dir, 100, 50, 4);
@@ -335,9 +351,33 @@ TEST(PubSub, FdIsReadableWhenAFrameArrives) {
   cuframes::Frame f;
   EXPECT_EQ(sub.try_next(0, &f), CUFRAMES_OK);
   EXPECT_EQ(f.info().seq, 1u);
-  // Drained by next_frame: not readable again until the next frame.
+  // Quiet again once next_frame(0) has found nothing more, until the next frame.
+  cuframes::Frame none;
+  EXPECT_EQ(sub.try_next(0, &none), CUFRAMES_ERR_FRAME_TIMEOUT);
   EXPECT_EQ(epoll_wait(ep, &ev, 1, 0), 0);
+  publish_pattern(pub);
+  EXPECT_EQ(epoll_wait(ep, &ev, 1, 1000), 1);
   ::close(ep);
+}
+
+// An fd-driven consumer (epoll, asyncio) must never be left with frames in the ring and no
+// readiness: the fd stays readable until next_frame(0) has found nothing.
+TEST(PubSub, FdStaysReadableWhileFramesAreWaiting) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));
+  cuframes::Subscriber sub("cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER));
+  for (int i = 0; i < 3; ++i) publish_pattern(pub);
+  for (uint64_t want = 1; want <= 3; ++want) {
+    pollfd p{sub.fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 1000), 1) << "no readiness with frame " << want << " waiting";
+    cuframes::Frame f;
+    ASSERT_EQ(sub.try_next(0, &f), CUFRAMES_OK);
+    EXPECT_EQ(f.info().seq, want);
+  }
+  cuframes::Frame none;
+  EXPECT_EQ(sub.try_next(0, &none), CUFRAMES_ERR_FRAME_TIMEOUT);
+  pollfd p{sub.fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);  // drained: quiet until the next frame
 }
 
 TEST(PubSub, BlockingNextWakesOnPublish) {
@@ -362,7 +402,7 @@ TEST(PubSub, ReleaseFromAnotherThreadAndAfterSubscriberDestroyed) {
     publish_pattern(pub);
     cuframes::Frame f = sub.next(1000);
     std::thread([&] { f.release(); }).join();
-    EXPECT_EQ(sub.stats().held_frames, 0u);
+    EXPECT_TRUE(cftest::wait_until([&] { return sub.stats().held_frames == 0; }, 1000));
     publish_pattern(pub);
     kept = sub.next(1000);
   }
@@ -421,6 +461,52 @@ TEST(PubSub, CallbackRunsOnItsOwnThread) {
   cuframes_subscriber_stop_callback(sub.get());
   EXPECT_EQ(sub.try_next(0, &f), CUFRAMES_ERR_PUBLISHER_GONE);
   EXPECT_EQ(sub.stats().timeouts, 0u);  // the callback's polling is not counted as timeouts
+}
+
+struct SelfDestroying {
+  cuframes_subscriber_t* sub = nullptr;
+  bool stop_only = false;
+  std::atomic<int> calls{0};
+  std::atomic<bool> done{false};
+};
+
+void destroy_from_callback(void* user, cuframes_frame_t* frame, cuframes_status_t) {
+  auto* s = static_cast<SelfDestroying*>(user);
+  cuframes_frame_release(frame, nullptr);
+  ++s->calls;
+  if (s->stop_only) {
+    cuframes_subscriber_stop_callback(s->sub);  // from inside: ends the loop, no self-join
+  } else {
+    cuframes_subscriber_destroy(s->sub);  // from inside: completes after we return
+  }
+  s->done = true;
+}
+
+TEST(PubSub, CallbackMayStopOrDestroyItsSubscriber) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir));
+  for (bool stop_only : {true, false}) {
+    SelfDestroying state;
+    state.stop_only = stop_only;
+    cuframes::Subscriber owner;
+    auto o = sub_options(dir);
+    ASSERT_EQ(cuframes_subscriber_create("cam", &o, &state.sub), CUFRAMES_OK);
+    ASSERT_EQ(cuframes_subscriber_start_callback(state.sub, destroy_from_callback, &state),
+              CUFRAMES_OK);
+    publish_pattern(pub);
+    ASSERT_TRUE(cftest::wait_until([&] { return state.done.load(); }, 5000));
+    publish_pattern(pub);  // no second call: the loop has ended
+    if (stop_only) {
+      cuframes_subscriber_stop_callback(state.sub);  // joins the ended thread
+      EXPECT_EQ(state.calls.load(), 1);
+      cuframes_frame_t* f = nullptr;
+      EXPECT_EQ(cuframes_subscriber_next(state.sub, 1000, &f), CUFRAMES_OK);  // usable again
+      cuframes_frame_release(f, nullptr);
+      cuframes_subscriber_destroy(state.sub);
+    }
+    EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, 2000));
+    EXPECT_EQ(state.calls.load(), 1);
+  }
 }
 
 TEST(PubSub, StopCallbackIsPromptAndRestartable) {
@@ -609,6 +695,15 @@ TEST(PubSub, InvalidArgumentsAreNamed) {
   EXPECT_NE(std::string(cuframes_last_error()).find("consumer_name"), std::string::npos);
   cuframes_publisher_t* p = nullptr;
   EXPECT_EQ(cuframes_publisher_create("cam", nullptr, &p), CUFRAMES_ERR_INVALID_ARGUMENT);
+  {
+    cuframes::Publisher pub("cam", pub_options(dir));
+    cuframes::Subscriber sub("cam", sub_options(dir));
+    cuframes::Frame f;
+    EXPECT_EQ(sub.try_next(-2, &f), CUFRAMES_ERR_INVALID_ARGUMENT);
+    cuframes_codec_params_t cp{};
+    cp.codec = static_cast<cuframes_codec_t>(77);
+    EXPECT_EQ(cuframes_publisher_set_codec(pub.get(), &cp), CUFRAMES_ERR_INVALID_ARGUMENT);
+  }
   EXPECT_EQ(cuframes_subscriber_next(nullptr, 0, nullptr), CUFRAMES_ERR_INVALID_ARGUMENT);
 }
 

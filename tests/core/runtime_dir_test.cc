@@ -49,7 +49,7 @@ TEST(RuntimeDir, CreatedWithGroupAccess) {
   ASSERT_TRUE(resolve_runtime_dir(dir.c_str(), &got).ok());
   struct stat st;
   ASSERT_EQ(::stat(dir.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0770u);
+  EXPECT_EQ(st.st_mode & 07777, 01770u);  // group access, sticky
 }
 
 TEST(RuntimeDir, NotADirectoryIsAClearError) {

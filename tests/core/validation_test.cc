@@ -7,6 +7,10 @@
 #include <sys/socket.h>
 
 #include <dirent.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <fstream>
 
 #include <functional>
 #include <thread>
@@ -39,7 +43,6 @@ size_t open_fds() {
 
 struct Regions {
   cd::SharedRegion header, table, ring;
-  cd::UniqueFd wake;
   cd::Welcome welcome{};
 };
 
@@ -72,7 +75,6 @@ void make_regions(Regions* r) {
   auto& e = *cd::table_entry(&t, 0);
   cd::wr(e.state, cd::kEntryActive);
   cd::wr(e.generation, 1);
-  r->wake.reset(eventfd(0, EFD_CLOEXEC));
   cd::Welcome& w = r->welcome;
   w.pre = {cd::kWireMagic, cd::kProtocolVersion, static_cast<uint32_t>(cd::MsgType::kWelcome)};
   w.epoch = 42;
@@ -82,7 +84,7 @@ void make_regions(Regions* r) {
   w.header_bytes = r->header.map.size();
   w.table_bytes = r->table.map.size();
   w.ring_bytes = stride * 4;
-  w.nfds = 4;
+  w.nfds = 3;
 }
 
 void seal_all(Regions* r) {
@@ -92,7 +94,7 @@ void seal_all(Regions* r) {
 }
 
 void send_regions(int fd, const Regions& r) {
-  int fds[4] = {r.header.fd.get(), r.table.fd.get(), r.wake.get(), r.ring.fd.get()};
+  int fds[3] = {r.header.fd.get(), r.table.fd.get(), r.ring.fd.get()};
   ASSERT_TRUE(cd::send_message(fd, &r.welcome, sizeof r.welcome, fds, r.welcome.nfds).ok());
 }
 
@@ -187,7 +189,10 @@ INSTANTIATE_TEST_SUITE_P(
              CUFRAMES_ERR_SHM, "subscriber table of 0"},
         Case{"table_magic",
              [](Regions* r) { cd::wr(r->table.map.as<cd::TableHeader>()->magic, 1); },
-             CUFRAMES_ERR_SHM, "subscriber table header"},
+             CUFRAMES_ERR_SHM, "subscriber table: bad magic"},
+        Case{"table_version",
+             [](Regions* r) { cd::wr(r->table.map.as<cd::TableHeader>()->version, 3); },
+             CUFRAMES_ERR_PROTOCOL_MISMATCH, "subscriber table is protocol v3"},
         Case{"entry_index", [](Regions* r) { r->welcome.entry_index = 4000; }, CUFRAMES_ERR_SHM,
              "out of range"},
         Case{"entry_generation", [](Regions* r) { r->welcome.entry_generation = 9; },
@@ -203,7 +208,7 @@ INSTANTIATE_TEST_SUITE_P(
              },
              CUFRAMES_ERR_SHM, "the handshake promised"},
         Case{"unsealed", [](Regions*) {}, CUFRAMES_ERR_SHM, "not sealed"},
-        Case{"fd_count", [](Regions* r) { r->welcome.nfds = 3; }, CUFRAMES_ERR_SHM, "fds"}),
+        Case{"fd_count", [](Regions* r) { r->welcome.nfds = 2; }, CUFRAMES_ERR_SHM, "fds"}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(Handshake, GarbageReplyIsProtocolMismatch) {
@@ -421,6 +426,117 @@ TEST_F(PublisherUnderAttack, FdsSentByAPeerAreClosed) {
   EXPECT_TRUE(cftest::wait_until([&] { return open_fds() <= before; }, 2000))
       << open_fds() << " fds open, " << before << " before";
   still_serves();
+}
+
+TEST_F(PublisherUnderAttack, SilentConnectionsDoNotLockOthersOut) {
+  std::vector<cd::UniqueFd> silent;
+  for (int i = 0; i < 40; ++i) silent.push_back(raw_connect());  // more than the 32 pending slots
+  int64_t t0 = cuframes::now_ns();
+  still_serves();
+  EXPECT_LT(cftest::ms_since(t0), 1000);  // well before the 2 s handshake timeout
+  EXPECT_TRUE(logged("dropping the oldest silent connection"));
+}
+
+TEST_F(PublisherUnderAttack, ObserversAreCapped) {
+  std::vector<std::unique_ptr<cuframes::Observer>> observers;
+  for (int i = 0; i < 64; ++i) {
+    observers.push_back(std::make_unique<cuframes::Observer>("cam", 1000, dir_.c_str()));
+  }
+  try {
+    cuframes::Observer extra("cam", 1000, dir_.c_str());
+    ADD_FAILURE() << "the 65th observer was accepted";
+  } catch (const cuframes::Error& e) {
+    EXPECT_EQ(e.status(), CUFRAMES_ERR_SHM);
+    EXPECT_NE(std::string(e.what()).find("observers"), std::string::npos) << e.what();
+  }
+  still_serves();
+}
+
+TEST_F(PublisherUnderAttack, RunningOutOfFdsDoesNotSpin) {
+  // A publisher process allowed few fds, flooded with connections it cannot accept: it must back
+  // off (not burn a CPU) and serve again once fds are free.
+  RuntimeDir dir;
+  cftest::Peer pub({"publish", "--dir", dir.path(), "--key", "cam", "--count", "-1", "--fps",
+                    "100", "--nofile", "48"});
+  ASSERT_EQ(pub.expect("READY").rfind("READY", 0), 0u);
+  std::vector<cd::UniqueFd> conns;
+  for (int i = 0; i < 80; ++i) {
+    cd::UniqueFd fd;
+    bool retry = false;
+    if (cd::connect_unix(cd::socket_path(dir.path(), "cam"), &fd, &retry).ok()) {
+      conns.push_back(std::move(fd));
+    }
+  }
+  auto cpu_ticks = [&] {
+    std::ifstream stat("/proc/" + std::to_string(pub.pid()) + "/stat");
+    std::string tok;
+    long long t = 0;
+    for (int i = 1; i <= 15 && stat >> tok; ++i)
+      if (i == 14 || i == 15) t += std::atoll(tok.c_str());
+    return t;
+  };
+  long long before = cpu_ticks();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // the span we measure over
+  long long used = cpu_ticks() - before;
+  const long long hz = sysconf(_SC_CLK_TCK);
+  std::printf("publisher out of fds used %lld of %lld ticks in 1 s\n", used, hz);
+  EXPECT_LT(used, hz / 4) << "the publisher spins when it cannot accept";
+  conns.clear();
+  cuframes::Subscriber sub("cam", cftest::sub_options(dir));
+  EXPECT_GT(sub.next(3000).info().seq, 0u);
+}
+
+TEST(Runtime, SymlinkedLockFileIsRefused) {
+  RuntimeDir dir;
+  std::string victim = dir.path() + "/victim";
+  {
+    std::ofstream f(victim);
+    f << "precious";
+  }
+  ::chmod(victim.c_str(), 0600);
+  ASSERT_EQ(::symlink(victim.c_str(), (dir.path() + "/cam.lock").c_str()), 0);
+  try {
+    cuframes::Publisher pub("cam", cftest::host_pub_options(dir));
+    ADD_FAILURE() << "publisher followed a symlinked lock file";
+  } catch (const cuframes::Error& e) {
+    EXPECT_EQ(e.status(), CUFRAMES_ERR_SHM);
+  }
+  std::ifstream f(victim);
+  std::string content;
+  f >> content;
+  EXPECT_EQ(content, "precious");
+  struct stat st;
+  ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(Runtime, FullBacklogHonoursConnectTimeout) {
+  // A "publisher" that never accepts (frozen): once its backlog is full, connecting must still
+  // give up at connect_timeout_ms.
+  RuntimeDir dir;
+  cd::UniqueFd listen(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = cd::socket_path(dir.path(), "frozen");
+  std::strcpy(addr.sun_path, path.c_str());
+  ASSERT_EQ(bind(listen.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listen.get(), 0), 0);
+  std::vector<cd::UniqueFd> fill;
+  for (int i = 0; i < 8; ++i) {
+    cd::UniqueFd fd;
+    bool retry = false;
+    if (cd::connect_unix(path, &fd, &retry).ok()) fill.push_back(std::move(fd));
+  }
+  auto o = cftest::sub_options(dir);
+  o.connect_timeout_ms = 300;
+  int64_t t0 = cuframes::now_ns();
+  try {
+    cuframes::Subscriber s("frozen", o);
+  } catch (const cuframes::Error&) {
+  }
+  const int64_t ms = cftest::ms_since(t0);
+  EXPECT_GE(ms, 250);
+  EXPECT_LT(ms, 2000);
 }
 
 // A raw peer attached as a subscriber, with the mappings a real subscriber makes: the table

@@ -41,7 +41,7 @@ if [ -z "${1:-}" ]; then
   "$BUILD/bench/cuframes_bench" ${BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1 || status=1
   cat "$OUT/bench.txt" | tee -a "$OUT/summary.txt"
 
-  if [ -f python/pyproject.toml ]; then
+  if [ -f python/pyproject.toml ] && [ -z "${SKIP_PYTHON:-}" ]; then
     step "python: pip install ./python + GPU tests"
     { python3 -m pip install --no-build-isolation ./python &&
       python3 -m pytest -v tests/python/gpu; } >"$OUT/python-gpu.log" 2>&1 || status=1

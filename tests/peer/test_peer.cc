@@ -8,6 +8,7 @@
 //             --seed S --timeout MS]
 //   hold      --dir D --key K --frames N     (holds N frames, then waits to be killed)
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -42,6 +43,12 @@ void say(const std::string& s) {
 }
 
 int run_publish() {
+  if (flag("nofile")) {  // few fds: to check the publisher copes with running out
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = static_cast<rlim_t>(num("nofile", 64));
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   cuframes::Publisher::Options o;
   std::string dir = arg("dir");
   o.runtime_dir = dir.c_str();

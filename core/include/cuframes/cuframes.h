@@ -24,7 +24,8 @@
  *
  * Runtime directory (where the rendezvous sockets live): the runtime_dir option when set, else
  * $CUFRAMES_RUNTIME_DIR, else /run/cuframes, else $XDG_RUNTIME_DIR/cuframes, else
- * /tmp/cuframes-<uid>; the first one that exists or can be created (mode 0770) is used.
+ * /tmp/cuframes-<euid>; the first one that exists or can be created (mode 01770: group access,
+ * sticky) is used.
  */
 #ifndef CUFRAMES_CUFRAMES_H_
 #define CUFRAMES_CUFRAMES_H_
@@ -182,7 +183,8 @@ CUFRAMES_EXPORT void cuframes_publisher_options_init(cuframes_publisher_options_
 CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_create(
     const char* key, const cuframes_publisher_options_t* options, cuframes_publisher_t** out);
 /* Stops serving: subscribers see PUBLISHER_GONE; frames they still hold stay readable until they
- * release them. Outstanding loans are abandoned. */
+ * release them. Outstanding loans are orphaned: abandon frees them, commit fails with
+ * INVALID_ARGUMENT (and frees them). */
 CUFRAMES_EXPORT void cuframes_publisher_destroy(cuframes_publisher_t* publisher);
 
 CUFRAMES_EXPORT void cuframes_publisher_get_geometry(const cuframes_publisher_t* publisher,
@@ -271,7 +273,8 @@ typedef struct cuframes_subscriber_options_t {
   const char* consumer_name;  /* [A-Za-z0-9._-]{1,63}; default NULL = "<program>-<pid>" */
   cuframes_mode_t mode;       /* default NEWEST_ONLY */
   int32_t cuda_device;        /* cuda rings: device to import the ring on; default 0 */
-  int32_t connect_timeout_ms; /* wait this long for the publisher to appear; default -1 */
+  int32_t connect_timeout_ms; /* wait this long for the publisher to appear; default -1. (Its
+                                 handshake reply then has up to 5 s of its own.) */
   void* consumer_stream;      /* cuda rings: cudaStream_t the frames are consumed on; releases
                                  take effect once work queued on it has finished; default NULL
                                  = the default stream */
@@ -284,12 +287,15 @@ CUFRAMES_EXPORT void cuframes_subscriber_options_init(cuframes_subscriber_option
  * the shared memory is bad or the subscriber table is full. */
 CUFRAMES_EXPORT cuframes_status_t cuframes_subscriber_create(
     const char* key, const cuframes_subscriber_options_t* options, cuframes_subscriber_t** out);
-/* Detaches. Frames still held stay valid until released (the hold is kept until then). */
+/* Destroys the handle. Frames still held stay valid until released: the subscriber stays
+ * attached (table entry, socket) until its last frame is released. May be called from inside its
+ * own frame callback (the destruction then completes when the callback returns). */
 CUFRAMES_EXPORT void cuframes_subscriber_destroy(cuframes_subscriber_t* subscriber);
 
-/* The subscriber's readiness fd: readable when a frame may be available or the publisher is
- * gone. For poll/epoll/asyncio; never read from it, call next_frame with timeout 0 instead.
- * Owned by the subscriber. */
+/* The subscriber's readiness fd, for poll/epoll/asyncio: readable when a frame may be available
+ * or the publisher is gone, and it stays readable until next_frame(0) has found nothing. So on
+ * each readiness call next_frame(0) until it fails with FRAME_TIMEOUT (or another error). Never
+ * read from the fd yourself. Owned by the subscriber. */
 CUFRAMES_EXPORT int cuframes_subscriber_fd(const cuframes_subscriber_t* subscriber);
 
 /* Waits up to timeout_ms for a frame (see cuframes_mode_t) and holds it. Fails with
@@ -339,9 +345,10 @@ CUFRAMES_EXPORT cuframes_memory_t cuframes_subscriber_memory(const cuframes_subs
 
 /* Callback delivery on a thread of the library's own. The callback gets each frame (it owns it
  * and must release it, from any thread) with status OK, or frame NULL and the failure status
- * (OVERRUN, SHM, ...; timeouts are not reported). After PUBLISHER_GONE the thread ends. While it
- * runs, next_frame fails with INVALID_ARGUMENT. stop joins the thread; it is a no-op when no
- * callback runs and must not be called from the callback. */
+ * (OVERRUN, PUBLISHER_GONE, SHM, ...; timeouts are not reported). After any failure but OVERRUN
+ * the thread ends. While it runs, next_frame fails with INVALID_ARGUMENT. stop joins the thread
+ * (a no-op when none runs); called from inside the callback it only ends the loop, and a later
+ * stop or destroy joins it. */
 typedef void (*cuframes_frame_callback_t)(void* user, cuframes_frame_t* frame,
                                           cuframes_status_t status);
 CUFRAMES_EXPORT cuframes_status_t cuframes_subscriber_start_callback(
