@@ -215,6 +215,7 @@ py::dict observe(const std::string& key, int connect_timeout_ms, const py::objec
   d["created_ns"] = ring.created_ns;
   d["max_subscribers"] = ring.max_subscribers;
   d["has_packet_ring"] = ring.has_packet_ring != 0;
+  d["transport"] = std::string(ring.transport, strnlen(ring.transport, sizeof ring.transport));
   d["stats"] = publisher_stats_dict(ring.stats);
   py::list l;
   for (size_t i = 0; i < n && i < subs.size(); ++i) l.append(subscriber_stats_dict(subs[i]));

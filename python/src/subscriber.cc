@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -261,6 +262,7 @@ class Subscriber {
     d["publisher_blocked_ns"] = r.stats.blocked_ns;
     d["publisher_subscribers"] = r.stats.subscribers;
     d["publisher_pid"] = r.publisher_pid;
+    d["transport"] = std::string(r.transport, strnlen(r.transport, sizeof r.transport));
     return d;
   }
 
