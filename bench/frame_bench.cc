@@ -45,10 +45,19 @@ struct Size {
 };
 const Size kSizes[] = {{"1080p", 1920, 1080}, {"4k", 3840, 2160}};
 
-enum class Path { kHost, kCuda, kBaseline };
+// cuda-spin: the cuda ring with subscribers using spin_us=100 (busy-wait around the expected
+// arrival instead of sleeping until woken).
+enum class Path { kHost, kCuda, kCudaSpin, kBaseline };
 const char* path_name(Path p) {
-  return p == Path::kHost ? "host" : p == Path::kCuda ? "cuda" : "baseline";
+  switch (p) {
+    case Path::kHost: return "host";
+    case Path::kCuda: return "cuda";
+    case Path::kCudaSpin: return "cuda-spin";
+    case Path::kBaseline: return "baseline";
+  }
+  return "?";
 }
+bool on_gpu_ring(Path p) { return p == Path::kCuda || p == Path::kCudaSpin; }
 
 double cpu_seconds() {
   rusage ru{};
@@ -74,6 +83,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   o.connect_timeout_ms = 10000;
   std::string name = std::string("bench-") + std::to_string(index);
   o.consumer_name = name.c_str();
+  if (path == Path::kCudaSpin) o.spin_us = 100;
 #ifdef CUFRAMES_WITH_CUDA
   cudaStream_t stream = nullptr;
   void* dev = nullptr;
@@ -193,7 +203,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     o.height = size.h;
     o.format = CUFRAMES_FORMAT_NV12;
     o.slots = subs + 4 > 8 ? static_cast<uint32_t>(subs + 4) : 8;
-    o.memory = path == Path::kCuda ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
+    o.memory = on_gpu_ring(path) ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
     cuframes::Publisher pub(key, o);
     for (auto& c : children) read_line(c.out);  // READY
     while (pub.stats().subscribers < static_cast<uint32_t>(subs)) {
@@ -317,9 +327,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) args[std::string(argv[i]).substr(2)] = argv[i + 1];
   cuframes_set_log_handler(nullptr, nullptr, CUFRAMES_LOG_ERROR);
   if (args["role"] == "subscriber") {
-    Path p = args["path"] == "cuda" ? Path::kCuda
-             : args["path"] == "baseline" ? Path::kBaseline
-                                          : Path::kHost;
+    Path p = Path::kHost;
+    for (Path q : {Path::kHost, Path::kCuda, Path::kCudaSpin, Path::kBaseline})
+      if (args["path"] == path_name(q)) p = q;
     return run_subscriber(args["dir"], args["key"], p, std::atoi(args["index"].c_str()));
   }
   const double seconds = args.count("seconds") ? std::atof(args["seconds"].c_str()) : 2.0;
@@ -328,6 +338,7 @@ int main(int argc, char** argv) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) {
     paths.push_back(Path::kCuda);
+    paths.push_back(Path::kCudaSpin);
     paths.push_back(Path::kBaseline);
   } else {
     std::printf("(no CUDA device: host path only)\n");

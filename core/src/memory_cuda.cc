@@ -249,14 +249,19 @@ class CudaAllocation final : public RingAllocation {
   }
 
   Status copy_rows(uint8_t* dst, size_t dst_pitch, const void* src, size_t src_pitch,
-                   size_t row_bytes, size_t rows, cuframes_memory_t,
+                   size_t row_bytes, size_t rows, cuframes_memory_t src_memory,
                    void* stream) override {
     DeviceScope scope;
     CUFRAMES_RETURN_IF_ERROR(scope.enter(device_));
-    // cudaMemcpyDefault infers the direction from the pointer (host upload or device copy).
-    CUDA_TRY(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, cudaMemcpyDefault,
-                               static_cast<cudaStream_t>(stream)),
-             "copying a frame into the ring");
+    const cudaMemcpyKind kind =
+        src_memory == CUFRAMES_MEMORY_HOST ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
+    auto s = static_cast<cudaStream_t>(stream);
+    if (dst_pitch == src_pitch && row_bytes == src_pitch) {  // contiguous: a plain copy
+      CUDA_TRY(cudaMemcpyAsync(dst, src, row_bytes * rows, kind, s), "copying a frame into the ring");
+    } else {
+      CUDA_TRY(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, kind, s),
+               "copying a frame into the ring");
+    }
     return Ok();
   }
 

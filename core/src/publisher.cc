@@ -382,9 +382,16 @@ Status Publisher::publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t
     return Ok();
   }
   uint8_t* base = slot_base(slot);
+  // Both planes in one copy when the source lays them out as the ring does (UV rows right after
+  // the Y rows, same pitch): one copy instead of two launches on CUDA.
+  const auto* y = static_cast<const uint8_t*>(src.planes[0]);
+  const bool one_copy = g.num_planes == 2 && src.pitches[0] == src.pitches[1] &&
+                        src.planes[1] == y + src.pitches[0] * g.height &&
+                        g.pitch_y == g.pitch_uv && g.offset_uv == uint64_t{g.pitch_y} * g.height;
   Status st = ring_->copy_rows(base + g.offset_y, g.pitch_y, src.planes[0], src.pitches[0], row,
-                               g.height, src.memory, src.cuda_stream);
-  if (st.ok() && g.num_planes == 2) {
+                               one_copy ? g.height + g.height_uv : g.height, src.memory,
+                               src.cuda_stream);
+  if (st.ok() && g.num_planes == 2 && !one_copy) {
     st = ring_->copy_rows(base + g.offset_uv, g.pitch_uv, src.planes[1], src.pitches[1], row,
                           g.height_uv, src.memory, src.cuda_stream);
   }

@@ -1,6 +1,7 @@
 #include "subscriber.h"
 
 #include <poll.h>
+#include <time.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -146,7 +147,12 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: connect_timeout_ms %d (want -1 or >= 0)",
                ctx.c_str(), o.connect_timeout_ms);
   }
+  if (o.spin_us > 10000) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: spin_us %u is above 10000", ctx.c_str(),
+               o.spin_us);
+  }
   s->mode_ = o.mode;
+  s->spin_ns_ = int64_t{o.spin_us} * 1000;
   std::string dir;
   CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir)).context(ctx));
 
@@ -266,12 +272,17 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
     CUFRAMES_RETURN_IF_ERROR(try_acquire(out, &got, &lost));
     if (got == Got::kFrame) return Ok();
     if (gone_) continue;  // reported at the top
-    const int left = deadline == INT64_MAX ? -1 : ms_until(deadline);
-    if (left == 0) {
+    if (now_ns() >= deadline) {
       if (count_timeout) bump(&SubscriberEntry::timeouts);
       return Err(CUFRAMES_ERR_FRAME_TIMEOUT, "no frame from '%s' within %d ms", key_.c_str(),
                  timeout_ms);
     }
+    if (spin_ns_ > 0 && timeout_ms != 0) {
+      Status sst;
+      if (spin_for_frame(deadline, out, &sst)) return sst;
+      continue;  // the window passed (or a note came): look again
+    }
+    const int left = deadline == INT64_MAX ? -1 : ms_until(deadline);
     short revents = 0;
     Status pst = poll_in(fd(), left, &revents);
     if (!pst.ok()) {
@@ -279,6 +290,46 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
       return pst;
     }
   }
+}
+
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+}  // namespace
+
+bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* out, Status* st) {
+  int64_t now = now_ns();
+  if (interval_ns_ <= 0) {  // cadence unknown yet: wait for a note, a little at a time
+    short revents = 0;
+    *st = poll_in(fd(), std::min(ms_until(deadline), 100), &revents);
+    return !st->ok();
+  }
+  int64_t expected = last_publish_ns_ + interval_ns_;
+  while (expected + spin_ns_ < now) expected += interval_ns_;  // missed: the one after
+  const int64_t spin_from = expected - spin_ns_;
+  if (now < spin_from) {
+    // Sleep until the window opens (or a note wakes us early, or the deadline).
+    const int64_t until = std::min(spin_from, deadline);
+    timespec ts{static_cast<time_t>((until - now) / 1000000000),
+                static_cast<long>((until - now) % 1000000000)};
+    pollfd p{fd(), POLLIN, 0};
+    int rc = ::ppoll(&p, 1, &ts, nullptr);
+    if (rc != 0) return false;  // a note (or an error): the normal path looks at it
+  }
+  const int64_t spin_to = std::min(expected + spin_ns_, deadline);
+  while (now_ns() < spin_to) {
+    Got got = Got::kNone;
+    uint64_t lost = 0;
+    *st = try_acquire(out, &got, &lost);
+    if (!st->ok() || got == Got::kFrame) return true;
+    for (int i = 0; i < 32; ++i) cpu_relax();
+  }
+  return false;
 }
 
 Status Subscriber::take_hold(uint32_t slot, uint64_t seq, bool* held) {
@@ -392,6 +443,13 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   if (mode_ == CUFRAMES_MODE_NEWEST_ONLY && last_seq_ != 0 && seq > last_seq_ + 1) {
     bump(&SubscriberEntry::gaps, seq - last_seq_ - 1);
   }
+  // The publisher's cadence, for spin_us.
+  if (last_publish_seq_ != 0 && seq > last_publish_seq_ && fi.publish_ns > last_publish_ns_) {
+    const int64_t d = (fi.publish_ns - last_publish_ns_) / static_cast<int64_t>(seq - last_publish_seq_);
+    interval_ns_ = interval_ns_ == 0 ? d : interval_ns_ + (d - interval_ns_) / 8;
+  }
+  last_publish_ns_ = fi.publish_ns;
+  last_publish_seq_ = seq;
   last_seq_ = seq;
   delivered_ = true;
   bump(&SubscriberEntry::frames_received);

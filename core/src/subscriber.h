@@ -107,6 +107,9 @@ class Subscriber {
   Status next_impl(int timeout_ms, bool count_timeout, std::unique_ptr<HeldFrame>* out);
   Status try_acquire(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost);
   bool publisher_hung_up();
+  // spin_us: waits for the next frame around its expected arrival. Returns true with *out set
+  // when one came; false when the caller should wait normally.
+  bool spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* out, Status* st);
   void callback_loop(const Callback& cb);
   bool on_callback_thread() const;
   Status try_newest(std::unique_ptr<HeldFrame>* out, Got* got);
@@ -122,6 +125,11 @@ class Subscriber {
   uint64_t cursor_ = 0;    // STRICT_ORDER: last consumed seq
   bool delivered_ = false; // a frame was handed out already
   bool gone_ = false;
+  // spin_us: the publisher's cadence, learned from delivered frames.
+  int64_t spin_ns_ = 0;
+  int64_t last_publish_ns_ = 0;
+  uint64_t last_publish_seq_ = 0;
+  int64_t interval_ns_ = 0;  // smoothed time between publications
 
   std::thread cb_thread_;
   UniqueFd cb_stop_;

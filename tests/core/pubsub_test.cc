@@ -380,6 +380,31 @@ TEST(PubSub, FdStaysReadableWhileFramesAreWaiting) {
   EXPECT_EQ(::poll(&p, 1, 0), 0);  // drained: quiet until the next frame
 }
 
+TEST(PubSub, SpinningSubscriberReceivesEveryPacedFrame) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));
+  auto o = sub_options(dir, CUFRAMES_MODE_STRICT_ORDER);
+  o.spin_us = 200;
+  cuframes::Subscriber sub("cam", o);
+  std::thread producer([&] {
+    for (int i = 0; i < 60; ++i) {
+      publish_pattern(pub);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a steady cadence to learn
+    }
+  });
+  for (uint64_t want = 1; want <= 60; ++want) {
+    cuframes::Frame f = sub.next(2000);
+    EXPECT_EQ(f.info().seq, want);
+    EXPECT_TRUE(cftest::verify_frame(f.info(), want));
+  }
+  producer.join();
+  EXPECT_EQ(sub.stats().gaps, 0u);
+  cuframes::Frame none;
+  EXPECT_EQ(sub.try_next(50, &none), CUFRAMES_ERR_FRAME_TIMEOUT);  // and times out as usual
+  o.spin_us = 20000;
+  EXPECT_EQ(status_of([&] { cuframes::Subscriber bad("cam", o); }), CUFRAMES_ERR_INVALID_ARGUMENT);
+}
+
 TEST(PubSub, BlockingNextWakesOnPublish) {
   RuntimeDir dir;
   cuframes::Publisher pub("cam", pub_options(dir));

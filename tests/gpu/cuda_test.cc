@@ -214,14 +214,14 @@ TEST(CudaRing, LegacyIpcFallbackWorks) {
   }
 }
 
-// A subscriber in its own PID and IPC namespaces (what a second container gets), sharing only the
-// runtime directory, receives correct frames.
+// A subscriber in its own PID, IPC and mount namespaces with its own /proc (what a second
+// container gets), sharing only the runtime directory, receives correct frames.
 TEST(CudaRing, SubscriberInOwnPidAndIpcNamespaces) {
   RuntimeDir dir;
   cuframes::Publisher pub("cam", cuda_options(dir, 1920, 1080, 6));
   Peer sub({"subscribe", "--dir", dir.path(), "--key", "cam", "--mode", "strict", "--count",
             "100", "--name", "isolated"},
-           {"unshare", "--pid", "--ipc", "--fork", "--kill-child"}, {"CUFRAMES_TEST_MEMORY=cuda"});
+           {"unshare", "--pid", "--ipc", "--mount", "--mount-proc", "--fork", "--kill-child"}, {"CUFRAMES_TEST_MEMORY=cuda"});
   std::string ready = sub.line(20000);  // READY, or the reason it could not subscribe
   ASSERT_EQ(ready.rfind("READY", 0), 0u) << "isolated subscriber said: '" << ready << "'";
   ASSERT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 1; }, 5000));

@@ -278,6 +278,12 @@ typedef struct cuframes_subscriber_options_t {
   void* consumer_stream;      /* cuda rings: cudaStream_t the frames are consumed on; releases
                                  take effect once work queued on it has finished; default NULL
                                  = the default stream */
+  uint32_t spin_us;           /* default 0: next_frame sleeps until the publisher's note wakes
+                                 it. Otherwise it sleeps until spin_us before the next frame is
+                                 expected (from the publisher's cadence) and busy-waits from
+                                 there to spin_us after: lower latency where waking a sleeping
+                                 CPU is slow (VMs), for up to 2*spin_us of CPU per frame.
+                                 Microseconds, at most 10000 */
 } cuframes_subscriber_options_t;
 
 CUFRAMES_EXPORT void cuframes_subscriber_options_init(cuframes_subscriber_options_t* options);
