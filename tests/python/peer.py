@@ -1,7 +1,7 @@
 """A cuframes peer process for the tests, driven line by line over stdin/stdout.
 
     peer.py publish KEY [--width W --height H --format NV12 --slots N --policy DROP
-                         --packet-ring BYTES --auto-fps F --auto-tag T]
+                         --memory host --packet-ring BYTES --auto-fps F --auto-tag T]
         prints "READY <pid> <pitch_y>", then per stdin line:
           pub <pts>          publish make_frame(pts)  -> "OK <seq>"
           loan <pts>         the same through a loan  -> "OK <seq>"
@@ -40,7 +40,7 @@ def packet_bytes(pts: int) -> bytes:
 
 def run_publisher(a: argparse.Namespace) -> None:
     fmt = cuframes.PixelFormat[a.format]
-    pub = cuframes.publish(a.key, a.width, a.height, fmt, slots=a.slots, memory="host",
+    pub = cuframes.publish(a.key, a.width, a.height, fmt, slots=a.slots, memory=a.memory,
                            policy=cuframes.PublisherPolicy[a.policy],
                            packet_ring_bytes=a.packet_ring)
     lock = threading.Lock()
@@ -67,7 +67,12 @@ def run_publisher(a: argparse.Namespace) -> None:
             elif cmd == "loan":
                 pts = int(args[0])
                 with pub.loan() as f:
-                    np.from_dlpack(f.yuv)[...] = make_frame(fmt, a.width, a.height, pts)
+                    if a.memory == "host":
+                        np.from_dlpack(f.yuv)[...] = make_frame(fmt, a.width, a.height, pts)
+                    else:
+                        import torch  # GPU tests only
+                        torch.from_dlpack(f.yuv).copy_(
+                            torch.from_numpy(make_frame(fmt, a.width, a.height, pts)).cuda())
                     f.pts_ns = pts
                 out("OK", f.seq)
             elif cmd == "codec":
@@ -108,6 +113,7 @@ def main() -> None:
     p.add_argument("--format", default="NV12")
     p.add_argument("--slots", type=int, default=8)
     p.add_argument("--policy", default="DROP")
+    p.add_argument("--memory", default="host")
     p.add_argument("--packet-ring", type=int, default=0)
     p.add_argument("--auto-fps", type=float, default=0)
     p.add_argument("--auto-tag", type=int, default=1)
