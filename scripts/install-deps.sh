@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_pkgs=(build-essential cmake ninja-build pkg-config git libgtest-dev)
+# The Python package (python/): interpreter headers, venv (the pip install test), pybind11 and the
+# DLPack header (0.6 in Debian 12; the package defines the DLPack 1.x structs it lacks).
+apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -19,4 +22,18 @@ if ((${#missing[@]})); then
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python build and test tools for the python3 on PATH (pyenv's on the CI machines; Debian's
+# elsewhere, where PIP_BREAK_SYSTEM_PACKAGES lets pip install next to apt's packages).
+py_missing=()
+python3 -c 'import numpy, sys; sys.exit(tuple(map(int, numpy.__version__.split(".")[:2])) < (2, 1))' \
+  2>/dev/null || py_missing+=("numpy>=2.1")
+for m in pytest pybind11 scikit_build_core mypy; do
+  python3 -c "import $m" 2>/dev/null || py_missing+=("${m//_/-}")
+done
+if ((${#py_missing[@]})); then
+  echo "install-deps: pip install ${py_missing[*]}"
+  PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore \
+    python3 -m pip install --quiet --disable-pip-version-check "${py_missing[@]}"
 fi

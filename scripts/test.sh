@@ -6,3 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 ctest --test-dir build --label-exclude gpu --output-on-failure --timeout 600
+
+# The Python package: built by the same CMake project into build/python, tested on host memory
+# (tests/python/gpu needs a GPU: tests/gpu/run.sh).
+scripts/build.sh -DBUILD_PYTHON_BINDINGS=ON
+PYTHONPATH="$PWD/build/python" python3 -m pytest tests/python --ignore=tests/python/gpu -v
