@@ -45,7 +45,7 @@ struct Size {
 };
 const Size kSizes[] = {{"1080p", 1920, 1080}, {"4k", 3840, 2160}};
 
-// cuda-spin: the cuda ring with subscribers using spin_us=100 (busy-wait around the expected
+// cuda-spin: the cuda ring with subscribers using spin_us=200 (busy-wait around the expected
 // arrival instead of sleeping until woken).
 enum class Path { kHost, kCuda, kCudaSpin, kBaseline };
 const char* path_name(Path p) {
@@ -83,7 +83,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   o.connect_timeout_ms = 10000;
   std::string name = std::string("bench-") + std::to_string(index);
   o.consumer_name = name.c_str();
-  if (path == Path::kCudaSpin) o.spin_us = 100;
+  if (path == Path::kCudaSpin) o.spin_us = 200;
 #ifdef CUFRAMES_WITH_CUDA
   cudaStream_t stream = nullptr;
   void* dev = nullptr;
@@ -210,7 +210,10 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     const size_t row = size.w;
-    const size_t bytes = row * size.h * 3 / 2;
+    // The decoded frame as its producer holds it: tightly packed in host memory (software
+    // decode), NVDEC-style in device memory (rows 256-byte aligned: pitch 2048 for 1920 wide).
+    const size_t src_pitch = path == Path::kHost ? row : (row + 255) / 256 * 256;
+    const size_t bytes = src_pitch * size.h * 3 / 2;
     std::vector<uint8_t> host(bytes, 0x5a);
     void* dev = nullptr;
 #ifdef CUFRAMES_WITH_CUDA
@@ -224,8 +227,8 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     cuframes_source_init(&src);
     const uint8_t* base = path == Path::kHost ? host.data() : static_cast<uint8_t*>(dev);
     src.planes[0] = base;
-    src.planes[1] = base + row * size.h;
-    src.pitches[0] = src.pitches[1] = row;
+    src.planes[1] = base + src_pitch * size.h;
+    src.pitches[0] = src.pitches[1] = src_pitch;
     src.memory = path == Path::kHost ? CUFRAMES_MEMORY_HOST : CUFRAMES_MEMORY_CUDA;
 
     const int64_t start = cuframes::now_ns();
@@ -235,9 +238,13 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     uint64_t published = 0;
     int64_t publish_ns_total = 0;
     while (cuframes::now_ns() < end) {
-      if (period > 0) {
+      if (period > 0) {  // a steady cadence, as a camera has: sleep, then spin the last 300 us
         next += period;
-        while (cuframes::now_ns() < next) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        while (next - cuframes::now_ns() > 300000) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+        while (cuframes::now_ns() < next) {
+        }
       }
       const int64_t t0 = cuframes::now_ns();
       if (path == Path::kBaseline) {
@@ -250,8 +257,8 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
           continue;
         }
         cuframes_frame_info_t fi = loan.info();
-        cuda_check(cudaMemcpy2D(fi.plane_y, fi.geometry.pitch_y, dev, row, row, size.h * 3 / 2,
-                                cudaMemcpyDeviceToHost),
+        cuda_check(cudaMemcpy2D(fi.plane_y, fi.geometry.pitch_y, dev, src_pitch, row,
+                                size.h * 3 / 2, cudaMemcpyDeviceToHost),
                    "D2H");
         pub.commit(std::move(loan), t0);
         ++published;
