@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -39,19 +40,19 @@ void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status);
 
 class Subscriber {
  public:
-  Subscriber(const std::string& key, const py::object& consumer_name, const py::object& mode,
+  Subscriber(const std::string& key, const std::optional<std::string>& consumer_name,
+             const py::object& mode,
              int cuda_device, int connect_timeout_ms, const py::object& consumer_stream,
              const py::object& runtime_dir)
       : key_(key), cuda_device_(cuda_device) {
     mode_ = static_cast<cuframes_mode_t>(enum_value(mode, "mode"));
     consumer_stream_ = parse_stream(consumer_stream, "consumer_stream");
-    std::string name = consumer_name.is_none() ? std::string() : py::cast<std::string>(consumer_name);
     std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
 
     cuframes_subscriber_options_t o;
     cuframes_subscriber_options_init(&o);
     o.runtime_dir = runtime_dir.is_none() ? nullptr : dir.c_str();
-    o.consumer_name = consumer_name.is_none() ? nullptr : name.c_str();
+    o.consumer_name = consumer_name ? consumer_name->c_str() : nullptr;
     o.mode = mode_;
     o.cuda_device = cuda_device;
     o.consumer_stream = reinterpret_cast<void*>(consumer_stream_);
@@ -399,8 +400,8 @@ void register_subscriber(py::module_& m) {
   py::class_<Subscriber>(
       m, "_SubscriberBase",
       "The C++ half of CuframesSubscriber (use cuframes.subscribe()).")
-      .def(py::init<const std::string&, const py::object&, const py::object&, int, int,
-                    const py::object&, const py::object&>(),
+      .def(py::init<const std::string&, const std::optional<std::string>&, const py::object&,
+                    int, int, const py::object&, const py::object&>(),
            py::arg("key"), py::arg("consumer_name") = py::none(),
            py::arg("mode") = subscriber_mode(CUFRAMES_MODE_NEWEST_ONLY),
            py::arg("cuda_device") = 0, py::arg("connect_timeout_ms") = -1,

@@ -122,13 +122,14 @@ def test_consumer_stream_release_after_work(runtime_dir: str, key: str) -> None:
         with torch.cuda.stream(stream):
             with sub.next_frame(timeout_ms=5000) as frame:
                 y = torch.from_dlpack(frame)
-                torch.cuda._sleep(200_000_000)  # ~100 ms of GPU time queued before the sum
-                total = y.to(torch.int64).sum()
+                torch.cuda._sleep(400_000_000)  # ~0.2 s of GPU time queued before the copy
+                copy = y.clone()  # reads the frame once the sleep is done (no host sync)
             del y  # frame and tensor released right after launching the work
-            assert sub.stats()["held_frames"] == 1  # the GPU has not run the work yet
+            assert not stream.query()  # the GPU has not run that work yet...
+            assert sub.stats()["held_frames"] == 1  # ...so the slot is still held
             assert sub.ring_occupancy == 1
         stream.synchronize()
-        assert int(total) == int(src[:H].to(torch.int64).sum())
+        assert torch.equal(copy, src[:H])
         wait_until(lambda: sub.stats()["held_frames"] == 0, what="the host-func release")
         assert sub.ring_occupancy == 0
 
