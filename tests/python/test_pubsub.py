@@ -470,3 +470,36 @@ def test_observe(runtime_dir: str, key: str) -> None:
         f.release()
     with pytest.raises(cuframes.CuframesPublisherGone):
         cuframes.observe(key)
+
+
+def test_remaining_properties(runtime_dir: str, key: str) -> None:
+    with cuframes.publish(key, 1366, 768, PF.P010, slots=4, memory="host", pitch=3000,
+                          packet_ring_bytes=1 << 16, packet_ring_entries=64) as pub, \
+         cuframes.subscribe(key, connect_timeout_ms=2000) as sub:
+        assert (pub.key, pub.width, pub.height, pub.format) == (key, 1366, 768, PF.P010)
+        assert (pub.pitch_y, pub.pitch_uv, pub.memory, pub.cuda_device) == (3000, 3000, "host", 0)
+        assert pub.frame_bytes == 3000 * (768 + 384)
+        assert pub.policy == cuframes.PublisherPolicy.DROP and pub.has_packet_ring
+        assert not pub.closed and "P010 1366x768 host" in repr(pub)
+        with pub.loan() as loan:
+            assert (loan.pitch_uv, loan.bytes_per_sample, loan.memory, loan.device) == (3000, 2, "host", -1)
+            assert loan.uv_ptr == loan.cuda_ptr + 3000 * 768 and 0 <= loan.slot < 4
+            assert loan.pts_ns is None and "pending" in repr(loan)
+            loan.pts_ns = 77
+            np.from_dlpack(loan.yuv)[...] = make_frame(PF.P010, 1366, 768, 77)
+            m, t, _ = consume(loan.dlpack_uv(max_version=(1, 0)))
+            assert (t.shape[0], t.strides[0]) == (384, 1500)
+            m.deleter(ctypes.pointer(m))
+        assert loan.pts_ns == 77 and loan.committed and "committed" in repr(loan)
+        frame = sub.next_frame(timeout_ms=1000)
+        check_frame(frame, 77)
+        plane = frame.uv
+        assert (plane.name, plane.shape, plane.strides, plane.dtype) == ("uv", (384, 1366), (1500, 1), "uint16")
+        assert plane.ptr == frame.uv_ptr and plane.frame is frame and "uv" in repr(plane)
+        assert plane.__dlpack_device__() == (1, 0)
+        frame.release(stream=None)
+        assert frame.released
+        pub.close()
+        assert pub.closed and pub.stats()["closed"] and pub.stats()["published"] == 1
+        pub.close()  # idempotent
+        assert pub.subscribers() == []
