@@ -4,6 +4,7 @@
 #include <cctype>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -205,7 +206,8 @@ class Publisher {
   cuframes_policy_t policy() const { return policy_; }
   bool has_packet_ring() const { return has_packets_; }
 
-  uint64_t publish(const py::object& source, const py::object& pts_ns, const py::object& stream) {
+  uint64_t publish(const py::object& source, std::optional<int64_t> pts_ns,
+                   const py::object& stream) {
     std::shared_ptr<PubCore> core = open_core();
     const uintptr_t s = stream.is_none() ? 0 : parse_stream(stream, "stream");
     const cuframes_geometry_t& g = geometry_;
@@ -251,7 +253,7 @@ class Publisher {
         throw_status(CUFRAMES_ERR_INVALID_ARGUMENT, "the planes are in different memories");
       }
     }
-    const int64_t pts = pts_ns.is_none() ? cuframes_now_ns() : py::cast<int64_t>(pts_ns);
+    const int64_t pts = pts_ns ? *pts_ns : cuframes_now_ns();
     uint64_t seq = 0;
     cuframes_status_t st;
     std::string msg;
@@ -328,6 +330,7 @@ class Publisher {
     std::vector<cuframes_subscriber_stats_t> v(CUFRAMES_MAX_SUBSCRIBERS);
     size_t n = 0;
     {
+      py::gil_scoped_release nogil;
       std::lock_guard<std::mutex> lock(core_->mu);
       if (core_->pub != nullptr) {
         cuframes_publisher_read_subscribers(core_->pub, v.data(), v.size(), &n);
@@ -383,6 +386,7 @@ class Publisher {
 
   void snapshot() {
     if (!core_) return;
+    py::gil_scoped_release nogil;  // a STRICT_WAIT publish may hold mu for a while
     std::lock_guard<std::mutex> lock(core_->mu);
     if (core_->pub != nullptr) cuframes_publisher_get_stats(core_->pub, &stats_);
   }
@@ -418,12 +422,9 @@ class Loan : public Exportable {
                         /*read_only=*/false);
   }
 
-  uint64_t commit(const py::object& pts_ns, const py::object& stream) {
+  uint64_t commit(std::optional<int64_t> pts_ns, const py::object& stream) {
     require_pending();
-    int64_t pts;
-    if (!pts_ns.is_none()) pts = py::cast<int64_t>(pts_ns);
-    else if (!pts_.is_none()) pts = py::cast<int64_t>(pts_);
-    else pts = cuframes_now_ns();
+    const int64_t pts = pts_ns ? *pts_ns : pts_ ? *pts_ : cuframes_now_ns();
     uintptr_t s = stream_;
     if (!stream.is_none()) s = parse_stream(stream, "stream");
     else if (s == 0) s = st_->streams.join(info_.device);
@@ -454,7 +455,7 @@ class Loan : public Exportable {
       throw_status(rc, msg);
     }
     seq_ = seq;
-    pts_ = py::int_(pts);
+    pts_ = pts;
     state_ = "committed";
     return seq;
   }
@@ -470,11 +471,8 @@ class Loan : public Exportable {
 
   uint64_t seq() const { return seq_; }
   const char* state() const { return state_; }
-  py::object pts() const { return pts_; }
-  void set_pts(const py::object& v) {
-    if (!v.is_none()) (void)py::cast<int64_t>(v);
-    pts_ = v;
-  }
+  std::optional<int64_t> pts() const { return pts_; }
+  void set_pts(std::optional<int64_t> v) { pts_ = v; }
 
  private:
   void require_pending() const {
@@ -482,8 +480,13 @@ class Loan : public Exportable {
       throw_status(CUFRAMES_ERR_INVALID_ARGUMENT,
                    std::string("the loan is ") + state_ + ": its slot is no longer lent to you");
     }
-    std::lock_guard<std::mutex> lock(st_->core->mu);
-    if (st_->loan == nullptr) {
+    bool dead;
+    {
+      py::gil_scoped_release nogil;  // a STRICT_WAIT publish may hold mu for a while
+      std::lock_guard<std::mutex> lock(st_->core->mu);
+      dead = st_->loan == nullptr;
+    }
+    if (dead) {
       throw_status(CUFRAMES_ERR_INVALID_ARGUMENT,
                    "the publisher of '" + key_ + "' was closed: the loan was abandoned");
     }
@@ -495,7 +498,7 @@ class Loan : public Exportable {
   cuframes_frame_info_t info_{};
   uint64_t seq_ = 0;
   const char* state_ = "pending";
-  py::object pts_ = py::none();
+  std::optional<int64_t> pts_;
 };
 
 std::unique_ptr<Loan> Publisher::loan(const py::object& stream) {
@@ -676,7 +679,7 @@ void register_publisher(py::module_& m) {
       .def("__exit__",
            [](Loan& l, const py::object& exc_type, const py::object&, const py::object&) {
              if (std::string(l.state()) != "pending") return false;
-             if (exc_type.is_none()) l.commit(py::none(), py::none());
+             if (exc_type.is_none()) l.commit(std::nullopt, py::none());
              else l.abandon();
              return false;
            })

@@ -365,7 +365,24 @@ def test_publish_sources(runtime_dir: str, key: str) -> None:
                 pub.publish(src)
         with pytest.raises(TypeError, match="DLPack"):
             pub.publish(b"not an array")
+        with pytest.raises(TypeError):
+            pub.publish(frame, pts_ns=1.5)  # type: ignore[arg-type]
         assert pub.stats()["published"] == 3
+
+
+def test_relay_a_frame(runtime_dir: str, key: str) -> None:
+    """A subscriber's (read-only) frame is a valid source for another publisher: a relay."""
+    with cuframes.publish(key, 640, 360, memory="host") as pub, \
+         cuframes.publish(key + "-relay", 640, 360, memory="host") as relay, \
+         cuframes.subscribe(key, connect_timeout_ms=2000) as sub, \
+         cuframes.subscribe(key + "-relay", mode=Mode.STRICT_ORDER, connect_timeout_ms=2000) as out:
+        pub.publish(make_frame(PF.NV12, 640, 360, 4), 4)
+        with sub.next_frame() as f:
+            assert relay.publish(f.yuv, f.pts_ns) == 1  # via DLPack, no copy in Python
+            assert relay.publish(np.from_dlpack(f.yuv), f.pts_ns) == 2  # a read-only array
+        for _ in range(2):
+            with out.next_frame(timeout_ms=1000) as g:
+                check_frame(g, 4)
 
 
 def test_loan(runtime_dir: str, key: str) -> None:
