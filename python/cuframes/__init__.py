@@ -105,10 +105,7 @@ class CuframesSubscriber(_cuframes._SubscriberBase):
                 return frame
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
-                if timeout_ms != 0:
-                    self._note_timeout()
-                raise CuframesFrameTimeout(
-                    f"no frame from '{self.key}' within {timeout_ms} ms")
+                self._wait_expired(timeout_ms)  # counts it, raises CuframesFrameTimeout
             fd = self.fileno()
             ready: asyncio.Future[None] = loop.create_future()
             loop.add_reader(fd, _set_ready, ready)

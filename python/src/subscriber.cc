@@ -138,8 +138,13 @@ class Subscriber {
     return py::cast(std::make_unique<Frame>(f));
   }
 
-  void note_timeout() {
-    if (sub_ != nullptr) cuframes_subscriber_note_timeout(sub_);
+  // For the asyncio half: its wait on the fd expired. Counts it (as next_frame does) and raises
+  // the same CuframesFrameTimeout.
+  [[noreturn]] void wait_expired(int timeout_ms) {
+    require_open();
+    if (timeout_ms != 0) cuframes_subscriber_note_timeout(sub_);
+    throw_status(CUFRAMES_ERR_FRAME_TIMEOUT,
+                 "no frame from '" + key_ + "' within " + std::to_string(timeout_ms) + " ms");
   }
 
   int fileno() {
@@ -189,7 +194,7 @@ class Subscriber {
   // Stops and joins the callback thread, if any (not from the callback itself).
   void join_callback() {
     if (!cb_) return;
-    cb_->stop.store(true);
+    // Frames the library's thread takes until it notices the stop are still delivered.
     {
       py::gil_scoped_release nogil;
       cuframes_subscriber_stop_callback(sub_);
@@ -420,7 +425,7 @@ void register_subscriber(py::module_& m) {
            "it. Raises CuframesFrameTimeout, CuframesPublisherGone, CuframesOverrun "
            "(STRICT_ORDER), CuframesShmError. The GIL is released while it waits.")
       .def("_next_frame_nowait", &Subscriber::next_frame_nowait)
-      .def("_note_timeout", &Subscriber::note_timeout)
+      .def("_wait_expired", &Subscriber::wait_expired, py::arg("timeout_ms"))
       .def("fileno", &Subscriber::fileno,
            "The readiness fd: readable when a frame may be there or the publisher went away. "
            "For select/epoll/asyncio; never read from it.")

@@ -158,11 +158,19 @@ def test_on_frame_stop_from_inside(runtime_dir: str, key: str) -> None:
         pub.publish(make_frame(PF.NV12, 64, 64, 1), 1)
         assert stopped.wait(10)
         assert not sub.callback_running
+        sub.on_frame(None)  # from this thread: joins the library's thread
         pub.publish(make_frame(PF.NV12, 64, 64, 2), 2)
-        # The next call from this thread joins the callback thread, then works as usual.
-        with sub.next_frame(timeout_ms=2000) as f:
-            assert f.seq in (2,)
+        with sub.next_frame(timeout_ms=2000) as f:  # back to next_frame
+            assert f.seq == 2
         assert seen == [1]
+        # A stop from inside is also completed by the next next_frame() from another thread.
+        sub.on_frame(on_frame)
+        stopped.clear()
+        pub.publish(make_frame(PF.NV12, 64, 64, 3), 3)
+        assert stopped.wait(10)
+        with pytest.raises(cuframes.CuframesFrameTimeout):
+            sub.next_frame(timeout_ms=0)  # joined the thread, then found nothing new
+        assert seen == [1, 3]
 
 
 def test_on_frame_errors_and_publisher_gone(runtime_dir: str, key: str, peers: list[Peer]) -> None:
