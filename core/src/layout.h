@@ -4,7 +4,7 @@
 // Three regions, each a memfd passed over the socket:
 //  - RingHeader: identity, geometry, publisher counters and the slot table. Written only by the
 //    publisher; peers map it read-only (sealed F_SEAL_FUTURE_WRITE).
-//  - Table: TableHeader, then one page per SubscriberEntry. A subscriber maps the table
+//  - Table: TableHeader, then one 64 KiB block per SubscriberEntry. A subscriber maps the table
 //    read-only and only its own entry's page read-write, so a wild write cannot reach another
 //    subscriber's entry. The publisher still validates everything it reads from the table.
 //  - The frame memory (host memfd or CUDA allocation): slot i at i * slot_stride.

@@ -45,10 +45,10 @@ Status PacketReader::Create(const char* key, const cuframes_packet_reader_option
 }
 
 Status PacketReader::next(int timeout_ms, cuframes_packet_t* out) {
-  const int64_t deadline = deadline_after(timeout_ms);
   if (timeout_ms < -1) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "timeout_ms %d (want -1 or >= 0)", timeout_ms);
   }
+  const int64_t deadline = deadline_after(timeout_ms);
   for (;;) {
     // Ring first, notes after: packets left from an earlier wake-up are found without one, and
     // the notes stay queued (the fd stays readable) while we deliver.

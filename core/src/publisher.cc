@@ -181,7 +181,15 @@ Status Publisher::init(const char* key, const cuframes_publisher_options_t& o) {
   // belongs to a dead publisher.
   const std::string sock = socket_path(dir_, key_);
   if (::unlink(sock.c_str()) != 0 && errno != ENOENT) {
-    return ErrnoErr(CUFRAMES_ERR_SHM, errno, "removing stale socket %s", sock.c_str());
+    const int err = errno;
+    struct stat st;
+    if ((err == EPERM || err == EACCES) && ::lstat(sock.c_str(), &st) == 0) {
+      return Err(CUFRAMES_ERR_SHM,
+                 "stale socket %s belongs to uid %u and cannot be removed by uid %u (the runtime "
+                 "dir is sticky): run every publisher of a key as the same user, or remove it",
+                 sock.c_str(), st.st_uid, ::geteuid());
+    }
+    return ErrnoErr(CUFRAMES_ERR_SHM, err, "removing stale socket %s", sock.c_str());
   }
   CUFRAMES_RETURN_IF_ERROR(listen_unix(sock, &listen_fd_, &socket_ino_));
   socket_bound_ = true;

@@ -310,7 +310,9 @@ bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* ou
     return !st->ok();
   }
   int64_t expected = last_publish_ns_ + interval_ns_;
-  while (expected + spin_ns_ < now) expected += interval_ns_;  // missed: the one after
+  if (expected + spin_ns_ < now) {  // missed (or the publisher paused): the next one due
+    expected += ((now - spin_ns_ - expected) / interval_ns_ + 1) * interval_ns_;
+  }
   const int64_t spin_from = expected - spin_ns_;
   if (now < spin_from) {
     // Sleep until the window opens (or a note wakes us early, or the deadline).
@@ -477,7 +479,7 @@ Status Subscriber::start_callback(Callback cb) {
   if (cb_running_.load()) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "a callback already runs");
   if (cb_thread_.joinable()) cb_thread_.join();  // an earlier one that ended by itself
   cb_thread_id_.store(std::thread::id());
-  stop_requested_ = false;
+  stop_requested_.store(false);
   cb_stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!cb_stop_.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "eventfd");
   cb_running_.store(true);
@@ -493,6 +495,7 @@ Status Subscriber::start_callback(Callback cb) {
 void Subscriber::callback_loop(const Callback& cb) {
   cb_thread_id_.store(std::this_thread::get_id());
   for (;;) {
+    if (stop_requested_.load()) break;  // checked before every frame: none is taken after a stop
     std::unique_ptr<HeldFrame> frame;
     Status st = next_impl(0, /*count_timeout=*/false, &frame);
     if (st.code() == CUFRAMES_ERR_FRAME_TIMEOUT) {
@@ -510,7 +513,6 @@ void Subscriber::callback_loop(const Callback& cb) {
       std::unique_ptr<Subscriber> self = std::move(self_owned_);
       return;  // ~Subscriber runs as `self` goes; nothing here touches `this` after it
     }
-    if (stop_requested_) break;
     // Only OVERRUN is worth going on after: PUBLISHER_GONE and persistent failures end it.
     if (!st.ok() && st.code() != CUFRAMES_ERR_OVERRUN) break;
   }
@@ -522,17 +524,15 @@ bool Subscriber::on_callback_thread() const {
 }
 
 void Subscriber::stop_callback() {
-  if (on_callback_thread()) {
-    stop_requested_ = true;  // the loop ends when the callback returns; no join from within
-    return;
-  }
+  stop_requested_.store(true);
+  if (on_callback_thread()) return;  // the loop ends when the callback returns; no self-join
   if (!cb_thread_.joinable()) return;
   uint64_t one = 1;
   (void)::write(cb_stop_.get(), &one, sizeof one);
   cb_thread_.join();
   cb_running_.store(false);
   cb_thread_id_.store(std::thread::id());
-  stop_requested_ = false;
+  stop_requested_.store(false);
 }
 
 void Subscriber::destroy(std::unique_ptr<Subscriber> self) {

@@ -135,7 +135,7 @@ class Subscriber {
   UniqueFd cb_stop_;
   std::atomic<bool> cb_running_{false};
   std::atomic<std::thread::id> cb_thread_id_{};
-  bool stop_requested_ = false;              // set on the callback thread only
+  std::atomic<bool> stop_requested_{false};  // checked by the loop before every frame
   std::unique_ptr<Subscriber> self_owned_;   // set by destroy() from inside the callback
 };
 

@@ -95,7 +95,9 @@ typedef enum cuframes_log_level_t {
 } cuframes_log_level_t;
 typedef void (*cuframes_log_fn)(void* user, cuframes_log_level_t level, const char* message);
 /* Replace the process-wide handler (NULL restores the default: stderr), dropping messages below
- * min_level. Thread-safe. */
+ * min_level. Thread-safe. The handler is called without any lock held: it may run on several
+ * threads at once, may log itself, and may still be called once with its old user pointer just
+ * after it was replaced (keep that pointer valid a moment longer). */
 CUFRAMES_EXPORT void cuframes_set_log_handler(cuframes_log_fn fn, void* user,
                                               cuframes_log_level_t min_level);
 
