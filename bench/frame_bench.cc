@@ -13,6 +13,7 @@
 // flat-out phase (frames/s). Subscribers are separate processes (fork+exec of this binary).
 //
 //   cuframes_bench [--seconds S] [--only host|cuda|baseline] [--sizes 1080p,4k] [--subs 1,4,16]
+#include <sched.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -77,7 +78,19 @@ void cuda_check(cudaError_t e, const char* what) {
 // ---------------------------------------------------------------------------------------------
 // Subscriber process: prints "READY", then on PUBLISHER_GONE a result line:
 //   RESULT frames=N cpu_us=C seconds=S lat=l1,l2,...   (latencies in ns)
+// Pins the calling process to one CPU (the publisher to CPU 0, subscriber i to CPU i+1, wrapping)
+// so the scheduler's migrations stay out of the latency figures.
+void pin_to_cpu(int cpu) {
+  const int n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  if (n < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu % n, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
 int run_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
+  pin_to_cpu(1 + index);
   cuframes::Subscriber::Options o;
   o.runtime_dir = dir.c_str();
   o.connect_timeout_ms = 10000;
@@ -339,7 +352,8 @@ int main(int argc, char** argv) {
       if (args["path"] == path_name(q)) p = q;
     return run_subscriber(args["dir"], args["key"], p, std::atoi(args["index"].c_str()));
   }
-  const double seconds = args.count("seconds") ? std::atof(args["seconds"].c_str()) : 2.0;
+  const double seconds = args.count("seconds") ? std::atof(args["seconds"].c_str()) : 3.0;
+  pin_to_cpu(0);
   std::vector<Path> paths = {Path::kHost};
 #ifdef CUFRAMES_WITH_CUDA
   int devices = 0;
