@@ -255,21 +255,10 @@ class Publisher {
     }
     const int64_t pts = pts_ns ? *pts_ns : cuframes_now_ns();
     uint64_t seq = 0;
-    cuframes_status_t st;
-    std::string msg;
-    {
-      py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lock(core->mu);
-      if (core->pub == nullptr) {
-        st = CUFRAMES_ERR_INVALID_ARGUMENT;
-        msg = "publisher of '" + key_ + "' is closed";
-      } else {
-        st = cuframes_publisher_publish(core->pub, &src, pts, &seq);
-        if (st != CUFRAMES_OK) msg = cuframes_last_error();
-      }
-    }
-    tensors.clear();  // the sources' deleters, with the GIL
-    if (st != CUFRAMES_OK) throw_status(st, msg);
+    call_locked(core, [&](cuframes_publisher_t* p) {
+      return cuframes_publisher_publish(p, &src, pts, &seq);
+    });
+    tensors.clear();  // the sources' deleters, with the GIL (also on the error path, unwinding)
     return seq;
   }
 

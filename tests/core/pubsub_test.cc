@@ -21,14 +21,7 @@ using cftest::sub_options;
 
 namespace {
 
-cuframes_status_t status_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const cuframes::Error& e) {
-    return e.status();
-  }
-  return CUFRAMES_OK;
-}
+using cftest::status_of;
 
 TEST(PubSub, FirstFrameCarriesGeometryAndContent) {
   RuntimeDir dir;

@@ -33,14 +33,7 @@ cuframes::Publisher::Options cuda_options(const RuntimeDir& dir, uint32_t w, uin
   return o;
 }
 
-cuframes_status_t status_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const cuframes::Error& e) {
-    return e.status();
-  }
-  return CUFRAMES_OK;
-}
+using cftest::status_of;
 
 TEST(CudaRing, DevicePointersPitchAndTransport) {
   RuntimeDir dir;
