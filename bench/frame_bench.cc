@@ -332,6 +332,34 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   return r;
 }
 
+#ifdef CUFRAMES_WITH_CUDA
+// The floor under publish() on the cuda path: a bare device-to-device copy of one frame plus the
+// event sync that publication needs, p50/p99 over many runs.
+void copy_floor(const Size& size) {
+  const size_t pitch = (size.w + 255) / 256 * 256, bytes = pitch * size.h * 3 / 2;
+  void *a = nullptr, *b = nullptr;
+  cudaEvent_t ev;
+  cuda_check(cudaMalloc(&a, bytes), "cudaMalloc");
+  cuda_check(cudaMalloc(&b, bytes), "cudaMalloc");
+  cuda_check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "event");
+  std::vector<int64_t> t;
+  for (int i = 0; i < 2000; ++i) {
+    const int64_t t0 = cuframes::now_ns();
+    cuda_check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, nullptr), "copy");
+    cuda_check(cudaEventRecord(ev, nullptr), "record");
+    cuda_check(cudaEventSynchronize(ev), "sync");
+    if (i >= 100) t.push_back(cuframes::now_ns() - t0);
+  }
+  std::sort(t.begin(), t.end());
+  std::printf("%-6s cuda copy floor (cudaMemcpyAsync D2D %.1f MB + event sync): p50 %.1f us, "
+              "p99 %.1f us\n", size.name, bytes / 1e6, t[t.size() / 2] / 1e3,
+              t[t.size() * 99 / 100] / 1e3);
+  cudaEventDestroy(ev);
+  cudaFree(a);
+  cudaFree(b);
+}
+#endif
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -378,6 +406,13 @@ int main(int argc, char** argv) {
 
   std::printf("cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out\n",
               seconds);
+#ifdef CUFRAMES_WITH_CUDA
+  if (std::find(paths.begin(), paths.end(), Path::kCuda) != paths.end()) {
+    for (const std::string& sz : split(args.count("sizes") ? args["sizes"] : "1080p,4k"))
+      for (const Size& s : kSizes)
+        if (sz == s.name) copy_floor(s);
+  }
+#endif
   std::printf("Latency: from the publish() call to the frame usable by the subscriber (p50/p99);\n"
               "wake: from publication (copy done) to the subscriber holding it; publish: time in\n"
               "publish() (the copy into the ring). Paced at 200 fps; max fps flat out.\n\n");

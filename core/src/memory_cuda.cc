@@ -256,8 +256,11 @@ class CudaAllocation final : public RingAllocation {
     const cudaMemcpyKind kind =
         src_memory == CUFRAMES_MEMORY_HOST ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice;
     auto s = static_cast<cudaStream_t>(stream);
-    if (dst_pitch == src_pitch && row_bytes == src_pitch) {  // contiguous: a plain copy
-      CUDA_TRY(cudaMemcpyAsync(dst, src, row_bytes * rows, kind, s), "copying a frame into the ring");
+    if (dst_pitch == src_pitch) {
+      // Same layout (NVDEC pitch into an NVDEC-pitched ring): one linear copy, padding between
+      // rows included, ending at the last row's last byte so it never reads past the source.
+      const size_t bytes = src_pitch * (rows - 1) + row_bytes;
+      CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, kind, s), "copying a frame into the ring");
     } else {
       CUDA_TRY(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, kind, s),
                "copying a frame into the ring");
