@@ -144,6 +144,7 @@ def subscribe(
     consumer_stream: object = 0,
     *,
     runtime_dir: Optional[str] = None,
+    spin_us: int = 0,
 ) -> CuframesSubscriber:
     """Subscribes to ``key``'s publisher and returns a :class:`CuframesSubscriber`.
 
@@ -153,9 +154,12 @@ def subscribe(
     forever). consumer_stream: the cudaStream_t (int, or a torch/cupy stream) frames are
     consumed on; their holds are released once the work queued on it has finished.
     runtime_dir: the rendezvous directory (default: $CUFRAMES_RUNTIME_DIR, /run/cuframes, ...).
+    spin_us: 0 (default) sleeps until woken; otherwise next_frame busy-waits from spin_us before
+    to spin_us after the next frame's expected arrival (learnt from the publisher's cadence): lower
+    latency where waking a sleeping CPU is slow (VMs), for up to 2 * spin_us of CPU per frame.
 
     Raises CuframesPublisherGone when no publisher appears in time, CuframesProtocolMismatch,
     CuframesShmError (e.g. the subscriber table is full), CuframesDeviceLost (cuda ring, no GPU).
     """
     return CuframesSubscriber(key, consumer_name, mode, cuda_device, connect_timeout_ms,
-                              consumer_stream, runtime_dir=runtime_dir)
+                              consumer_stream, runtime_dir=runtime_dir, spin_us=spin_us)

@@ -43,7 +43,7 @@ class Subscriber {
   Subscriber(const std::string& key, const std::optional<std::string>& consumer_name,
              const py::object& mode,
              int cuda_device, int connect_timeout_ms, const py::object& consumer_stream,
-             const py::object& runtime_dir)
+             const py::object& runtime_dir, uint32_t spin_us)
       : key_(key), cuda_device_(cuda_device) {
     mode_ = static_cast<cuframes_mode_t>(enum_value(mode, "mode"));
     consumer_stream_ = parse_stream(consumer_stream, "consumer_stream");
@@ -56,6 +56,7 @@ class Subscriber {
     o.mode = mode_;
     o.cuda_device = cuda_device;
     o.consumer_stream = reinterpret_cast<void*>(consumer_stream_);
+    o.spin_us = spin_us;
 
     // Wait for the publisher in slices, so that Ctrl-C works during a long connect.
     const int64_t deadline = deadline_after(connect_timeout_ms);
@@ -406,11 +407,12 @@ void register_subscriber(py::module_& m) {
       m, "_SubscriberBase",
       "The C++ half of CuframesSubscriber (use cuframes.subscribe()).")
       .def(py::init<const std::string&, const std::optional<std::string>&, const py::object&,
-                    int, int, const py::object&, const py::object&>(),
+                    int, int, const py::object&, const py::object&, uint32_t>(),
            py::arg("key"), py::arg("consumer_name") = py::none(),
            py::arg("mode") = subscriber_mode(CUFRAMES_MODE_NEWEST_ONLY),
            py::arg("cuda_device") = 0, py::arg("connect_timeout_ms") = -1,
-           py::arg("consumer_stream") = 0, py::kw_only(), py::arg("runtime_dir") = py::none())
+           py::arg("consumer_stream") = 0, py::kw_only(), py::arg("runtime_dir") = py::none(),
+           py::arg("spin_us") = 0)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Subscriber& s, const py::object&, const py::object&, const py::object&) {

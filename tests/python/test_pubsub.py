@@ -520,3 +520,17 @@ def test_remaining_properties(runtime_dir: str, key: str) -> None:
         assert pub.closed and pub.stats()["closed"] and pub.stats()["published"] == 1
         pub.close()  # idempotent
         assert pub.subscribers() == []
+
+
+def test_spin_us_subscriber_gets_every_paced_frame(runtime_dir: str, key: str) -> None:
+    with cuframes.publish(key, 64, 32, memory="host", slots=8) as pub, \
+         cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=2000,
+                            spin_us=300) as sub:
+        for tag in range(1, 21):
+            seq = pub.publish(make_frame(PF.NV12, 64, 32, tag))
+            with sub.next_frame(timeout_ms=2000) as frame:
+                assert frame.seq == seq
+                check_frame(frame, tag)
+        assert sub.gap_count == 0
+    with pytest.raises(cuframes.CuframesInvalidArgument):
+        cuframes.subscribe(key, spin_us=20000, connect_timeout_ms=0)
