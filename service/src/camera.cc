@@ -1,0 +1,350 @@
+#include "camera.h"
+
+#ifdef CUFRAMES_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#include <algorithm>
+#include <random>
+
+#include "logging.h"
+
+namespace cfsvc {
+namespace {
+
+constexpr size_t kMaxPendingPackets = 512;
+constexpr size_t kMaxPendingBytes = 32u << 20;
+
+// Whether CUDA device `device` can be used (driver present, device exists).
+bool cuda_usable(int device) {
+#ifdef CUFRAMES_WITH_CUDA
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return device >= 0 && device < n;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+int64_t jittered(std::chrono::milliseconds d) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> j(0.8, 1.2);
+  return static_cast<int64_t>(static_cast<double>(d.count()) * j(rng) * 1e6);
+}
+
+}  // namespace
+
+const char* to_string(CameraState s) {
+  switch (s) {
+    case CameraState::kConnecting: return "connecting";
+    case CameraState::kStreaming: return "streaming";
+    case CameraState::kStalled: return "stalled";
+    case CameraState::kStopped: return "stopped";
+    case CameraState::kError: return "error";
+  }
+  return "?";
+}
+
+std::string mask_credentials(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t host_start = scheme + 3;
+  const size_t at = url.find('@', host_start);
+  const size_t slash = url.find('/', host_start);
+  if (at == std::string::npos || (slash != std::string::npos && at > slash)) return url;
+  const size_t colon = url.find(':', host_start);
+  if (colon != std::string::npos && colon < at) {
+    return url.substr(0, colon + 1) + "***" + url.substr(at);
+  }
+  return url.substr(0, host_start) + "***" + url.substr(at);
+}
+
+Camera::Camera(CameraConfig config, std::optional<std::string> runtime_dir,
+               std::function<void()> on_change)
+    : cfg_(std::move(config)),
+      runtime_dir_(std::move(runtime_dir)),
+      on_change_(std::move(on_change)),
+      log_(camera_logger(cfg_.name)) {
+  testsrc_ = cfg_.url.rfind("testsrc://", 0) == 0;
+  file_source_ = !testsrc_ && cfg_.url.find("://") == std::string::npos;
+  file_source_ = file_source_ || cfg_.url.rfind("file://", 0) == 0;
+}
+
+Camera::~Camera() {
+  request_stop();
+  join();
+}
+
+void Camera::start() {
+  stop_.store(false);
+  thread_ = std::thread(&Camera::run, this);
+}
+
+void Camera::request_stop() { stop_.store(true); }
+
+void Camera::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Camera::set_state(CameraState s, const std::string& error) {
+  bool changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    changed = s != state_ || error != error_;
+    if (s != state_) {
+      if (error.empty()) {
+        log_->info("{} -> {}", to_string(state_), to_string(s));
+      } else {
+        log_->warn("{} -> {}: {}", to_string(state_), to_string(s), error);
+      }
+    }
+    state_ = s;
+    error_ = error;
+  }
+  if (changed && on_change_) on_change_();
+}
+
+void Camera::run() {
+  // Where the ring lives: decided once per camera (a restart re-decides).
+  const bool gpu = cuda_usable(cfg_.cuda_device);
+  switch (cfg_.memory) {
+    case MemoryChoice::kHost: memory_ = CUFRAMES_MEMORY_HOST; break;
+    case MemoryChoice::kCuda: memory_ = CUFRAMES_MEMORY_CUDA; break;
+    case MemoryChoice::kAuto: memory_ = gpu ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST; break;
+  }
+  if (cfg_.memory == MemoryChoice::kCuda && !gpu) {
+    set_state(CameraState::kError,
+              "memory: cuda, but CUDA device " + std::to_string(cfg_.cuda_device) +
+                  " is not usable");
+  }
+  SourceOptions opt;
+  opt.cuda_usable = gpu;
+  opt.cuda_device = cfg_.cuda_device;
+
+  std::chrono::milliseconds backoff = cfg_.reconnect.initial;
+  bool looping = false;  // a file starting over: not a reconnect, the state stays
+  while (!stop_.load()) {
+    if (cfg_.memory == MemoryChoice::kCuda && !gpu) {
+      if (!sleep_until(mono_ns() + jittered(backoff), &stop_)) break;
+      backoff = std::min(backoff * 2, cfg_.reconnect.max);
+      continue;
+    }
+    if (!looping) set_state(CameraState::kConnecting);
+    looping = false;
+    std::unique_ptr<Source> src = testsrc_ ? make_test_source(cfg_, &stop_)
+                                           : make_ffmpeg_source(cfg_, opt, &stop_, log_);
+    std::string err;
+    if (!src->open(&err)) {
+      if (stop_.load()) break;
+      set_state(CameraState::kError, err);
+      reconnects_.fetch_add(1);
+      if (!sleep_until(mono_ns() + jittered(backoff), &stop_)) break;
+      backoff = std::min(backoff * 2, cfg_.reconnect.max);
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      codec_ = src->codec();
+      decoder_ = src->decoder();
+    }
+    attempt_frames_.store(0);
+    publish_error_.clear();
+    const Outcome outcome = src->run(this, &err);
+    src.reset();  // close the connection before waiting
+    if (attempt_frames_.load() > 0) backoff = cfg_.reconnect.initial;  // it worked for a while
+    if (!publish_error_.empty()) err = publish_error_;
+    if (outcome == Outcome::kStopped || stop_.load()) break;
+    if (outcome == Outcome::kEnd && file_source_) {
+      if (cfg_.loop) {  // start over at once
+        looping = true;
+        continue;
+      }
+      set_state(CameraState::kStopped, "end of file");
+      while (sleep_until(mono_ns() + 100000000, &stop_)) {
+      }
+      break;
+    }
+    set_state(outcome == Outcome::kError ? CameraState::kError : CameraState::kStalled, err);
+    reconnects_.fetch_add(1);
+    if (!sleep_until(mono_ns() + jittered(backoff), &stop_)) break;
+    backoff = std::min(backoff * 2, cfg_.reconnect.max);
+  }
+  set_state(CameraState::kStopped);
+  std::lock_guard<std::mutex> lock(mu_);
+  pub_.reset();  // subscribers see PUBLISHER_GONE
+}
+
+bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
+  if (pub_ && f.width == ring_w_ && f.height == ring_h_ && f.format == ring_format_) return true;
+  cuframes::Publisher::Options o;
+  o.runtime_dir = runtime_dir_ ? runtime_dir_->c_str() : nullptr;
+  o.width = f.width;
+  o.height = f.height;
+  o.format = f.format;
+  o.slots = cfg_.slots;
+  o.memory = memory_;
+  o.cuda_device = cfg_.cuda_device;
+  o.policy = cfg_.policy == RingPolicy::kStrictWait ? CUFRAMES_POLICY_STRICT_WAIT
+                                                     : CUFRAMES_POLICY_DROP;
+  o.wait_timeout_ms = static_cast<int32_t>(cfg_.wait_timeout.count());
+  o.packet_ring_bytes = cfg_.packet_ring_bytes;
+  // A cuda ring takes the decoder's pitch (NVDEC: 256-byte aligned rows) so that each frame is
+  // one linear device-to-device copy.
+  const uint64_t row = uint64_t{f.width} * (f.format == CUFRAMES_FORMAT_P010 ? 2 : 1);
+  if (memory_ == CUFRAMES_MEMORY_CUDA && f.planes.memory == CUFRAMES_MEMORY_CUDA &&
+      f.planes.pitches[0] == f.planes.pitches[1] && f.planes.pitches[0] >= row &&
+      f.planes.pitches[0] % 256 == 0 && f.planes.pitches[0] < (1u << 20)) {
+    o.pitch = static_cast<uint32_t>(f.planes.pitches[0]);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pub_) {
+    log_->warn("picture changed from {}x{} {} to {}x{} {}: new ring (subscribers reattach)",
+               ring_w_, ring_h_, cuframes_format_name(ring_format_), f.width, f.height,
+               cuframes_format_name(f.format));
+    pub_.reset();
+  }
+  try {
+    pub_ = std::make_unique<cuframes::Publisher>(cfg_.key(), o);
+  } catch (const cuframes::Error& e) {
+    if (error) *error = e.what();
+    return false;
+  }
+  ring_w_ = f.width;
+  ring_h_ = f.height;
+  ring_format_ = f.format;
+  log_->info("ring '{}': {} {}x{} (pitch {}), {} slots in {} memory", cfg_.key(),
+             cuframes_format_name(f.format), f.width, f.height, pub_->geometry().pitch_y,
+             cfg_.slots, memory_ == CUFRAMES_MEMORY_CUDA ? "cuda" : "host");
+  return true;
+}
+
+bool Camera::on_frame(const VideoFrame& f) {
+  if (!ensure_ring(f, &publish_error_)) return false;
+  if (!pending_.empty() || codec_params_) flush_pending_packets();
+  try {
+    const uint64_t seq = pub_->publish(f.planes, mono_ns());
+    (void)seq;  // 0: dropped, counted by the ring
+  } catch (const cuframes::Error& e) {
+    if (e.status() != CUFRAMES_ERR_FRAME_TIMEOUT) {  // STRICT_WAIT timeouts are counted drops
+      publish_error_ = e.what();
+      return false;
+    }
+  }
+  const int64_t now = mono_ns();
+  const int64_t prev = last_frame_ns_.exchange(now);
+  if (prev != 0 && now > prev) {
+    const double inst = 1e9 / static_cast<double>(now - prev);
+    const double old = fps_.load();
+    fps_.store(old == 0 ? inst : old + (inst - old) * 0.05);
+  }
+  frames_.fetch_add(1);
+  if (attempt_frames_.fetch_add(1) == 0) set_state(CameraState::kStreaming);
+  return true;
+}
+
+void Camera::on_codec(const cuframes_codec_params_t& params) {
+  extradata_.assign(params.extradata, params.extradata + params.extradata_size);
+  codec_params_ = params;
+  codec_params_->extradata = extradata_.empty() ? nullptr : extradata_.data();
+  if (pub_ && cfg_.packet_ring_bytes != 0) {
+    try {
+      pub_->set_codec(*codec_params_);
+      codec_params_.reset();
+    } catch (const cuframes::Error& e) {
+      log_->warn("packet ring: {}", e.what());
+    }
+  }
+}
+
+void Camera::flush_pending_packets() {
+  if (!pub_ || cfg_.packet_ring_bytes == 0) {
+    pending_.clear();
+    pending_bytes_ = 0;
+    return;
+  }
+  try {
+    if (codec_params_) {
+      pub_->set_codec(*codec_params_);
+      codec_params_.reset();
+    }
+    for (PendingPacket& p : pending_) {
+      p.meta.data = p.data.data();
+      pub_->write_packet(p.meta);
+    }
+  } catch (const cuframes::Error& e) {
+    log_->warn("packet ring: {}", e.what());
+  }
+  pending_.clear();
+  pending_bytes_ = 0;
+}
+
+void Camera::on_packet(const cuframes_packet_t& packet) {
+  if (cfg_.packet_ring_bytes == 0) return;
+  if (!pub_) {  // the ring comes with the first decoded frame: keep what arrives before it
+    if (pending_.size() >= kMaxPendingPackets || pending_bytes_ + packet.size > kMaxPendingBytes) {
+      return;
+    }
+    PendingPacket p;
+    p.data.assign(packet.data, packet.data + packet.size);
+    p.meta = packet;
+    pending_bytes_ += packet.size;
+    pending_.push_back(std::move(p));
+    return;
+  }
+  try {
+    pub_->write_packet(packet);
+  } catch (const cuframes::Error& e) {
+    const int64_t now = mono_ns();
+    if (now - last_packet_warn_ns_ > 10000000000) {  // once per 10 s
+      last_packet_warn_ns_ = now;
+      log_->warn("packet ring: {}", e.what());
+    }
+  }
+}
+
+void Camera::on_decode_error(const std::string& what) {
+  const uint64_t n = decode_errors_.fetch_add(1) + 1;
+  if (n <= 5 || n % 100 == 0) log_->warn("decode error #{}: {}", n, what);
+}
+
+uint64_t Camera::next_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pub_ ? pub_->stats().published + 1 : 1;
+}
+
+CameraStatus Camera::status() const {
+  CameraStatus s;
+  s.name = cfg_.name;
+  s.key = cfg_.key();
+  s.url = mask_credentials(cfg_.url);
+  s.frames = frames_.load();
+  s.decode_errors = decode_errors_.load();
+  s.reconnects = reconnects_.load();
+  const int64_t last = last_frame_ns_.load();
+  s.last_frame_age_ms = last == 0 ? -1 : (mono_ns() - last) / 1000000;
+  std::lock_guard<std::mutex> lock(mu_);
+  s.state = to_string(state_);
+  s.error = error_;
+  s.codec = codec_;
+  s.decoder = decoder_;
+  s.fps = state_ == CameraState::kStreaming ? fps_.load() : 0;
+  s.memory = memory_ == CUFRAMES_MEMORY_CUDA ? "cuda" : "host";
+  if (pub_) {
+    const cuframes_publisher_stats_t ps = pub_->stats();
+    s.dropped = ps.dropped;
+    s.subscribers = ps.subscribers;
+    s.occupancy = ps.held_slots;
+    s.slots = ps.slots;
+    s.width = ring_w_;
+    s.height = ring_h_;
+    s.format = cuframes_format_name(ring_format_);
+    s.subscriber_stats = pub_->subscribers();
+  }
+  return s;
+}
+
+}  // namespace cfsvc

@@ -1,0 +1,95 @@
+// cuframes-service configuration: the YAML schema as plain structs, with defaults. Parsing
+// (config.cc) validates everything and reports the first problem as "file:line:column: key:
+// message". docs/configuration.md documents every key; keep the three in step.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cfsvc {
+
+using Duration = std::chrono::milliseconds;
+
+enum class MemoryChoice { kAuto, kCuda, kHost };           // auto: cuda when a GPU is usable
+enum class DecoderChoice { kAuto, kNvdec, kSoftware };     // auto: nvdec when it can, else software
+enum class OutputFormat { kAuto, kNv12, kP010 };           // auto: P010 for >8-bit sources
+enum class RingPolicy { kDrop, kStrictWait };
+enum class RtspTransport { kTcp, kUdp };
+
+struct ReconnectConfig {
+  Duration initial{1000};  // first wait after a failure
+  Duration max{30000};     // the wait doubles up to this (with +-20% jitter)
+  bool operator==(const ReconnectConfig&) const = default;
+};
+
+// One camera. Every field but name and url has a default (from `defaults:` when given).
+struct CameraConfig {
+  std::string name;            // [A-Za-z0-9._-]{1,59}; the ring key is "cam-<name>"
+  std::string url;             // rtsp://, rtsps://, http(s)://, file:// or a path, testsrc://
+  MemoryChoice memory = MemoryChoice::kAuto;
+  int cuda_device = 0;
+  DecoderChoice decoder = DecoderChoice::kAuto;
+  OutputFormat output_format = OutputFormat::kAuto;
+  uint32_t slots = 8;          // 2..64
+  RingPolicy policy = RingPolicy::kDrop;
+  Duration wait_timeout{1000};  // strict_wait: longest block per frame
+  uint64_t packet_ring_bytes = 8ull << 20;  // 0 = no packet ring; else 64 KiB..1 GiB
+  Duration stall_timeout{5000};             // no frame for this long: reconnect
+  Duration open_timeout{10000};             // connect / open / first packet, and socket I/O
+  ReconnectConfig reconnect;
+  RtspTransport rtsp_transport = RtspTransport::kTcp;
+  bool loop = true;            // files: start over at the end
+  bool realtime = true;        // files: pace at the stream's frame rate (false: flat out)
+  // testsrc:// only (also settable in the URL: testsrc://?width=1280&height=720&fps=30)
+  uint32_t test_width = 1280, test_height = 720;
+  double test_fps = 30;
+
+  // The effective settings compared on reload: a camera restarts only when these differ.
+  bool operator==(const CameraConfig&) const = default;
+  std::string key() const { return "cam-" + name; }
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error, off
+};
+
+struct Config {
+  std::string path;                 // the file this came from (for messages)
+  std::optional<std::string> runtime_dir;  // default: libcuframes' resolution
+  LogConfig log;
+  Duration status_interval{1000};   // how often the status file is rewritten
+  std::vector<CameraConfig> cameras;  // in file order; names unique
+};
+
+// Parse errors carry the position of the offending node.
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based
+  std::string key;  // dotted path, e.g. "cameras.parking.slots"
+  std::string message;
+  // "file:line:column: key: message"
+  std::string str() const;
+};
+
+// Reads and validates a config file. Returns false with *error set on the first problem.
+bool load_config(const std::string& path, Config* out, ConfigError* error);
+// The same from text (tests); `path` is used in messages only.
+bool parse_config(const std::string& text, const std::string& path, Config* out,
+                  ConfigError* error);
+
+// Parses "5s", "250ms", "2m", "1.5s" or a bare number of seconds.
+bool parse_duration(const std::string& s, Duration* out);
+// Parses "8MiB", "64KiB", "1GiB", "512k", "1M" or a bare number of bytes.
+bool parse_size(const std::string& s, uint64_t* out);
+
+const char* to_string(MemoryChoice m);
+const char* to_string(DecoderChoice d);
+const char* to_string(OutputFormat f);
+const char* to_string(RingPolicy p);
+
+}  // namespace cfsvc

@@ -1,0 +1,186 @@
+// cuframes-service: reads the config, starts every camera, and then only waits for signals:
+// SIGHUP reloads the config (parsed into a scratch copy, applied only when valid), SIGTERM and
+// SIGINT stop gracefully. Tears down in the reverse order of start-up.
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+}
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config.h"
+#include "cuframes/cuframes.h"
+#include "fd_event.h"
+#include "logging.h"
+#include "service.h"
+
+namespace {
+
+// Signal handlers only set these flags and wake the main loop.
+std::atomic<bool> g_reload{false};
+std::atomic<bool> g_stop{false};
+cfsvc::EventFd* g_wake = nullptr;
+
+void on_signal(int sig) {
+  if (sig == SIGHUP) {
+    g_reload.store(true);
+  } else {
+    g_stop.store(true);
+  }
+  if (g_wake != nullptr) g_wake->set();
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = &on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGHUP, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+struct Args {
+  std::string config = "/etc/cuframes/cuframes.yaml";
+  std::string log_level;
+  bool check = false;
+  bool version = false;
+};
+
+void usage(FILE* f) {
+  std::fprintf(f,
+               "usage: cuframes-service [--config FILE] [--log-level LEVEL] [--check-config] "
+               "[--version]\n"
+               "  --config FILE       the YAML config (default /etc/cuframes/cuframes.yaml)\n"
+               "  --log-level LEVEL   trace, debug, info, warn, error or off (overrides log.level)\n"
+               "  --check-config      validate the config and exit (0 valid, 2 not)\n"
+               "  --version           print versions and exit\n");
+}
+
+bool parse_args(int argc, char** argv, Args* a) {
+  static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
+                                     {"log-level", required_argument, nullptr, 'l'},
+                                     {"check-config", no_argument, nullptr, 'k'},
+                                     {"version", no_argument, nullptr, 'v'},
+                                     {"help", no_argument, nullptr, 'h'},
+                                     {nullptr, 0, nullptr, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "c:l:kvh", longopts, nullptr)) != -1) {
+    switch (c) {
+      case 'c': a->config = optarg; break;
+      case 'l': a->log_level = optarg; break;
+      case 'k': a->check = true; break;
+      case 'v': a->version = true; break;
+      case 'h': usage(stdout); std::exit(0);
+      default: return false;
+    }
+  }
+  return optind == argc;
+}
+
+// Returns the new status interval on success.
+void reload(const std::string& path, cfsvc::Service* service, const std::string& log_override,
+            cfsvc::Duration* status_interval) {
+  cfsvc::Config next;  // the scratch config: the running one stays until this one is valid
+  cfsvc::ConfigError err;
+  if (!cfsvc::load_config(path, &next, &err)) {
+    spdlog::error("reload refused, keeping the running config: {}", err.str());
+    return;
+  }
+  if (log_override.empty()) cfsvc::set_log_level(next.log.level);
+  std::string why;
+  if (!service->apply(next, &why)) {
+    spdlog::error("reload refused, keeping the running config: {}", why);
+    return;
+  }
+  *status_interval = next.status_interval;
+  spdlog::info("reloaded {} ({} cameras)", path, next.cameras.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (!parse_args(argc, argv, &args)) {
+    usage(stderr);
+    return 2;
+  }
+  if (args.version) {
+    std::printf("cuframes-service %s (libcuframes %s, protocol %u; libavformat %s, libavcodec %s; "
+                "CUDA %s)\n",
+                cuframes_version_string(), cuframes_version_string(), cuframes_protocol_version(),
+                AV_STRINGIFY(LIBAVFORMAT_VERSION), AV_STRINGIFY(LIBAVCODEC_VERSION),
+#ifdef CUFRAMES_WITH_CUDA
+                "yes"
+#else
+                "no"
+#endif
+    );
+    return 0;
+  }
+
+  // 1. The config: a bad one is a clear message and exit code 2.
+  cfsvc::Config config;
+  cfsvc::ConfigError err;
+  if (!cfsvc::load_config(args.config, &config, &err)) {
+    std::fprintf(stderr, "cuframes-service: %s\n", err.str().c_str());
+    return 2;
+  }
+  if (args.check) {
+    std::printf("%s: OK (%zu camera%s)\n", args.config.c_str(), config.cameras.size(),
+                config.cameras.size() == 1 ? "" : "s");
+    return 0;
+  }
+
+  // 2. Logging, signals.
+  cfsvc::init_logging(args.log_level.empty() ? config.log.level : args.log_level);
+  if (!args.log_level.empty() && !cfsvc::set_log_level(args.log_level)) {
+    std::fprintf(stderr, "cuframes-service: unknown --log-level '%s'\n", args.log_level.c_str());
+    return 2;
+  }
+  cfsvc::EventFd wake;
+  g_wake = &wake;
+  install_signal_handlers();
+  spdlog::info("cuframes-service {} starting with {}", cuframes_version_string(), args.config);
+
+  // 3. The cameras.
+  cfsvc::Service service;
+  std::string why;
+  if (!service.apply(config, &why)) {
+    spdlog::error("cannot start: {}", why);
+    return 1;
+  }
+  service.write_status();
+
+  // 4. Wait for signals and state changes; keep the status file fresh.
+  while (!g_stop.load()) {
+    pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {service.change_fd(), POLLIN, 0}};
+    const int rc = poll(fds, 2, static_cast<int>(config.status_interval.count()));
+    if (rc < 0 && errno != EINTR) {
+      spdlog::error("poll: {}", std::strerror(errno));
+      break;
+    }
+    wake.clear();
+    service.clear_change();
+    if (g_reload.exchange(false)) {
+      reload(args.config, &service, args.log_level, &config.status_interval);
+    }
+    service.write_status();
+  }
+
+  // 5. Tear down in reverse.
+  spdlog::info("stopping");
+  service.stop_all();
+  g_wake = nullptr;
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,133 @@
+#include "service.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "cuframes/cuframes.h"
+#include "json.h"
+#include "runtime_dir.h"  // libcuframes internals: the same runtime dir rule as the rings
+#include "source.h"
+
+namespace cfsvc {
+
+Service::Service() : started_ns_(mono_ns()) {}
+
+Service::~Service() { stop_all(); }
+
+bool Service::apply(const Config& config, std::string* error) {
+  std::string dir;
+  const cuframes::detail::Status st = cuframes::detail::resolve_runtime_dir(
+      config.runtime_dir ? config.runtime_dir->c_str() : nullptr, &dir);
+  if (!st.ok()) {
+    if (error) *error = st.message();
+    return false;
+  }
+  const bool dir_changed = !runtime_dir_.empty() && dir != runtime_dir_;
+  if (dir_changed) spdlog::info("runtime dir changes to {}: restarting every camera", dir);
+
+  // Stop what goes away or changes, in parallel, before starting anything: a restarted camera
+  // must free its key first.
+  std::vector<std::unique_ptr<Camera>> stopping;
+  for (auto it = cameras_.begin(); it != cameras_.end();) {
+    const CameraConfig* next = nullptr;
+    for (const CameraConfig& c : config.cameras) {
+      if (c.name == it->first) next = &c;
+    }
+    if (next == nullptr || dir_changed || !(*next == it->second->config())) {
+      spdlog::info("camera '{}': {}", it->first, next == nullptr ? "removed" : "changed, restarting");
+      it->second->request_stop();
+      stopping.push_back(std::move(it->second));
+      it = cameras_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& c : stopping) c->join();
+  stopping.clear();
+
+  runtime_dir_ = dir;
+  status_path_ = dir + "/cuframes-service.json";
+  config_ = config;
+  for (const CameraConfig& c : config.cameras) {
+    if (cameras_.count(c.name)) continue;  // unchanged: untouched
+    spdlog::info("camera '{}': starting ({})", c.name, mask_credentials(c.url));
+    auto cam = std::make_unique<Camera>(c, runtime_dir_, [this] { changed_.set(); });
+    cam->start();
+    cameras_.emplace(c.name, std::move(cam));
+  }
+  changed_.set();
+  return true;
+}
+
+void Service::stop_all() {
+  for (auto& [name, cam] : cameras_) cam->request_stop();
+  for (auto& [name, cam] : cameras_) cam->join();
+  cameras_.clear();
+  if (!status_path_.empty()) ::unlink(status_path_.c_str());
+}
+
+std::string Service::status_json() const {
+  JsonWriter w;
+  w.begin_object();
+  w.field("version", cuframes_version_string());
+  w.field("pid", static_cast<int64_t>(::getpid()));
+  w.field("uptime_s", static_cast<double>(mono_ns() - started_ns_) / 1e9, 1);
+  w.field("config", config_.path);
+  w.field("runtime_dir", runtime_dir_);
+  w.key("cameras").begin_object();
+  for (const CameraConfig& c : config_.cameras) {  // in config order
+    auto it = cameras_.find(c.name);
+    if (it == cameras_.end()) continue;
+    const CameraStatus s = it->second->status();
+    w.key(s.name).begin_object();
+    w.field("key", s.key);
+    w.field("state", s.state);
+    w.field("error", s.error);
+    w.field("url", s.url);
+    w.field("codec", s.codec);
+    w.field("decoder", s.decoder);
+    w.field("width", s.width);
+    w.field("height", s.height);
+    w.field("format", s.format);
+    w.field("memory", s.memory);
+    w.field("fps", s.fps, 2);
+    w.field("frames", s.frames);
+    w.field("dropped", s.dropped);
+    w.field("decode_errors", s.decode_errors);
+    w.field("reconnects", s.reconnects);
+    w.field("subscribers", s.subscribers);
+    w.field("occupancy", s.occupancy);
+    w.field("slots", s.slots);
+    w.field("last_frame_age_ms", s.last_frame_age_ms);
+    w.end_object();
+  }
+  w.end_object();
+  w.end_object();
+  return w.str();
+}
+
+void Service::write_status() {
+  if (status_path_.empty()) return;
+  const std::string json = status_json() + "\n";
+  const std::string tmp = status_path_ + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0) {
+    spdlog::warn("cannot write {}: {}", tmp, std::strerror(errno));
+    return;
+  }
+  const bool ok = ::write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), status_path_.c_str()) != 0) {
+    spdlog::warn("cannot write {}: {}", status_path_, std::strerror(errno));
+    ::unlink(tmp.c_str());
+  }
+}
+
+}  // namespace cfsvc

@@ -1,0 +1,457 @@
+// FFmpeg source: demux (rtsp/rtsps over TCP or UDP, http, files) and decode, with NVDEC through
+// FFmpeg's CUDA hwaccel where it can (frames stay in device memory, in the CUDA primary context
+// the rings use, on a stream of the camera's own) and software decode otherwise. Software frames
+// are converted to NV12 (8-bit) or P010 (deeper) with swscale when they are not already.
+//
+// Time limits: every blocking FFmpeg call is bounded by an interrupt callback: open_timeout while
+// opening, stall_timeout between packets once streaming, and the camera's stop flag always.
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/hwcontext.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+}
+
+#ifdef CUFRAMES_WITH_CUDA
+#include <cuda_runtime_api.h>
+extern "C" {
+#include <libavutil/hwcontext_cuda.h>
+}
+#endif
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <thread>
+#include <vector>
+
+#include "source.h"
+
+namespace cfsvc {
+
+int64_t mono_ns() { return cuframes_now_ns(); }
+
+bool sleep_until(int64_t deadline_ns, const std::atomic<bool>* stop) {
+  for (;;) {
+    if (stop->load()) return false;
+    const int64_t left = deadline_ns - mono_ns();
+    if (left <= 0) return true;
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(left, 10000000)));
+  }
+}
+
+namespace {
+
+std::string av_err(int err) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(err, buf, sizeof buf);
+  return buf;
+}
+
+cuframes_codec_t codec_of(AVCodecID id) {
+  switch (id) {
+    case AV_CODEC_ID_H264: return CUFRAMES_CODEC_H264;
+    case AV_CODEC_ID_HEVC: return CUFRAMES_CODEC_HEVC;
+    case AV_CODEC_ID_AV1: return CUFRAMES_CODEC_AV1;
+    case AV_CODEC_ID_VP9: return CUFRAMES_CODEC_VP9;
+    case AV_CODEC_ID_MJPEG: return CUFRAMES_CODEC_MJPEG;
+    default: return CUFRAMES_CODEC_UNKNOWN;
+  }
+}
+
+struct FormatCloser {
+  void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
+};
+struct CodecCloser {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct FrameFree {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct PacketFree {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct BufferUnref {
+  void operator()(AVBufferRef* b) const { av_buffer_unref(&b); }
+};
+
+class FfmpegSource final : public Source {
+ public:
+  FfmpegSource(const CameraConfig& config, const SourceOptions& opt,
+               const std::atomic<bool>* stop, std::shared_ptr<spdlog::logger> log)
+      : cfg_(config), opt_(opt), stop_(stop), log_(std::move(log)) {}
+
+  ~FfmpegSource() override {
+    codec_ctx_.reset();
+    fmt_.reset();
+#ifdef CUFRAMES_WITH_CUDA
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+#endif
+    if (sws_ != nullptr) sws_freeContext(sws_);
+  }
+
+  std::string codec() const override { return codec_name_; }
+  std::string decoder() const override { return hw_ ? "nvdec" : "software"; }
+
+  bool open(std::string* error) override {
+    deadline_ns_ = mono_ns() + cfg_.open_timeout.count() * 1000000;
+    AVFormatContext* raw = avformat_alloc_context();
+    if (raw == nullptr) return fail(error, "out of memory");
+    raw->interrupt_callback.callback = &FfmpegSource::interrupt;
+    raw->interrupt_callback.opaque = this;
+    AVDictionary* opts = nullptr;
+    const std::string timeout_us = std::to_string(cfg_.open_timeout.count() * 1000);
+    const bool rtsp = cfg_.url.rfind("rtsp://", 0) == 0 || cfg_.url.rfind("rtsps://", 0) == 0;
+    const bool http = cfg_.url.rfind("http://", 0) == 0 || cfg_.url.rfind("https://", 0) == 0;
+    if (rtsp) {
+      av_dict_set(&opts, "rtsp_transport", cfg_.rtsp_transport == RtspTransport::kTcp ? "tcp" : "udp", 0);
+      av_dict_set(&opts, "timeout", timeout_us.c_str(), 0);  // socket I/O, microseconds
+    } else if (http) {
+      av_dict_set(&opts, "rw_timeout", timeout_us.c_str(), 0);
+      av_dict_set(&opts, "reconnect", "0", 0);  // we reconnect ourselves, with backoff
+    }
+    live_ = rtsp || http;
+    std::string url = cfg_.url.rfind("file://", 0) == 0 ? cfg_.url.substr(7) : cfg_.url;
+    int rc = avformat_open_input(&raw, url.c_str(), nullptr, &opts);
+    av_dict_free(&opts);
+    if (rc < 0) return fail(error, "cannot open: " + describe(rc));  // raw is freed on failure
+    fmt_.reset(raw);
+    rc = avformat_find_stream_info(fmt_.get(), nullptr);
+    if (rc < 0) return fail(error, "cannot read stream info: " + describe(rc));
+    const AVCodec* dec = nullptr;
+    stream_index_ = av_find_best_stream(fmt_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
+    if (stream_index_ < 0) return fail(error, "no video stream");
+    AVStream* st = fmt_->streams[stream_index_];
+    codec_name_ = avcodec_get_name(st->codecpar->codec_id);
+    if (dec == nullptr) return fail(error, "no decoder for " + codec_name_);
+    if (!open_decoder(dec, st, error)) return false;
+    realtime_ = !live_ && cfg_.realtime;
+    anchor_pts_ = AV_NOPTS_VALUE;
+    return true;
+  }
+
+  Outcome run(SourceSink* sink, std::string* error) override {
+    AVStream* st = fmt_->streams[stream_index_];
+    cuframes_codec_params_t cp{};
+    cp.codec = codec_of(st->codecpar->codec_id);
+    cp.width = static_cast<uint32_t>(st->codecpar->width);
+    cp.height = static_cast<uint32_t>(st->codecpar->height);
+    cp.time_base_num = st->time_base.num;
+    cp.time_base_den = st->time_base.den;
+    if (st->codecpar->extradata_size > 0 &&
+        st->codecpar->extradata_size <= CUFRAMES_EXTRADATA_MAX) {
+      cp.extradata = st->codecpar->extradata;
+      cp.extradata_size = static_cast<uint32_t>(st->codecpar->extradata_size);
+    }
+    sink->on_codec(cp);
+
+    std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+    for (;;) {
+      if (stop_->load()) return Outcome::kStopped;
+      deadline_ns_ = mono_ns() + cfg_.stall_timeout.count() * 1000000;  // the watchdog
+      int rc = av_read_frame(fmt_.get(), pkt.get());
+      if (rc == AVERROR_EOF || (rc == AVERROR(EIO) && !live_)) {
+        drain(sink, nullptr);
+        if (stop_->load()) return Outcome::kStopped;
+        if (error) *error = live_ ? "the server ended the stream" : "end of file";
+        return Outcome::kEnd;
+      }
+      if (rc < 0) {
+        if (stop_->load()) return Outcome::kStopped;
+        if (rc == AVERROR_EXIT) {
+          if (error) {
+            *error = "no data for " + std::to_string(cfg_.stall_timeout.count()) + " ms";
+          }
+          return Outcome::kStalled;
+        }
+        if (error) *error = "read failed: " + av_err(rc);
+        return live_ ? Outcome::kStalled : Outcome::kError;
+      }
+      if (pkt->stream_index != stream_index_) {
+        av_packet_unref(pkt.get());
+        continue;
+      }
+      cuframes_packet_t p{};
+      p.data = pkt->data;
+      p.size = static_cast<uint32_t>(pkt->size);
+      p.pts = pkt->pts;
+      p.dts = pkt->dts;
+      p.flags = (pkt->flags & AV_PKT_FLAG_KEY) ? CUFRAMES_PACKET_KEY : 0;
+      if (pkt->size > 0) sink->on_packet(p);
+      rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
+      av_packet_unref(pkt.get());
+      if (rc < 0 && rc != AVERROR(EAGAIN)) {
+        sink->on_decode_error("decoder rejected a packet: " + av_err(rc));
+        continue;
+      }
+      if (!receive_frames(sink, error)) return stop_->load() ? Outcome::kStopped : Outcome::kError;
+    }
+  }
+
+ private:
+  static int interrupt(void* opaque) {
+    auto* self = static_cast<FfmpegSource*>(opaque);
+    return self->stop_->load() || mono_ns() > self->deadline_ns_;
+  }
+
+  std::string describe(int rc) const {
+    if (rc == AVERROR_EXIT && !stop_->load()) {
+      return "no answer within " + std::to_string(cfg_.open_timeout.count()) + " ms";
+    }
+    return av_err(rc);
+  }
+
+  bool fail(std::string* error, const std::string& what) {
+    if (error) *error = what;
+    return false;
+  }
+
+  static enum AVPixelFormat pick_cuda(AVCodecContext*, const enum AVPixelFormat* fmts) {
+    for (const enum AVPixelFormat* f = fmts; *f != AV_PIX_FMT_NONE; ++f) {
+      if (*f == AV_PIX_FMT_CUDA) return *f;
+    }
+    return fmts[0];  // NVDEC cannot take this stream: the decoder's software format
+  }
+
+  bool open_decoder(const AVCodec* dec, AVStream* st, std::string* error) {
+    AVCodecContext* ctx = avcodec_alloc_context3(dec);
+    if (ctx == nullptr) return fail(error, "out of memory");
+    codec_ctx_.reset(ctx);
+    int rc = avcodec_parameters_to_context(ctx, st->codecpar);
+    if (rc < 0) return fail(error, "decoder parameters: " + av_err(rc));
+    ctx->pkt_timebase = st->time_base;
+    bool want_hw = cfg_.decoder != DecoderChoice::kSoftware && opt_.cuda_usable;
+    if (cfg_.decoder == DecoderChoice::kNvdec && !opt_.cuda_usable) {
+      return fail(error, "decoder: nvdec, but no usable CUDA device");
+    }
+    if (want_hw && !setup_nvdec(dec, ctx)) {
+      if (cfg_.decoder == DecoderChoice::kNvdec) {
+        return fail(error, "decoder: nvdec, but NVDEC cannot decode " + codec_name_ + ": " +
+                               hw_error_);
+      }
+      log_->info("NVDEC unavailable for {} ({}): decoding in software", codec_name_, hw_error_);
+    }
+    if (!hw_) {
+      ctx->thread_count = 0;  // as many as useful
+    }
+    rc = avcodec_open2(ctx, dec, nullptr);
+    if (rc < 0) return fail(error, "cannot open the " + codec_name_ + " decoder: " + av_err(rc));
+    return true;
+  }
+
+  bool setup_nvdec(const AVCodec* dec, AVCodecContext* ctx) {
+#ifdef CUFRAMES_WITH_CUDA
+    bool supported = false;
+    for (int i = 0;; ++i) {
+      const AVCodecHWConfig* hc = avcodec_get_hw_config(dec, i);
+      if (hc == nullptr) break;
+      if ((hc->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX) &&
+          hc->device_type == AV_HWDEVICE_TYPE_CUDA) {
+        supported = true;
+      }
+    }
+    if (!supported) {
+      hw_error_ = "this FFmpeg has no CUDA hwaccel for " + codec_name_;
+      return false;
+    }
+    // The primary context: the one cudart (and so the rings) uses, so device pointers are shared.
+    AVDictionary* opts = nullptr;
+    av_dict_set(&opts, "primary_ctx", "1", 0);
+    AVBufferRef* hw = nullptr;
+    const std::string dev = std::to_string(opt_.cuda_device);
+    int rc = av_hwdevice_ctx_create(&hw, AV_HWDEVICE_TYPE_CUDA, dev.c_str(), opts, 0);
+    av_dict_free(&opts);
+    if (rc < 0) {
+      hw_error_ = "cannot create a CUDA device context: " + av_err(rc);
+      return false;
+    }
+    std::unique_ptr<AVBufferRef, BufferUnref> owned(hw);
+    // A stream of this camera's own: NVDEC's output copies and ours into the ring run on it.
+    if (stream_ == nullptr) {
+      int prev = 0;
+      cudaGetDevice(&prev);
+      cudaSetDevice(opt_.cuda_device);
+      cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+      cudaSetDevice(prev);
+      if (e != cudaSuccess) {
+        hw_error_ = std::string("cudaStreamCreate: ") + cudaGetErrorString(e);
+        stream_ = nullptr;
+        return false;
+      }
+    }
+    auto* dctx = reinterpret_cast<AVHWDeviceContext*>(hw->data);
+    static_cast<AVCUDADeviceContext*>(dctx->hwctx)->stream = stream_;
+    ctx->hw_device_ctx = av_buffer_ref(hw);
+    ctx->get_format = &FfmpegSource::pick_cuda;
+    ctx->extra_hw_frames = 2;
+    hw_ = true;
+    return true;
+#else
+    (void)dec;
+    (void)ctx;
+    hw_error_ = "built without CUDA";
+    return false;
+#endif
+  }
+
+  bool receive_frames(SourceSink* sink, std::string* error) {
+    if (!frame_) frame_.reset(av_frame_alloc());
+    for (;;) {
+      int rc = avcodec_receive_frame(codec_ctx_.get(), frame_.get());
+      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return true;
+      if (rc < 0) {
+        sink->on_decode_error("decoding failed: " + av_err(rc));
+        return true;
+      }
+      if (frame_->decode_error_flags != 0 || (frame_->flags & AV_FRAME_FLAG_CORRUPT)) {
+        sink->on_decode_error("corrupt frame");
+      }
+      bool ok = deliver(sink, frame_.get(), error);
+      av_frame_unref(frame_.get());
+      if (!ok) return false;
+    }
+  }
+
+  void drain(SourceSink* sink, std::string* error) {
+    avcodec_send_packet(codec_ctx_.get(), nullptr);
+    receive_frames(sink, error);
+    avcodec_flush_buffers(codec_ctx_.get());
+  }
+
+  // Files in real time: each frame waits for its presentation time.
+  bool pace(const AVFrame* f) {
+    if (!realtime_) return true;
+    int64_t pts = f->best_effort_timestamp;
+    if (pts == AV_NOPTS_VALUE) pts = f->pts;
+    if (pts == AV_NOPTS_VALUE) return true;
+    const AVRational tb = fmt_->streams[stream_index_]->time_base;
+    const int64_t pts_ns = av_rescale_q(pts, tb, AVRational{1, 1000000000});
+    if (anchor_pts_ == AV_NOPTS_VALUE || pts_ns < anchor_pts_) {
+      anchor_pts_ = pts_ns;
+      anchor_wall_ = mono_ns();
+      return true;
+    }
+    return sleep_until(anchor_wall_ + (pts_ns - anchor_pts_), stop_);
+  }
+
+  bool deliver(SourceSink* sink, AVFrame* f, std::string* error) {
+    if (!pace(f)) return false;
+    VideoFrame out;
+    out.width = static_cast<uint32_t>(f->width);
+    out.height = static_cast<uint32_t>(f->height);
+    if ((out.width | out.height) & 1) {
+      if (error) *error = "odd frame size " + std::to_string(f->width) + "x" + std::to_string(f->height);
+      return false;
+    }
+#ifdef CUFRAMES_WITH_CUDA
+    if (f->format == AV_PIX_FMT_CUDA) {
+      auto* frames = reinterpret_cast<AVHWFramesContext*>(f->hw_frames_ctx->data);
+      if (frames->sw_format == AV_PIX_FMT_NV12) {
+        out.format = CUFRAMES_FORMAT_NV12;
+      } else if (frames->sw_format == AV_PIX_FMT_P010 || frames->sw_format == AV_PIX_FMT_P016) {
+        out.format = CUFRAMES_FORMAT_P010;
+      } else {
+        if (error) *error = std::string("NVDEC output ") + av_get_pix_fmt_name(frames->sw_format);
+        return false;
+      }
+      if (cfg_.output_format == OutputFormat::kNv12 && out.format != CUFRAMES_FORMAT_NV12) {
+        if (error) *error = "output_format nv12 with a >8-bit stream needs decoder: software";
+        return false;
+      }
+      if (cfg_.output_format == OutputFormat::kP010 && out.format != CUFRAMES_FORMAT_P010) {
+        if (error) *error = "output_format p010 with an 8-bit stream needs decoder: software";
+        return false;
+      }
+      cuframes_source_init(&out.planes);
+      out.planes.planes[0] = f->data[0];
+      out.planes.planes[1] = f->data[1];
+      out.planes.pitches[0] = static_cast<uint64_t>(f->linesize[0]);
+      out.planes.pitches[1] = static_cast<uint64_t>(f->linesize[1]);
+      out.planes.memory = CUFRAMES_MEMORY_CUDA;
+      out.planes.cuda_stream = stream_;
+      out.device = opt_.cuda_device;
+      return sink->on_frame(out);
+    }
+#endif
+    return deliver_software(sink, f, out, error);
+  }
+
+  bool deliver_software(SourceSink* sink, AVFrame* f, VideoFrame out, std::string* error) {
+    const auto fmt = static_cast<AVPixelFormat>(f->format);
+    const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(fmt);
+    if (desc == nullptr || (desc->flags & AV_PIX_FMT_FLAG_HWACCEL)) {
+      if (error) *error = "unexpected frame format";
+      return false;
+    }
+    bool deep = desc->comp[0].depth > 8;
+    if (cfg_.output_format == OutputFormat::kNv12) deep = false;
+    if (cfg_.output_format == OutputFormat::kP010) deep = true;
+    out.format = deep ? CUFRAMES_FORMAT_P010 : CUFRAMES_FORMAT_NV12;
+    const AVPixelFormat want = deep ? AV_PIX_FMT_P010LE : AV_PIX_FMT_NV12;
+    cuframes_source_init(&out.planes);
+    out.planes.memory = CUFRAMES_MEMORY_HOST;
+    if (fmt == want) {  // already what rings hold: publish straight from the decoder's buffers
+      out.planes.planes[0] = f->data[0];
+      out.planes.planes[1] = f->data[1];
+      out.planes.pitches[0] = static_cast<uint64_t>(f->linesize[0]);
+      out.planes.pitches[1] = static_cast<uint64_t>(f->linesize[1]);
+      return sink->on_frame(out);
+    }
+    sws_ = sws_getCachedContext(sws_, f->width, f->height, fmt, f->width, f->height, want,
+                                SWS_POINT, nullptr, nullptr, nullptr);
+    if (sws_ == nullptr) {
+      if (error) *error = std::string("cannot convert ") + desc->name + " frames";
+      return false;
+    }
+    const int bps = deep ? 2 : 1;
+    const int pitch = (f->width * bps + 63) / 64 * 64;
+    const size_t need = static_cast<size_t>(pitch) * f->height * 3 / 2;
+    if (conv_.size() < need) conv_.resize(need);
+    uint8_t* dst[4] = {conv_.data(), conv_.data() + static_cast<size_t>(pitch) * f->height,
+                       nullptr, nullptr};
+    int dst_stride[4] = {pitch, pitch, 0, 0};
+    sws_scale(sws_, f->data, f->linesize, 0, f->height, dst, dst_stride);
+    out.planes.planes[0] = dst[0];
+    out.planes.planes[1] = dst[1];
+    out.planes.pitches[0] = out.planes.pitches[1] = static_cast<uint64_t>(pitch);
+    return sink->on_frame(out);
+  }
+
+  CameraConfig cfg_;
+  SourceOptions opt_;
+  const std::atomic<bool>* stop_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<AVFormatContext, FormatCloser> fmt_;
+  std::unique_ptr<AVCodecContext, CodecCloser> codec_ctx_;
+  std::unique_ptr<AVFrame, FrameFree> frame_;
+  int stream_index_ = -1;
+  std::string codec_name_;
+  bool hw_ = false;
+  std::string hw_error_;
+  bool live_ = false;
+  bool realtime_ = false;
+  int64_t anchor_pts_ = AV_NOPTS_VALUE;
+  int64_t anchor_wall_ = 0;
+  std::atomic<int64_t> deadline_ns_{0};
+  SwsContext* sws_ = nullptr;
+  std::vector<uint8_t> conv_;
+#ifdef CUFRAMES_WITH_CUDA
+  cudaStream_t stream_ = nullptr;
+#else
+  void* stream_ = nullptr;
+#endif
+};
+
+}  // namespace
+
+std::unique_ptr<Source> make_ffmpeg_source(const CameraConfig& config, const SourceOptions& opt,
+                                           const std::atomic<bool>* stop,
+                                           std::shared_ptr<spdlog::logger> log) {
+  return std::make_unique<FfmpegSource>(config, opt, stop, std::move(log));
+}
+
+}  // namespace cfsvc
