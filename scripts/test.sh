@@ -11,3 +11,7 @@ ctest --test-dir build --label-exclude gpu --output-on-failure --timeout 600
 # (tests/python/gpu needs a GPU: tests/gpu/run.sh).
 scripts/build.sh -DBUILD_PYTHON_BINDINGS=ON
 PYTHONPATH="$PWD/build/python" python3 -m pytest tests/python --ignore=tests/python/gpu -v
+
+# cuframes-service end to end (tests/service): testsrc, FFmpeg-made files and a real RTSP server,
+# read back through the Python package (host memory, software decode: no GPU needed).
+PYTHONPATH="$PWD/build/python" python3 -m pytest tests/service -v

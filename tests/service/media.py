@@ -1,0 +1,127 @@
+"""Test clips for the service, made with the ffmpeg CLI from frames drawn with numpy (piped as
+rawvideo): pattern.py's picture (frame-index barcode, moving box, moving sawtooth) plus noise,
+so each decoded frame tells which source frame it is.
+
+    python3 tests/service/media.py OUT_DIR [NAME ...]   # writes the clips, prints their paths
+
+Clips are made once per directory (kept if already there: the test session's media fixture
+makes them once per session, or once for good with CUFRAMES_TEST_MEDIA_DIR).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pattern  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    codec: str          # what ffprobe / the service report: "h264", "hevc"
+    width: int
+    height: int
+    bit_depth: int      # 8 -> NV12 out of the service, 10 -> P010
+    fps: int
+    frames: int
+    encoder_args: tuple[str, ...]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.mp4"
+
+    @property
+    def format(self) -> str:
+        return "P010" if self.bit_depth > 8 else "NV12"
+
+
+# Small and short: CI has 2 cores. B-frames stay on where the encoder's defaults have them (the
+# decoder's reordering is part of what is tested).
+CLIPS = {c.name: c for c in (
+    Clip("h264-1280x720", "h264", 1280, 720, 8, 15, 45,
+         ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "15",
+          "-pix_fmt", "yuv420p")),
+    Clip("hevc-2688x1520", "hevc", 2688, 1520, 8, 15, 30,
+         ("-c:v", "libx265", "-preset", "ultrafast", "-crf", "26", "-pix_fmt", "yuv420p",
+          "-x265-params", "keyint=15:log-level=error", "-tag:v", "hvc1")),
+    Clip("hevc10-1280x720", "hevc", 1280, 720, 10, 15, 30,
+         ("-c:v", "libx265", "-preset", "ultrafast", "-crf", "24", "-pix_fmt", "yuv420p10le",
+          "-profile:v", "main10", "-x265-params", "keyint=15:log-level=error",
+          "-tag:v", "hvc1")),
+)}
+
+
+def draw(n: int, width: int, height: int, rng: np.random.Generator,
+         noise: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame n as planes (Y, U, V) of uint8, with uniform noise of +-noise on luma."""
+    r = np.arange(height, dtype=np.int32)[:, None]
+    c = np.arange(width, dtype=np.int32)[None, :]
+    y = (40 + (c + 2 * r + 4 * n) % 64).astype(np.int32)
+    bits = pattern.barcode_bits(n)
+    for i, b in enumerate(bits):
+        y[:pattern.BLOCK, i * pattern.BLOCK:(i + 1) * pattern.BLOCK] = (
+            pattern.WHITE if b else pattern.BLACK)
+    bx, by = pattern.box_pos(n, width, height)
+    y[by:by + pattern.BOX, bx:bx + pattern.BOX] = pattern.BOX_Y
+    if noise:
+        y += rng.integers(-noise, noise + 1, size=y.shape, dtype=np.int32)
+    u = np.full((height // 2, width // 2), 128, np.uint8)
+    v = u.copy()
+    u[by // 2:(by + pattern.BOX) // 2, bx // 2:(bx + pattern.BOX) // 2] = pattern.BOX_U
+    v[by // 2:(by + pattern.BOX) // 2, bx // 2:(bx + pattern.BOX) // 2] = pattern.BOX_V
+    return np.clip(y, 0, 255).astype(np.uint8), u, v
+
+
+def make(clip: Clip, out_dir: str | os.PathLike[str]) -> Path:
+    """Encodes clip into out_dir (once: an existing file is kept). Returns its path."""
+    out = Path(out_dir) / clip.filename
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
+    pix_in = "yuv420p10le" if clip.bit_depth > 8 else "yuv420p"
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+           "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{clip.width}x{clip.height}",
+           "-r", str(clip.fps), "-i", "pipe:0", *clip.encoder_args,
+           "-threads", "2", "-an", "-movflags", "+faststart", str(tmp)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    rng = np.random.default_rng(1234)
+    try:
+        for n in range(clip.frames):
+            planes = draw(n, clip.width, clip.height, rng)
+            for p in planes:
+                if clip.bit_depth > 8:
+                    p = p.astype(np.uint16) << (clip.bit_depth - 8)
+                proc.stdin.write(np.ascontiguousarray(p).tobytes())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    rc = proc.wait(timeout=300)
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"ffmpeg failed ({rc}) making {clip.name}: {' '.join(cmd)}")
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    names = argv[1:] or list(CLIPS)
+    for name in names:
+        print(make(CLIPS[name], argv[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

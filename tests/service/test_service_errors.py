@@ -1,0 +1,84 @@
+"""Unreachable and hanging cameras: that camera reports error (or connecting, retrying) while
+another keeps streaming; the service keeps running."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import cuframes
+
+import svc
+
+STRICT = cuframes.SubscriberMode.STRICT_ORDER
+
+
+def _consecutive_verified(runtime_dir: str, key: str, n: int, w: int, h: int) -> None:
+    with cuframes.subscribe(key, mode=STRICT, connect_timeout_ms=5000,
+                            runtime_dir=runtime_dir) as sub:
+        seqs = []
+        for _ in range(n):
+            with sub.next_frame(timeout_ms=3000) as f:
+                svc.check_testsrc_frame(f, w, h)
+                seqs.append(f.seq)
+        assert seqs == list(range(seqs[0], seqs[0] + n)), seqs
+
+
+def test_unreachable_rtsp(service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    port = svc.free_port()  # nothing listens there
+    url = f"rtsp://admin:s3cret-pw@127.0.0.1:{port}/stream"
+    s = service({"dead": {"url": url, "open_timeout": "1s",
+                          "reconnect": {"initial": "200ms", "max": "500ms"}},
+                 "ok": {"url": "testsrc://?width=320&height=240&fps=30"}})
+    s.wait_state("ok", "streaming", 10)
+    cam = s.wait_camera("dead", lambda c: (c["state"] == "error" and c["error"])
+                        or (c["state"] == "connecting" and c["reconnects"] >= 2), 10,
+                        "error (with a message), or connecting with reconnects counting")
+    # It keeps retrying.
+    r0 = cam["reconnects"]
+    cam = s.wait_camera("dead", lambda c: c["reconnects"] >= r0 + 2, 10, "more retries")
+    assert cam["state"] in ("error", "connecting"), cam
+    assert "s3cret-pw" not in cam["url"], f"credentials not masked: {cam['url']}"
+    assert "s3cret-pw" not in (cam["error"] or ""), cam
+    assert f"127.0.0.1:{port}/stream" in cam["url"], cam
+    assert cam["frames"] == 0, cam
+    # The other camera is undisturbed.
+    _consecutive_verified(runtime_dir, "cam-ok", 60, 320, 240)
+    ok = s.camera("ok")
+    assert ok is not None and ok["state"] == "streaming" and ok["reconnects"] == 0, ok
+    s.assert_running()
+    log = s.log_path.read_text(errors="replace")
+    assert "s3cret-pw" not in log, "the password appears in the log"
+
+
+def test_hanging_rtsp(service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    """A server that accepts the connection and never answers: open_timeout ends the attempt,
+    the camera retries, the other camera streams."""
+    hole = svc.Blackhole()
+    try:
+        s = service({"hang": {"url": f"rtsp://127.0.0.1:{hole.port}/x", "open_timeout": "1s",
+                              "reconnect": {"initial": "200ms", "max": "500ms"}},
+                     "ok": {"url": "testsrc://?width=320&height=240&fps=30"}})
+        s.wait_state("ok", "streaming", 10)
+        cam = s.wait_camera("hang", lambda c: c["reconnects"] >= 2
+                            or (c["state"] == "error" and c["error"]), 15,
+                            "open_timeout to end the hanging attempts")
+        assert cam["state"] in ("error", "connecting"), cam
+        _consecutive_verified(runtime_dir, "cam-ok", 30, 320, 240)
+        s.assert_running()
+    finally:
+        hole.close()
+
+
+def test_bad_stream_url_path(rtsp_server: Callable[..., svc.RtspServer],
+                             service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    """A reachable server but a mount that does not exist (RTSP 404): error, retried."""
+    srv = rtsp_server(["/h264=h264:640x480"])
+    s = service({"nomount": {"url": srv.url("/nothing-here"), "open_timeout": "2s",
+                             "reconnect": {"initial": "200ms", "max": "500ms"}},
+                 "ok": {"url": "testsrc://?width=320&height=240&fps=30"}})
+    cam = s.wait_camera("nomount", lambda c: (c["state"] == "error" and c["error"])
+                        or c["reconnects"] >= 2, 15, "error for a missing mount")
+    assert cam["state"] in ("error", "connecting"), cam
+    assert cam["frames"] == 0
+    _consecutive_verified(runtime_dir, "cam-ok", 30, 320, 240)
+    s.assert_running()

@@ -1,0 +1,116 @@
+"""File cameras: FFmpeg-made clips (H.264 1280x720, HEVC 2688x1520, 10-bit HEVC) decoded into
+the ring and verified frame by frame through pattern.py's barcode, box and background."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+import cuframes
+
+import media
+import pattern
+import svc
+
+STRICT = cuframes.SubscriberMode.STRICT_ORDER
+CLIPS = list(media.CLIPS)
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_file_decoded_and_verified(name: str, clip: Callable[[str], tuple[media.Clip, Path]],
+                                   service: Callable[..., svc.Service],
+                                   runtime_dir: str) -> None:
+    """loop: true, realtime: true. A STRICT_ORDER subscriber reads more than a whole loop: every
+    frame is the clip's next one (barcode + 1, wrapping to 0 at the end of the clip), its
+    picture is that frame's (box, chroma, background), its geometry and format are the clip's,
+    and pacing is real time."""
+    c, path = clip(name)
+    s = service({"f": {"url": str(path), "loop": True, "realtime": True,
+                       "stall_timeout": "5s"}})
+    with cuframes.subscribe("cam-f", consumer_name="verifier", mode=STRICT,
+                            connect_timeout_ms=20000, runtime_dir=runtime_dir) as sub:
+        fmt = cuframes.PixelFormat.P010 if c.bit_depth > 8 else cuframes.PixelFormat.NV12
+        assert (sub.width, sub.height, sub.format) == (c.width, c.height, fmt)
+        codes: list[int] = []
+        seqs: list[int] = []
+        t0 = None
+        for _ in range(c.frames + 10):
+            with sub.next_frame(timeout_ms=5000) as f:
+                if t0 is None:
+                    t0 = f.publish_ns
+                assert (f.width, f.height, f.format) == (c.width, c.height, fmt)
+                y, uv = svc.planes(f)
+                assert y.dtype == (np.uint16 if c.bit_depth > 8 else np.uint8)
+                n = pattern.read_barcode(y)
+                assert n is not None, f"seq {f.seq}: no valid barcode"
+                problem = pattern.check_picture(y, uv, n, noisy=True)
+                assert problem is None, f"seq {f.seq} (frame {n}): {problem}"
+                if c.bit_depth > 8:
+                    # P010: 10 significant bits at the top, the low 6 bits zero.
+                    assert not np.any(y[:64] & 0x3F), "P010 low bits not zero"
+                codes.append(n)
+                seqs.append(f.seq)
+                t1 = f.publish_ns
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"seqs not consecutive: {seqs}"
+        steps = [(b - a) % c.frames for a, b in zip(codes, codes[1:])]
+        assert all(d == 1 for d in steps), f"barcodes do not advance by one: {codes}"
+        assert set(codes) == set(range(c.frames)), "not every frame of the clip was seen"
+        assert sub.overruns == 0
+    # Real-time pacing: these frames cannot have come faster than the clip's rate.
+    assert t0 is not None
+    elapsed = (t1 - t0) / 1e9
+    assert elapsed >= 0.8 * (len(codes) - 1) / c.fps, f"{len(codes)} frames in {elapsed:.2f} s"
+
+    cam = s.wait_camera("f", lambda x: x.get("frames", 0) >= c.frames, 5, "frames counted")
+    assert cam["state"] == "streaming", cam
+    assert cam["codec"] == c.codec, cam
+    svc.check_decoder(cam)
+    assert (cam["width"], cam["height"], cam["format"]) == (c.width, c.height, c.format), cam
+    assert cam["memory"] == "host", cam
+    assert cam["decode_errors"] == 0, cam
+
+
+def test_file_once_flat_out(clip: Callable[[str], tuple[media.Clip, Path]],
+                            service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    """loop: false, realtime: false: the whole clip is decoded as fast as possible, every frame
+    counted, and the camera ends in state stopped; the service keeps running."""
+    c, path = clip("h264-1280x720")
+    s = service({"once": {"url": f"file://{path}", "loop": False, "realtime": False},
+                 "ts": {"url": "testsrc://?width=320&height=240&fps=10"}})
+    t = time.monotonic()
+    cam = s.wait_state("once", "stopped", 30)
+    assert cam["frames"] == c.frames, f"{cam['frames']} frames decoded, the clip has {c.frames}"
+    assert cam["decode_errors"] == 0 and cam["dropped"] == 0, cam
+    assert time.monotonic() - t < c.frames / c.fps + 20
+    s.wait_state("ts", "streaming", 5)
+    s.assert_running()
+
+
+def test_corrupt_file_counts_decode_errors(clip: Callable[[str], tuple[media.Clip, Path]],
+                                           service: Callable[..., svc.Service],
+                                           workdir: Path, runtime_dir: str) -> None:
+    """A clip with damaged packets: decode errors are counted, the service neither crashes nor
+    stops the other camera."""
+    c, path = clip("h264-1280x720")
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(7)
+    # Damage the media data (not the header / moov at the front: faststart), many places.
+    start = len(data) // 5
+    for off in rng.integers(start, len(data) - 64, size=200):
+        data[off:off + 16] = rng.integers(0, 256, size=16, dtype=np.uint8).tobytes()
+    bad = workdir / "corrupt.mp4"
+    bad.write_bytes(bytes(data))
+    s = service({"bad": {"url": str(bad), "loop": False, "realtime": False},
+                 "ts": {"url": "testsrc://?width=320&height=240&fps=10"}})
+    cam = s.wait_camera("bad", lambda x: x["state"] in ("stopped", "error"), 60,
+                        "the corrupt clip to end")
+    assert cam["decode_errors"] > 0, cam
+    s.wait_state("ts", "streaming", 5)
+    with cuframes.subscribe("cam-ts", connect_timeout_ms=5000, runtime_dir=runtime_dir) as sub:
+        with sub.next_frame(timeout_ms=3000) as f:
+            svc.check_testsrc_frame(f, 320, 240)
+    s.assert_running()
