@@ -3,6 +3,10 @@
 // publish->receive latency once a second.
 //
 //   cuframes-demo [--seconds N] [--fps F] [--width W] [--height H] [--key KEY] [--subscribers N]
+//
+// With --subscribe KEY it only subscribes to an existing publisher (cuframes-service's cameras
+// are "cam-<name>") for --seconds and prints the same figures; frames of the service's testsrc
+// are checked against their stamped seq (host memory only).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +28,7 @@ struct Args {
   uint32_t width = 1920, height = 1080;
   int subscribers = 1;
   std::string key = "demo";
+  std::string subscribe;  // attach to this existing key only
 };
 
 Args parse(int argc, char** argv) {
@@ -43,10 +48,11 @@ Args parse(int argc, char** argv) {
     else if (f == "--height") a.height = static_cast<uint32_t>(std::atoi(val()));
     else if (f == "--subscribers") a.subscribers = std::atoi(val());
     else if (f == "--key") a.key = val();
+    else if (f == "--subscribe") a.subscribe = val();
     else {
       std::fprintf(stderr,
                    "usage: cuframes-demo [--seconds N] [--fps F] [--width W] [--height H] "
-                   "[--subscribers N] [--key KEY]\n");
+                   "[--subscribers N] [--key KEY] | --subscribe KEY [--seconds N]\n");
       std::exit(f == "--help" || f == "-h" ? 0 : 2);
     }
   }
@@ -64,18 +70,26 @@ double percentile(std::vector<int64_t>& v, double p) {
   return static_cast<double>(v[k]);
 }
 
-// The subscriber process: returns the exit code.
-int run_subscriber(const Args& a, int index) {
+// The subscriber process: returns the exit code. `stamp_only`: frames come from elsewhere
+// (cuframes-service's testsrc): check the seq stamped in the first 8 bytes, not the checksum.
+int run_subscriber(const Args& a, int index, const std::string& key, bool stamp_only,
+                   double seconds) {
   cuframes::Subscriber::Options o;
   std::string name = "demo-sub-" + std::to_string(index);
   o.consumer_name = name.c_str();
-  o.connect_timeout_ms = 5000;
+  o.connect_timeout_ms = 10000;
+  (void)a;
   try {
-    cuframes::Subscriber sub(a.key, o);
+    cuframes::Subscriber sub(key, o);
+    std::printf("[%s] subscribed to '%s': %s %ux%u in %s memory\n", name.c_str(), key.c_str(),
+                cuframes_format_name(sub.geometry().format), sub.geometry().width,
+                sub.geometry().height, sub.memory() == CUFRAMES_MEMORY_CUDA ? "cuda" : "host");
+    const int64_t end = seconds > 0 ? cuframes::now_ns() + static_cast<int64_t>(seconds * 1e9)
+                                    : INT64_MAX;
     std::vector<int64_t> lat;
     uint64_t frames = 0, bad = 0, total = 0;
     int64_t window = cuframes::now_ns();
-    for (;;) {
+    while (cuframes::now_ns() < end) {
       cuframes::Frame f;
       cuframes_status_t st = sub.try_next(1000, &f);
       if (st == CUFRAMES_ERR_PUBLISHER_GONE) break;
@@ -84,7 +98,14 @@ int run_subscriber(const Args& a, int index) {
       cuframes_frame_info_t fi = f.info();
       lat.push_back(cuframes::now_ns() - fi.publish_ns);
       std::string why;
-      if (!cuframes::pattern::verify(fi, fi.seq, &why)) {
+      if (stamp_only) {
+        if (fi.memory == CUFRAMES_MEMORY_HOST && cuframes::pattern::stamped_seq(fi) != fi.seq) {
+          ++bad;
+          std::fprintf(stderr, "[%s] BAD FRAME: seq %llu carries %llu\n", name.c_str(),
+                       static_cast<unsigned long long>(fi.seq),
+                       static_cast<unsigned long long>(cuframes::pattern::stamped_seq(fi)));
+        }
+      } else if (!cuframes::pattern::verify(fi, fi.seq, &why)) {
         ++bad;
         std::fprintf(stderr, "[%s] BAD FRAME: %s\n", name.c_str(), why.c_str());
       }
@@ -106,7 +127,7 @@ int run_subscriber(const Args& a, int index) {
         window = now;
       }
     }
-    std::printf("[%s] publisher gone: %llu frames received, %llu bad\n", name.c_str(),
+    std::printf("[%s] done: %llu frames received, %llu bad\n", name.c_str(),
                 static_cast<unsigned long long>(total), static_cast<unsigned long long>(bad));
     return bad == 0 && total > 0 ? 0 : 1;
   } catch (const cuframes::Error& e) {
@@ -120,6 +141,7 @@ int run_subscriber(const Args& a, int index) {
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (!a.subscribe.empty()) return run_subscriber(a, 0, a.subscribe, true, a.seconds);
   // Subscribers are forked before the publisher exists (and has threads); they wait for it.
   std::vector<pid_t> children;
   for (int i = 0; i < a.subscribers; ++i) {
@@ -128,7 +150,7 @@ int main(int argc, char** argv) {
       std::perror("fork");
       return 1;
     }
-    if (pid == 0) _exit(run_subscriber(a, i));
+    if (pid == 0) _exit(run_subscriber(a, i, a.key, false, 0));
     children.push_back(pid);
   }
 

@@ -468,22 +468,6 @@ class Parser {
   std::string url(const YAML::Node& k, const YAML::Node& v, const std::string& key, bool* testsrc,
                   UrlParams* params) const;
 
-  void file_must_be_readable(const YAML::Node& k, const YAML::Node& v, const std::string& key,
-                             const std::string& written, const std::string& path) const {
-    std::string shown = "'" + written + "'";
-    if (path != written) shown += " (" + path + ")";
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-      fail(v, k, key, "cannot read file " + shown + ": " + std::strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-      fail(v, k, key, "cannot read file " + shown + ": " + std::strerror(EISDIR));
-    }
-    if (::access(path.c_str(), R_OK) != 0) {
-      fail(v, k, key, "cannot read file " + shown + ": " + std::strerror(errno));
-    }
-  }
-
   void camera(const std::string& name, const YAML::Node& k, const YAML::Node& v,
               const CameraConfig& base, Config* cfg) const;
 
@@ -517,9 +501,9 @@ std::string Parser::url(const YAML::Node& k, const YAML::Node& v, const std::str
     }
     std::filesystem::path p(s);
     if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
-    const std::string resolved = p.lexically_normal().string();
-    file_must_be_readable(k, v, key, s, resolved);
-    return resolved;
+    // Whether it exists is the camera's business at run time (state error, retrying): a file
+    // on a mount that comes later must not refuse the whole config.
+    return p.lexically_normal().string();
   }
 
   // The scheme is matched case-insensitively and stored lower case, so the sources can test
@@ -573,7 +557,6 @@ std::string Parser::url(const YAML::Node& k, const YAML::Node& v, const std::str
     if (rest.empty() || rest.front() != '/') {
       fail(v, k, key, "expected file:///absolute/path, got " + got(v));
     }
-    file_must_be_readable(k, v, key, rest, rest);
     return normalized;
   }
   if (scheme == "rtsp" || scheme == "rtsps" || scheme == "http" || scheme == "https") {

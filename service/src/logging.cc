@@ -86,6 +86,12 @@ bool set_log_level(const std::string& level) {
   return true;
 }
 
+bool valid_log_level(const std::string& level) {
+  bool ok;
+  parse_level(level, &ok);
+  return ok;
+}
+
 std::shared_ptr<spdlog::logger> camera_logger(const std::string& camera) {
   // A sink of its own: a logger's pattern belongs to its sinks. (Console sinks share one
   // process-wide mutex, so lines never interleave.)

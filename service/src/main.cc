@@ -128,7 +128,12 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // 1. The config: a bad one is a clear message and exit code 2.
+  // 1. The config: a bad one (or a bad --log-level) is a clear message and exit code 2.
+  if (!args.log_level.empty() && !cfsvc::valid_log_level(args.log_level)) {
+    std::fprintf(stderr, "cuframes-service: unknown --log-level '%s' (trace, debug, info, warn, "
+                 "error, off)\n", args.log_level.c_str());
+    return 2;
+  }
   cfsvc::Config config;
   cfsvc::ConfigError err;
   if (!cfsvc::load_config(args.config, &config, &err)) {
@@ -143,10 +148,6 @@ int main(int argc, char** argv) {
 
   // 2. Logging, signals.
   cfsvc::init_logging(args.log_level.empty() ? config.log.level : args.log_level);
-  if (!args.log_level.empty() && !cfsvc::set_log_level(args.log_level)) {
-    std::fprintf(stderr, "cuframes-service: unknown --log-level '%s'\n", args.log_level.c_str());
-    return 2;
-  }
   cfsvc::EventFd wake;
   g_wake = &wake;
   install_signal_handlers();

@@ -45,7 +45,21 @@ if [ -z "${1:-}" ]; then
     step "python: pip install ./python + GPU tests"
     { python3 -m pip install --no-build-isolation ./python &&
       python3 -m pytest -v tests/python/gpu; } >"$OUT/python-gpu.log" 2>&1 || status=1
-    tail -30 "$OUT/python-gpu.log" | tee -a "$OUT/summary.txt"
+    tail -15 "$OUT/python-gpu.log" | tee -a "$OUT/summary.txt"
+
+    if [ -x "$BUILD/service/cuframes-service" ]; then
+      step "service: NVDEC file cameras verified by a torch subscriber"
+      CUFRAMES_SERVICE_BIN="$BUILD/service/cuframes-service" CUFRAMES_TEST_MEDIA_DIR="$PWD/.gpu-media" \
+        python3 -m pytest -v -s -p no:cacheprovider tests/gpu/test_service_nvdec.py \
+        >>"$OUT/python-gpu.log" 2>&1 || status=1
+      grep -E "NVDEC frames checked|passed|failed|Error" "$OUT/python-gpu.log" | tail -8 | tee -a "$OUT/summary.txt"
+
+      step "service benchmark (bench/service_bench.py)"
+      python3 bench/service_bench.py --service "$BUILD/service/cuframes-service" \
+        --ceiling "$BUILD/bench/nvdec_ceiling" --clip .gpu-media/bench-1080p30.mp4 \
+        ${SERVICE_BENCH_ARGS:-} >"$OUT/service-bench.txt" 2>&1 || status=1
+      tee -a "$OUT/summary.txt" <"$OUT/service-bench.txt"
+    fi
   fi
 fi
 step "exit status $status"

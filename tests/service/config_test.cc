@@ -526,16 +526,17 @@ TEST(ConfigUrls, NetworkUrlNeedsAHost) {
                       "cameras.a.url", "whitespace");
 }
 
-TEST(ConfigUrls, MissingFileNamesThePath) {
-  const ConfigError e =
-      MustFail("cameras:\n  a:\n    url: /nonexistent/cfsvc/video.mp4\n", "/etc/x/test.yaml");
-  EXPECT_CONFIG_ERROR(e, 3, 10, "cameras.a.url",
-                      "cannot read file '/nonexistent/cfsvc/video.mp4': No such file or directory");
-  EXPECT_EQ(e.str(),
-            "/etc/x/test.yaml:3:10: cameras.a.url: cannot read file "
-            "'/nonexistent/cfsvc/video.mp4': No such file or directory");
-  EXPECT_CONFIG_ERROR(MustFail("cameras:\n  a:\n    url: file:///nonexistent/cfsvc/v.mp4\n"), 3, 10,
-                      "cameras.a.url", "cannot read file '/nonexistent/cfsvc/v.mp4'");
+TEST(ConfigUrls, MissingFilesAreNotConfigErrors) {
+  // A file that is not there (yet) is the camera's problem at run time (state error, retrying),
+  // not the config's: a mount may come later, and the other cameras must run.
+  Config cfg;
+  ConfigError err;
+  ASSERT_TRUE(parse_config("cameras:\n  a:\n    url: /nonexistent/cfsvc/video.mp4\n"
+                           "  b:\n    url: file:///nonexistent/cfsvc/v.mp4\n",
+                           "/etc/x/test.yaml", &cfg, &err))
+      << err.str();
+  EXPECT_EQ(cfg.cameras[0].url, "/nonexistent/cfsvc/video.mp4");
+  EXPECT_EQ(cfg.cameras[1].url, "file:///nonexistent/cfsvc/v.mp4");
   EXPECT_CONFIG_ERROR(MustFail("cameras:\n  a:\n    url: file://relative/v.mp4\n"), 3, 10,
                       "cameras.a.url", "expected file:///absolute/path");
   EXPECT_CONFIG_ERROR(MustFail("cameras:\n  a:\n    url: testsrc\n"), 3, 10, "cameras.a.url",
@@ -561,30 +562,13 @@ TEST(ConfigUrls, FilesThatExist) {
   EXPECT_EQ(cfg.path, yaml);
 }
 
-TEST(ConfigUrls, RelativeMissingFileShowsBothPaths) {
+TEST(ConfigUrls, RelativeMissingFileIsResolved) {
   TempDir dir;
   const std::string yaml = dir.write("cams.yaml", "cameras:\n  a: {url: clips/none.mp4}\n");
   Config cfg;
   ConfigError err;
-  ASSERT_FALSE(load_config(yaml, &cfg, &err));
-  EXPECT_CONFIG_ERROR(err, 2, 12, "cameras.a.url",
-                      "cannot read file 'clips/none.mp4' (" + dir.path() +
-                          "/clips/none.mp4): No such file or directory");
-}
-
-TEST(ConfigUrls, DirectoryIsNotAFile) {
-  TempDir dir;
-  EXPECT_CONFIG_ERROR(MustFail("cameras:\n  a: {url: " + dir.path() + "}\n"), 2, 12,
-                      "cameras.a.url", "Is a directory");
-}
-
-TEST(ConfigUrls, UnreadableFile) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file";
-  TempDir dir;
-  const std::string p = dir.write("secret.mp4", "x");
-  ASSERT_EQ(::chmod(p.c_str(), 0), 0);
-  EXPECT_CONFIG_ERROR(MustFail("cameras:\n  a: {url: " + p + "}\n"), 2, 12, "cameras.a.url",
-                      "Permission denied");
+  ASSERT_TRUE(load_config(yaml, &cfg, &err)) << err.str();
+  EXPECT_EQ(cfg.cameras[0].url, dir.path() + "/clips/none.mp4");
 }
 
 // --- structure and naming errors -----------------------------------------------------------------
@@ -897,16 +881,13 @@ TEST(ConfigFiles, ShippedExampleLoads) {
   const std::string p = std::string(CFSVC_SOURCE_DIR) + "/config/cameras.example.yaml";
   const std::string text = ReadFile(p);
   ASSERT_FALSE(text.empty());
-  // As shipped, the only problem is the replay file that does not exist on this machine.
   const std::string replay = "/var/lib/cuframes/replay.mp4";
   const size_t at = text.find(replay);
   ASSERT_NE(at, std::string::npos);
-  if (!fs::exists(replay)) {
+  {
     Config cfg;
     ConfigError err;
-    ASSERT_FALSE(load_config(p, &cfg, &err));
-    EXPECT_EQ(err.key, "cameras.replay.url") << err.str();
-    EXPECT_NE(err.message.find(replay), std::string::npos) << err.str();
+    ASSERT_TRUE(load_config(p, &cfg, &err)) << err.str();  // as shipped
   }
   // With a file that exists, all of it loads.
   TempDir dir;

@@ -1,0 +1,79 @@
+"""cuframes-service with NVDEC, on the GPU machine (run by tests/gpu/run.sh).
+
+The service suite's file clips (tests/service/media.py: a frame-index barcode, a moving box and a
+sawtooth in every picture) decoded by NVDEC into cuda rings. A subscriber reads the frames as
+torch tensors straight from device memory and checks each picture (on a host copy) and its
+geometry and format; the status file must say decoder nvdec, memory cuda.
+
+Needs CUFRAMES_SERVICE_BIN (the built service) and CUFRAMES_TEST_MEDIA_DIR (the clips, made on a
+machine with ffmpeg and carried here: this one has no ffmpeg CLI).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "service"))
+
+import cuframes  # noqa: E402
+import media  # noqa: E402
+import pattern  # noqa: E402
+import svc  # noqa: E402
+import torch  # noqa: E402
+
+MEDIA = Path(os.environ.get("CUFRAMES_TEST_MEDIA_DIR", ROOT / ".gpu-media"))
+
+
+@pytest.mark.parametrize("name", ["h264-1280x720", "hevc-2688x1520", "hevc10-1280x720"])
+def test_nvdec_file_camera(tmp_path: Path, name: str) -> None:
+    clip = media.CLIPS[name]
+    path = MEDIA / clip.filename
+    assert path.exists(), f"{path} missing: make it with tests/service/media.py and carry it"
+    run = str(tmp_path / "run")
+    cfg = svc.write_config(tmp_path / "svc.yaml",
+                           {"cam": {"url": str(path), "decoder": "nvdec", "memory": "cuda",
+                                    "loop": True, "realtime": True,
+                                    # the service waits for this subscriber: no frame skipped
+                                    "policy": "strict_wait", "wait_timeout": "5s"}},
+                           run, defaults={"memory": "cuda"})
+    service = svc.Service(cfg, run, tmp_path)
+    try:
+        cam = service.wait_state("cam", "streaming", timeout=30)
+        assert cam["decoder"] == "nvdec", cam
+        assert cam["memory"] == "cuda", cam
+        assert cam["codec"] == clip.codec, cam
+        stream = torch.cuda.Stream()
+        with cuframes.subscribe("cam-cam", runtime_dir=run, mode=cuframes.SubscriberMode.STRICT_ORDER,
+                                connect_timeout_ms=5000, consumer_stream=stream) as sub:
+            last = None
+            checked = 0
+            for _ in range(2 * clip.frames):  # through a loop of the file
+                with sub.next_frame(timeout_ms=5000) as frame:
+                    assert frame.memory == "cuda" and frame.device == 0
+                    assert (frame.width, frame.height) == (clip.width, clip.height)
+                    assert frame.format == (cuframes.PixelFormat.P010 if clip.bit_depth > 8
+                                            else cuframes.PixelFormat.NV12)
+                    with torch.cuda.stream(stream):
+                        y = torch.from_dlpack(frame.y).cpu().numpy()
+                        uv = torch.from_dlpack(frame.uv).cpu().numpy()
+                n = pattern.read_barcode(y)
+                assert n is not None, f"frame {frame.seq}: no barcode"
+                if last is not None and n != 0:  # a loop starts over at 0
+                    assert n == last + 1, f"frame {frame.seq}: index {n} after {last}"
+                problem = pattern.check_picture(y, uv, n, noisy=True)
+                assert problem is None, f"frame {frame.seq} (index {n}): {problem}"
+                last = n
+                checked += 1
+            assert checked == 2 * clip.frames
+            assert sub.gap_count == 0
+        cam = service.camera("cam")
+        assert cam["decode_errors"] == 0, cam
+        print(f"{name}: {checked} NVDEC frames checked, {cam['fps']:.1f} fps, decoder "
+              f"{cam['decoder']}, {cam['format']} {cam['width']}x{cam['height']}")
+    finally:
+        service.stop()
