@@ -208,12 +208,21 @@ class Service:
         return problem
 
 
-def run_service(args: list[str], timeout: float = 20.0,
+def run_service(args: list[str], timeout: float = 10.0,
                 env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    """Runs cuframes-service to completion (--check-config, --version, a bad config)."""
-    return subprocess.run([str(SERVICE_BIN), *args], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout,
-                          env=env or dict(os.environ))
+    """Runs cuframes-service to completion (--check-config, --version, a bad config). One that
+    is still running after timeout (it accepted the config and started) is stopped and fails
+    the test."""
+    try:
+        return subprocess.run([str(SERVICE_BIN), *args], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout,
+                              env=env or dict(os.environ))
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr
+        raise AssertionError(f"cuframes-service {' '.join(args)} still running after "
+                             f"{timeout} s (it did not reject the config)\nstdout: {out}\n"
+                             f"stderr: {(err or '')[-3000:]}") from None
 
 
 # ---- the RTSP server ---------------------------------------------------------------------
@@ -273,6 +282,11 @@ class RtspServer:
             self.proc.wait(timeout=10)
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the connections stay open and go silent (a hung camera)."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGSTOP)
 
     def stop(self) -> Optional[int]:
         if self.proc is None:

@@ -3,7 +3,10 @@ another keeps streaming; the service keeps running."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
+
+import pytest
 
 import cuframes
 
@@ -82,3 +85,29 @@ def test_bad_stream_url_path(rtsp_server: Callable[..., svc.RtspServer],
     assert cam["frames"] == 0
     _consecutive_verified(runtime_dir, "cam-ok", 30, 320, 240)
     s.assert_running()
+
+
+def test_memory_cuda_without_gpu(service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    """memory: cuda where no GPU is usable: that camera is in error (with the reason), the
+    others stream, the service runs on."""
+    if svc.gpu_present():
+        pytest.skip("a GPU is present")
+    s = service({"gpu": {"url": "testsrc://?width=320&height=240&fps=30", "memory": "cuda"},
+                 "ok": {"url": "testsrc://?width=320&height=240&fps=30"}})
+    cam = s.wait_camera("gpu", lambda c: c["state"] == "error" and c["error"], 10,
+                        "error with a reason")
+    assert "cam-gpu" not in cuframes.list_publishers(runtime_dir)
+    s.wait_state("ok", "streaming", 10)
+    _consecutive_verified(runtime_dir, "cam-ok", 20, 320, 240)
+    s.assert_running()
+    assert cam["state"] == "error"
+
+
+def test_unusable_runtime_dir(workdir: Path) -> None:
+    """A runtime dir that cannot be created is a fatal error other than the config: exit 1."""
+    path = workdir / "c.yaml"
+    path.write_text('runtime_dir: "/proc/cuframes-cannot-exist"\n'
+                    'cameras:\n  a:\n    url: "testsrc://"\n')
+    r = svc.run_service(["--config", str(path)], timeout=20)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "/proc/cuframes-cannot-exist" in r.stdout + r.stderr

@@ -114,3 +114,62 @@ def test_corrupt_file_counts_decode_errors(clip: Callable[[str], tuple[media.Cli
         with sub.next_frame(timeout_ms=3000) as f:
             svc.check_testsrc_frame(f, 320, 240)
     s.assert_running()
+
+
+def test_packet_ring_from_demuxer(clip: Callable[[str], tuple[media.Clip, Path]],
+                                  service: Callable[..., svc.Service], workdir: Path,
+                                  runtime_dir: str) -> None:
+    """The camera's packet ring carries the demuxer's packets (codec parameters, key frames);
+    `packet_ring: off` has none. Also: a relative file path resolves against the config's
+    directory, and `decoder: software` is honoured."""
+    c, path = clip("h264-1280x720")
+    (workdir / "clips").mkdir()
+    (workdir / "clips" / path.name).symlink_to(path)
+    s = service({"pk": {"url": f"clips/{path.name}", "packet_ring": "1MiB",
+                        "decoder": "software"},
+                 "nopk": {"url": "testsrc://?width=320&height=240&fps=10", "packet_ring": "off"}})
+    cam = s.wait_state("pk", "streaming", 20)
+    assert cam["decoder"] == "software", cam
+    assert cam["url"].endswith(f"clips/{path.name}") and cam["url"].startswith("/"), cam["url"]
+    with cuframes.subscribe_packets("cam-pk", connect_timeout_ms=5000,
+                                    runtime_dir=runtime_dir) as reader:
+        pkts = [reader.next_packet(timeout_ms=5000) for _ in range(c.frames)]
+        params = reader.codec
+        assert params is not None
+        assert (params.codec, params.width, params.height) == ("h264", c.width, c.height)
+        assert len(params.extradata) > 0
+        seqs = [p.seq for p in pkts]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        assert sum(p.keyframe for p in pkts) >= 2, [p.keyframe for p in pkts]
+        assert all(len(p) > 0 for p in pkts)
+        assert reader.stats()["gaps"] == 0
+    s.wait_state("nopk", "streaming", 10)
+    with pytest.raises(cuframes.CuframesInvalidArgument):
+        cuframes.subscribe_packets("cam-nopk", connect_timeout_ms=5000, runtime_dir=runtime_dir)
+
+
+def test_file_removed_while_running(clip: Callable[[str], tuple[media.Clip, Path]],
+                                    service: Callable[..., svc.Service], workdir: Path,
+                                    runtime_dir: str) -> None:
+    """A looping file camera whose file is deleted: at the end of the clip it cannot reopen:
+    error (or retrying), with the other camera streaming and the service running."""
+    c, path = clip("h264-1280x720")
+    copy = workdir / "vanishing.mp4"
+    copy.write_bytes(path.read_bytes())
+    s = service({"vanish": {"url": str(copy), "loop": True, "realtime": False,
+                            "reconnect": {"initial": "200ms", "max": "500ms"}},
+                 "ts": {"url": "testsrc://?width=320&height=240&fps=30"}})
+    s.wait_state("vanish", "streaming", 20)
+    copy.unlink()
+    cam = s.wait_camera("vanish", lambda x: (x["state"] == "error" and x["error"])
+                        or x["reconnects"] >= 2, 20, "error after the file went away")
+    assert cam["state"] in ("error", "connecting"), cam
+    with cuframes.subscribe("cam-ts", mode=STRICT, connect_timeout_ms=5000,
+                            runtime_dir=runtime_dir) as sub:
+        seqs = []
+        for _ in range(20):
+            with sub.next_frame(timeout_ms=3000) as f:
+                svc.check_testsrc_frame(f, 320, 240)
+                seqs.append(f.seq)
+        assert seqs == list(range(seqs[0], seqs[0] + 20))
+    s.assert_running()
