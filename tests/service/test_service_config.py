@@ -117,8 +117,9 @@ def test_check_config_good(workdir: Path, runtime_dir: str) -> None:
     assert cuframes.list_publishers(runtime_dir) == [], "--check-config started cameras"
 
 
-def test_check_config_shipped() -> None:
-    path = svc.ROOT / "config" / "cuframes.yaml"
+@pytest.mark.parametrize("name", ["cuframes.yaml", "cameras.example.yaml"])
+def test_check_config_shipped(name: str) -> None:
+    path = svc.ROOT / "config" / name
     assert path.exists(), f"{path} is not shipped"
     r = svc.run_service(["--config", str(path), "--check-config"])
     assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
