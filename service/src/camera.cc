@@ -152,6 +152,8 @@ void Camera::run() {
       decoder_ = src->decoder();
     }
     attempt_frames_.store(0);
+    recent_frames_.clear();
+    fps_.store(0);
     publish_error_.clear();
     const Outcome outcome = src->run(this, &err);
     src.reset();  // close the connection before waiting
@@ -234,12 +236,17 @@ bool Camera::on_frame(const VideoFrame& f) {
       return false;
     }
   }
+  // fps: frames over the last 2 s (at least 2 frames). A burst at connect (frames FFmpeg held
+  // while probing) leaves the window within 2 s instead of skewing an average for long.
   const int64_t now = mono_ns();
-  const int64_t prev = last_frame_ns_.exchange(now);
-  if (prev != 0 && now > prev) {
-    const double inst = 1e9 / static_cast<double>(now - prev);
-    const double old = fps_.load();
-    fps_.store(old == 0 ? inst : old + (inst - old) * 0.05);
+  last_frame_ns_.store(now);
+  recent_frames_.push_back(now);
+  while (recent_frames_.size() > 2 && now - recent_frames_.front() > 2000000000) {
+    recent_frames_.pop_front();
+  }
+  if (recent_frames_.size() >= 2 && now > recent_frames_.front()) {
+    fps_.store(static_cast<double>(recent_frames_.size() - 1) * 1e9 /
+               static_cast<double>(now - recent_frames_.front()));
   }
   frames_.fetch_add(1);
   if (attempt_frames_.fetch_add(1) == 0) set_state(CameraState::kStreaming);

@@ -103,6 +103,8 @@ class Camera final : public SourceSink {
 
   std::atomic<uint64_t> frames_{0}, decode_errors_{0}, reconnects_{0}, attempt_frames_{0};
   std::atomic<int64_t> last_frame_ns_{0};
+  // fps over the recent past: the times of the last frames (ingest thread), and the rate.
+  std::deque<int64_t> recent_frames_;
   std::atomic<double> fps_{0};
 };
 

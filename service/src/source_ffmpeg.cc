@@ -115,6 +115,12 @@ class FfmpegSource final : public Source {
       av_dict_set(&opts, "reconnect", "0", 0);  // we reconnect ourselves, with backoff
     }
     live_ = rtsp || http;
+    if (live_) {
+      // A live camera: probe briefly (what is probed is published in a burst once streaming
+      // starts) and do not buffer in the demuxer.
+      raw->max_analyze_duration = 500000;  // microseconds
+      raw->flags |= AVFMT_FLAG_NOBUFFER;
+    }
     std::string url = cfg_.url.rfind("file://", 0) == 0 ? cfg_.url.substr(7) : cfg_.url;
     int rc = avformat_open_input(&raw, url.c_str(), nullptr, &opts);
     av_dict_free(&opts);
@@ -131,6 +137,7 @@ class FfmpegSource final : public Source {
     if (!open_decoder(dec, st, error)) return false;
     realtime_ = !live_ && cfg_.realtime;
     anchor_pts_ = AV_NOPTS_VALUE;
+    seen_key_ = false;
     return true;
   }
 
@@ -150,10 +157,23 @@ class FfmpegSource final : public Source {
     sink->on_codec(cp);
 
     std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+    // The watchdog: video must keep coming. Only video packets move the deadline (audio does
+    // not keep a frozen picture alive), and once it has passed the stream is stalled, even if
+    // the interrupted read hands back one last packet.
+    const int64_t stall_ns = cfg_.stall_timeout.count() * 1000000;
+    deadline_ns_ = mono_ns() + stall_ns;
+    auto stalled = [&](std::string* why) {
+      drain(sink, nullptr);  // the frames the decoder still holds go out
+      if (why) *why = "no video for " + std::to_string(cfg_.stall_timeout.count()) + " ms";
+      return Outcome::kStalled;
+    };
     for (;;) {
       if (stop_->load()) return Outcome::kStopped;
-      deadline_ns_ = mono_ns() + cfg_.stall_timeout.count() * 1000000;  // the watchdog
       int rc = av_read_frame(fmt_.get(), pkt.get());
+      if (!stop_->load() && mono_ns() > deadline_ns_.load()) {
+        av_packet_unref(pkt.get());
+        return stalled(error);
+      }
       if (rc == AVERROR_EOF || (rc == AVERROR(EIO) && !live_)) {
         drain(sink, nullptr);
         if (stop_->load()) return Outcome::kStopped;
@@ -162,19 +182,16 @@ class FfmpegSource final : public Source {
       }
       if (rc < 0) {
         if (stop_->load()) return Outcome::kStopped;
-        if (rc == AVERROR_EXIT) {
-          if (error) {
-            *error = "no data for " + std::to_string(cfg_.stall_timeout.count()) + " ms";
-          }
-          return Outcome::kStalled;
-        }
+        if (rc == AVERROR_EXIT) return stalled(error);
         if (error) *error = "read failed: " + av_err(rc);
+        if (live_) drain(sink, nullptr);
         return live_ ? Outcome::kStalled : Outcome::kError;
       }
       if (pkt->stream_index != stream_index_) {
         av_packet_unref(pkt.get());
         continue;
       }
+      deadline_ns_ = mono_ns() + stall_ns;
       cuframes_packet_t p{};
       p.data = pkt->data;
       p.size = static_cast<uint32_t>(pkt->size);
@@ -182,6 +199,12 @@ class FfmpegSource final : public Source {
       p.dts = pkt->dts;
       p.flags = (pkt->flags & AV_PKT_FLAG_KEY) ? CUFRAMES_PACKET_KEY : 0;
       if (pkt->size > 0) sink->on_packet(p);
+      // Decoding starts at a keyframe: joining mid-GOP only yields broken pictures.
+      if (!seen_key_ && !(pkt->flags & AV_PKT_FLAG_KEY)) {
+        av_packet_unref(pkt.get());
+        continue;
+      }
+      seen_key_ = true;
       rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
       av_packet_unref(pkt.get());
       if (rc < 0 && rc != AVERROR(EAGAIN)) {
@@ -237,6 +260,8 @@ class FfmpegSource final : public Source {
     }
     if (!hw_) {
       ctx->thread_count = 0;  // as many as useful
+      // Frame threads hold back a frame per thread: fine for files, latency for live cameras.
+      if (live_) ctx->thread_type = FF_THREAD_SLICE;
     }
     rc = avcodec_open2(ctx, dec, nullptr);
     if (rc < 0) return fail(error, "cannot open the " + codec_name_ + " decoder: " + av_err(rc));
@@ -434,6 +459,7 @@ class FfmpegSource final : public Source {
   std::string hw_error_;
   bool live_ = false;
   bool realtime_ = false;
+  bool seen_key_ = false;  // a keyframe went to the decoder since open
   int64_t anchor_pts_ = AV_NOPTS_VALUE;
   int64_t anchor_wall_ = 0;
   std::atomic<int64_t> deadline_ns_{0};

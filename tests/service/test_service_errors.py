@@ -3,8 +3,9 @@ another keeps streaming; the service keeps running."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -51,6 +52,30 @@ def test_unreachable_rtsp(service: Callable[..., svc.Service], runtime_dir: str)
     s.assert_running()
     log = s.log_path.read_text(errors="replace")
     assert "s3cret-pw" not in log, "the password appears in the log"
+
+
+def test_missing_file_is_the_cameras_error_until_it_appears(
+        service: Callable[..., svc.Service], runtime_dir: str, workdir: Path,
+        clip: Callable[[str], tuple[Any, Path]]) -> None:
+    # A missing file is not a config error (a mount may come later): that camera goes to error
+    # and retries, the others stream, and once the file is there the camera starts by itself.
+    c, src = clip("h264-1280x720")
+    path = workdir / "late" / "clip.mp4"
+    s = service({"late": {"url": str(path), "reconnect": {"initial": "200ms", "max": "500ms"}},
+                 "ok": {"url": "testsrc://?width=320&height=240&fps=30"}})
+    s.wait_state("ok", "streaming", 10)
+    cam = s.wait_camera("late", lambda c: c["state"] == "error" and "No such file" in c["error"],
+                        10, "error: No such file")
+    r0 = cam["reconnects"]
+    s.wait_camera("late", lambda c: c["reconnects"] >= r0 + 2, 10, "more retries")
+    path.parent.mkdir()
+    shutil.copy(src, path)
+    s.wait_state("late", "streaming", 15)
+    cam = s.camera("late")
+    assert cam is not None and (cam["width"], cam["height"]) == (c.width, c.height), cam
+    ok = s.camera("ok")
+    assert ok is not None and ok["state"] == "streaming" and ok["reconnects"] == 0, ok
+    s.assert_running()
 
 
 def test_hanging_rtsp(service: Callable[..., svc.Service], runtime_dir: str) -> None:
