@@ -8,6 +8,9 @@ apt_pkgs=(build-essential cmake ninja-build pkg-config git libgtest-dev)
 # The Python package (python/): interpreter headers, venv (the pip install test), pybind11 and the
 # DLPack header (0.6 in Debian 12; the package defines the DLPack 1.x structs it lacks).
 apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)
+# cuframes-service (service/): FFmpeg's libraries, yaml-cpp, spdlog.
+apt_pkgs+=(libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libyaml-cpp-dev
+           libspdlog-dev)
 # The service's integration tests (tests/service): the ffmpeg CLI makes the test clips; a real RTSP
 # server (gst-rtsp-server through python3-gi, run by Debian's /usr/bin/python3) encodes with
 # x264enc (plugins-ugly) and x265enc (plugins-bad), packetizes with plugins-good.
