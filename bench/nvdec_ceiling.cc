@@ -3,11 +3,21 @@
 // `ffmpeg -hwaccel cuda -hwaccel_output_format cuda -i FILE -f null -` does: frames stay in
 // device memory and are dropped. Prints decoded frames per second over all streams.
 //
-//   nvdec_ceiling --seconds S --streams N FILE [FILE...]   (files are used round-robin)
+//   nvdec_ceiling --seconds S --streams N [--own-stream] [--extra-frames K] [--copy] FILE...
+//
+// The options add what cuframes-service does on top of decoding, one at a time, to find where
+// its per-frame cost goes: --own-stream gives the decoder a non-blocking CUDA stream (the
+// service's), --extra-frames sets extra_hw_frames, --copy copies every frame into a device buffer
+// on that stream and waits for the copy (the service's publish).
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/hwcontext.h>
+}
+
+#include <cuda_runtime_api.h>
+extern "C" {
+#include <libavutil/hwcontext_cuda.h>
 }
 
 #include <atomic>
@@ -21,6 +31,8 @@ extern "C" {
 namespace {
 
 std::atomic<bool> g_stop{false};
+bool g_own_stream = false, g_copy = false;
+int g_extra = -1;
 
 AVPixelFormat pick_cuda(AVCodecContext*, const AVPixelFormat* fmts) {
   for (const AVPixelFormat* f = fmts; *f != AV_PIX_FMT_NONE; ++f)
@@ -29,7 +41,21 @@ AVPixelFormat pick_cuda(AVCodecContext*, const AVPixelFormat* fmts) {
   std::exit(1);
 }
 
-uint64_t decode_loop(const std::string& file, AVBufferRef* device) {
+uint64_t decode_loop(const std::string& file, AVBufferRef* shared_device) {
+  AVBufferRef* device = shared_device;
+  cudaStream_t stream = nullptr;
+  if (g_own_stream) {  // a device context of its own, with the stream set as the service does
+    AVDictionary* opts = nullptr;
+    av_dict_set(&opts, "primary_ctx", "1", 0);
+    av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, "0", opts, 0);
+    av_dict_free(&opts);
+    cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    reinterpret_cast<AVCUDADeviceContext*>(
+        reinterpret_cast<AVHWDeviceContext*>(device->data)->hwctx)->stream = stream;
+  }
+  void* dst = nullptr;
+  cudaEvent_t ev = nullptr;
+  if (g_copy) cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
   AVFormatContext* fmt = nullptr;
   if (avformat_open_input(&fmt, file.c_str(), nullptr, nullptr) < 0 ||
       avformat_find_stream_info(fmt, nullptr) < 0) {
@@ -42,6 +68,7 @@ uint64_t decode_loop(const std::string& file, AVBufferRef* device) {
   avcodec_parameters_to_context(ctx, fmt->streams[si]->codecpar);
   ctx->hw_device_ctx = av_buffer_ref(device);
   ctx->get_format = &pick_cuda;
+  if (g_extra >= 0) ctx->extra_hw_frames = g_extra;
   if (avcodec_open2(ctx, dec, nullptr) < 0) std::exit(1);
   AVPacket* pkt = av_packet_alloc();
   AVFrame* frame = av_frame_alloc();
@@ -61,6 +88,13 @@ uint64_t decode_loop(const std::string& file, AVBufferRef* device) {
     if (rc < 0) break;
     if (pkt->stream_index == si && avcodec_send_packet(ctx, pkt) == 0) {
       while (avcodec_receive_frame(ctx, frame) == 0) {
+        if (g_copy) {  // the service's publish: one copy into a slot, then wait for it
+          const size_t bytes = static_cast<size_t>(frame->linesize[0]) * frame->height * 3 / 2;
+          if (dst == nullptr) cudaMalloc(&dst, bytes);
+          cudaMemcpyAsync(dst, frame->data[0], bytes, cudaMemcpyDeviceToDevice, stream);
+          cudaEventRecord(ev, stream);
+          cudaEventSynchronize(ev);
+        }
         ++frames;
         av_frame_unref(frame);
       }
@@ -83,6 +117,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
+    else if (a == "--own-stream") g_own_stream = true;
+    else if (a == "--copy") g_copy = true;
+    else if (a == "--extra-frames" && i + 1 < argc) g_extra = std::atoi(argv[++i]);
     else if (a == "--streams" && i + 1 < argc) streams = std::atoi(argv[++i]);
     else files.push_back(a);
   }
