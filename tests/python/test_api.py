@@ -83,6 +83,7 @@ def test_subscribe_signature() -> None:
         "connect_timeout_ms": -1,
         "consumer_stream": 0,
         "runtime_dir": None,
+        "spin_us": 0,
     }
 
 
