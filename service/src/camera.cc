@@ -109,41 +109,45 @@ void Camera::set_state(CameraState s, const std::string& error) {
 }
 
 void Camera::run() {
-  // Where the ring lives: decided once per camera (a restart re-decides).
-  const bool gpu = cuda_usable(cfg_.cuda_device);
-  switch (cfg_.memory) {
-    case MemoryChoice::kHost: memory_ = CUFRAMES_MEMORY_HOST; break;
-    case MemoryChoice::kCuda: memory_ = CUFRAMES_MEMORY_CUDA; break;
-    case MemoryChoice::kAuto: memory_ = gpu ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST; break;
-  }
-  if (cfg_.memory == MemoryChoice::kCuda && !gpu) {
-    set_state(CameraState::kError,
-              "memory: cuda, but CUDA device " + std::to_string(cfg_.cuda_device) +
-                  " is not usable");
-  }
-  SourceOptions opt;
-  opt.cuda_usable = gpu;
-  opt.cuda_device = cfg_.cuda_device;
-
   std::chrono::milliseconds backoff = cfg_.reconnect.initial;
   bool looping = false;  // a file starting over: not a reconnect, the state stays
+  auto retry_later = [&](CameraState state, const std::string& why) {
+    set_state(state, why);
+    reconnects_.fetch_add(1);
+    const bool go_on = sleep_until(mono_ns() + jittered(backoff), &stop_);
+    backoff = std::min(backoff * 2, cfg_.reconnect.max);
+    return go_on;
+  };
   while (!stop_.load()) {
+    // Where the ring lives: a GPU that was not usable may be by the next attempt.
+    const bool gpu = cuda_usable(cfg_.cuda_device);
     if (cfg_.memory == MemoryChoice::kCuda && !gpu) {
-      if (!sleep_until(mono_ns() + jittered(backoff), &stop_)) break;
-      backoff = std::min(backoff * 2, cfg_.reconnect.max);
+      if (!retry_later(CameraState::kError, "memory: cuda, but CUDA device " +
+                                                std::to_string(cfg_.cuda_device) +
+                                                " is not usable")) {
+        break;
+      }
       continue;
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // status() reads it
+      memory_ = cfg_.memory == MemoryChoice::kHost || !gpu ? CUFRAMES_MEMORY_HOST
+                                                            : CUFRAMES_MEMORY_CUDA;
+    }
+    SourceOptions opt;
+    opt.cuda_usable = gpu;
+    opt.cuda_device = cfg_.cuda_device;
+    opt.host_ring = memory_ == CUFRAMES_MEMORY_HOST;
     if (!looping) set_state(CameraState::kConnecting);
     looping = false;
     std::unique_ptr<Source> src = testsrc_ ? make_test_source(cfg_, &stop_)
                                            : make_ffmpeg_source(cfg_, opt, &stop_, log_);
     std::string err;
+    pending_.clear();  // packets of an earlier attempt that never made a frame
+    pending_bytes_ = 0;
     if (!src->open(&err)) {
       if (stop_.load()) break;
-      set_state(CameraState::kError, err);
-      reconnects_.fetch_add(1);
-      if (!sleep_until(mono_ns() + jittered(backoff), &stop_)) break;
-      backoff = std::min(backoff * 2, cfg_.reconnect.max);
+      if (!retry_later(CameraState::kError, err)) break;
       continue;
     }
     {
@@ -161,8 +165,12 @@ void Camera::run() {
     if (!publish_error_.empty()) err = publish_error_;
     if (outcome == Outcome::kStopped || stop_.load()) break;
     if (outcome == Outcome::kEnd && file_source_) {
-      if (cfg_.loop) {  // start over at once
+      if (cfg_.loop && attempt_frames_.load() > 0) {  // start over at once
         looping = true;
+        continue;
+      }
+      if (cfg_.loop) {  // a file with no decodable frame: do not spin on it
+        if (!retry_later(CameraState::kError, "no frame in the file")) break;
         continue;
       }
       set_state(CameraState::kStopped, "end of file");
@@ -170,10 +178,10 @@ void Camera::run() {
       }
       break;
     }
-    set_state(outcome == Outcome::kError ? CameraState::kError : CameraState::kStalled, err);
-    reconnects_.fetch_add(1);
-    if (!sleep_until(mono_ns() + jittered(backoff), &stop_)) break;
-    backoff = std::min(backoff * 2, cfg_.reconnect.max);
+    if (!retry_later(outcome == Outcome::kError ? CameraState::kError : CameraState::kStalled,
+                     err)) {
+      break;
+    }
   }
   set_state(CameraState::kStopped);
   std::lock_guard<std::mutex> lock(mu_);
@@ -181,7 +189,10 @@ void Camera::run() {
 }
 
 bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
-  if (pub_ && f.width == ring_w_ && f.height == ring_h_ && f.format == ring_format_) return true;
+  if (pub_ && f.width == ring_w_ && f.height == ring_h_ && f.format == ring_format_ &&
+      memory_ == ring_memory_) {
+    return true;
+  }
   cuframes::Publisher::Options o;
   o.runtime_dir = runtime_dir_ ? runtime_dir_->c_str() : nullptr;
   o.width = f.width;
@@ -204,9 +215,9 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (pub_) {
-    log_->warn("picture changed from {}x{} {} to {}x{} {}: new ring (subscribers reattach)",
-               ring_w_, ring_h_, cuframes_format_name(ring_format_), f.width, f.height,
-               cuframes_format_name(f.format));
+    log_->warn("picture changed from {}x{} {} to {}x{} {} (or the GPU came or went): new ring "
+               "(subscribers reattach)", ring_w_, ring_h_, cuframes_format_name(ring_format_),
+               f.width, f.height, cuframes_format_name(f.format));
     pub_.reset();
   }
   try {
@@ -218,6 +229,8 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
   ring_w_ = f.width;
   ring_h_ = f.height;
   ring_format_ = f.format;
+  ring_memory_ = memory_;
+  codec_pending_ = codec_params_.has_value();  // a new ring's packet ring needs them too
   log_->info("ring '{}': {} {}x{} (pitch {}), {} slots in {} memory", cfg_.key(),
              cuframes_format_name(f.format), f.width, f.height, pub_->geometry().pitch_y,
              cfg_.slots, memory_ == CUFRAMES_MEMORY_CUDA ? "cuda" : "host");
@@ -226,7 +239,11 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
 
 bool Camera::on_frame(const VideoFrame& f) {
   if (!ensure_ring(f, &publish_error_)) return false;
-  if (!pending_.empty() || codec_params_) flush_pending_packets();
+  if (!pending_.empty() || codec_pending_) flush_pending_packets();
+  if (decoder_ != f.decoder) {  // what really decodes (NVDEC may hand a stream back)
+    std::lock_guard<std::mutex> lock(mu_);
+    decoder_ = f.decoder;
+  }
   try {
     const uint64_t seq = pub_->publish(f.planes, mono_ns());
     (void)seq;  // 0: dropped, counted by the ring
@@ -257,14 +274,8 @@ void Camera::on_codec(const cuframes_codec_params_t& params) {
   extradata_.assign(params.extradata, params.extradata + params.extradata_size);
   codec_params_ = params;
   codec_params_->extradata = extradata_.empty() ? nullptr : extradata_.data();
-  if (pub_ && cfg_.packet_ring_bytes != 0) {
-    try {
-      pub_->set_codec(*codec_params_);
-      codec_params_.reset();
-    } catch (const cuframes::Error& e) {
-      log_->warn("packet ring: {}", e.what());
-    }
-  }
+  codec_pending_ = true;
+  if (pub_) flush_pending_packets();
 }
 
 void Camera::flush_pending_packets() {
@@ -274,9 +285,9 @@ void Camera::flush_pending_packets() {
     return;
   }
   try {
-    if (codec_params_) {
+    if (codec_pending_ && codec_params_) {
       pub_->set_codec(*codec_params_);
-      codec_params_.reset();
+      codec_pending_ = false;
     }
     for (PendingPacket& p : pending_) {
       p.meta.data = p.data.data();

@@ -80,17 +80,19 @@ class Camera final : public SourceSink {
   std::thread thread_;
   bool file_source_ = false;
   bool testsrc_ = false;
-  cuframes_memory_t memory_ = CUFRAMES_MEMORY_HOST;
 
   mutable std::mutex mu_;  // guards everything below that status() reads
+  cuframes_memory_t memory_ = CUFRAMES_MEMORY_HOST;  // the ring's memory this attempt
   CameraState state_ = CameraState::kStopped;
   std::string error_, codec_, decoder_;
   std::unique_ptr<cuframes::Publisher> pub_;
   uint32_t ring_w_ = 0, ring_h_ = 0;
   cuframes_format_t ring_format_ = CUFRAMES_FORMAT_INVALID;
+  cuframes_memory_t ring_memory_ = CUFRAMES_MEMORY_HOST;
 
   // Ingest-thread state.
-  std::optional<cuframes_codec_params_t> codec_params_;
+  std::optional<cuframes_codec_params_t> codec_params_;  // the stream's, kept for new rings
+  bool codec_pending_ = false;  // not yet given to the current ring
   std::vector<uint8_t> extradata_;
   struct PendingPacket {
     std::vector<uint8_t> data;

@@ -38,8 +38,8 @@ struct CameraConfig {
   RingPolicy policy = RingPolicy::kDrop;
   Duration wait_timeout{1000};  // strict_wait: longest block per frame
   uint64_t packet_ring_bytes = 8ull << 20;  // 0 = no packet ring; else 64 KiB..1 GiB
-  Duration stall_timeout{5000};             // no frame for this long: reconnect
-  Duration open_timeout{10000};             // connect / open / first packet, and socket I/O
+  Duration stall_timeout{5000};             // no video for this long: reconnect
+  Duration open_timeout{10000};             // connect / open / probe, and socket I/O
   ReconnectConfig reconnect;
   RtspTransport rtsp_transport = RtspTransport::kTcp;
   bool loop = true;            // files: start over at the end

@@ -9,11 +9,22 @@ extern "C" {
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <vector>
 
 #include "cuframes/cuframes.h"
 
 namespace cfsvc {
 namespace {
+
+// Camera loggers, so that a new level reaches the running cameras.
+std::mutex g_loggers_mu;
+std::vector<std::weak_ptr<spdlog::logger>> g_loggers;
+
+int ffmpeg_level(spdlog::level::level_enum l) {
+  return l <= spdlog::level::debug ? AV_LOG_VERBOSE
+         : l == spdlog::level::off ? AV_LOG_QUIET
+                                   : AV_LOG_WARNING;
+}
 
 
 spdlog::level::level_enum parse_level(const std::string& s, bool* ok) {
@@ -69,12 +80,10 @@ void init_logging(const std::string& level) {
   auto logger = std::make_shared<spdlog::logger>("cuframes-service", sink);
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
   spdlog::set_default_logger(logger);
-  bool ok;
-  spdlog::set_level(parse_level(level, &ok));
   spdlog::flush_on(spdlog::level::info);
   cuframes_set_log_handler(&cuframes_to_spdlog, nullptr, CUFRAMES_LOG_INFO);
-  av_log_set_level(AV_LOG_WARNING);
   av_log_set_callback(&ffmpeg_to_spdlog);
+  set_log_level(level);
 }
 
 bool set_log_level(const std::string& level) {
@@ -82,7 +91,12 @@ bool set_log_level(const std::string& level) {
   auto l = parse_level(level, &ok);
   if (!ok) return false;
   spdlog::set_level(l);
-  av_log_set_level(l <= spdlog::level::debug ? AV_LOG_VERBOSE : AV_LOG_WARNING);
+  av_log_set_level(ffmpeg_level(l));
+  std::lock_guard<std::mutex> lock(g_loggers_mu);
+  std::erase_if(g_loggers, [](const auto& w) { return w.expired(); });
+  for (const auto& w : g_loggers) {
+    if (auto logger = w.lock()) logger->set_level(l);
+  }
   return true;
 }
 
@@ -100,6 +114,8 @@ std::shared_ptr<spdlog::logger> camera_logger(const std::string& camera) {
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [cam %n] %v");
   logger->set_level(spdlog::get_level());
   logger->flush_on(spdlog::level::info);
+  std::lock_guard<std::mutex> lock(g_loggers_mu);
+  g_loggers.push_back(logger);
   return logger;
 }
 

@@ -87,7 +87,7 @@ bool parse_args(int argc, char** argv, Args* a) {
   return optind == argc;
 }
 
-// Returns the new status interval on success.
+// Applies the config file again; on success sets *status_interval to the new one.
 void reload(const std::string& path, cfsvc::Service* service, const std::string& log_override,
             cfsvc::Duration* status_interval) {
   cfsvc::Config next;  // the scratch config: the running one stays until this one is valid
@@ -96,12 +96,12 @@ void reload(const std::string& path, cfsvc::Service* service, const std::string&
     spdlog::error("reload refused, keeping the running config: {}", err.str());
     return;
   }
-  if (log_override.empty()) cfsvc::set_log_level(next.log.level);
   std::string why;
   if (!service->apply(next, &why)) {
     spdlog::error("reload refused, keeping the running config: {}", why);
     return;
   }
+  if (log_override.empty()) cfsvc::set_log_level(next.log.level);
   *status_interval = next.status_interval;
   spdlog::info("reloaded {} ({} cameras)", path, next.cameras.size());
 }

@@ -52,6 +52,7 @@ bool Service::apply(const Config& config, std::string* error) {
   for (auto& c : stopping) c->join();
   stopping.clear();
 
+  if (dir_changed && !status_path_.empty()) ::unlink(status_path_.c_str());  // the old dir's
   runtime_dir_ = dir;
   status_path_ = dir + "/cuframes-service.json";
   config_ = config;

@@ -23,6 +23,7 @@ struct VideoFrame {
   uint32_t width = 0, height = 0;
   cuframes_format_t format = CUFRAMES_FORMAT_NV12;
   int device = -1;                 // CUDA device of device planes
+  const char* decoder = "";        // what decoded it: "nvdec", "software", "testsrc"
 };
 
 class SourceSink {
@@ -56,13 +57,16 @@ class Source {
   // Reads and decodes until something ends it (see Outcome).
   virtual Outcome run(SourceSink* sink, std::string* error) = 0;
   virtual std::string codec() const = 0;    // "h264", "hevc", ..., "testsrc"
-  virtual std::string decoder() const = 0;  // "nvdec", "software", "testsrc"
+  // What decodes it as set up: "nvdec", "software", "testsrc". (Each frame says what actually
+  // decoded it: NVDEC may hand a stream it cannot take back to software.)
+  virtual std::string decoder() const = 0;
 };
 
 // Where frames may go, decided by the camera before it opens a source.
 struct SourceOptions {
   bool cuda_usable = false;  // a CUDA device is usable for decode (NVDEC) and rings
   int cuda_device = 0;
+  bool host_ring = false;    // frames go to a host ring: NVDEC only when asked for, downloaded
 };
 
 std::unique_ptr<Source> make_ffmpeg_source(const CameraConfig& config, const SourceOptions& opt,

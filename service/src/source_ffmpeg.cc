@@ -247,7 +247,10 @@ class FfmpegSource final : public Source {
     int rc = avcodec_parameters_to_context(ctx, st->codecpar);
     if (rc < 0) return fail(error, "decoder parameters: " + av_err(rc));
     ctx->pkt_timebase = st->time_base;
-    bool want_hw = cfg_.decoder != DecoderChoice::kSoftware && opt_.cuda_usable;
+    // auto: NVDEC when the frames stay on the GPU (a cuda ring); a host ring decodes in
+    // software unless NVDEC is asked for (its frames are then downloaded).
+    bool want_hw = opt_.cuda_usable && (cfg_.decoder == DecoderChoice::kNvdec ||
+                                        (cfg_.decoder == DecoderChoice::kAuto && !opt_.host_ring));
     if (cfg_.decoder == DecoderChoice::kNvdec && !opt_.cuda_usable) {
       return fail(error, "decoder: nvdec, but no usable CUDA device");
     }
@@ -258,7 +261,7 @@ class FfmpegSource final : public Source {
       }
       log_->info("NVDEC unavailable for {} ({}): decoding in software", codec_name_, hw_error_);
     }
-    if (!hw_) {
+    {  // software decode (and NVDEC's software fallback for a stream it cannot take)
       ctx->thread_count = 0;  // as many as useful
       // Frame threads hold back a frame per thread: fine for files, latency for live cameras.
       if (live_) ctx->thread_type = FF_THREAD_SLICE;
@@ -373,7 +376,22 @@ class FfmpegSource final : public Source {
       return false;
     }
 #ifdef CUFRAMES_WITH_CUDA
+    if (f->format == AV_PIX_FMT_CUDA && opt_.host_ring) {  // NVDEC into a host ring: download
+      if (!sw_frame_) sw_frame_.reset(av_frame_alloc());
+      int rc = av_hwframe_transfer_data(sw_frame_.get(), f, 0);
+      if (rc < 0) {
+        if (error) *error = "downloading an NVDEC frame: " + av_err(rc);
+        return false;
+      }
+      sw_frame_->width = f->width;
+      sw_frame_->height = f->height;
+      out.decoder = "nvdec";
+      bool ok = deliver_software(sink, sw_frame_.get(), out, error);
+      av_frame_unref(sw_frame_.get());
+      return ok;
+    }
     if (f->format == AV_PIX_FMT_CUDA) {
+      out.decoder = "nvdec";
       auto* frames = reinterpret_cast<AVHWFramesContext*>(f->hw_frames_ctx->data);
       if (frames->sw_format == AV_PIX_FMT_NV12) {
         out.format = CUFRAMES_FORMAT_NV12;
@@ -406,6 +424,7 @@ class FfmpegSource final : public Source {
   }
 
   bool deliver_software(SourceSink* sink, AVFrame* f, VideoFrame out, std::string* error) {
+    if (*out.decoder == '\0') out.decoder = "software";
     const auto fmt = static_cast<AVPixelFormat>(f->format);
     const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(fmt);
     if (desc == nullptr || (desc->flags & AV_PIX_FMT_FLAG_HWACCEL)) {
@@ -453,6 +472,7 @@ class FfmpegSource final : public Source {
   std::unique_ptr<AVFormatContext, FormatCloser> fmt_;
   std::unique_ptr<AVCodecContext, CodecCloser> codec_ctx_;
   std::unique_ptr<AVFrame, FrameFree> frame_;
+  std::unique_ptr<AVFrame, FrameFree> sw_frame_;  // NVDEC frames downloaded for a host ring
   int stream_index_ = -1;
   std::string codec_name_;
   bool hw_ = false;

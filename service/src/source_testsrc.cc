@@ -34,6 +34,7 @@ class TestSource final : public Source {
     out.width = w;
     out.height = h;
     out.format = CUFRAMES_FORMAT_NV12;
+    out.decoder = "testsrc";
     cuframes_source_init(&out.planes);
     out.planes.planes[0] = fi.plane_y;
     out.planes.planes[1] = fi.plane_uv;

@@ -77,3 +77,35 @@ def test_nvdec_file_camera(tmp_path: Path, name: str) -> None:
               f"{cam['decoder']}, {cam['format']} {cam['width']}x{cam['height']}")
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize("decoder,expected", [("nvdec", "nvdec"), ("auto", "software")])
+def test_host_ring_on_a_gpu_machine(tmp_path: Path, decoder: str, expected: str) -> None:
+    """memory: host on a GPU machine: NVDEC only when asked for (its frames downloaded into the
+    host ring), software decode with auto. Frames are host memory, checked with numpy."""
+    import numpy as np
+    clip = media.CLIPS["h264-1280x720"]
+    path = MEDIA / clip.filename
+    run = str(tmp_path / "run")
+    cfg = svc.write_config(tmp_path / "svc.yaml",
+                           {"cam": {"url": str(path), "decoder": decoder, "memory": "host",
+                                    "policy": "strict_wait", "wait_timeout": "5s"}}, run)
+    service = svc.Service(cfg, run, tmp_path)
+    try:
+        cam = service.wait_state("cam", "streaming", timeout=30)
+        assert (cam["decoder"], cam["memory"]) == (expected, "host"), cam
+        with cuframes.subscribe("cam-cam", runtime_dir=run, mode=cuframes.SubscriberMode.STRICT_ORDER,
+                                connect_timeout_ms=5000) as sub:
+            last = None
+            for _ in range(clip.frames):
+                with sub.next_frame(timeout_ms=5000) as frame:
+                    assert frame.memory == "host"
+                    y, uv = np.from_dlpack(frame.y).copy(), np.from_dlpack(frame.uv).copy()
+                n = pattern.read_barcode(y)
+                assert n is not None and (last is None or n in (0, last + 1)), (n, last)
+                assert pattern.check_picture(y, uv, n, noisy=True) is None
+                last = n
+        print(f"host ring, decoder {decoder}: {clip.frames} frames checked, decoded by "
+              f"{service.camera('cam')['decoder']}")
+    finally:
+        service.stop()

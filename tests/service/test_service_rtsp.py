@@ -22,8 +22,8 @@ MOUNTS = {"h264": ("/h264", 640, 480), "hevc": ("/hevc", 552, 314)}
 
 pytestmark = pytest.mark.rtsp
 
-# FFmpeg probes a stream before the first frame (about 2 s here) and the service then publishes
-# the probed frames at once: a burst of ~30 frames at every (re)connect. A STRICT_ORDER reader
+# FFmpeg probes a stream before the first frame (0.5 s for live streams) and the service then
+# publishes the probed frames at once: a burst of frames at every (re)connect. A STRICT_ORDER reader
 # that verifies frames cannot keep up with a burst, so the verified cameras use strict_wait
 # (the ring waits for its STRICT_ORDER subscribers) with a ring larger than the burst.
 VERIFIED = {"policy": "strict_wait", "slots": 8}
@@ -197,8 +197,8 @@ def test_rtsp_video_freezes_audio_goes_on(rtsp_server: Callable[..., svc.RtspSer
                                           service: Callable[..., svc.Service],
                                           runtime_dir: str) -> None:
     """A camera whose picture stops while its RTSP session (and audio track) stays alive: no
-    frame for stall_timeout must make it stalled and reconnect (the watchdog watches frames,
-    not just packets); the new session streams again."""
+    video for stall_timeout must make it stalled and reconnect (the watchdog watches video
+    packets, not audio); the new session streams again."""
     srv = rtsp_server(["/cam=h264:640x480,audio,video_for=4"])
     s = service({"cam": {**VERIFIED, "url": srv.url("/cam"), "stall_timeout": f"{STALL_S}s",
                          "open_timeout": "3s", "reconnect": {"initial": "250ms", "max": "1s"}}})
