@@ -139,6 +139,7 @@ void Camera::run() {
     opt.cuda_device = cfg_.cuda_device;
     opt.host_ring = memory_ == CUFRAMES_MEMORY_HOST;
     if (!looping) set_state(CameraState::kConnecting);
+    const bool restarting_loop = looping;
     looping = false;
     std::unique_ptr<Source> src = testsrc_ ? make_test_source(cfg_, &stop_)
                                            : make_ffmpeg_source(cfg_, opt, &stop_, log_);
@@ -156,8 +157,10 @@ void Camera::run() {
       decoder_ = src->decoder();
     }
     attempt_frames_.store(0);
-    recent_frames_.clear();
-    fps_.store(0);
+    if (!restarting_loop) {  // a file starting over keeps its rate: it never stopped
+      recent_frames_.clear();
+      fps_.store(0);
+    }
     publish_error_.clear();
     const Outcome outcome = src->run(this, &err);
     src.reset();  // close the connection before waiting
