@@ -83,7 +83,7 @@ class Camera final : public SourceSink {
 
   mutable std::mutex mu_;  // guards everything below that status() reads
   cuframes_memory_t memory_ = CUFRAMES_MEMORY_HOST;  // the ring's memory this attempt
-  CameraState state_ = CameraState::kStopped;
+  CameraState state_ = CameraState::kConnecting;  // from creation: never "stopped" before it ran
   std::string error_, codec_, decoder_;
   std::unique_ptr<cuframes::Publisher> pub_;
   uint32_t ring_w_ = 0, ring_h_ = 0;
