@@ -17,6 +17,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "ha_id.h"
+
 namespace cfsvc {
 
 // --- small helpers -------------------------------------------------------------------------------
@@ -200,7 +202,12 @@ bool parse_fps(std::string_view s, double* out) {
 constexpr Duration kMaxDuration = std::chrono::hours(24);
 
 const std::vector<std::string_view> kTopKeys = {"runtime_dir", "log", "status_interval", "defaults",
-                                                "cameras"};
+                                                "cameras", "mqtt"};
+const std::vector<std::string_view> kMqttKeys = {
+    "host",     "port",         "client_id",      "username", "password",         "tls",
+    "keepalive", "node_id",     "base_topic",     "stats_interval", "discovery", "discovery_prefix",
+    "qos"};
+const std::vector<std::string_view> kMqttTlsKeys = {"ca_file", "cert_file", "key_file", "insecure"};
 const std::vector<std::string_view> kLogKeys = {"level"};
 const std::vector<std::string_view> kReconnectKeys = {"initial", "max"};
 // clang-format off
@@ -470,6 +477,9 @@ class Parser {
 
   void camera(const std::string& name, const YAML::Node& k, const YAML::Node& v,
               const CameraConfig& base, Config* cfg) const;
+  void mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& key, Config* cfg) const;
+  // A topic level or prefix: no MQTT wildcards, no empty levels.
+  std::string topic(const YAML::Node& k, const YAML::Node& v, const std::string& key) const;
 
   std::string file_;
   std::string base_dir_;
@@ -640,6 +650,124 @@ void Parser::camera(const std::string& name, const YAML::Node& k, const YAML::No
   cfg->cameras.push_back(std::move(c));
 }
 
+std::string Parser::topic(const YAML::Node& k, const YAML::Node& v,
+                          const std::string& key) const {
+  const std::string what = "an MQTT topic without wildcards (e.g. cuframes/nvr)";
+  const std::string s(trim(scalar(k, v, key, what)));
+  bool ok = !s.empty() && s.front() != '/' && s.back() != '/' &&
+            s.find("//") == std::string::npos;
+  for (char c : s) ok = ok && c != '+' && c != '#' && c > 0x20;
+  if (!ok) fail(v, k, key, "expected " + what + ", got " + got(v));
+  return s;
+}
+
+// The host name (up to its first '.') as a node id: lower case, a-z 0-9 words joined by '_'.
+std::string default_node_id() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "cuframes";
+  std::string id;
+  for (const char* c = host; *c && *c != '.' && id.size() < 64; ++c) {
+    const char l = (*c >= 'A' && *c <= 'Z') ? static_cast<char>(*c - 'A' + 'a') : *c;
+    if ((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9')) {
+      id.push_back(l);
+    } else if (!id.empty() && id.back() != '_') {
+      id.push_back('_');
+    }
+  }
+  while (!id.empty() && id.back() == '_') id.pop_back();
+  return id.empty() ? "cuframes" : id;
+}
+
+void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& key,
+                  Config* cfg) const {
+  expect_map(k, v, key, "a mapping (host: ..., port: ...)");
+  MqttConfig m;
+  bool have_host = false, have_port = false, have_user = false, have_password = false;
+  if (v.IsMap()) {
+    each(v, key, kMqttKeys, [&](const std::string& name, const YAML::Node& kk,
+                                const YAML::Node& vv, const std::string& dotted) {
+      if (name == "host") {
+        m.host = std::string(trim(scalar(kk, vv, dotted, "a host name or address")));
+        if (m.host.empty()) fail(vv, kk, dotted, "expected a host name or address, got nothing");
+        have_host = true;
+      } else if (name == "port") {
+        m.port = static_cast<int>(integer(kk, vv, dotted, 1, 65535, "a port 1..65535"));
+        have_port = true;
+      } else if (name == "client_id") {
+        m.client_id = std::string(trim(scalar(kk, vv, dotted, "a client id")));
+        if (m.client_id.empty() || m.client_id.size() > 64) {
+          fail(vv, kk, dotted, "expected a client id of 1..64 characters, got " + got(vv));
+        }
+      } else if (name == "username") {
+        m.username = scalar(kk, vv, dotted, "a user name");
+        have_user = true;
+      } else if (name == "password") {
+        m.password = scalar(kk, vv, dotted, "a password");
+        have_password = true;
+      } else if (name == "tls") {
+        expect_map(kk, vv, dotted, "a mapping (ca_file: ..., cert_file: ..., key_file: ...)");
+        MqttTlsConfig t;
+        if (vv.IsMap()) {
+          each(vv, dotted, kMqttTlsKeys, [&](const std::string& tn, const YAML::Node& tk,
+                                             const YAML::Node& tv, const std::string& td) {
+            if (tn == "insecure") {
+              t.insecure = boolean(tk, tv, td);
+              return true;
+            }
+            std::string path(trim(scalar(tk, tv, td, "a file path")));
+            if (path.empty()) fail(tv, tk, td, "expected a file path, got nothing");
+            if (path.front() != '/' && !base_dir_.empty()) path = base_dir_ + "/" + path;
+            if (tn == "ca_file") t.ca_file = path;
+            else if (tn == "cert_file") t.cert_file = path;
+            else if (tn == "key_file") t.key_file = path;
+            else return false;
+            return true;
+          });
+        }
+        if (t.cert_file.empty() != t.key_file.empty()) {
+          fail(vv, kk, dotted, "cert_file and key_file go together");
+        }
+        m.tls = t;
+      } else if (name == "keepalive") {
+        m.keepalive = duration(kk, vv, dotted, Duration{1000});
+      } else if (name == "node_id") {
+        // It is part of every Home Assistant id, so it must be one: a-z 0-9, single '_'
+        // between words.
+        const std::string s(trim(scalar(kk, vv, dotted, "a node id of a-z 0-9 _")));
+        bool ok = !s.empty() && s.size() <= 64 && s.front() != '_' && s.back() != '_' &&
+                  s.find("__") == std::string::npos;
+        for (char c : s) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+        if (!ok) {
+          fail(vv, kk, dotted,
+               "expected a node id of 1..64 lower-case a-z 0-9 words joined by single '_' "
+               "(a Home Assistant id), got " + got(vv));
+        }
+        m.node_id = s;
+      } else if (name == "base_topic") {
+        m.base_topic = topic(kk, vv, dotted);
+      } else if (name == "stats_interval") {
+        m.stats_interval = duration(kk, vv, dotted, Duration{100});
+      } else if (name == "discovery") {
+        m.discovery = boolean(kk, vv, dotted);
+      } else if (name == "discovery_prefix") {
+        m.discovery_prefix = topic(kk, vv, dotted);
+      } else if (name == "qos") {
+        m.qos = static_cast<int>(integer(kk, vv, dotted, 0, 1, "0 or 1"));
+      } else {
+        return false;
+      }
+      return true;
+    });
+  }
+  if (!have_host) fail(v, k, key + ".host", "missing: the broker's host is required");
+  if (have_password && !have_user) fail(v, k, key + ".password", "a password needs a username");
+  if (!have_port && m.tls) m.port = 8883;
+  if (m.node_id.empty()) m.node_id = default_node_id();
+  if (m.client_id.empty()) m.client_id = "cuframes-" + m.node_id;
+  if (m.base_topic.empty()) m.base_topic = "cuframes/" + m.node_id;
+  cfg->mqtt = m;
+}
+
 void Parser::parse(const YAML::Node& root, Config* cfg) {
   const YAML::Node none;
   if (!root.IsDefined() || root.IsNull()) {
@@ -705,6 +833,8 @@ void Parser::parse(const YAML::Node& root, Config* cfg) {
            }
          } else if (key == "status_interval") {
            cfg->status_interval = duration(k, v, dotted, Duration{1});
+         } else if (key == "mqtt") {
+           mqtt(k, v, dotted, cfg);
          } else if (key == "defaults") {
            parse_defaults();
          } else if (key == "cameras") {
@@ -718,6 +848,7 @@ void Parser::parse(const YAML::Node& root, Config* cfg) {
            }
            if (v.size() == 0) fail(v, k, dotted, "expected at least one camera, got none");
            std::map<std::string, int> seen;
+           std::map<std::string, std::string> ids;  // ha_id -> the camera name that has it
            for (auto it = v.begin(); it != v.end(); ++it) {
              const YAML::Node ck = it->first;
              if (!ck.IsScalar()) fail(ck, ck, dotted, "expected a camera name, got " + got(ck));
@@ -731,6 +862,13 @@ void Parser::parse(const YAML::Node& root, Config* cfg) {
                fail(ck, ck, dotted + "." + name,
                     "duplicate camera name '" + name + "' (first defined at line " +
                         std::to_string(pos->second) + ")");
+             }
+             // One id per camera in MQTT topics and Home Assistant (ha_id.h).
+             const auto [other, unique] = ids.emplace(ha_id(name), name);
+             if (!unique) {
+               fail(ck, ck, dotted + "." + name,
+                    "cameras '" + other->second + "' and '" + name + "' would share the id '" +
+                        other->first + "' in MQTT topics and Home Assistant: rename one");
              }
              camera(name, ck, it->second, base, cfg);
            }

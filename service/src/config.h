@@ -53,6 +53,31 @@ struct CameraConfig {
   std::string key() const { return "cam-" + name; }
 };
 
+// MQTT health reporting (docs/mqtt.md). Absent from the config: MQTT off.
+struct MqttTlsConfig {
+  std::string ca_file;    // CA to verify the broker with; empty: the system's store
+  std::string cert_file;  // client certificate and key (both or neither)
+  std::string key_file;
+  bool insecure = false;  // skip the broker's hostname check
+  bool operator==(const MqttTlsConfig&) const = default;
+};
+
+struct MqttConfig {
+  std::string host;                 // required
+  int port = 1883;                  // default 1883, 8883 with tls
+  std::string client_id;            // default "cuframes-<node_id>"
+  std::string username, password;   // optional
+  std::optional<MqttTlsConfig> tls;
+  Duration keepalive{30000};
+  std::string node_id;              // default: the host name, sanitised to [A-Za-z0-9_-]
+  std::string base_topic;           // default "cuframes/<node_id>"
+  Duration stats_interval{10000};
+  bool discovery = true;
+  std::string discovery_prefix = "homeassistant";
+  int qos = 1;                      // 0 or 1
+  bool operator==(const MqttConfig&) const = default;
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, off
 };
@@ -62,6 +87,7 @@ struct Config {
   std::optional<std::string> runtime_dir;  // default: libcuframes' resolution
   LogConfig log;
   Duration status_interval{1000};   // how often the status file is rewritten
+  std::optional<MqttConfig> mqtt;   // MQTT health reporting; none: off
   std::vector<CameraConfig> cameras;  // in file order; names unique
 };
 

@@ -14,12 +14,14 @@ extern "C" {
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "config.h"
 #include "cuframes/cuframes.h"
 #include "fd_event.h"
 #include "logging.h"
+#include "mqtt.h"
 #include "service.h"
 
 namespace {
@@ -87,9 +89,20 @@ bool parse_args(int argc, char** argv, Args* a) {
   return optind == argc;
 }
 
-// Applies the config file again; on success sets *status_interval to the new one.
+// Starts, restarts (new settings) or stops the MQTT monitor to match `mqtt`.
+void configure_mqtt(const std::optional<cfsvc::MqttConfig>& mqtt, const cfsvc::Service& service,
+                    std::unique_ptr<cfsvc::MqttMonitor>* monitor) {
+  if (*monitor && mqtt && (*monitor)->config() == *mqtt) return;  // unchanged: keeps running
+  if (*monitor) spdlog::info("MQTT: {}", mqtt ? "settings changed, reconnecting" : "turned off");
+  monitor->reset();  // says "offline" and disconnects
+  if (mqtt) {
+    *monitor = std::make_unique<cfsvc::MqttMonitor>(*mqtt, [&service] { return service.snapshot(); });
+  }
+}
+
+// Applies the config file again; on success *running becomes the new one.
 void reload(const std::string& path, cfsvc::Service* service, const std::string& log_override,
-            cfsvc::Duration* status_interval) {
+            cfsvc::Config* running, std::unique_ptr<cfsvc::MqttMonitor>* monitor) {
   cfsvc::Config next;  // the scratch config: the running one stays until this one is valid
   cfsvc::ConfigError err;
   if (!cfsvc::load_config(path, &next, &err)) {
@@ -102,8 +115,10 @@ void reload(const std::string& path, cfsvc::Service* service, const std::string&
     return;
   }
   if (log_override.empty()) cfsvc::set_log_level(next.log.level);
-  *status_interval = next.status_interval;
-  spdlog::info("reloaded {} ({} cameras)", path, next.cameras.size());
+  configure_mqtt(next.mqtt, *service, monitor);
+  if (*monitor) (*monitor)->notify();  // cameras may have come or gone
+  *running = std::move(next);
+  spdlog::info("reloaded {} ({} cameras)", path, running->cameras.size());
 }
 
 }  // namespace
@@ -162,7 +177,11 @@ int main(int argc, char** argv) {
   }
   service.write_status();
 
-  // 4. Wait for signals and state changes; keep the status file fresh.
+  // 4. Health over MQTT (when configured): its own thread, reading snapshots of the service.
+  std::unique_ptr<cfsvc::MqttMonitor> monitor;
+  configure_mqtt(config.mqtt, service, &monitor);
+
+  // 5. Wait for signals and state changes; keep the status file fresh.
   while (!g_stop.load()) {
     pollfd fds[2] = {{wake.fd(), POLLIN, 0}, {service.change_fd(), POLLIN, 0}};
     const int rc = poll(fds, 2, static_cast<int>(config.status_interval.count()));
@@ -171,15 +190,19 @@ int main(int argc, char** argv) {
       break;
     }
     wake.clear();
-    service.clear_change();
+    if (fds[1].revents & POLLIN) {
+      service.clear_change();
+      if (monitor) monitor->notify();
+    }
     if (g_reload.exchange(false)) {
-      reload(args.config, &service, args.log_level, &config.status_interval);
+      reload(args.config, &service, args.log_level, &config, &monitor);
     }
     service.write_status();
   }
 
-  // 5. Tear down in reverse.
+  // 6. Tear down in reverse.
   spdlog::info("stopping");
+  monitor.reset();  // "offline" while the cameras still run
   service.stop_all();
   g_wake = nullptr;
   spdlog::info("stopped");

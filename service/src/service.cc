@@ -43,6 +43,7 @@ bool Service::apply(const Config& config, std::string* error) {
     if (next == nullptr || dir_changed || !(*next == it->second->config())) {
       spdlog::info("camera '{}': {}", it->first, next == nullptr ? "removed" : "changed, restarting");
       it->second->request_stop();
+      std::lock_guard<std::mutex> lk(mu_);
       stopping.push_back(std::move(it->second));
       it = cameras_.erase(it);
     } else {
@@ -53,6 +54,7 @@ bool Service::apply(const Config& config, std::string* error) {
   stopping.clear();
 
   if (dir_changed && !status_path_.empty()) ::unlink(status_path_.c_str());  // the old dir's
+  std::lock_guard<std::mutex> lk(mu_);
   runtime_dir_ = dir;
   status_path_ = dir + "/cuframes-service.json";
   config_ = config;
@@ -70,23 +72,33 @@ bool Service::apply(const Config& config, std::string* error) {
 void Service::stop_all() {
   for (auto& [name, cam] : cameras_) cam->request_stop();
   for (auto& [name, cam] : cameras_) cam->join();
+  std::lock_guard<std::mutex> lk(mu_);
   cameras_.clear();
   if (!status_path_.empty()) ::unlink(status_path_.c_str());
 }
 
+ServiceSnapshot Service::snapshot() const {
+  ServiceSnapshot s;
+  s.uptime_s = static_cast<double>(mono_ns() - started_ns_) / 1e9;
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const CameraConfig& c : config_.cameras) {  // in config order
+    auto it = cameras_.find(c.name);
+    if (it != cameras_.end()) s.cameras.push_back(it->second->status());
+  }
+  return s;
+}
+
 std::string Service::status_json() const {
+  const ServiceSnapshot snap = snapshot();
   JsonWriter w;
   w.begin_object();
   w.field("version", cuframes_version_string());
   w.field("pid", static_cast<int64_t>(::getpid()));
-  w.field("uptime_s", static_cast<double>(mono_ns() - started_ns_) / 1e9, 1);
+  w.field("uptime_s", snap.uptime_s, 1);
   w.field("config", config_.path);
   w.field("runtime_dir", runtime_dir_);
   w.key("cameras").begin_object();
-  for (const CameraConfig& c : config_.cameras) {  // in config order
-    auto it = cameras_.find(c.name);
-    if (it == cameras_.end()) continue;
-    const CameraStatus s = it->second->status();
+  for (const CameraStatus& s : snap.cameras) {
     w.key(s.name).begin_object();
     w.field("key", s.key);
     w.field("state", s.state);

@@ -4,11 +4,13 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "camera.h"
 #include "config.h"
 #include "fd_event.h"
+#include "health.h"
 
 namespace cfsvc {
 
@@ -30,9 +32,13 @@ class Service {
   // Rewrites the status file (atomically: write then rename).
   void write_status();
   std::string status_json() const;
+  // Every camera's status, in config order. Thread-safe (the MQTT monitor calls it).
+  ServiceSnapshot snapshot() const;
   const std::string& status_path() const { return status_path_; }
 
  private:
+  // Guards config_ and cameras_ against snapshot() (apply and stop_all run on one thread).
+  mutable std::mutex mu_;
   Config config_;
   std::string runtime_dir_;
   std::string status_path_;

@@ -1,0 +1,339 @@
+#include "health.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cuframes/cuframes.h"
+#include "json.h"
+
+namespace cfsvc {
+namespace {
+
+constexpr const char* kStates[] = {"connecting", "streaming", "stalled", "error", "stopped"};
+
+std::string node_prefix(const MqttConfig& m) { return "cuframes_" + m.node_id; }
+std::string service_device_id(const MqttConfig& m) { return node_prefix(m); }
+std::string camera_device_id(const MqttConfig& m, const std::string& camera) {
+  return node_prefix(m) + "_" + ha_id(camera);
+}
+
+// One entity's description; empty strings are left out of the config.
+struct Entity {
+  std::string what;       // object id suffix
+  std::string component;  // sensor, binary_sensor
+  std::string name;
+  std::string value_template;
+  std::string device_class, state_class, unit, entity_category;
+  int precision = -1;     // suggested_display_precision; -1: none
+  bool enum_states = false;  // device_class enum: options = the camera states
+  bool attributes = false;   // json_attributes_topic = the state topic
+};
+
+void write_device(JsonWriter& w, const MqttConfig& m, const std::string* camera) {
+  w.key("device").begin_object();
+  w.key("identifiers").begin_array();
+  w.value(camera ? camera_device_id(m, *camera) : service_device_id(m));
+  w.end_array();
+  w.field("name", camera ? *camera : "cuframes " + m.node_id);
+  w.field("manufacturer", "cuframes");
+  w.field("model", camera ? "cuframes camera" : "cuframes-service");
+  w.field("sw_version", cuframes_version_string());
+  if (camera) w.field("via_device", service_device_id(m));
+  w.end_object();
+}
+
+Discovery make(const MqttConfig& m, const std::string& id_prefix, const Entity& e,
+               const std::string& state_topic, const std::string* camera) {
+  Discovery d;
+  d.object_id = id_prefix + "_" + e.what;
+  JsonWriter w;
+  w.begin_object();
+  w.field("name", e.name);
+  w.field("unique_id", d.object_id);
+  w.field("default_entity_id", e.component + "." + d.object_id);
+  w.field("state_topic", state_topic);
+  w.field("value_template", e.value_template);
+  if (e.attributes) w.field("json_attributes_topic", state_topic);
+  if (!e.device_class.empty()) w.field("device_class", e.device_class);
+  if (e.enum_states) {
+    w.key("options").begin_array();
+    for (const char* s : kStates) w.value(s);
+    w.end_array();
+  }
+  if (!e.state_class.empty()) w.field("state_class", e.state_class);
+  if (!e.unit.empty()) w.field("unit_of_measurement", e.unit);
+  if (e.precision >= 0) w.field("suggested_display_precision", e.precision);
+  if (!e.entity_category.empty()) w.field("entity_category", e.entity_category);
+  if (e.component == "binary_sensor") {
+    w.field("payload_on", "ON");
+    w.field("payload_off", "OFF");
+  }
+  w.field("availability_topic", status_topic(m));
+  w.field("payload_available", "online");
+  w.field("payload_not_available", "offline");
+  w.field("qos", m.qos);
+  write_device(w, m, camera);
+  w.key("origin").begin_object();
+  w.field("name", "cuframes");
+  w.field("sw_version", cuframes_version_string());
+  w.end_object();
+  w.end_object();
+  d.message = {discovery_topic(m, e.component, d.object_id), w.str(), true};
+  return d;
+}
+
+const char* mode_name(cuframes_mode_t mode) {
+  return mode == CUFRAMES_MODE_STRICT_ORDER ? "strict_order" : "newest_only";
+}
+
+}  // namespace
+
+std::string status_topic(const MqttConfig& m) { return m.base_topic + "/status"; }
+std::string stats_topic(const MqttConfig& m) { return m.base_topic + "/stats"; }
+std::string camera_topic(const MqttConfig& m, const std::string& camera) {
+  return m.base_topic + "/" + camera + "/state";
+}
+std::string subscriber_topic(const MqttConfig& m, const std::string& camera,
+                             const std::string& sub) {
+  return m.base_topic + "/" + camera + "/subscribers/" + sub;
+}
+std::string discovery_topic(const MqttConfig& m, std::string_view component,
+                            std::string_view object_id) {
+  std::string t = m.discovery_prefix;
+  t += '/';
+  t += component;
+  t += '/';
+  t += m.node_id;
+  t += '/';
+  t += object_id;
+  t += "/config";
+  return t;
+}
+
+// ---- states
+
+std::string service_stats_json(const MqttConfig& m, const ServiceSnapshot& s,
+                               const std::optional<GpuStats>& gpu) {
+  uint64_t streaming = 0, subscribers = 0;
+  for (const CameraStatus& c : s.cameras) {
+    streaming += c.state == "streaming";
+    subscribers += c.subscribers;
+  }
+  JsonWriter w;
+  w.begin_object();
+  w.field("version", cuframes_version_string());
+  w.field("node_id", m.node_id);
+  w.field("uptime_s", s.uptime_s, 1);
+  w.field("cameras", static_cast<uint64_t>(s.cameras.size()));
+  w.field("streaming", streaming);
+  w.field("subscribers", subscribers);
+  w.key("gpu");
+  if (!gpu) {
+    w.null();
+  } else {
+    w.begin_object();
+    w.field("name", gpu->name);
+    w.field("memory_used_mb", static_cast<double>(gpu->memory_used_bytes) / 1e6, 0);
+    w.field("memory_total_mb", static_cast<double>(gpu->memory_total_bytes) / 1e6, 0);
+    w.key("utilization_percent");
+    gpu->utilization_percent < 0 ? w.null() : w.value(gpu->utilization_percent);
+    w.key("decoder_utilization_percent");
+    gpu->decoder_utilization_percent < 0 ? w.null() : w.value(gpu->decoder_utilization_percent);
+    w.end_object();
+  }
+  w.end_object();
+  return w.str();
+}
+
+std::string camera_state_json(const CameraStatus& c) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("state", c.state);
+  w.field("connected", c.state == "streaming");
+  w.field("error", c.error);
+  w.field("fps", c.fps, 2);
+  w.field("frames", c.frames);
+  w.field("dropped", c.dropped);
+  w.field("decode_errors", c.decode_errors);
+  w.field("reconnects", c.reconnects);
+  w.field("occupancy", c.occupancy);
+  w.field("slots", c.slots);
+  w.field("resolution", c.width > 0 ? std::to_string(c.width) + "x" + std::to_string(c.height)
+                                    : std::string());
+  w.field("width", c.width);
+  w.field("height", c.height);
+  w.field("format", c.format);
+  w.field("codec", c.codec);
+  w.field("decoder", c.decoder);
+  w.field("memory", c.memory);
+  w.field("subscribers", c.subscribers);
+  w.field("last_frame_age_ms", c.last_frame_age_ms);
+  w.end_object();
+  return w.str();
+}
+
+std::string subscriber_state_json(const SubscriberReport& r) {
+  const cuframes_subscriber_stats_t& s = r.stats;
+  JsonWriter w;
+  w.begin_object();
+  w.field("connected", r.connected);
+  w.field("name", std::string(s.name));
+  w.field("mode", mode_name(s.mode));
+  w.field("pid", static_cast<int64_t>(s.pid));
+  w.field("frames", s.frames_received);
+  w.field("gaps", s.gaps);
+  w.field("timeouts", s.timeouts);
+  w.field("errors", s.errors);
+  w.field("overruns", s.overruns);
+  w.field("fps", r.fps, 2);
+  w.field("lag", s.lag);
+  w.field("latency_ms", static_cast<double>(std::max<int64_t>(s.last_latency_ns, 0)) / 1e6, 3);
+  w.field("held", s.held_frames);
+  w.field("idle_ms", s.heartbeat_ns > 0 && r.now_ns > s.heartbeat_ns
+                         ? (r.now_ns - s.heartbeat_ns) / 1000000
+                         : int64_t{0});
+  w.end_object();
+  return w.str();
+}
+
+std::vector<SubscriberReport> SubscriberTracker::update(
+    const std::vector<cuframes_subscriber_stats_t>& now, int64_t now_ns) {
+  std::vector<SubscriberReport> out;
+  std::map<std::pair<uint32_t, int64_t>, Track> next;
+  std::set<std::string> taken;  // topic names of the subscribers attached now
+
+  // The ones seen before keep their names; then the new ones, oldest first.
+  std::vector<const cuframes_subscriber_stats_t*> fresh;
+  for (const cuframes_subscriber_stats_t& s : now) {
+    const auto id = std::make_pair(s.slot_index, s.attached_ns);
+    auto it = live_.find(id);
+    if (it == live_.end()) {
+      fresh.push_back(&s);
+      continue;
+    }
+    Track t = it->second;
+    const double dt = static_cast<double>(now_ns - t.at_ns) / 1e9;
+    const double fps = dt > 0 && s.frames_received >= t.frames
+                           ? static_cast<double>(s.frames_received - t.frames) / dt
+                           : 0;
+    t.frames = s.frames_received;
+    t.at_ns = now_ns;
+    t.last = s;
+    taken.insert(t.topic_name);
+    out.push_back({t.topic_name, s, now_ns, true, fps});
+    next.emplace(id, std::move(t));
+  }
+  std::sort(fresh.begin(), fresh.end(), [](auto* a, auto* b) {
+    return a->attached_ns != b->attached_ns ? a->attached_ns < b->attached_ns
+                                            : a->slot_index < b->slot_index;
+  });
+  for (const cuframes_subscriber_stats_t* s : fresh) {
+    std::string name = ha_id(std::string_view(s->name, strnlen(s->name, sizeof s->name)));
+    if (taken.count(name)) name += "_" + std::to_string(s->slot_index);
+    taken.insert(name);
+    names_.insert(name);
+    // Its rate so far: frames since it attached (the same monotonic clock on one host).
+    const double dt = static_cast<double>(now_ns - s->attached_ns) / 1e9;
+    const double fps =
+        s->attached_ns > 0 && dt > 0.5 ? static_cast<double>(s->frames_received) / dt : 0;
+    out.push_back({name, *s, now_ns, true, fps});
+    next.emplace(std::make_pair(s->slot_index, s->attached_ns),
+                 Track{name, s->frames_received, now_ns, *s});
+  }
+  // Gone since the last report: once more, disconnected.
+  for (const auto& [id, t] : live_) {
+    if (next.count(id)) continue;
+    SubscriberReport r{t.topic_name, t.last, now_ns, false, 0};
+    r.stats.held_frames = 0;
+    r.stats.lag = 0;
+    out.push_back(r);
+  }
+  live_ = std::move(next);
+  return out;
+}
+
+// ---- discovery
+
+std::vector<Discovery> service_discovery(const MqttConfig& m, bool with_gpu) {
+  std::vector<Entity> entities = {
+      {"cameras", "sensor", "Cameras", "{{ value_json.cameras }}", "", "measurement", "", "", -1},
+      {"streaming", "sensor", "Streaming cameras", "{{ value_json.streaming }}", "", "measurement",
+       "", "", -1},
+      {"uptime", "sensor", "Uptime", "{{ value_json.uptime_s }}", "duration", "", "s",
+       "diagnostic", 0},
+  };
+  if (with_gpu) {
+    entities.push_back({"gpu_memory_used", "sensor", "GPU memory used",
+                        "{{ value_json.gpu.memory_used_mb }}", "data_size", "measurement", "MB",
+                        "diagnostic", 0});
+    entities.push_back({"gpu_utilization", "sensor", "GPU utilization",
+                        "{{ value_json.gpu.utilization_percent }}", "", "measurement", "%", "", 0});
+    entities.push_back({"gpu_decoder_utilization", "sensor", "GPU decoder utilization",
+                        "{{ value_json.gpu.decoder_utilization_percent }}", "", "measurement", "%",
+                        "", 0});
+  }
+  std::vector<Discovery> out;
+  for (const Entity& e : entities) {
+    out.push_back(make(m, node_prefix(m), e, stats_topic(m), nullptr));
+  }
+  return out;
+}
+
+bool is_service_object_id(const MqttConfig& m, std::string_view object_id) {
+  static const char* kWhats[] = {"cameras",         "streaming",       "uptime",
+                                 "gpu_memory_used", "gpu_utilization", "gpu_decoder_utilization"};
+  for (const char* w : kWhats) {
+    if (object_id == node_prefix(m) + "_" + w) return true;
+  }
+  return false;
+}
+
+std::vector<Discovery> camera_discovery(const MqttConfig& m, const std::string& camera) {
+  Entity state{"state", "sensor", "State", "{{ value_json.state }}", "enum", "", "", "diagnostic"};
+  state.enum_states = true;
+  state.attributes = true;
+  const std::vector<Entity> entities = {
+      {"connectivity", "binary_sensor", "Connected",
+       "{{ 'ON' if value_json.connected else 'OFF' }}", "connectivity", "", "", ""},
+      {"fps", "sensor", "FPS", "{{ value_json.fps }}", "", "measurement", "fps", "", 1},
+      {"frames", "sensor", "Frames", "{{ value_json.frames }}", "", "total_increasing", "",
+       "diagnostic"},
+      {"dropped", "sensor", "Dropped frames", "{{ value_json.dropped }}", "", "total_increasing", "",
+       "diagnostic"},
+      {"decode_errors", "sensor", "Decode errors", "{{ value_json.decode_errors }}", "",
+       "total_increasing", "", "diagnostic"},
+      {"reconnects", "sensor", "Reconnects", "{{ value_json.reconnects }}", "", "total_increasing",
+       "", "diagnostic"},
+      {"subscribers", "sensor", "Subscribers", "{{ value_json.subscribers }}", "", "measurement", "",
+       ""},
+      state,
+  };
+  std::vector<Discovery> out;
+  for (const Entity& e : entities) {
+    out.push_back(
+        make(m, camera_device_id(m, camera), e, camera_topic(m, camera), &camera));
+  }
+  return out;
+}
+
+std::vector<Discovery> subscriber_discovery(const MqttConfig& m, const std::string& camera,
+                                            const std::string& sub) {
+  Entity frames{"sub_" + sub + "_frames", "sensor", sub + " frames", "{{ value_json.frames }}", "",
+                "total_increasing", "", ""};
+  frames.attributes = true;  // mode, pid, fps, lag... as attributes
+  const std::vector<Entity> entities = {
+      frames,
+      {"sub_" + sub + "_gaps", "sensor", sub + " gaps", "{{ value_json.gaps }}", "",
+       "total_increasing", "", "diagnostic"},
+      {"sub_" + sub + "_timeouts", "sensor", sub + " timeouts", "{{ value_json.timeouts }}", "",
+       "total_increasing", "", "diagnostic"},
+  };
+  std::vector<Discovery> out;
+  for (const Entity& e : entities) {
+    out.push_back(make(m, camera_device_id(m, camera), e, subscriber_topic(m, camera, sub),
+                       &camera));
+  }
+  return out;
+}
+
+}  // namespace cfsvc
