@@ -1,0 +1,1118 @@
+"""MQTT helpers of the service suite: a real mosquitto broker (anonymous, or with a password
+file), a real MQTT client that records every message it sees, the broker's retained store, the
+service's config with an `mqtt:` section, and Home Assistant's discovery rules as docs/mqtt.md
+states them. Every wait has a deadline; nothing sleeps in place of synchronisation.
+
+Standalone check of the broker and client helpers (no service needed):
+    python3 tests/service/mqtt_helpers.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import jinja2
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+import svc
+
+MOSQUITTO = os.environ.get("CUFRAMES_MOSQUITTO", "/usr/sbin/mosquitto")
+MOSQUITTO_PASSWD = os.environ.get("CUFRAMES_MOSQUITTO_PASSWD",
+                                  shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd")
+POLL_S = 0.02
+
+
+# ---- the broker --------------------------------------------------------------------------
+
+def mqtt_connack(port: int, username: Optional[str] = None, password: Optional[str] = None,
+                 timeout: float = 2.0) -> int:
+    """One MQTT 3.1.1 CONNECT on a plain socket: the CONNACK return code (0 accepted, 4 bad
+    user name or password, 5 not authorised). Raises OSError when nothing listens or the
+    broker closes the connection without answering."""
+    def utf8(s: str) -> bytes:
+        b = s.encode()
+        return len(b).to_bytes(2, "big") + b
+    flags = 0x02  # clean session
+    payload = utf8(f"cuframes-test-probe-{uuid.uuid4().hex[:8]}")
+    if username is not None:
+        flags |= 0x80
+        payload += utf8(username)
+        if password is not None:
+            flags |= 0x40
+            payload += utf8(password)
+    var = utf8("MQTT") + bytes([4, flags]) + (10).to_bytes(2, "big")
+    body = var + payload
+    assert len(body) < 128
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(bytes([0x10, len(body)]) + body)
+        ack = b""
+        while len(ack) < 4:
+            chunk = s.recv(4 - len(ack))
+            if not chunk:
+                raise ConnectionResetError("the broker closed the connection before CONNACK")
+            ack += chunk
+        assert ack[0] == 0x20 and ack[1] == 2, f"not a CONNACK: {ack!r}"
+        try:
+            s.sendall(b"\xe0\x00")  # DISCONNECT
+        except OSError:
+            pass
+        return ack[3]
+
+
+class Broker:
+    """A mosquitto process on 127.0.0.1:port with a generated config (persistence off, so a
+    restart starts with an empty retained store). users: {name: password} makes it require
+    them (password_file from mosquitto_passwd, allow_anonymous false)."""
+
+    def __init__(self, workdir: Path, users: Optional[dict[str, str]] = None,
+                 port: int = 0) -> None:
+        self.workdir = workdir
+        self.users = dict(users or {})
+        self.port = port or svc.free_port()
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        tag = f"mosquitto-{self.port}"
+        self.conf_path = workdir / f"{tag}.conf"
+        self.log_path = workdir / f"{tag}.log"
+        self.passwd_path = workdir / f"{tag}.passwd"
+        self.starts = 0
+
+    @property
+    def auth(self) -> tuple[Optional[str], Optional[str]]:
+        """Credentials a test client uses (the first user), or (None, None)."""
+        for u, p in self.users.items():
+            return u, p
+        return None, None
+
+    def _write_config(self) -> None:
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false",
+                 f"log_dest file {self.log_path}", "log_type all", "connection_messages true",
+                 "log_timestamp true", "log_timestamp_format %H:%M:%S",
+                 # Run as root, mosquitto would switch to user "mosquitto", which cannot read
+                 # the test's private directory; as another user this line does nothing.
+                 f"user {pwd.getpwuid(os.geteuid()).pw_name}"]
+        if self.users:
+            self.passwd_path.unlink(missing_ok=True)
+            first = True
+            for u, p in self.users.items():
+                args = [MOSQUITTO_PASSWD, *(["-c"] if first else []), "-b", str(self.passwd_path),
+                        u, p]
+                r = subprocess.run(args, capture_output=True, text=True, timeout=20)
+                assert r.returncode == 0, f"mosquitto_passwd failed: {r.stdout}{r.stderr}"
+                first = False
+            lines += ["allow_anonymous false", f"password_file {self.passwd_path}"]
+        else:
+            lines += ["allow_anonymous true"]
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 15.0) -> "Broker":
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        assert os.access(MOSQUITTO, os.X_OK), (
+            f"{MOSQUITTO} is missing: run scripts/install-deps.sh (apt package mosquitto)")
+        self._write_config()
+        out = open(self.workdir / f"mosquitto-{self.port}.out", "ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf_path)],
+                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        out.close()
+        self.starts += 1
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Connects in a loop until the broker answers a CONNECT (with the first user's
+        credentials when it has users), or fails with its log."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        user, pw = self.auth
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mosquitto exited with {self.proc.returncode}\n"
+                                     f"{self.log_tail()}")
+            try:
+                rc = mqtt_connack(self.port, user, pw)
+                if rc == 0:
+                    return
+                last = f"CONNACK {rc}"
+            except OSError as e:
+                last = e
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"mosquitto on port {self.port} not ready within "
+                                     f"{timeout} s (last: {last})\n{self.log_tail()}")
+            time.sleep(POLL_S)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: every connection drops at once, the retained store is lost."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n: int = 30) -> str:
+        lines = self.log_text().splitlines()
+        return "mosquitto log (last lines):\n  " + "\n  ".join(lines[-n:])
+
+    def connects_of(self, client_id: str) -> list[str]:
+        """Log lines of accepted CONNECTs from client_id ("New client connected from ... as
+        ID (p2, c1, k30, u'user')")."""
+        pat = re.compile(rf"New client connected from \S+ as {re.escape(client_id)} \(")
+        return [ln for ln in self.log_text().splitlines() if pat.search(ln)]
+
+    def refused_connects(self) -> list[str]:
+        """Log lines of refused CONNECTs (mosquitto 2.0 names no client id for them: "Client
+        <unknown> disconnected, not authorised.")."""
+        return [ln for ln in self.log_text().splitlines() if "not authori" in ln]
+
+
+# ---- the client --------------------------------------------------------------------------
+
+@dataclass
+class Msg:
+    idx: int
+    t: float  # time.monotonic() at arrival
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+    def obj(self) -> Any:
+        """The payload as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.payload)
+        except ValueError:
+            return None
+
+    def __repr__(self) -> str:
+        p = self.text if len(self.payload) < 300 else self.text[:300] + "..."
+        return f"Msg(#{self.idx} {self.topic} retain={int(self.retain)} qos={self.qos} {p!r})"
+
+
+class Collector:
+    """A paho-mqtt 2.x MQTT 5 client subscribed to `#` with retain-as-published, so the
+    retain flag it records is the one the publisher set (on a live message too). Records every
+    message (topic, payload, retain, qos) under a lock; reconnects and resubscribes by itself
+    after a broker restart. Waits take a predicate and a deadline."""
+
+    def __init__(self, port: int, username: Optional[str] = None,
+                 password: Optional[str] = None, topic: str = "#",
+                 client_id: Optional[str] = None, timeout: float = 10.0) -> None:
+        self.port = port
+        self.topic = topic
+        self.cond = threading.Condition()
+        self.msgs: list[Msg] = []
+        self.subscribed_gen = 0  # SUBACKs received (one per connection)
+        self.connects = 0
+        self.disconnects = 0
+        self.last_connect_rc: Any = None
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"cuframes-test-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv5)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+        self.client.connect_async("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        self.wait_subscribed(1, timeout)
+
+    # callbacks (paho's network thread)
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                    props: Any = None) -> None:
+        with self.cond:
+            self.last_connect_rc = rc
+            if not rc.is_failure:
+                self.connects += 1
+            self.cond.notify_all()
+        if not rc.is_failure:
+            client.subscribe([(self.topic, SubscribeOptions(qos=1, retainAsPublished=True))])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any,
+                      props: Any = None) -> None:
+        with self.cond:
+            if all(not r.is_failure for r in rcs):
+                self.subscribed_gen += 1
+            self.cond.notify_all()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        with self.cond:
+            self.msgs.append(Msg(len(self.msgs), time.monotonic(), m.topic, bytes(m.payload),
+                                 bool(m.retain), int(m.qos)))
+            self.cond.notify_all()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
+                       props: Any = None) -> None:
+        with self.cond:
+            self.disconnects += 1
+            self.cond.notify_all()
+
+    # queries
+    def mark(self) -> int:
+        """The index the next message will get: `since=mark()` means "from now on"."""
+        with self.cond:
+            return len(self.msgs)
+
+    def messages(self, topic: Optional[str] = None, since: int = 0,
+                 pred: Callable[[Msg], bool] = lambda m: True) -> list[Msg]:
+        with self.cond:
+            ms = self.msgs[since:]
+        return [m for m in ms if (topic is None or m.topic == topic) and pred(m)]
+
+    def latest(self, topic: str, since: int = 0) -> Optional[Msg]:
+        ms = self.messages(topic, since)
+        return ms[-1] if ms else None
+
+    def topics(self, since: int = 0, prefix: str = "") -> list[str]:
+        seen: dict[str, None] = {}
+        for m in self.messages(since=since):
+            if m.topic.startswith(prefix):
+                seen[m.topic] = None
+        return list(seen)
+
+    def describe(self, since: int = 0, n: int = 40) -> str:
+        ms = self.messages(since=since)
+        return (f"MQTT messages since #{since}: {len(ms)}; last {min(n, len(ms))}:\n  "
+                + "\n  ".join(repr(m) for m in ms[-n:]))
+
+    # waits
+    def wait(self, pred: Callable[[], Any], timeout: float, what: str,
+             detail: Callable[[], str] = lambda: "") -> Any:
+        """Waits (on the message condition, woken by each message) until pred() is truthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = pred()
+            if v:
+                return v
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with self.cond:  # woken by the next message (or 0.1 s: pred may look elsewhere)
+                self.cond.wait(min(left, 0.1))
+        extra = detail()
+        raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}\n"
+                             f"{self.describe()}" + (f"\n{extra}" if extra else ""))
+
+    def try_wait(self, pred: Callable[[], Any], timeout: float) -> Any:
+        """wait() that returns None at the deadline instead of failing (the caller then
+        reports precisely what is missing)."""
+        try:
+            return self.wait(pred, timeout, "")
+        except AssertionError:
+            return None
+
+    def wait_msg(self, topic: str, pred: Callable[[Msg], Any] = lambda m: True, since: int = 0,
+                 timeout: float = 10.0, what: str = "",
+                 detail: Callable[[], str] = lambda: "") -> Msg:
+        """The first message on topic since `since` for which pred holds."""
+        def check() -> Optional[Msg]:
+            for m in self.messages(topic, since):
+                if pred(m):
+                    return m
+            return None
+        return self.wait(check, timeout, f"a message on {topic}" + (f": {what}" if what else ""),
+                         detail)
+
+    def wait_subscribed(self, gen: int, timeout: float) -> None:
+        def ok() -> bool:
+            with self.cond:
+                return self.subscribed_gen >= gen
+        deadline = time.monotonic() + timeout
+        while not ok():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"MQTT test client on port {self.port} not subscribed "
+                                     f"within {timeout} s (connect rc {self.last_connect_rc}, "
+                                     f"{self.connects} connects)")
+            with self.cond:
+                self.cond.wait(0.1)
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False, qos: int = 1,
+                timeout: float = 5.0) -> None:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(timeout)
+        assert info.is_published(), f"publish to {topic} not acknowledged within {timeout} s"
+
+    def close(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+
+def retained(port: int, username: Optional[str] = None, password: Optional[str] = None,
+             prefix: str = "", timeout: float = 10.0) -> dict[str, bytes]:
+    """The broker's retained store (topic -> payload, topics starting with prefix): a fresh
+    client subscribes to `#`, then publishes a marker; the broker sends the retained messages
+    of a new subscription before anything published after it, so the marker ends the set."""
+    marker = f"cuframes-test/marker/{uuid.uuid4().hex}"
+    c = Collector(port, username, password, timeout=timeout)
+    try:
+        c.publish(marker, b"end", qos=1)
+        c.wait_msg(marker, timeout=timeout, what="the marker after the retained messages")
+        out: dict[str, bytes] = {}
+        for m in c.messages():
+            if m.topic == marker:
+                break
+            if m.retain and m.topic.startswith(prefix):
+                out[m.topic] = m.payload
+        return out
+    finally:
+        c.close()
+
+
+# ---- the service's config ----------------------------------------------------------------
+
+def write_mqtt_config(path: Path, cameras: dict[str, dict[str, Any]], runtime_dir: str,
+                      mqtt_cfg: Optional[dict[str, Any]], status_interval: str = "200ms",
+                      defaults: Optional[dict[str, Any]] = None,
+                      log_level: str = "debug") -> Path:
+    """svc.write_config's config plus an `mqtt:` section (none when mqtt_cfg is None)."""
+    d = {"memory": "host"}
+    d.update(defaults or {})
+    cfg: dict[str, Any] = {"runtime_dir": runtime_dir, "log": {"level": log_level},
+                           "status_interval": status_interval, "defaults": d,
+                           "cameras": cameras}
+    if mqtt_cfg is not None:
+        cfg["mqtt"] = mqtt_cfg
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(svc.to_yaml(cfg))
+    os.replace(tmp, path)
+    return path
+
+
+def testsrc(w: int = 320, h: int = 240, fps: int = 30) -> dict[str, Any]:
+    return {"url": f"testsrc://?width={w}&height={h}&fps={fps}"}
+
+
+def vm_rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile, RssShmem of a process, in KiB."""
+    out: dict[str, int] = {}
+    for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = ln.partition(":")
+        if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[k] = int(v.split()[0])
+    return out
+
+
+# ---- a subscriber thread -----------------------------------------------------------------
+
+class FrameReader(threading.Thread):
+    """A subscriber on its own thread, reading until stopped. STRICT_ORDER: every frame's bytes
+    are checked and seqs must be consecutive (a gap is an error). Errors are kept in .error."""
+
+    def __init__(self, key: str, runtime_dir: str, width: int, height: int,
+                 consumer_name: str = "mqtt-reader", strict: bool = True) -> None:
+        super().__init__(daemon=True)
+        import cuframes
+        self.mode = (cuframes.SubscriberMode.STRICT_ORDER if strict
+                     else cuframes.SubscriberMode.NEWEST_ONLY)
+        self.key, self.runtime_dir, self.width, self.height = key, runtime_dir, width, height
+        self.consumer_name, self.strict = consumer_name, strict
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+        self.lock = threading.Lock()
+        self.seqs: list[int] = []
+        self.times: list[float] = []
+        self.error: Optional[BaseException] = None
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.seqs)
+
+    def run(self) -> None:
+        import cuframes
+        try:
+            with cuframes.subscribe(self.key, consumer_name=self.consumer_name, mode=self.mode,
+                                    connect_timeout_ms=10000,
+                                    runtime_dir=self.runtime_dir) as sub:
+                self.ready.set()
+                while not self.stop_event.is_set():
+                    with sub.next_frame(timeout_ms=3000) as f:
+                        svc.check_testsrc_frame(f, self.width, self.height)
+                        with self.lock:
+                            if self.strict and self.seqs and f.seq != self.seqs[-1] + 1:
+                                raise AssertionError(f"seq {f.seq} after {self.seqs[-1]}: a gap")
+                            self.seqs.append(f.seq)
+                            self.times.append(time.monotonic())
+        except BaseException as e:  # reported by the test
+            self.error = e
+        finally:
+            self.ready.set()
+
+    def wait_frames(self, n: int, timeout: float, detail: Callable[[], str] = lambda: "") -> None:
+        svc.wait_for(lambda: self.count() >= n or self.error is not None, timeout,
+                     f"{n} frames on {self.key}", detail)
+        if self.error is not None:
+            raise AssertionError(f"reader of {self.key} failed: {self.error!r}") from self.error
+
+    def finish(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=10)
+        assert not self.is_alive(), "reader thread did not stop"
+        if self.error is not None:
+            raise AssertionError(f"reader of {self.key} failed: {self.error!r}") from self.error
+
+
+# ---- Home Assistant discovery ------------------------------------------------------------
+
+STATES = ["connecting", "streaming", "stalled", "error", "stopped"]
+
+# Home Assistant's MQTT abbreviations (homeassistant/components/mqtt/abbreviations.py), for the
+# keys these rules look at: a payload may use either form.
+ABBREVIATIONS = {
+    "avty": "availability", "avty_mode": "availability_mode", "avty_t": "availability_topic",
+    "avty_tpl": "availability_template", "dev": "device", "dev_cla": "device_class",
+    "ent_cat": "entity_category", "en": "enabled_by_default", "exp_aft": "expire_after",
+    "frc_upd": "force_update", "ic": "icon", "json_attr_t": "json_attributes_topic",
+    "json_attr_tpl": "json_attributes_template", "obj_id": "object_id", "o": "origin",
+    "ops": "options", "pl_avail": "payload_available", "pl_not_avail": "payload_not_available",
+    "pl_on": "payload_on", "pl_off": "payload_off", "stat_cla": "state_class",
+    "stat_t": "state_topic", "sug_dsp_prc": "suggested_display_precision",
+    "uniq_id": "unique_id", "unit_of_meas": "unit_of_measurement", "val_tpl": "value_template",
+    "def_ent_id": "default_entity_id", "t": "topic", "pl_avail_tpl": "payload_available",
+}
+DEVICE_ABBREVIATIONS = {
+    "cns": "connections", "ids": "identifiers", "mf": "manufacturer", "mdl": "model",
+    "mdl_id": "model_id", "hw": "hw_version", "sw": "sw_version", "sa": "suggested_area",
+    "sn": "serial_number", "cu": "configuration_url",
+}
+ORIGIN_ABBREVIATIONS = {"sw": "sw_version", "url": "support_url"}
+# HA's device and origin schemas refuse other keys.
+DEVICE_KEYS = {"connections", "identifiers", "manufacturer", "model", "model_id", "name",
+               "hw_version", "sw_version", "suggested_area", "serial_number",
+               "configuration_url", "via_device"}
+ORIGIN_KEYS = {"name", "sw_version", "support_url"}
+
+SENSOR_DEVICE_CLASSES = {
+    "absolute_humidity", "apparent_power", "aqi", "area", "atmospheric_pressure", "battery",
+    "blood_glucose_concentration", "carbon_dioxide", "carbon_monoxide", "conductivity",
+    "current", "data_rate", "data_size", "date", "distance", "duration", "energy",
+    "energy_distance", "energy_storage", "enum", "frequency", "gas", "humidity", "illuminance",
+    "irradiance", "moisture", "monetary", "nitrogen_dioxide", "nitrogen_monoxide",
+    "nitrous_oxide", "ozone", "ph", "pm1", "pm10", "pm25", "power", "power_factor",
+    "precipitation", "precipitation_intensity", "pressure", "reactive_energy", "reactive_power",
+    "signal_strength", "sound_pressure", "speed", "sulphur_dioxide", "temperature", "timestamp",
+    "volatile_organic_compounds", "volatile_organic_compounds_parts", "voltage", "volume",
+    "volume_flow_rate", "volume_storage", "water", "weight", "wind_direction", "wind_speed"}
+BINARY_SENSOR_DEVICE_CLASSES = {
+    "battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door",
+    "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy",
+    "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound",
+    "tamper", "update", "vibration", "window"}
+STATE_CLASSES = {"measurement", "measurement_angle", "total", "total_increasing"}
+ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")  # HA: node_id and object_id of a discovery topic
+
+# docs/mqtt.md's entity tables: JSON field -> (device_class, state_class, unit,
+# entity_category). The camera's connectivity binary_sensor is listed under "binary_sensor".
+CAMERA_SENSORS: dict[str, tuple[Optional[str], Optional[str], Optional[str], Optional[str]]] = {
+    "fps": (None, "measurement", "fps", None),
+    "frames": (None, "total_increasing", None, "diagnostic"),
+    "dropped": (None, "total_increasing", None, "diagnostic"),
+    "decode_errors": (None, "total_increasing", None, "diagnostic"),
+    "reconnects": (None, "total_increasing", None, "diagnostic"),
+    "subscribers": (None, "measurement", None, None),
+    "state": ("enum", None, None, "diagnostic"),
+}
+SUBSCRIBER_SENSORS: dict[str, tuple[Optional[str], Optional[str], Optional[str],
+                                     Optional[str]]] = {
+    "frames": (None, "total_increasing", None, None),
+    "gaps": (None, "total_increasing", None, "diagnostic"),
+    "timeouts": (None, "total_increasing", None, "diagnostic"),
+}
+
+_jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def render(template: str, payload: bytes) -> str:
+    """A value_template rendered the way HA does: `value` is the payload as text, `value_json`
+    the parsed JSON. A name the JSON lacks is an error here (HA renders it empty and warns)."""
+    text = payload.decode()
+    try:
+        value_json: Any = json.loads(text)
+    except ValueError:
+        value_json = None
+    return _jinja.from_string(template).render(value=text, value_json=value_json).strip()
+
+
+def template_field(template: Optional[str]) -> Optional[str]:
+    """The JSON field a value_template reads (value_json.x or value_json['x'])."""
+    if not template:
+        return None
+    m = re.search(r"value_json(?:\.(\w+)|\[\s*['\"](\w+)['\"]\s*\])", template)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def expand(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A discovery payload with HA's abbreviations and `~` expanded."""
+    out = {ABBREVIATIONS.get(k, k): v for k, v in cfg.items()}
+    base = out.pop("~", None)
+    if isinstance(out.get("device"), dict):
+        out["device"] = {DEVICE_ABBREVIATIONS.get(k, k): v for k, v in out["device"].items()}
+    if isinstance(out.get("origin"), dict):
+        out["origin"] = {ORIGIN_ABBREVIATIONS.get(k, k): v for k, v in out["origin"].items()}
+    if isinstance(out.get("availability"), list):
+        out["availability"] = [{ABBREVIATIONS.get(k, k): v for k, v in a.items()}
+                               if isinstance(a, dict) else a for a in out["availability"]]
+    if isinstance(base, str):
+        def tilde(v: Any) -> Any:
+            if isinstance(v, str) and v.startswith("~"):
+                return base + v[1:]
+            if isinstance(v, str) and v.endswith("~"):
+                return v[:-1] + base
+            return v
+        for k in list(out):
+            if k.endswith("_topic"):
+                out[k] = tilde(out[k])
+        for a in out.get("availability") or []:
+            if isinstance(a, dict) and "topic" in a:
+                a["topic"] = tilde(a["topic"])
+    return out
+
+
+def ha_id(name: str) -> str:
+    """A camera's or subscriber's name as docs/mqtt.md makes it an HA id: lower case, every run
+    of characters other than a-z 0-9 one '_', none at either end."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "x"
+
+
+def identifiers(dev: Any) -> list[str]:
+    if not isinstance(dev, dict):
+        return []
+    ids = dev.get("identifiers")
+    if isinstance(ids, str):
+        return [ids]
+    if isinstance(ids, list):
+        return [str(i) for i in ids]
+    return []
+
+
+@dataclass
+class Entity:
+    topic: str
+    component: str
+    node_id: str
+    object_id: str
+    cfg: dict[str, Any]  # expanded
+    camera: Optional[str] = None  # from the device identifiers
+    subscriber: Optional[str] = None  # from the state topic
+    field: Optional[str] = None  # the JSON field its value_template reads
+
+
+@dataclass
+class Discovery:
+    """Validated discovery configs: .problems lists every rule broken (empty = all good)."""
+    entities: list[Entity] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def of_camera(self, camera: str) -> list[Entity]:
+        return [e for e in self.entities if e.camera == camera]
+
+    def state_topics(self) -> set[str]:
+        return {e.cfg["state_topic"] for e in self.entities
+                if isinstance(e.cfg.get("state_topic"), str)}
+
+
+def discovery_configs(msgs: Iterable[Msg], prefix: str) -> dict[str, bytes]:
+    """topic -> latest payload of the `<prefix>/.../config` messages among msgs."""
+    out: dict[str, bytes] = {}
+    for m in msgs:
+        if m.topic.startswith(prefix + "/") and m.topic.endswith("/config"):
+            out[m.topic] = m.payload
+    return out
+
+
+def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, base: str,
+                       cameras: Iterable[str],
+                       subscribers: Optional[dict[str, Iterable[str]]] = None,
+                       sw_version: Optional[str] = None) -> Discovery:
+    """Checks discovery payloads (topic -> payload; empty payloads are deletions and are
+    skipped) against HA's MQTT discovery rules and docs/mqtt.md's tables. cameras: the cameras
+    that must each have their 8 entities; subscribers: camera -> subscriber names that must
+    each have their 3 entities. Returns every problem found, not just the first."""
+    d = Discovery()
+    p = d.problems
+    cameras = list(cameras)
+    service_id = f"cuframes_{node_id}"
+    topic_re = re.compile(rf"^{re.escape(prefix)}/([^/]+)/([^/]+)/([^/]+)/config$")
+    seen_uids: dict[str, str] = {}
+    devices: dict[str, tuple[str, dict[str, Any]]] = {}
+    for topic, payload in sorted(configs.items()):
+        if not payload:
+            continue
+        m = topic_re.match(topic)
+        if not m:
+            p.append(f"{topic}: not <prefix>/<component>/<node_id>/<object_id>/config "
+                     f"with prefix {prefix!r}")
+            continue
+        component, tnode, object_id = m.groups()
+        where = topic
+        if component not in ("sensor", "binary_sensor"):
+            p.append(f"{where}: component {component!r} is not sensor or binary_sensor")
+        if tnode != node_id:
+            p.append(f"{where}: node_id {tnode!r} in the topic, expected {node_id!r}")
+        if not ID_RE.match(tnode) or not ID_RE.match(object_id):
+            p.append(f"{where}: HA ignores this topic: node_id {tnode!r} and object_id "
+                     f"{object_id!r} must match [a-zA-Z0-9_-]+")
+        try:
+            raw = json.loads(payload)
+        except ValueError as e:
+            p.append(f"{where}: payload is not JSON ({e}): {payload[:200]!r}")
+            continue
+        if not isinstance(raw, dict):
+            p.append(f"{where}: payload is not a JSON object: {raw!r}")
+            continue
+        cfg = expand(raw)
+        ent = Entity(topic, component, tnode, object_id, cfg)
+        d.entities.append(ent)
+
+        # unique_id / object_id
+        uid = cfg.get("unique_id")
+        if not isinstance(uid, str) or not uid:
+            p.append(f"{where}: unique_id missing or not a string: {uid!r}")
+        else:
+            if uid in seen_uids:
+                p.append(f"{where}: unique_id {uid!r} also used by {seen_uids[uid]}")
+            seen_uids[uid] = topic
+            if uid != object_id:
+                p.append(f"{where}: unique_id {uid!r} != the topic's object_id {object_id!r}")
+            if not uid.startswith(f"cuframes_{node_id}_"):
+                p.append(f"{where}: unique_id {uid!r} does not start with cuframes_{node_id}_")
+        if "object_id" in cfg and cfg["object_id"] != object_id:
+            p.append(f"{where}: payload object_id {cfg['object_id']!r} != topic's {object_id!r}")
+
+        # state topic
+        st = cfg.get("state_topic")
+        if not isinstance(st, str) or not st:
+            p.append(f"{where}: state_topic missing (required by HA for {component})")
+        elif not st.startswith(base + "/"):
+            p.append(f"{where}: state_topic {st!r} is not under the base topic {base!r}")
+        if isinstance(st, str) and re.search(r"[#+]", st):
+            p.append(f"{where}: state_topic {st!r} has a wildcard")
+
+        # availability
+        av_topics: list[tuple[Any, Any, Any]] = []
+        if "availability_topic" in cfg:
+            av_topics.append((cfg["availability_topic"], cfg.get("payload_available"),
+                              cfg.get("payload_not_available")))
+        for a in cfg.get("availability") or []:
+            if isinstance(a, dict):
+                av_topics.append((a.get("topic"), a.get("payload_available"),
+                                  a.get("payload_not_available")))
+        if not av_topics:
+            p.append(f"{where}: no availability_topic")
+        for t, on, off in av_topics:
+            if t != f"{base}/status":
+                p.append(f"{where}: availability topic {t!r}, expected {base + '/status'!r}")
+            if on != "online" or off != "offline":
+                p.append(f"{where}: payload_available/payload_not_available {on!r}/{off!r}, "
+                         f"expected 'online'/'offline'")
+
+        # origin
+        o = cfg.get("origin")
+        if not isinstance(o, dict):
+            p.append(f"{where}: no origin block")
+        else:
+            if not isinstance(o.get("name"), str) or not o.get("name"):
+                p.append(f"{where}: origin has no name: {o}")
+            elif o["name"] != "cuframes":
+                p.append(f"{where}: origin name {o['name']!r}, expected 'cuframes'")
+            if not isinstance(o.get("sw_version"), str) or not o.get("sw_version"):
+                p.append(f"{where}: origin lacks sw_version (docs/mqtt.md): {o}")
+            extra = set(o) - ORIGIN_KEYS
+            if extra:
+                p.append(f"{where}: origin has keys HA's schema refuses: {sorted(extra)}")
+            if sw_version and o.get("sw_version") not in (None, sw_version):
+                p.append(f"{where}: origin sw_version {o.get('sw_version')!r}, the service "
+                         f"says {sw_version!r}")
+
+        # device
+        dev = cfg.get("device")
+        ids = identifiers(dev)
+        if not isinstance(dev, dict):
+            p.append(f"{where}: no device block")
+        elif not ids:
+            p.append(f"{where}: device without identifiers: {dev}")
+        else:
+            extra = set(dev) - DEVICE_KEYS
+            if extra:
+                p.append(f"{where}: device has keys HA's schema refuses: {sorted(extra)}")
+            key = ids[0]
+            if key in devices and devices[key][1] != dev:
+                p.append(f"{where}: device {key!r} differs from the one in {devices[key][0]}: "
+                         f"{dev} vs {devices[key][1]}")
+            devices.setdefault(key, (topic, dev))
+            cam = next((c for c in cameras if f"cuframes_{node_id}_{ha_id(c)}" in ids), None)
+            if cam is None:
+                m2 = re.match(rf"^cuframes_{re.escape(node_id)}_(.+)$", key)
+                cam = m2.group(1) if m2 else None
+            ent.camera = cam
+            if cam is not None:
+                want = {"identifiers": [f"cuframes_{node_id}_{ha_id(cam)}"], "name": cam,
+                        "manufacturer": "cuframes", "model": "cuframes camera",
+                        "via_device": service_id}
+                for k, v in want.items():
+                    got = dev.get(k)
+                    if k == "identifiers":
+                        got = ids
+                    if got != v:
+                        p.append(f"{where}: device {k} {got!r}, expected {v!r}")
+                if not isinstance(dev.get("sw_version"), str) or not dev.get("sw_version"):
+                    p.append(f"{where}: device lacks sw_version: {dev}")
+            elif ids != [service_id]:
+                p.append(f"{where}: device identifiers {ids} are neither a camera's nor "
+                         f"the service's ({service_id})")
+
+        # name
+        if "name" not in cfg:
+            p.append(f"{where}: no name key (HA then names it 'MQTT Sensor'/'MQTT Binary "
+                     f"sensor'); give a name, or null to use the device's name")
+        else:
+            name = cfg["name"]
+            dname = dev.get("name") if isinstance(dev, dict) else None
+            if name is None:
+                if not dname:
+                    p.append(f"{where}: name null but the device has no name")
+            elif not isinstance(name, str) or not name:
+                p.append(f"{where}: name {name!r} is neither a non-empty string nor null")
+            elif isinstance(dname, str) and dname and name.startswith(dname):
+                p.append(f"{where}: entity name {name!r} starts with the device name "
+                         f"{dname!r}: HA warns and strips it (the entity's name is shown "
+                         f"after the device's)")
+
+        # entity category
+        ec = cfg.get("entity_category")
+        if ec is not None and ec not in ("diagnostic", "config"):
+            p.append(f"{where}: entity_category {ec!r} not in (diagnostic, config)")
+        if ec == "config":
+            p.append(f"{where}: entity_category 'config' is refused by HA for read-only "
+                     f"{component} entities")
+
+        # component rules
+        dc, sc, unit = (cfg.get("device_class"), cfg.get("state_class"),
+                        cfg.get("unit_of_measurement"))
+        if component == "sensor":
+            if dc is not None and dc not in SENSOR_DEVICE_CLASSES:
+                p.append(f"{where}: sensor device_class {dc!r} is not one of HA's")
+            if sc is not None and sc not in STATE_CLASSES:
+                p.append(f"{where}: state_class {sc!r} is not one of {sorted(STATE_CLASSES)}")
+            if dc == "enum" or "options" in cfg:
+                if dc != "enum":
+                    p.append(f"{where}: options given without device_class enum")
+                opts = cfg.get("options")
+                if not isinstance(opts, list) or not opts or not all(
+                        isinstance(x, str) for x in opts):
+                    p.append(f"{where}: device_class enum needs a non-empty options list of "
+                             f"strings, got {opts!r}")
+                if sc is not None:
+                    p.append(f"{where}: state_class {sc!r} with device_class enum (HA refuses)")
+                if unit is not None:
+                    p.append(f"{where}: unit_of_measurement {unit!r} with device_class enum "
+                             f"(HA refuses)")
+            if "payload_on" in cfg or "payload_off" in cfg:
+                p.append(f"{where}: payload_on/payload_off on a sensor")
+        elif component == "binary_sensor":
+            if dc is not None and dc not in BINARY_SENSOR_DEVICE_CLASSES:
+                p.append(f"{where}: binary_sensor device_class {dc!r} is not one of HA's")
+            for k in ("state_class", "unit_of_measurement", "options"):
+                if k in cfg:
+                    p.append(f"{where}: {k} on a binary_sensor (not in HA's schema)")
+            if dc == "connectivity":
+                for k, v in (("payload_on", "ON"), ("payload_off", "OFF")):
+                    if cfg.get(k, v) != v:
+                        p.append(f"{where}: {k} {cfg.get(k)!r}, expected {v!r}")
+
+        # which entity of the contract's tables this is
+        tpl = cfg.get("value_template")
+        ent.field = template_field(tpl if isinstance(tpl, str) else None)
+        if not isinstance(tpl, str) or not tpl:
+            p.append(f"{where}: no value_template (the states are JSON)")
+        if isinstance(st, str) and ent.camera is not None:
+            sub_m = re.match(rf"^{re.escape(base)}/{re.escape(ent.camera)}/subscribers/(.+)$",
+                             st)
+            if sub_m:
+                ent.subscriber = sub_m.group(1)
+            elif st != f"{base}/{ent.camera}/state":
+                p.append(f"{where}: state_topic {st!r}, expected {base}/{ent.camera}/state or "
+                         f"a subscriber topic")
+        if ent.camera is not None:
+            _check_table(ent, node_id, p)
+
+    # every camera (and subscriber) has its entities
+    for cam in cameras:
+        ents = [e for e in d.entities if e.camera == cam and e.subscriber is None]
+        conn = [e for e in ents if e.component == "binary_sensor"]
+        if len(conn) != 1:
+            p.append(f"camera {cam}: {len(conn)} binary_sensors, expected 1 (connectivity)")
+        fields = sorted(e.field or "?" for e in ents if e.component == "sensor")
+        if fields != sorted(CAMERA_SENSORS):
+            p.append(f"camera {cam}: sensors for {fields}, expected {sorted(CAMERA_SENSORS)}")
+    for cam, names in (subscribers or {}).items():
+        for name in names:
+            ents = [e for e in d.entities if e.camera == cam and e.subscriber == ha_id(name)]
+            fields = sorted(e.field or "?" for e in ents)
+            if fields != sorted(SUBSCRIBER_SENSORS):
+                p.append(f"camera {cam} subscriber {name}: sensors for {fields}, expected "
+                         f"{sorted(SUBSCRIBER_SENSORS)}")
+    return d
+
+
+def _check_table(ent: Entity, node_id: str, p: list[str]) -> None:
+    cfg, where = ent.cfg, ent.topic
+    got = (cfg.get("device_class"), cfg.get("state_class"), cfg.get("unit_of_measurement"),
+           cfg.get("entity_category"))
+    names = ("device_class", "state_class", "unit_of_measurement", "entity_category")
+    want: Optional[tuple[Optional[str], Optional[str], Optional[str], Optional[str]]]
+    if ent.subscriber is not None:
+        want = SUBSCRIBER_SENSORS.get(ent.field or "")
+        uid = f"cuframes_{node_id}_{ha_id(ent.camera)}_sub_{ent.subscriber}_{ent.field}"
+        if ent.component != "sensor":
+            p.append(f"{where}: subscriber entity is a {ent.component}, expected sensor")
+    elif ent.component == "binary_sensor":
+        want = ("connectivity", None, None, None)
+        uid = None
+    else:
+        want = CAMERA_SENSORS.get(ent.field or "")
+        uid = None
+    if want is None:
+        p.append(f"{where}: value_template reads {ent.field!r}: not an entity of docs/mqtt.md")
+        return
+    for n, g, w in zip(names, got, want):
+        if g != w:
+            p.append(f"{where} ({ent.field}): {n} {g!r}, expected {w!r}")
+    if ent.field == "state" and ent.component == "sensor" and ent.subscriber is None:
+        if sorted(cfg.get("options") or []) != sorted(STATES):
+            p.append(f"{where}: options {cfg.get('options')!r}, expected the five states "
+                     f"{STATES}")
+    if uid is not None and cfg.get("unique_id") != uid:
+        p.append(f"{where}: unique_id {cfg.get('unique_id')!r}, expected {uid!r} "
+                 f"(<what> = sub_<name>_<counter>)")
+    if ent.camera is not None and isinstance(cfg.get("unique_id"), str) and not cfg[
+            "unique_id"].startswith(f"cuframes_{node_id}_{ha_id(ent.camera)}_"):
+        p.append(f"{where}: unique_id {cfg['unique_id']!r} is not "
+                 f"cuframes_{node_id}_{ent.camera}_<what>")
+
+
+def check_values(d: Discovery, states: dict[str, bytes]) -> list[str]:
+    """Renders every entity's value_template against the latest payload of its state topic
+    (states: topic -> payload) and checks the value is what its entity type needs."""
+    p: list[str] = []
+    for e in d.entities:
+        st = e.cfg.get("state_topic")
+        tpl = e.cfg.get("value_template")
+        if not isinstance(st, str) or not isinstance(tpl, str):
+            continue
+        payload = states.get(st)
+        if not payload:
+            p.append(f"{e.topic}: its state topic {st} was never published")
+            continue
+        try:
+            data = json.loads(payload)
+        except ValueError as ex:
+            p.append(f"{e.topic}: state {st} is not JSON ({ex}): {payload[:200]!r}")
+            continue
+        try:
+            v = render(tpl, payload)
+        except Exception as ex:  # jinja2 errors of any kind
+            p.append(f"{e.topic}: value_template {tpl!r} does not render against {st} "
+                     f"({type(ex).__name__}: {ex}); state: {payload[:300]!r}")
+            continue
+        sc, dc = e.cfg.get("state_class"), e.cfg.get("device_class")
+        if e.component == "binary_sensor":
+            on, off = e.cfg.get("payload_on", "ON"), e.cfg.get("payload_off", "OFF")
+            if v not in (on, off):
+                p.append(f"{e.topic}: rendered {v!r}, expected {on!r} or {off!r}")
+            elif dc == "connectivity" and isinstance(data, dict) and "state" in data:
+                want = on if data["state"] == "streaming" else off
+                if v != want:
+                    p.append(f"{e.topic}: rendered {v!r} for state {data['state']!r}, "
+                             f"expected {want!r}")
+        elif dc == "enum":
+            if v not in (e.cfg.get("options") or []):
+                p.append(f"{e.topic}: rendered {v!r}, not one of its options "
+                         f"{e.cfg.get('options')}")
+        elif sc in ("measurement", "total", "total_increasing") or e.cfg.get(
+                "unit_of_measurement") is not None:
+            try:
+                x = float(v)
+                if not math.isfinite(x):
+                    raise ValueError(v)
+            except ValueError:
+                p.append(f"{e.topic}: rendered {v!r}: not a number, as {sc} needs")
+                continue
+            if sc == "total_increasing" and x < 0:
+                p.append(f"{e.topic}: rendered {v!r}: negative for total_increasing")
+        if e.field and isinstance(data, dict) and e.field in data and e.component == "sensor":
+            if str(data[e.field]) != v and not _same_number(data[e.field], v):
+                p.append(f"{e.topic}: rendered {v!r} but the state's {e.field} is "
+                         f"{data[e.field]!r}")
+    return p
+
+
+def _same_number(a: Any, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+# ---- the state payloads (docs/mqtt.md) ---------------------------------------------------
+
+NUM = (int, float)
+CAMERA_STATE_TYPES: dict[str, Any] = {
+    "state": str, "connected": bool, "error": str, "fps": NUM, "frames": int, "dropped": int,
+    "decode_errors": int, "reconnects": int, "occupancy": int, "slots": int, "resolution": str,
+    "width": int, "height": int, "format": str, "codec": str, "decoder": str, "memory": str,
+    "subscribers": int}
+SUBSCRIBER_STATE_TYPES: dict[str, Any] = {
+    "connected": bool, "mode": str, "pid": int, "frames": int, "gaps": int, "timeouts": int,
+    "errors": int, "overruns": int, "fps": NUM, "lag": int, "latency_ms": NUM}
+STATS_TYPES: dict[str, Any] = {
+    "version": str, "node_id": str, "uptime_s": NUM, "cameras": int, "streaming": int}
+
+
+def _typed(d: Any, types: dict[str, Any], what: str) -> list[str]:
+    if not isinstance(d, dict):
+        return [f"{what}: not a JSON object: {d!r}"]
+    p = []
+    for k, t in types.items():
+        if k not in d:
+            p.append(f"{what}: no {k!r}")
+        elif isinstance(d[k], bool) and t is not bool:
+            p.append(f"{what}: {k} is a boolean {d[k]!r}")
+        elif not isinstance(d[k], t):
+            p.append(f"{what}: {k} = {d[k]!r}, expected {t}")
+    return p
+
+
+def check_camera_state(d: Any, what: str) -> list[str]:
+    p = _typed(d, CAMERA_STATE_TYPES, what)
+    if p:
+        return p
+    if d["state"] not in STATES:
+        p.append(f"{what}: state {d['state']!r} not in {STATES}")
+    if d["connected"] != (d["state"] == "streaming"):
+        p.append(f"{what}: connected {d['connected']} with state {d['state']!r}")
+    if d["width"] and d["resolution"] != f"{d['width']}x{d['height']}":
+        p.append(f"{what}: resolution {d['resolution']!r} vs {d['width']}x{d['height']}")
+    for k in ("frames", "dropped", "decode_errors", "reconnects", "occupancy", "subscribers"):
+        if d[k] < 0:
+            p.append(f"{what}: {k} negative")
+    return p
+
+
+def check_subscriber_state(d: Any, what: str) -> list[str]:
+    p = _typed(d, SUBSCRIBER_STATE_TYPES, what)
+    if not p and d["mode"] not in ("newest_only", "strict_order"):
+        p.append(f"{what}: mode {d['mode']!r} not newest_only/strict_order")
+    return p
+
+
+def check_stats(d: Any, what: str, node_id: str) -> list[str]:
+    p = _typed(d, STATS_TYPES, what)
+    if isinstance(d, dict):
+        if "gpu" not in d:
+            p.append(f"{what}: no 'gpu' (null where there is none)")
+        elif d["gpu"] is not None and not isinstance(d["gpu"], dict):
+            p.append(f"{what}: gpu = {d['gpu']!r}, expected an object or null")
+        if d.get("node_id") not in (None, node_id):
+            p.append(f"{what}: node_id {d.get('node_id')!r}, expected {node_id!r}")
+    return p
+
+
+# ---- standalone self-test ----------------------------------------------------------------
+
+def _selftest() -> None:
+    import tempfile
+    with tempfile.TemporaryDirectory() as td:
+        w = Path(td)
+        b = Broker(w).start()
+        c = Collector(b.port)
+        c.publish("a/retained", b"r1", retain=True)
+        c.publish("a/live", b"l1")
+        c.wait_msg("a/retained", lambda m: m.retain and m.payload == b"r1")
+        c.wait_msg("a/live", lambda m: not m.retain)
+        assert retained(b.port) == {"a/retained": b"r1"}, retained(b.port)
+        c.publish("a/retained", b"", retain=True)
+        c.wait_msg("a/retained", lambda m: m.retain and m.payload == b"")
+        assert retained(b.port) == {}
+        # a restart: the collector comes back by itself; nothing retained survives
+        c.publish("a/retained", b"r2", retain=True)
+        b.kill()
+        b.start()
+        c.wait_subscribed(2, 15)
+        assert retained(b.port) == {}
+        mk = c.mark()
+        c.publish("a/live", b"l2")
+        c.wait_msg("a/live", lambda m: m.payload == b"l2", since=mk)
+        c.close()
+        b.stop()
+        # a broker with a password
+        a = Broker(w, users={"u1": "good pw"}).start()
+        assert mqtt_connack(a.port, "u1", "good pw") == 0
+        assert mqtt_connack(a.port, "u1", "bad") in (4, 5)
+        assert mqtt_connack(a.port) in (4, 5)
+        c = Collector(a.port, "u1", "good pw")
+        c.publish("x", b"1", retain=True)
+        assert retained(a.port, "u1", "good pw") == {"x": b"1"}
+        c.close()
+        print(a.refused_connects())
+        a.stop()
+        # the renderer
+        assert render("{{ value_json.fps }}", b'{"fps": 29.97}') == "29.97"
+        assert render("{{ 'ON' if value_json.state == 'streaming' else 'OFF' }}",
+                      b'{"state": "streaming"}') == "ON"
+        try:
+            render("{{ value_json.nope }}", b'{"fps": 1}')
+            raise AssertionError("a missing field rendered")
+        except jinja2.UndefinedError:
+            pass
+        print("mqtt_helpers self-test OK")
+
+
+if __name__ == "__main__":
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    _selftest()
