@@ -11,6 +11,9 @@ apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)
 # cuframes-service (service/): FFmpeg's libraries, yaml-cpp, spdlog.
 apt_pkgs+=(libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libyaml-cpp-dev
            libspdlog-dev)
+# Its MQTT health monitor: Eclipse Paho MQTT C++ (and the C library under it); the tests run a real
+# mosquitto broker (started by the tests on a free port, with the Debian package's binary).
+apt_pkgs+=(libpaho-mqtt-dev libpaho-mqttpp-dev mosquitto)
 # The service's integration tests (tests/service): the ffmpeg CLI makes the test clips; a real RTSP
 # server (gst-rtsp-server through python3-gi, run by Debian's /usr/bin/python3) encodes with
 # x264enc (plugins-ugly) and x265enc (plugins-bad), packetizes with plugins-good.
@@ -37,9 +40,12 @@ fi
 py_missing=()
 python3 -c 'import numpy, sys; sys.exit(tuple(map(int, numpy.__version__.split(".")[:2])) < (2, 1))' \
   2>/dev/null || py_missing+=("numpy>=2.1")
-for m in pytest pybind11 scikit_build_core mypy; do
+for m in pytest pybind11 scikit_build_core mypy jinja2; do
   python3 -c "import $m" 2>/dev/null || py_missing+=("${m//_/-}")
 done
+# The MQTT tests' client (Home Assistant's side): paho-mqtt 2 (its callback API version 2).
+python3 -c 'import paho.mqtt, sys; sys.exit(int(paho.mqtt.__version__.split(".")[0]) < 2)' \
+  2>/dev/null || py_missing+=("paho-mqtt>=2")
 if ((${#py_missing[@]})); then
   echo "install-deps: pip install ${py_missing[*]}"
   PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore \

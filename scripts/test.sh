@@ -15,3 +15,7 @@ PYTHONPATH="$PWD/build/python" python3 -m pytest tests/python --ignore=tests/pyt
 # cuframes-service end to end (tests/service): testsrc, FFmpeg-made files and a real RTSP server,
 # read back through the Python package (host memory, software decode: no GPU needed).
 PYTHONPATH="$PWD/build/python" python3 -m pytest tests/service -v
+
+# The `cuframes` command-line tool (tests/cli): list, stat, snapshot and sub against real rings
+# published by the Python package and by cuframes-service.
+PYTHONPATH="$PWD/build/python" python3 -m pytest tests/cli -v
