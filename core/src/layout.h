@@ -32,7 +32,7 @@ inline T rd(const Shared<T>& a) { return a.load(std::memory_order_relaxed); }
 template <class T, class V>
 inline void wr(Shared<T>& a, V v) { a.store(static_cast<T>(v), std::memory_order_relaxed); }
 
-constexpr uint32_t kProtocolVersion = 1;
+constexpr uint32_t kProtocolVersion = 2;
 constexpr uint64_t kRingMagic = 0x31474e4952464375ull;    // "uCFRING1"
 constexpr uint64_t kTableMagic = 0x3142415446524375ull;   // "uCRFTAB1"
 constexpr uint64_t kPacketMagic = 0x3154454b43415075ull;  // "uPACKET1"
@@ -114,6 +114,9 @@ struct alignas(64) SubscriberEntry {
   // written by the subscriber (the publisher initialises them at attach)
   alignas(64) Shared<uint64_t> holds;   // bit s: slot s is held
   Shared<uint64_t> cursor;              // STRICT_ORDER: seq of the last frame consumed
+  // 1 while the subscriber may wait on its socket (stored seq_cst before its last look at the
+  // ring), 0 while it has frames to take or busy-waits: kind-1 Notes go only where it is 1.
+  Shared<uint32_t> waiting;
   alignas(64) Shared<uint64_t> frames_received;
   Shared<uint64_t> timeouts, errors, gaps, overruns, last_seq;
   Shared<int64_t> last_frame_pts_ns, last_latency_ns, heartbeat_ns;

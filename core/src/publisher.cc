@@ -412,10 +412,22 @@ Status Publisher::publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t
 
 void Publisher::notify(Role role, uint32_t kind, uint64_t seq) {
   Note note{kind, 0, seq};
+  // The publication (seq_cst stores) before the `waiting` loads: a Dekker pair with the
+  // subscriber's "waiting = 1, then look at the ring" (docs/protocol.md 8), so a subscriber
+  // that is about to sleep either sees this frame or gets this Note.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   std::lock_guard<std::mutex> lock(peers_mu_);
   for (const Peer& p : peers_) {
+    if (p.role != role) continue;
+    // A subscriber that is busy with frames or busy-waiting needs no wake-up: skipping its
+    // send() keeps the syscall (and the wake-up work in the kernel) out of publish().
+    if (role == Role::kSubscriber && p.entry >= 0 &&
+        table_entry(table_, static_cast<uint32_t>(p.entry))
+                ->waiting.load(std::memory_order_seq_cst) == 0) {
+      continue;
+    }
     // Non-blocking: a full socket already has a wake-up pending, so dropping this one is fine.
-    if (p.role == role) (void)::send(p.fd.get(), &note, sizeof note, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)::send(p.fd.get(), &note, sizeof note, MSG_DONTWAIT | MSG_NOSIGNAL);
   }
 }
 
@@ -669,6 +681,7 @@ Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
       store_string(e.name, name);
       wr(e.holds, 0);
       wr(e.cursor, newest > 0 ? newest - 1 : 0);  // STRICT_ORDER starts at the newest frame
+      wr(e.waiting, 1);  // Notes until it says otherwise
       wr(e.frames_received, 0);
       wr(e.timeouts, 0);
       wr(e.errors, 0);

@@ -268,6 +268,10 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
     uint64_t lost = 0;
     CUFRAMES_RETURN_IF_ERROR(try_acquire(out, &got, &lost));
     if (got == Got::kFrame) return Ok();
+    // About to wait: ask for Notes first, then look once more (the Dekker pair with the
+    // publisher's notify(): either that look sees the frame or its Note comes).
+    me.waiting.store(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!drain_notes(fd())) gone_ = true;
     CUFRAMES_RETURN_IF_ERROR(try_acquire(out, &got, &lost));
     if (got == Got::kFrame) return Ok();
@@ -324,6 +328,8 @@ bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* ou
     if (rc != 0) return false;  // a note (or an error): the normal path looks at it
   }
   const int64_t spin_to = std::min(expected + spin_ns_, deadline);
+  // Busy-waiting sees the frame by itself: no Note needed (next_impl asks again before sleeping).
+  wr(core_->me->waiting, 0);
   while (now_ns() < spin_to) {
     Got got = Got::kNone;
     uint64_t lost = 0;
@@ -441,6 +447,8 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   fi.memory = in.memory;
   fi.device = core_->ring->device();
   fi.slot = slot;
+  // Busy with frames: no Notes until next_impl finds the ring empty again.
+  if (rd(me.waiting) != 0) wr(me.waiting, 0);
 
   if (mode_ == CUFRAMES_MODE_NEWEST_ONLY && last_seq_ != 0 && seq > last_seq_ + 1) {
     bump(&SubscriberEntry::gaps, seq - last_seq_ - 1);

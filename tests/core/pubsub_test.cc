@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 
 #include <atomic>
 #include <cstring>
@@ -371,6 +372,35 @@ TEST(PubSub, FdStaysReadableWhileFramesAreWaiting) {
   EXPECT_EQ(sub.try_next(0, &none), CUFRAMES_ERR_FRAME_TIMEOUT);
   pollfd p{sub.fd(), POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 0), 0);  // drained: quiet until the next frame
+}
+
+// Notes go only to a subscriber that may sleep (docs/protocol.md 8): one busy taking frames costs
+// the publisher no send() per frame. Counted as bytes queued on the subscriber's socket.
+TEST(PubSub, NotesOnlyWhileTheSubscriberMayWait) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));
+  cuframes::Subscriber sub("cam", sub_options(dir));
+  auto queued = [&] {
+    int n = -1;
+    EXPECT_EQ(::ioctl(sub.fd(), FIONREAD, &n), 0);
+    return n;
+  };
+  const int note = 16;
+  EXPECT_EQ(queued(), 0);
+  publish_pattern(pub);  // waiting = 1 since the attach: a Note
+  EXPECT_EQ(queued(), note);
+  EXPECT_EQ(sub.next(1000).info().seq, 1u);  // taken from the ring: no longer waiting
+  for (int i = 0; i < 20; ++i) publish_pattern(pub);  // 2..21: no Notes
+  EXPECT_EQ(queued(), note);
+  EXPECT_EQ(sub.next(1000).info().seq, 21u);
+  cuframes::Frame none;
+  EXPECT_EQ(sub.try_next(0, &none), CUFRAMES_ERR_FRAME_TIMEOUT);  // drains; waiting again
+  EXPECT_EQ(queued(), 0);
+  publish_pattern(pub);  // 22: a Note wakes it
+  EXPECT_EQ(queued(), note);
+  pollfd p{sub.fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 1);
+  EXPECT_EQ(sub.next(1000).info().seq, 22u);
 }
 
 TEST(PubSub, SpinningSubscriberReceivesEveryPacedFrame) {
