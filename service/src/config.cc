@@ -656,7 +656,11 @@ std::string Parser::topic(const YAML::Node& k, const YAML::Node& v,
   const std::string s(trim(scalar(k, v, key, what)));
   bool ok = !s.empty() && s.front() != '/' && s.back() != '/' &&
             s.find("//") == std::string::npos;
-  for (char c : s) ok = ok && c != '+' && c != '#' && c > 0x20;
+  for (char c : s) {
+    // Printable ASCII, whether char is signed or not.
+    const auto u = static_cast<unsigned char>(c);
+    ok = ok && c != '+' && c != '#' && u > 0x20 && u < 0x7f;
+  }
   if (!ok) fail(v, k, key, "expected " + what + ", got " + got(v));
   return s;
 }
@@ -683,6 +687,7 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
   expect_map(k, v, key, "a mapping (host: ..., port: ...)");
   MqttConfig m;
   bool have_host = false, have_port = false, have_user = false, have_password = false;
+  YAML::Node password_key;  // where a password without a username is reported
   if (v.IsMap()) {
     each(v, key, kMqttKeys, [&](const std::string& name, const YAML::Node& kk,
                                 const YAML::Node& vv, const std::string& dotted) {
@@ -700,9 +705,12 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
         }
       } else if (name == "username") {
         m.username = scalar(kk, vv, dotted, "a user name");
+        // The client sends no credentials for an empty user name (and drops the password).
+        if (m.username.empty()) fail(vv, kk, dotted, "expected a user name, got ''");
         have_user = true;
       } else if (name == "password") {
         m.password = scalar(kk, vv, dotted, "a password");
+        password_key = kk;
         have_password = true;
       } else if (name == "tls") {
         expect_map(kk, vv, dotted, "a mapping (ca_file: ..., cert_file: ..., key_file: ...)");
@@ -714,18 +722,19 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
               t.insecure = boolean(tk, tv, td);
               return true;
             }
+            // An unknown key is reported as such, whatever its value.
+            if (tn != "ca_file" && tn != "cert_file" && tn != "key_file") return false;
             std::string path(trim(scalar(tk, tv, td, "a file path")));
             if (path.empty()) fail(tv, tk, td, "expected a file path, got nothing");
             if (path.front() != '/' && !base_dir_.empty()) path = base_dir_ + "/" + path;
             if (tn == "ca_file") t.ca_file = path;
             else if (tn == "cert_file") t.cert_file = path;
-            else if (tn == "key_file") t.key_file = path;
-            else return false;
+            else t.key_file = path;
             return true;
           });
         }
         if (t.cert_file.empty() != t.key_file.empty()) {
-          fail(vv, kk, dotted, "cert_file and key_file go together");
+          fail(kk, kk, dotted, "cert_file and key_file go together");
         }
         m.tls = t;
       } else if (name == "keepalive") {
@@ -759,8 +768,10 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
       return true;
     });
   }
-  if (!have_host) fail(v, k, key + ".host", "missing: the broker's host is required");
-  if (have_password && !have_user) fail(v, k, key + ".password", "a password needs a username");
+  if (!have_host) fail(k, k, key + ".host", "missing: the broker's host is required");
+  if (have_password && !have_user) {
+    fail(password_key, password_key, key + ".password", "a password needs a username");
+  }
   if (!have_port && m.tls) m.port = 8883;
   if (m.node_id.empty()) m.node_id = default_node_id();
   if (m.client_id.empty()) m.client_id = "cuframes-" + m.node_id;

@@ -69,7 +69,7 @@ struct MqttConfig {
   std::string username, password;   // optional
   std::optional<MqttTlsConfig> tls;
   Duration keepalive{30000};
-  std::string node_id;              // default: the host name, sanitised to [A-Za-z0-9_-]
+  std::string node_id;              // a-z 0-9 words joined by '_'; default: from the host name
   std::string base_topic;           // default "cuframes/<node_id>"
   Duration stats_interval{10000};
   bool discovery = true;
