@@ -1,0 +1,96 @@
+// cuframes list: one line per live publisher, read through an observer on each key.
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "cuframes/cuframes.hpp"
+#include "errors.h"
+#include "json.h"
+#include "report.h"
+#include "text.h"
+
+namespace cli {
+namespace {
+
+constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
+                                   {"--json", OptionSpec::kFlag}};
+
+struct Entry {
+  std::string key;
+  std::optional<cuframes_ring_status_t> ring;  // nullopt: could not be read (error)
+  std::string error;
+};
+
+// Reads one key; nullopt when its publisher went away since the listing.
+std::optional<Entry> read_key(const std::string& key, const char* runtime_dir) {
+  Entry e{key, std::nullopt, ""};
+  try {
+    cuframes::Observer obs(key, 0, runtime_dir);
+    e.ring = obs.read().ring;
+  } catch (const cuframes::Error& err) {
+    if (err.status() == CUFRAMES_ERR_PUBLISHER_GONE) return std::nullopt;
+    e.error = err.what();
+  }
+  return e;
+}
+
+std::string where(const std::optional<std::string>& dir) {
+  if (dir) return *dir;
+  if (const char* env = std::getenv("CUFRAMES_RUNTIME_DIR"); env && *env) return env;
+  return "the default runtime directory";
+}
+
+}  // namespace
+
+int cmd_list(int argc, char** argv, int first) {
+  Args args(argc, argv, first, kOptions);
+  args.expect_positionals(0, "");
+  const std::optional<std::string> dir = args.value("--runtime-dir");
+  std::vector<Entry> entries;
+  for (const std::string& key : cuframes::list_publishers(runtime_dir_arg(dir))) {
+    if (std::optional<Entry> e = read_key(key, runtime_dir_arg(dir))) entries.push_back(*e);
+  }
+  const int64_t now = cuframes::now_ns();
+
+  if (args.has("--json")) {
+    Json j;
+    j.begin_array();
+    for (const Entry& e : entries) {
+      if (e.ring) {
+        ring_json(j, *e.ring, now, std::nullopt, std::nullopt);
+      } else {
+        j.begin_object().key("key").str(e.key).key("error").str(e.error).end_object();
+      }
+    }
+    j.end_array();
+    std::printf("%s\n", j.text().c_str());
+    return kExitOk;
+  }
+  // A ring that cannot be read (another protocol version, no permission) is named on stderr.
+  std::erase_if(entries, [](const Entry& e) {
+    if (!e.ring) std::fprintf(stderr, "cuframes list: %s: %s\n", e.key.c_str(), e.error.c_str());
+    return !e.ring;
+  });
+  if (entries.empty()) {
+    std::printf("no live publishers in %s\n", where(dir).c_str());
+    return kExitOk;
+  }
+  Table t({"KEY", "FORMAT", "SIZE", "MEMORY", "TRANSPORT", "SLOTS", "SUBSCRIBERS", "PUBLISHED",
+           "DROPPED"},
+          5);
+  for (const Entry& e : entries) {
+    const cuframes_ring_status_t& r = *e.ring;
+    t.add({e.key, cuframes_format_name(r.geometry.format),
+           strf("%ux%u", r.geometry.width, r.geometry.height), memory_name(r.memory, r.device),
+           r.transport, std::to_string(r.stats.slots), std::to_string(r.stats.subscribers),
+           std::to_string(r.stats.published), std::to_string(r.stats.dropped)});
+  }
+  std::fputs(t.render().c_str(), stdout);
+  return kExitOk;
+}
+
+}  // namespace cli

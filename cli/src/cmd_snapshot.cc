@@ -1,0 +1,83 @@
+// cuframes snapshot: subscribe, take the newest frame, save it as a JPEG or PNG.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "cuframes/cuframes.hpp"
+#include "errors.h"
+#include "host_copy.h"
+#include "image.h"
+
+namespace cli {
+namespace {
+
+constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
+                                   {"--timeout", OptionSpec::kValue}};
+
+[[noreturn]] void fail_write(const std::string& path, int err, const std::string& detail = "") {
+  throw std::runtime_error("cannot write " + path + ": " + std::strerror(err) + detail);
+}
+
+// Writes the file whole or not at all: a new temporary file beside it (created exclusively, so
+// nothing there is overwritten or followed), renamed over `path` once complete. An existing file
+// at `path` is replaced.
+void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wbx");
+  if (f == nullptr) fail_write(path, errno, " (creating " + tmp + ")");
+  int err = 0;
+  errno = 0;
+  if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) err = errno ? errno : EIO;
+  if (std::fclose(f) != 0 && err == 0) err = errno;
+  if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    std::remove(tmp.c_str());
+    fail_write(path, err);
+  }
+}
+
+}  // namespace
+
+int cmd_snapshot(int argc, char** argv, int first) {
+  Args args(argc, argv, first, kOptions);
+  args.expect_positionals(2, "KEY and FILE");
+  const std::string& key = args.positionals()[0];
+  const std::string& path = args.positionals()[1];
+  const std::optional<ImageKind> kind = image_kind_for(path);
+  if (!kind) {
+    throw UsageError("'" + path + "': the file name must end in .jpg, .jpeg or .png");
+  }
+  const int timeout_ms = static_cast<int>(args.integer("--timeout", 5000, 0, 24 * 3600 * 1000));
+
+  const std::string name = "cuframes-snapshot-" + std::to_string(::getpid());
+  const std::optional<std::string> dir = args.value("--runtime-dir");
+  cuframes::Subscriber::Options opts;
+  opts.runtime_dir = runtime_dir_arg(dir);
+  opts.consumer_name = name.c_str();
+  opts.connect_timeout_ms = 0;  // the publisher must be there now
+  cuframes::Subscriber sub(key, opts);
+
+  cuframes::Frame frame = sub.next(timeout_ms);
+  const cuframes_frame_info_t info = frame.info();
+  std::vector<uint8_t> bytes;
+  {
+    HostPlanes planes(info);  // host frames are read in place while the frame is held
+    bytes = encode_image(planes.view(), *kind);
+  }
+  frame.release();
+  write_file(path, bytes);
+  std::printf("wrote %s: %zu bytes (%s, %ux%u %s, frame seq %llu of '%s')\n", path.c_str(),
+              bytes.size(), *kind == ImageKind::kPng ? "PNG" : "JPEG", info.geometry.width,
+              info.geometry.height, cuframes_format_name(info.geometry.format),
+              static_cast<unsigned long long>(info.seq), key.c_str());
+  return kExitOk;
+}
+
+}  // namespace cli

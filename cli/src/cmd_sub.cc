@@ -1,0 +1,153 @@
+// cuframes sub: attach as a subscriber and print fps, latency and gaps once a second.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "args.h"
+#include "commands.h"
+#include "cuframes/cuframes.hpp"
+#include "errors.h"
+#include "latency.h"
+#include "report.h"
+#include "signals.h"
+#include "text.h"
+
+namespace cli {
+namespace {
+
+constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
+                                   {"--mode", OptionSpec::kValue},
+                                   {"--seconds", OptionSpec::kValue},
+                                   {"--name", OptionSpec::kValue}};
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+cuframes_mode_t parse_mode(const std::optional<std::string>& v) {
+  if (!v || *v == "newest") return CUFRAMES_MODE_NEWEST_ONLY;
+  if (*v == "strict") return CUFRAMES_MODE_STRICT_ORDER;
+  throw UsageError("option --mode: '" + *v + "' is not newest or strict");
+}
+
+std::string latency_text(const LatencyHistogram& h) {
+  auto p = [&](double q) {
+    std::optional<int64_t> v = h.percentile(q);
+    return v ? human_duration(*v) : std::string("-");
+  };
+  return "latency p50 " + p(0.50) + " p99 " + p(0.99);
+}
+
+enum class Drain { kMore, kGone };
+
+// Takes the frames ready now, each released at once after its latency is recorded, until none is
+// left (the fd is then no longer readable) or until_ns has passed (a publisher faster than this
+// loop must not hold off the per-second lines and the stop signals).
+Drain drain(cuframes::Subscriber& sub, int64_t until_ns, LatencyHistogram* interval,
+            LatencyHistogram* total) {
+  do {
+    cuframes::Frame frame;
+    const cuframes_status_t st = sub.try_next(0, &frame);
+    if (st == CUFRAMES_OK) {
+      const int64_t latency = cuframes::now_ns() - frame.info().publish_ns;
+      interval->add(latency);
+      total->add(latency);
+    } else if (st == CUFRAMES_ERR_FRAME_TIMEOUT) {
+      return Drain::kMore;
+    } else if (st == CUFRAMES_ERR_PUBLISHER_GONE) {
+      return Drain::kGone;
+    } else if (st != CUFRAMES_ERR_OVERRUN) {  // an overrun is counted in the stats; go on
+      cuframes::check(st);                     // from the oldest frame
+    }
+  } while (cuframes::now_ns() < until_ns);
+  return Drain::kMore;
+}
+
+}  // namespace
+
+int cmd_sub(int argc, char** argv, int first) {
+  Args args(argc, argv, first, kOptions);
+  args.expect_positionals(1, "KEY");
+  const std::string& key = args.positionals()[0];
+  const cuframes_mode_t mode = parse_mode(args.value("--mode"));
+  const double seconds = args.number("--seconds", 0, 0.001, 1e9);  // absent (0): until stopped
+  const std::optional<std::string> name = args.value("--name");
+  const std::optional<std::string> dir = args.value("--runtime-dir");
+
+  install_stop_handlers();  // before the subscriber exists (signals.h)
+  cuframes::Subscriber::Options opts;
+  opts.runtime_dir = runtime_dir_arg(dir);
+  opts.consumer_name = name ? name->c_str() : nullptr;
+  opts.mode = mode;
+  opts.connect_timeout_ms = 0;  // the publisher must be there now
+  cuframes::Subscriber sub(key, opts);
+
+  const cuframes_ring_status_t ring = sub.ring_status();
+  std::printf("subscribed to '%s' (%s %ux%u, %s) as '%s', mode %s\n", key.c_str(),
+              cuframes_format_name(ring.geometry.format), ring.geometry.width,
+              ring.geometry.height, memory_name(ring.memory, ring.device).c_str(),
+              sub.name().c_str(), mode_name(mode));
+
+  LatencyHistogram interval, total;
+  const int64_t start = cuframes::now_ns();
+  const int64_t end = seconds > 0 ? start + std::llround(seconds * 1e9) : INT64_MAX;
+  int64_t tick_start = start;
+  int64_t next_tick = start + kSecond;
+  cuframes_subscriber_stats_t at_tick = sub.stats();
+
+  auto print_interval = [&](int64_t now) {
+    const cuframes_subscriber_stats_t s = sub.stats();
+    const double dt = static_cast<double>(now - tick_start) / 1e9;
+    std::printf("%7.1f s  fps %.1f  %s  gaps %llu  overruns %llu\n",
+                static_cast<double>(now - start) / 1e9,
+                dt > 0 ? static_cast<double>(interval.count()) / dt : 0.0,
+                latency_text(interval).c_str(),
+                static_cast<unsigned long long>(s.gaps - at_tick.gaps),
+                static_cast<unsigned long long>(s.overruns - at_tick.overruns));
+    interval.clear();
+    at_tick = s;
+    tick_start = now;
+  };
+
+  // A frame already in the ring when we attached is taken at once.
+  bool gone = drain(sub, next_tick, &interval, &total) == Drain::kGone;
+  while (!gone) {
+    const int64_t now = cuframes::now_ns();
+    if (now >= next_tick) {
+      print_interval(now);
+      next_tick += kSecond * ((now - next_tick) / kSecond + 1);
+    }
+    if (now >= end) break;
+    const int64_t until = std::min(next_tick, end);
+    const int wait_ms = static_cast<int>((until - now + 999'999) / 1'000'000);
+    const Wake w = wait_for(sub.fd(), wait_ms);
+    if (w == Wake::kStop) break;
+    if (w == Wake::kReadable) gone = drain(sub, until, &interval, &total) == Drain::kGone;
+  }
+
+  const int64_t stop = cuframes::now_ns();
+  if (interval.count() > 0 && stop - tick_start >= kSecond / 10) print_interval(stop);
+  const cuframes_subscriber_stats_t s = sub.stats();
+  const double elapsed = static_cast<double>(stop - start) / 1e9;
+  std::optional<int64_t> max;
+  if (total.count() > 0) max = total.max();
+  std::printf("total: %llu frames in %.1f s (%.1f fps), %s max %s, gaps %llu, overruns %llu, "
+              "errors %llu, publisher dropped %llu\n",
+              static_cast<unsigned long long>(s.frames_received), elapsed,
+              elapsed > 0 ? static_cast<double>(s.frames_received) / elapsed : 0.0,
+              latency_text(total).c_str(), max ? human_duration(*max).c_str() : "-",
+              static_cast<unsigned long long>(s.gaps),
+              static_cast<unsigned long long>(s.overruns),
+              static_cast<unsigned long long>(s.errors),
+              static_cast<unsigned long long>(sub.ring_status().stats.dropped));
+  if (gone) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "cuframes sub: the publisher of '%s' is gone\n", key.c_str());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace cli

@@ -1,0 +1,162 @@
+#include "image.h"
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <stdexcept>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavutil/error.h>
+#include <libavutil/frame.h>
+#include <libavutil/log.h>
+#include <libswscale/swscale.h>
+}
+
+namespace cli {
+namespace {
+
+struct FrameFree {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct PacketFree {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct CodecFree {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct SwsFree {
+  void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
+using CodecPtr = std::unique_ptr<AVCodecContext, CodecFree>;
+using SwsPtr = std::unique_ptr<SwsContext, SwsFree>;
+
+[[noreturn]] void fail(const std::string& what, int err) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(err, buf, sizeof buf);
+  throw std::runtime_error(what + ": " + buf);
+}
+
+FramePtr alloc_frame(int width, int height, AVPixelFormat format) {
+  FramePtr f(av_frame_alloc());
+  if (!f) throw std::runtime_error("out of memory for an image");
+  f->width = width;
+  f->height = height;
+  f->format = format;
+  if (int err = av_frame_get_buffer(f.get(), 0); err < 0) fail("allocating an image", err);
+  return f;
+}
+
+// Converts `src` (planes, strides) into `dst` (same size) with the given colour handling.
+void convert(const uint8_t* const src[], const int src_stride[], AVPixelFormat src_format,
+             bool src_full_range, int src_colorspace, AVFrame* dst, bool dst_full_range,
+             int dst_colorspace) {
+  SwsPtr sws(sws_getContext(dst->width, dst->height, src_format, dst->width, dst->height,
+                            static_cast<AVPixelFormat>(dst->format),
+                            SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT |
+                                SWS_FULL_CHR_H_INP,
+                            nullptr, nullptr, nullptr));
+  if (!sws) throw std::runtime_error("libswscale cannot convert this frame");
+  const int* src_coef = sws_getCoefficients(src_colorspace);
+  const int* dst_coef = sws_getCoefficients(dst_colorspace);
+  sws_setColorspaceDetails(sws.get(), src_coef, src_full_range, dst_coef, dst_full_range, 0,
+                           1 << 16, 1 << 16);
+  if (sws_scale(sws.get(), src, src_stride, 0, dst->height, dst->data, dst->linesize) <= 0) {
+    throw std::runtime_error("libswscale failed to convert the frame");
+  }
+}
+
+// The frame as full-range RGB24.
+FramePtr to_rgb(const HostImage& in) {
+  const cuframes_geometry_t& g = in.geometry;
+  AVPixelFormat format;
+  bool full_range = false;
+  switch (g.format) {
+    case CUFRAMES_FORMAT_NV12: format = AV_PIX_FMT_NV12; break;
+    case CUFRAMES_FORMAT_P010: format = AV_PIX_FMT_P010LE; break;
+    case CUFRAMES_FORMAT_GRAY8:
+      format = AV_PIX_FMT_GRAY8;
+      full_range = true;
+      break;
+    default:
+      throw std::runtime_error(std::string("cannot convert frames of format ") +
+                               cuframes_format_name(g.format));
+  }
+  const bool hd = g.width >= 1280 || g.height > 576;
+  FramePtr rgb = alloc_frame(static_cast<int>(g.width), static_cast<int>(g.height),
+                             AV_PIX_FMT_RGB24);
+  const uint8_t* planes[4] = {in.y, in.uv, nullptr, nullptr};
+  const int strides[4] = {static_cast<int>(in.pitch_y), static_cast<int>(in.pitch_uv), 0, 0};
+  convert(planes, strides, format, full_range, hd ? SWS_CS_ITU709 : SWS_CS_ITU601, rgb.get(),
+          true, SWS_CS_ITU601);
+  return rgb;
+}
+
+std::vector<uint8_t> encode(AVCodecID id, AVFrame* frame, bool jpeg) {
+  const AVCodec* codec = avcodec_find_encoder(id);
+  if (codec == nullptr) {
+    throw std::runtime_error(std::string("this FFmpeg has no ") + avcodec_get_name(id) +
+                             " encoder");
+  }
+  CodecPtr ctx(avcodec_alloc_context3(codec));
+  if (!ctx) throw std::runtime_error("out of memory for an encoder");
+  ctx->width = frame->width;
+  ctx->height = frame->height;
+  ctx->pix_fmt = static_cast<AVPixelFormat>(frame->format);
+  ctx->time_base = AVRational{1, 25};
+  if (jpeg) {
+    // Full-range 4:4:4 (JFIF) at quality 2 of 31, as `ffmpeg -q:v 2`.
+    ctx->color_range = AVCOL_RANGE_JPEG;
+    ctx->colorspace = AVCOL_SPC_BT470BG;
+    ctx->flags |= AV_CODEC_FLAG_QSCALE;
+    ctx->global_quality = FF_QP2LAMBDA * 2;
+    frame->quality = ctx->global_quality;
+    frame->color_range = AVCOL_RANGE_JPEG;
+  }
+  if (int err = avcodec_open2(ctx.get(), codec, nullptr); err < 0) {
+    fail(std::string("opening the ") + codec->name + " encoder", err);
+  }
+  frame->pts = 0;
+  if (int err = avcodec_send_frame(ctx.get(), frame); err < 0) fail("encoding the image", err);
+  if (int err = avcodec_send_frame(ctx.get(), nullptr); err < 0) fail("encoding the image", err);
+  PacketPtr pkt(av_packet_alloc());
+  if (!pkt) throw std::runtime_error("out of memory for a packet");
+  std::vector<uint8_t> out;
+  for (;;) {
+    int err = avcodec_receive_packet(ctx.get(), pkt.get());
+    if (err == AVERROR_EOF) break;
+    if (err < 0) fail("encoding the image", err);
+    out.insert(out.end(), pkt->data, pkt->data + pkt->size);
+    av_packet_unref(pkt.get());
+  }
+  if (out.empty()) throw std::runtime_error("the encoder produced no image");
+  return out;
+}
+
+}  // namespace
+
+std::optional<ImageKind> image_kind_for(const std::string& path) {
+  const size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || path.find('/', dot) != std::string::npos) return std::nullopt;
+  std::string ext = path.substr(dot + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext == "jpg" || ext == "jpeg") return ImageKind::kJpeg;
+  if (ext == "png") return ImageKind::kPng;
+  return std::nullopt;
+}
+
+std::vector<uint8_t> encode_image(const HostImage& frame, ImageKind kind) {
+  av_log_set_level(AV_LOG_ERROR);
+  FramePtr rgb = to_rgb(frame);
+  if (kind == ImageKind::kPng) return encode(AV_CODEC_ID_PNG, rgb.get(), false);
+  // JPEG wants YUV: full-range BT.601 4:4:4 from the RGB image.
+  FramePtr yuv = alloc_frame(rgb->width, rgb->height, AV_PIX_FMT_YUV444P);
+  convert(rgb->data, rgb->linesize, AV_PIX_FMT_RGB24, true, SWS_CS_ITU601, yuv.get(), true,
+          SWS_CS_ITU601);
+  return encode(AV_CODEC_ID_MJPEG, yuv.get(), true);
+}
+
+}  // namespace cli

@@ -1,0 +1,182 @@
+#include "report.h"
+
+#include "text.h"
+
+namespace cli {
+namespace {
+
+// "-" for timestamps never set.
+std::optional<int64_t> age_ns(int64_t then_ns, int64_t now_ns) {
+  if (then_ns <= 0) return std::nullopt;
+  return now_ns > then_ns ? now_ns - then_ns : 0;
+}
+
+std::optional<double> ms(std::optional<int64_t> ns) {
+  if (!ns) return std::nullopt;
+  return static_cast<double>(*ns) / 1e6;
+}
+
+}  // namespace
+
+std::string memory_name(cuframes_memory_t memory, int32_t device) {
+  switch (memory) {
+    case CUFRAMES_MEMORY_HOST: return "host";
+    case CUFRAMES_MEMORY_CUDA: return strf("cuda:%d", device);
+    default: return "unknown";
+  }
+}
+
+const char* policy_name(cuframes_policy_t policy) {
+  switch (policy) {
+    case CUFRAMES_POLICY_DROP: return "DROP";
+    case CUFRAMES_POLICY_STRICT_WAIT: return "STRICT_WAIT";
+    default: return "unknown";
+  }
+}
+
+const char* mode_name(cuframes_mode_t mode) {
+  switch (mode) {
+    case CUFRAMES_MODE_NEWEST_ONLY: return "newest";
+    case CUFRAMES_MODE_STRICT_ORDER: return "strict";
+    default: return "unknown";
+  }
+}
+
+std::optional<double> average_fps(const cuframes_ring_status_t& ring, int64_t now_ns) {
+  const int64_t age = now_ns - ring.created_ns;
+  if (ring.created_ns <= 0 || age < 100'000'000) return std::nullopt;
+  return static_cast<double>(ring.stats.published) * 1e9 / static_cast<double>(age);
+}
+
+void ring_json(Json& j, const cuframes_ring_status_t& r, int64_t now_ns,
+               std::optional<double> fps, std::optional<double> window_s) {
+  const cuframes_geometry_t& g = r.geometry;
+  const cuframes_publisher_stats_t& s = r.stats;
+  j.begin_object();
+  j.key("key").str(r.key);
+  j.key("publisher_pid").num(r.publisher_pid);
+  j.key("epoch").num(r.epoch);
+  j.key("format").str(cuframes_format_name(g.format));
+  j.key("width").num(g.width);
+  j.key("height").num(g.height);
+  j.key("bytes_per_sample").num(g.bytes_per_sample);
+  j.key("pitch_y").num(g.pitch_y);
+  j.key("pitch_uv").num(g.pitch_uv);
+  j.key("frame_bytes").num(g.frame_bytes);
+  j.key("memory").str(r.memory == CUFRAMES_MEMORY_CUDA ? "cuda" : "host");
+  j.key("device").num(r.device);
+  j.key("transport").str(r.transport);
+  j.key("policy").str(policy_name(r.policy));
+  j.key("slots").num(s.slots);
+  j.key("held_slots").num(s.held_slots);
+  j.key("subscribers").num(s.subscribers);
+  j.key("max_subscribers").num(r.max_subscribers);
+  j.key("published").num(s.published);
+  j.key("dropped").num(s.dropped);
+  j.key("last_seq").num(s.last_seq);
+  j.key("blocked_ns").num(s.blocked_ns);
+  j.key("waiting").boolean(s.waiting != 0);
+  j.key("packet_ring").boolean(r.has_packet_ring != 0);
+  j.key("created_ns").num(r.created_ns);
+  j.key("age_s").num(static_cast<double>(now_ns - r.created_ns) / 1e9);
+  j.key("last_publish_ns").num(s.last_publish_ns);
+  j.key("last_publish_age_ms").num(ms(age_ns(s.last_publish_ns, now_ns)));
+  j.key("fps").num(fps);
+  j.key("fps_window_s").num(window_s);
+  j.key("fps_average").num(average_fps(r, now_ns));
+  j.end_object();
+}
+
+void subscriber_json(Json& j, const cuframes_subscriber_stats_t& s, int64_t now_ns,
+                     std::optional<double> fps) {
+  j.begin_object();
+  j.key("name").str(s.name);
+  j.key("pid").num(s.pid);
+  j.key("mode").str(mode_name(s.mode));
+  j.key("frames").num(s.frames_received);
+  j.key("fps").num(fps);
+  j.key("gaps").num(s.gaps);
+  j.key("timeouts").num(s.timeouts);
+  j.key("errors").num(s.errors);
+  j.key("overruns").num(s.overruns);
+  j.key("lag").num(s.lag);
+  j.key("last_seq").num(s.last_seq);
+  j.key("last_latency_ns").num(s.last_latency_ns);
+  j.key("held").num(s.held_frames);
+  j.key("heartbeat_ns").num(s.heartbeat_ns);
+  j.key("heartbeat_age_ms").num(ms(age_ns(s.heartbeat_ns, now_ns)));
+  j.key("attached_ns").num(s.attached_ns);
+  j.key("table_index").num(s.slot_index);
+  j.end_object();
+}
+
+std::string ring_text(const cuframes_ring_status_t& r, int64_t now_ns,
+                      std::optional<double> fps, std::optional<double> window_s) {
+  const cuframes_geometry_t& g = r.geometry;
+  const cuframes_publisher_stats_t& s = r.stats;
+  std::string out;
+  auto row = [&](const char* name, const std::string& value) {
+    out += strf("  %-12s %s\n", name, value.c_str());
+  };
+  out += strf("%s: publisher pid %d, up %s\n", r.key, r.publisher_pid,
+              human_duration(now_ns - r.created_ns).c_str());
+  std::string geometry =
+      strf("%s %ux%u, %u byte%s/sample, pitch Y %u", cuframes_format_name(g.format), g.width,
+           g.height, g.bytes_per_sample, g.bytes_per_sample == 1 ? "" : "s", g.pitch_y);
+  if (g.num_planes > 1) geometry += strf(" UV %u", g.pitch_uv);
+  geometry += strf(", %llu bytes/frame", static_cast<unsigned long long>(g.frame_bytes));
+  row("geometry", geometry);
+  row("memory", memory_name(r.memory, r.device) + ", transport " + r.transport);
+  row("policy", policy_name(r.policy));
+  row("slots", strf("%u, %u held (occupancy %u%%)", s.slots, s.held_slots,
+                    s.slots ? s.held_slots * 100 / s.slots : 0));
+  std::string published = strf("%llu", static_cast<unsigned long long>(s.published));
+  if (std::optional<int64_t> a = age_ns(s.last_publish_ns, now_ns)) {
+    published += strf(", last seq %llu, %s ago", static_cast<unsigned long long>(s.last_seq),
+                      human_duration(*a).c_str());
+  }
+  row("published", published);
+  row("dropped", strf("%llu", static_cast<unsigned long long>(s.dropped)));
+  std::string rate = "average " + human_fps(average_fps(r, now_ns)) + " since start";
+  if (fps && window_s) {
+    rate = strf("%s over %.2f s (%s)", human_fps(fps).c_str(), *window_s, rate.c_str());
+  }
+  row("fps", rate);
+  std::string waiting = s.waiting ? "yes (publisher blocked on a full ring)" : "no";
+  if (s.blocked_ns) {
+    waiting += ", blocked " + human_duration(static_cast<int64_t>(s.blocked_ns)) + " in all";
+  }
+  row("waiting", waiting);
+  row("packets", r.has_packet_ring ? "packet ring present" : "no packet ring");
+  row("subscribers", strf("%u of %u", s.subscribers, r.max_subscribers));
+  return out;
+}
+
+std::string subscribers_text(const std::vector<cuframes_subscriber_stats_t>& subs, int64_t now_ns,
+                             const std::optional<std::vector<std::optional<double>>>& fps) {
+  if (subs.empty()) return "  (no subscribers)\n";
+  std::vector<std::string> header = {"NAME", "PID", "MODE", "FRAMES"};
+  if (fps) header.push_back("FPS");
+  for (const char* h : {"GAPS", "TIMEOUTS", "ERRORS", "OVERRUNS", "LAG", "LATENCY", "HELD",
+                        "HEARTBEAT"}) {
+    header.push_back(h);
+  }
+  Table t(std::move(header), 1);
+  auto u = [](uint64_t v) { return std::to_string(v); };
+  for (size_t i = 0; i < subs.size(); ++i) {
+    const cuframes_subscriber_stats_t& s = subs[i];
+    std::vector<std::string> row = {s.name, std::to_string(s.pid), mode_name(s.mode),
+                                    u(s.frames_received)};
+    if (fps) row.push_back(human_fps(i < fps->size() ? (*fps)[i] : std::nullopt));
+    std::optional<int64_t> hb = age_ns(s.heartbeat_ns, now_ns);
+    for (std::string cell : {u(s.gaps), u(s.timeouts), u(s.errors), u(s.overruns), u(s.lag),
+                             s.last_seq ? human_duration(s.last_latency_ns) : std::string("-"),
+                             u(s.held_frames), hb ? human_duration(*hb) + " ago" : "-"}) {
+      row.push_back(std::move(cell));
+    }
+    t.add(std::move(row));
+  }
+  return t.render("  ");
+}
+
+}  // namespace cli
