@@ -1,12 +1,9 @@
 #include "camera.h"
 
-#ifdef CUFRAMES_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 #include <algorithm>
 #include <random>
 
+#include "cuda_device.h"
 #include "logging.h"
 
 namespace cfsvc {
@@ -14,21 +11,6 @@ namespace {
 
 constexpr size_t kMaxPendingPackets = 512;
 constexpr size_t kMaxPendingBytes = 32u << 20;
-
-// Whether CUDA device `device` can be used (driver present, device exists).
-bool cuda_usable(int device) {
-#ifdef CUFRAMES_WITH_CUDA
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return device >= 0 && device < n;
-#else
-  (void)device;
-  return false;
-#endif
-}
 
 int64_t jittered(std::chrono::milliseconds d) {
   thread_local std::mt19937 rng{std::random_device{}()};
@@ -120,7 +102,7 @@ void Camera::run() {
   };
   while (!stop_.load()) {
     // Where the ring lives: a GPU that was not usable may be by the next attempt.
-    const bool gpu = cuda_usable(cfg_.cuda_device);
+    const bool gpu = cuda_device_usable(cfg_.cuda_device);
     if (cfg_.memory == MemoryChoice::kCuda && !gpu) {
       if (!retry_later(CameraState::kError, "memory: cuda, but CUDA device " +
                                                 std::to_string(cfg_.cuda_device) +

@@ -79,7 +79,8 @@ struct MqttMonitor::Impl {
   Impl(MqttConfig c, SnapshotFn s) : cfg(std::move(c)), snapshot(std::move(s)) {}
 
   void run();
-  bool connect_once(std::string* why, bool* auth);
+  bool connect_once(std::string* why, bool* auth);  // false with the reason on failure
+  bool try_connect();  // throws mqtt::exception on failure; false when stopped
   void on_connected();
   void on_lost();
   void sync(bool full);
@@ -264,7 +265,7 @@ void MqttMonitor::Impl::run() {
   shutdown();
 }
 
-bool MqttMonitor::Impl::connect_once(std::string* why, bool* auth) {
+bool MqttMonitor::Impl::try_connect() {
   mqtt::connect_options_builder b;
   b.clean_session(true)
       .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(cfg.keepalive))
@@ -287,14 +288,29 @@ bool MqttMonitor::Impl::connect_once(std::string* why, bool* auth) {
     std::lock_guard<std::mutex> lk(mu);
     tls_error.clear();
   }
-  try {
-    mqtt::token_ptr tok = client->connect(b.finalize());
-    // Wait in short steps so that a stop does not wait for the connect timeout.
-    while (!tok->wait_for(std::chrono::milliseconds(100))) {
-      std::lock_guard<std::mutex> lk(mu);
-      if (stop) return false;
+  const mqtt::connect_options opts = b.finalize();
+  for (int busy = 0;; ++busy) {
+    try {
+      mqtt::token_ptr tok = client->connect(opts);
+      // Wait in short steps so that a stop does not wait for the connect timeout.
+      while (!tok->wait_for(std::chrono::milliseconds(100))) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (stop) return false;
+      }
+      return true;
+    } catch (const mqtt::exception& e) {
+      // Right after a lost connection Paho may still be tearing the old one down and ignores
+      // the connect: not a failure worth a log line; try again shortly (up to 5 s).
+      if (e.get_return_code() != MQTTASYNC_COMMAND_IGNORED || busy >= 50) throw;
+      std::unique_lock<std::mutex> lk(mu);
+      if (cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return stop; })) return false;
     }
-    return true;
+  }
+}
+
+bool MqttMonitor::Impl::connect_once(std::string* why, bool* auth) {
+  try {
+    return try_connect();
   } catch (const mqtt::exception& e) {
     std::lock_guard<std::mutex> lk(mu);
     *why = connect_failure(e, tls_error);

@@ -1,66 +1,98 @@
 #!/usr/bin/env bash
-# Everything that needs the GPU, in one go, on the GPU machine (see ../shared/gpu/README.md):
-#   build (CUDA arch 90) -> ctest -L gpu -> the benchmark -> the Python GPU tests.
-# Logs go to $OUT (default /tmp/cuframes-gpu-out). Run from the repo root with .gpu carried:
-#   bash tests/gpu/run.sh [ctest-regex]
+# Everything that needs the GPU, on the GPU machine (see ../shared/gpu/README.md): build (CUDA
+# arch 90), ctest -L gpu, the core benchmark, the Python package's GPU tests, the service on NVDEC
+# (files and RTSP), the example detector on CUDA, the CLI on a CUDA ring, the service benchmark.
+# Logs go to $OUT (default /tmp/cuframes-gpu-out). Run from the repo root with .gpu carried (and
+# .gpu-media: the clips made by tests/service/media.py):
+#   bash tests/gpu/run.sh                       # every stage
+#   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
+# Stages: build ctest core bench python service rtsp detector cli servicebench
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
+STAGES=${STAGES:-build ctest core bench python service rtsp detector cli servicebench}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
+export CUFRAMES_SERVICE_BIN="$BUILD/service/cuframes-service"
+export CUFRAMES_CLI_BIN="$BUILD/cli/cuframes"
+export CUFRAMES_TEST_MEDIA_DIR="$PWD/.gpu-media"
 status=0
 step() { echo "=== $*" | tee -a "$OUT/summary.txt"; }
+want() { [[ " $STAGES " == *" $1 "* ]]; }
+# pytest on the GPU machine's python3, logs appended to python-gpu.log, summary lines kept.
+gpu_pytest() {
+  python3 -m pytest -v -s -p no:cacheprovider "$@" >>"$OUT/python-gpu.log" 2>&1 || status=1
+  grep -E "checked|passed|failed|Error|SKIP" "$OUT/python-gpu.log" | tail -6 | tee -a "$OUT/summary.txt"
+}
 
-step "machine"
-{ nvidia-smi; nproc; uname -r; cmake --version | head -1; nvcc --version | tail -1; } \
-  >"$OUT/machine.txt" 2>&1
-
-step "build"
-if ! { cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-         -DCMAKE_CUDA_ARCHITECTURES=90 -DCUFRAMES_CUDA=ON && cmake --build "$BUILD" -j"$(nproc)"; } \
-       >"$OUT/build.log" 2>&1; then
-  echo "BUILD FAILED" | tee -a "$OUT/summary.txt"
-  tail -50 "$OUT/build.log"
-  exit 1
+if want build; then
+  step "machine"
+  { nvidia-smi; nproc; uname -r; cmake --version | head -1; nvcc --version | tail -1; } \
+    >"$OUT/machine.txt" 2>&1
+  step "build"
+  if ! { cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+           -DCMAKE_CUDA_ARCHITECTURES=90 -DCUFRAMES_CUDA=ON && cmake --build "$BUILD" -j"$(nproc)"; } \
+         >"$OUT/build.log" 2>&1; then
+    echo "BUILD FAILED" | tee -a "$OUT/summary.txt"
+    tail -50 "$OUT/build.log"
+    exit 1
+  fi
 fi
 
-step "ctest -L gpu ${1:-}"
-ctest --test-dir "$BUILD" -L gpu ${1:+-R "$1"} --output-on-failure --timeout 600 \
-  >"$OUT/ctest-gpu.log" 2>&1 || status=1
-grep -E "tests passed|Failed|\*\*\*|Passed|Not Run" "$OUT/ctest-gpu.log" | tee -a "$OUT/summary.txt"
+if want ctest; then
+  step "ctest -L gpu ${CTEST_REGEX:-}"
+  ctest --test-dir "$BUILD" -L gpu ${CTEST_REGEX:+-R "$CTEST_REGEX"} --output-on-failure \
+    --timeout 600 >"$OUT/ctest-gpu.log" 2>&1 || status=1
+  grep -E "tests passed|Failed|\*\*\*|Passed|Not Run|GPU 0:" "$OUT/ctest-gpu.log" | tee -a "$OUT/summary.txt"
+fi
 
-if [ -z "${1:-}" ]; then
+if want core; then
   step "ctest -L core (the CPU suite on this machine too)"
   ctest --test-dir "$BUILD" -L core --output-on-failure --timeout 600 >"$OUT/ctest-core.log" 2>&1 || status=1
   grep -E "tests passed|Failed" "$OUT/ctest-core.log" | tee -a "$OUT/summary.txt"
+fi
 
+if want bench; then
   step "benchmark"
   "$BUILD/bench/cuframes_bench" ${BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1 || status=1
-  cat "$OUT/bench.txt" | tee -a "$OUT/summary.txt"
+  tee -a "$OUT/summary.txt" <"$OUT/bench.txt"
+fi
 
-  if [ -f python/pyproject.toml ] && [ -z "${SKIP_PYTHON:-}" ]; then
-    step "python: pip install ./python + GPU tests"
-    { python3 -m pip install --no-build-isolation ./python &&
-      python3 -m pytest -v tests/python/gpu; } >"$OUT/python-gpu.log" 2>&1 || status=1
-    tail -15 "$OUT/python-gpu.log" | tee -a "$OUT/summary.txt"
+if want python; then
+  step "python: pip install ./python + GPU tests"
+  python3 -m pip install --no-build-isolation ./python >"$OUT/pip.log" 2>&1 || status=1
+  gpu_pytest tests/python/gpu
+fi
 
-    if [ -x "$BUILD/service/cuframes-service" ]; then
-      step "service: NVDEC file cameras verified by a torch subscriber"
-      CUFRAMES_SERVICE_BIN="$BUILD/service/cuframes-service" CUFRAMES_TEST_MEDIA_DIR="$PWD/.gpu-media" \
-        python3 -m pytest -v -s -p no:cacheprovider tests/gpu/test_service_nvdec.py \
-        >>"$OUT/python-gpu.log" 2>&1 || status=1
-      grep -E "NVDEC frames checked|passed|failed|Error" "$OUT/python-gpu.log" | tail -8 | tee -a "$OUT/summary.txt"
+if want service; then
+  step "service: NVDEC file cameras verified by a torch subscriber"
+  gpu_pytest tests/gpu/test_service_nvdec.py
+fi
 
-      step "service benchmark (bench/service_bench.py)"
-      python3 bench/service_bench.py --service "$BUILD/service/cuframes-service" \
-        --ceiling "$BUILD/bench/nvdec_ceiling" --clip .gpu-media/bench-1080p30.mp4 \
-        ${SERVICE_BENCH_ARGS:-} >"$OUT/service-bench.txt" 2>&1 || status=1
-      tee -a "$OUT/summary.txt" <"$OUT/service-bench.txt"
-    fi
-  fi
+if want rtsp && [ -f tests/gpu/test_mini_rtsp.py ]; then
+  step "service: NVDEC over RTSP (tests/gpu/mini_rtsp.py), verified by a torch subscriber"
+  gpu_pytest tests/gpu/test_mini_rtsp.py
+fi
+
+if want detector && [ -f tests/gpu/test_detector_gpu.py ]; then
+  step "examples/detector.py on CUDA rings"
+  gpu_pytest tests/gpu/test_detector_gpu.py
+fi
+
+if want cli && [ -f tests/gpu/test_cli_gpu.py ]; then
+  step "the cuframes CLI on a CUDA ring"
+  gpu_pytest tests/gpu/test_cli_gpu.py
+fi
+
+if want servicebench; then
+  step "service benchmark (bench/service_bench.py)"
+  python3 bench/service_bench.py --service "$BUILD/service/cuframes-service" \
+    --ceiling "$BUILD/bench/nvdec_ceiling" --clip .gpu-media/bench-1080p30.mp4 \
+    ${SERVICE_BENCH_ARGS:-} >"$OUT/service-bench.txt" 2>&1 || status=1
+  tee -a "$OUT/summary.txt" <"$OUT/service-bench.txt"
 fi
 step "exit status $status"
 exit $status

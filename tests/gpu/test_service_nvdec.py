@@ -109,3 +109,39 @@ def test_host_ring_on_a_gpu_machine(tmp_path: Path, decoder: str, expected: str)
               f"{service.camera('cam')['decoder']}")
     finally:
         service.stop()
+
+
+def test_nvdec_camera_after_a_cuda_testsrc_ring(tmp_path: Path) -> None:
+    """A ring made first (testsrc on CUDA) activates the primary context that NVDEC then shares:
+    FFmpeg refuses it unless its flags are blocking sync (service/src/cuda_device.h). The NVDEC
+    camera is added by SIGHUP once the testsrc ring exists; both then deliver frames."""
+    import signal
+    clip = media.CLIPS["h264-1280x720"]
+    run = str(tmp_path / "run")
+    ts = {"url": "testsrc://?width=320&height=240&fps=30", "memory": "cuda"}
+    cfg = svc.write_config(tmp_path / "svc.yaml", {"ts": ts}, run)
+    service = svc.Service(cfg, run, tmp_path)
+    try:
+        assert service.wait_state("ts", "streaming", timeout=30)["memory"] == "cuda"
+        svc.write_config(tmp_path / "svc.yaml",
+                         {"ts": ts, "cam": {"url": str(MEDIA / clip.filename), "decoder": "nvdec",
+                                            "memory": "cuda", "loop": True, "realtime": True}},
+                         run)
+        service.send(signal.SIGHUP)
+        cam = service.wait_state("cam", "streaming", timeout=30)
+        assert (cam["decoder"], cam["memory"]) == ("nvdec", "cuda"), cam
+        stream = torch.cuda.Stream()
+        for key, (w, h) in (("cam-cam", (clip.width, clip.height)), ("cam-ts", (320, 240))):
+            with cuframes.subscribe(key, runtime_dir=run, connect_timeout_ms=5000,
+                                    consumer_stream=stream) as sub:
+                for _ in range(10):
+                    with sub.next_frame(timeout_ms=5000) as frame:
+                        assert frame.memory == "cuda" and (frame.width, frame.height) == (w, h)
+                        with torch.cuda.stream(stream):
+                            y = torch.from_dlpack(frame.y).cpu().numpy()
+                if key == "cam-cam":
+                    assert pattern.read_barcode(y) is not None
+        assert service.camera("ts")["state"] == "streaming"
+        print("testsrc (cuda) + NVDEC camera in one service: both streaming, frames checked")
+    finally:
+        service.stop()

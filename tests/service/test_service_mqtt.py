@@ -600,7 +600,7 @@ def test_broker_restart(broker: Callable[..., mh.Broker], collector: Callable[..
                  what="online after the broker came back", detail=s.describe)
     t_online = time.monotonic() - t_back
     again = _wait_configs(col, len(configs), since=mark)
-    if set(again) != set(configs):
+    if set(configs) - set(again):  # (again may hold more: the reader's entities)
         problems.append(f"discovery not re-sent after reconnecting: missing "
                         f"{sorted(set(configs) - set(again))}")
     col.wait_msg(f"{BASE}/ts/state", _state_is("streaming"), since=mark, timeout=10,
