@@ -17,7 +17,7 @@ STAGES=${STAGES:-build ctest core bench python service rtsp detector cli service
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
 export CUFRAMES_SERVICE_BIN="$BUILD/service/cuframes-service"
-export CUFRAMES_CLI_BIN="$BUILD/cli/cuframes"
+export CUFRAMES_CLI="$BUILD/cli/cuframes"
 export CUFRAMES_TEST_MEDIA_DIR="$PWD/.gpu-media"
 status=0
 step() { echo "=== $*" | tee -a "$OUT/summary.txt"; }
