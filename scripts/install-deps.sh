@@ -14,6 +14,9 @@ apt_pkgs+=(libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libyaml-c
 # Its MQTT health monitor: Eclipse Paho MQTT C++ (and the C library under it); the tests run a real
 # mosquitto broker (started by the tests on a free port, with the Debian package's binary).
 apt_pkgs+=(libpaho-mqtt-dev libpaho-mqttpp-dev mosquitto)
+# The deployment's tests (tests/deploy): docker-compose 1.29 validates deploy/docker-compose.yml
+# (no Docker daemon needed); jq runs in the service container's healthcheck.
+apt_pkgs+=(docker-compose jq)
 # The service's integration tests (tests/service): the ffmpeg CLI makes the test clips; a real RTSP
 # server (gst-rtsp-server through python3-gi, run by Debian's /usr/bin/python3) encodes with
 # x264enc (plugins-ugly) and x265enc (plugins-bad), packetizes with plugins-good.
@@ -43,6 +46,7 @@ python3 -c 'import numpy, sys; sys.exit(tuple(map(int, numpy.__version__.split("
 for m in pytest pybind11 scikit_build_core mypy jinja2; do
   python3 -c "import $m" 2>/dev/null || py_missing+=("${m//_/-}")
 done
+python3 -c 'import yaml' 2>/dev/null || py_missing+=("pyyaml")
 # The MQTT tests' client (Home Assistant's side): paho-mqtt 2 (its callback API version 2).
 python3 -c 'import paho.mqtt, sys; sys.exit(int(paho.mqtt.__version__.split(".")[0]) < 2)' \
   2>/dev/null || py_missing+=("paho-mqtt>=2")

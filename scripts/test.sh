@@ -19,3 +19,7 @@ PYTHONPATH="$PWD/build/python" python3 -m pytest tests/service -v
 # The `cuframes` command-line tool (tests/cli): list, stat, snapshot and sub against real rings
 # published by the Python package and by cuframes-service.
 PYTHONPATH="$PWD/build/python" python3 -m pytest tests/cli -v
+
+# The docker-compose deployment (tests/deploy): compose file, Dockerfile, healthcheck and
+# examples/detector.py against cuframes-service on host memory, with a real mosquitto.
+PYTHONPATH="$PWD/build/python" python3 -m pytest tests/deploy -v
