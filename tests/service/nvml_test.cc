@@ -42,15 +42,15 @@ TEST(Nvml, ReportsGpuZero) {
 
   MqttConfig m;
   m.host = "localhost";
-  m.node_id = "gpu_test";
-  m.base_topic = "cuframes/gpu_test";
+  m.node_id = "n1";
+  m.base_topic = "cuframes/n1";
   const std::string json = service_stats_json(m, ServiceSnapshot{}, g);
   EXPECT_NE(json.find("\"name\":\"" + g->name + "\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"memory_total_mb\":"), std::string::npos) << json;
   EXPECT_EQ(json.find("\"gpu\":null"), std::string::npos) << json;
   int gpu_entities = 0;
   for (const Discovery& d : service_discovery(m, true)) {
-    gpu_entities += d.object_id.find("_gpu_") != std::string::npos;
+    gpu_entities += d.object_id.rfind("cuframes_n1_gpu_", 0) == 0;
   }
   EXPECT_EQ(gpu_entities, 3);
 }
