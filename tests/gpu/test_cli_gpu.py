@@ -126,7 +126,7 @@ def test_cli_on_a_cuda_ring(tmp_path: Path) -> None:
         r = clitest.run_cli("sub", key, "--runtime-dir", run, "--seconds", "1.5", "--name",
                             "gpu-sub")
         assert r.returncode == 0, r.stderr
-        assert "(NV12 640x360, cuda)" in r.stdout, r.stdout
+        assert "(NV12 640x360, cuda:0)" in r.stdout, r.stdout
         print(f"CLI on a cuda ring: list/stat ok, snapshot {out.stat().st_size} bytes matches "
               f"the frame (max diff {diff.max():.0f}), sub: {r.stdout.splitlines()[-1]}")
     finally:
