@@ -294,6 +294,13 @@ def _dockerignored(patterns: list[str], path: str) -> bool:
     return excluded
 
 
+def test_root_dockerignore_is_the_dockerfiles() -> None:
+    """docker-compose 1.x's classic builder reads only <context>/.dockerignore; BuildKit reads
+    deploy/Dockerfile.dockerignore. Both must say the same."""
+    assert (dh.ROOT / ".dockerignore").read_text() == (
+        dh.DEPLOY / "Dockerfile.dockerignore").read_text()
+
+
 def test_build_context_keeps_what_the_dockerfile_copies() -> None:
     patterns = [ln.strip() for ln in (dh.DEPLOY / "Dockerfile.dockerignore").read_text()
                 .splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
