@@ -420,6 +420,16 @@ class FfmpegSource final : public Source {
       return sink->on_frame(out);
     }
 #endif
+    if (cfg_.decoder == DecoderChoice::kNvdec) {
+      // FFmpeg falls back to software by itself when its NVDEC hwaccel cannot start (no
+      // libnvcuvid: a container without the driver's `video` capability) or refuses the stream.
+      if (error) {
+        *error = "decoder: nvdec, but FFmpeg decoded " + codec_name_ +
+                 " in software: NVDEC could not start (libnvcuvid missing, e.g. a container "
+                 "without the NVIDIA 'video' capability) or cannot take this stream";
+      }
+      return false;
+    }
     return deliver_software(sink, f, out, error);
   }
 
