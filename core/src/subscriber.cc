@@ -255,6 +255,12 @@ Status Subscriber::try_acquire(std::unique_ptr<HeldFrame>* out, Got* got, uint64
 Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr<HeldFrame>* out) {
   SubscriberEntry& me = *core_->me;
   const int64_t deadline = deadline_after(timeout_ms);
+  // A call that ends without a frame (OVERRUN included) leaves Notes on: a caller that goes back
+  // to polling the fd must be woken by the next frame.
+  auto failed = [&me](Status st) {
+    me.waiting.store(1, std::memory_order_seq_cst);
+    return st;
+  };
   for (;;) {
     wr(me.heartbeat_ns, now_ns());
     if (publisher_hung_up()) {
@@ -266,7 +272,7 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
     // do we drain the notes, look once more, and wait.
     Got got = Got::kNone;
     uint64_t lost = 0;
-    CUFRAMES_RETURN_IF_ERROR(try_acquire(out, &got, &lost));
+    if (Status st = try_acquire(out, &got, &lost); !st.ok()) return failed(std::move(st));
     if (got == Got::kFrame) return Ok();
     // About to wait: ask for Notes first, then look once more (the Dekker pair with the
     // publisher's notify(): either that look sees the frame or its Note comes).
@@ -283,7 +289,7 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
     }
     if (spin_ns_ > 0 && timeout_ms != 0) {
       Status sst;
-      if (spin_for_frame(deadline, out, &sst)) return sst;
+      if (spin_for_frame(deadline, out, &sst)) return sst.ok() ? sst : failed(std::move(sst));
       continue;  // the window passed (or a note came): look again
     }
     const int left = deadline == INT64_MAX ? -1 : ms_until(deadline);

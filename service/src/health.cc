@@ -223,6 +223,15 @@ std::vector<SubscriberReport> SubscriberTracker::update(
     out.push_back({t.topic_name, s, now_ns, true, fps});
     next.emplace(id, std::move(t));
   }
+  // Gone since the last report: once more, disconnected; before the new ones, so that a new
+  // subscriber that takes a gone one's name is what its topic says last.
+  for (const auto& [id, t] : live_) {
+    if (next.count(id)) continue;
+    SubscriberReport r{t.topic_name, t.last, now_ns, false, 0};
+    r.stats.held_frames = 0;
+    r.stats.lag = 0;
+    out.push_back(r);
+  }
   std::sort(fresh.begin(), fresh.end(), [](auto* a, auto* b) {
     return a->attached_ns != b->attached_ns ? a->attached_ns < b->attached_ns
                                             : a->slot_index < b->slot_index;
@@ -239,14 +248,6 @@ std::vector<SubscriberReport> SubscriberTracker::update(
     out.push_back({name, *s, now_ns, true, fps});
     next.emplace(std::make_pair(s->slot_index, s->attached_ns),
                  Track{name, s->frames_received, now_ns, *s});
-  }
-  // Gone since the last report: once more, disconnected.
-  for (const auto& [id, t] : live_) {
-    if (next.count(id)) continue;
-    SubscriberReport r{t.topic_name, t.last, now_ns, false, 0};
-    r.stats.held_frames = 0;
-    r.stats.lag = 0;
-    out.push_back(r);
   }
   live_ = std::move(next);
   return out;

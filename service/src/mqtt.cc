@@ -23,6 +23,7 @@ constexpr auto kBackoffMin = std::chrono::seconds(1);
 constexpr auto kBackoffMax = std::chrono::seconds(30);
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
 constexpr auto kShutdownWait = std::chrono::seconds(2);
+constexpr auto kStableAfter = std::chrono::seconds(30);  // a connection up this long resets the backoff
 constexpr auto kStillFailingEvery = std::chrono::minutes(10);
 constexpr int kMaxInflight = 4096;         // QoS 1 messages awaiting their ack: bounds memory
 constexpr size_t kMaxRetainedQueue = 10000;  // retained messages waiting for the stale sweep
@@ -174,6 +175,17 @@ void MqttMonitor::Impl::run() {
   auto last_failure_logged = Clock::now();
   uint64_t failures = 0;
   auto next_tick = Clock::now();
+  auto connected_at = Clock::now();
+  // Waits the backoff (+-20%) and doubles it; false when told to stop meanwhile.
+  auto wait_backoff = [&] {
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    const auto wait = std::chrono::milliseconds(
+        static_cast<int64_t>(static_cast<double>(backoff.count()) * jitter(rng)));
+    backoff = std::min(backoff * 2,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMax));
+    std::unique_lock<std::mutex> lk(mu);
+    return !cv.wait_for(lk, wait, [&] { return stop; });
+  };
 
   for (;;) {
     if (!connected) {
@@ -203,14 +215,7 @@ void MqttMonitor::Impl::run() {
         } else {
           spdlog::debug("MQTT: connect to {} failed again: {}", uri, why);
         }
-        // Wait (backoff +-20%), unless told to stop.
-        std::uniform_real_distribution<double> jitter(0.8, 1.2);
-        const auto wait = std::chrono::milliseconds(
-            static_cast<int64_t>(static_cast<double>(backoff.count()) * jitter(rng)));
-        backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            kBackoffMax));
-        std::unique_lock<std::mutex> lk(mu);
-        if (cv.wait_for(lk, wait, [&] { return stop; })) break;
+        if (!wait_backoff()) break;
         continue;
       }
       if (failures > 0) {
@@ -222,8 +227,8 @@ void MqttMonitor::Impl::run() {
       }
       failures = 0;
       last_failure.clear();
-      backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
       connected = true;
+      connected_at = Clock::now();
       on_connected();
       next_tick = Clock::now() + cfg.stats_interval;
     }
@@ -247,6 +252,13 @@ void MqttMonitor::Impl::run() {
       spdlog::warn("MQTT: lost the connection to {}{}{}; reconnecting (cameras are unaffected)",
                    uri, cause.empty() ? "" : ": ", cause);
       on_lost();
+      // A connection that lasted is a fresh start; one lost at once (another client with our
+      // client_id, a broker that drops us) waits the backoff first, not a tight loop.
+      if (Clock::now() - connected_at >= kStableAfter) {
+        backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
+      } else if (!wait_backoff()) {
+        break;
+      }
       continue;
     }
     const auto now = Clock::now();
@@ -287,6 +299,7 @@ bool MqttMonitor::Impl::try_connect() {
   {
     std::lock_guard<std::mutex> lk(mu);
     tls_error.clear();
+    lost = false;  // before the connect: a loss reported right after it must not be erased
   }
   const mqtt::connect_options opts = b.finalize();
   for (int busy = 0;; ++busy) {
@@ -322,7 +335,6 @@ bool MqttMonitor::Impl::connect_once(std::string* why, bool* auth) {
 void MqttMonitor::Impl::on_connected() {
   {
     std::lock_guard<std::mutex> lk(mu);
-    lost = false;
     retained.clear();
   }
   for (auto& [name, t] : cams) {
@@ -456,9 +468,15 @@ void MqttMonitor::Impl::sweep(const std::deque<std::pair<std::string, std::strin
   const size_t base_levels = levels(cfg.base_topic).size();
   auto current_by_id = [&](const std::string& object_id) {
     if (owners.count(object_id) || is_service_object_id(cfg, object_id)) return true;
+    // A current camera's entities by their exact ids, and its subscribers' (sub_...) by prefix:
+    // those of detectors not attached yet this run stay. A prefix alone would keep the
+    // entities of a removed camera "front_door" while a camera "front" exists.
     for (const auto& [name, t] : cams) {
-      const std::string p = "cuframes_" + node + "_" + ha_id(name) + "_";
-      if (object_id.compare(0, p.size(), p) == 0) return true;
+      const std::string sub = "cuframes_" + node + "_" + ha_id(name) + "_sub_";
+      if (object_id.compare(0, sub.size(), sub) == 0) return true;
+      for (const Discovery& d : camera_discovery(cfg, name)) {
+        if (d.object_id == object_id) return true;
+      }
     }
     return false;
   };

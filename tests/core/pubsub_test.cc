@@ -403,6 +403,27 @@ TEST(PubSub, NotesOnlyWhileTheSubscriberMayWait) {
   EXPECT_EQ(sub.next(1000).info().seq, 22u);
 }
 
+// A call that ends in OVERRUN turns Notes back on: an fd-driven caller that goes back to poll
+// after it must be woken by the next frame.
+TEST(PubSub, OverrunTurnsNotesBackOn) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 4));
+  cuframes::Subscriber sub("cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER));
+  auto queued = [&] {
+    int n = -1;
+    EXPECT_EQ(::ioctl(sub.fd(), FIONREAD, &n), 0);
+    return n;
+  };
+  publish_pattern(pub);
+  EXPECT_EQ(sub.next(1000).info().seq, 1u);  // no longer waiting
+  for (int i = 0; i < 10; ++i) publish_pattern(pub);  // laps the 4 slots, no Notes
+  const int before = queued();
+  cuframes::Frame f;
+  EXPECT_EQ(sub.try_next(0, &f), CUFRAMES_ERR_OVERRUN);
+  publish_pattern(pub);
+  EXPECT_EQ(queued(), before + 16) << "no Note after an OVERRUN";
+}
+
 TEST(PubSub, SpinningSubscriberReceivesEveryPacedFrame) {
   RuntimeDir dir;
   cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));

@@ -347,6 +347,35 @@ def test_ha_ids_for_names_with_dots_dashes_and_capitals(
             in r.stderr), r.stderr
 
 
+def test_entities_of_a_camera_removed_while_stopped_are_swept(
+        broker: Callable[..., mh.Broker], collector: Callable[..., mh.Collector],
+        mqtt_service: Callable[..., svc.Service]) -> None:
+    """A camera removed from the config while the service was stopped: on the next start its
+    retained discovery configs and state are deleted from the broker (docs/mqtt.md), even when
+    its id extends a remaining camera's ("front_door" vs "front"); the rest stay."""
+    b = broker()
+    col = collector(b)
+    s = mqtt_service({"front": mh.testsrc(), "front_door": mh.testsrc()}, mq(b))
+    _wait_announced(col, s, ["front", "front_door"])
+    assert s.stop(signal.SIGTERM) == 0, s.log_tail()
+    gone = "cuframes_test_front_door_"
+    before = mh.retained(b.port)
+    assert [t for t in before if gone in t] and f"{BASE}/front_door/state" in before, before
+
+    mark = col.mark()
+    s2 = mqtt_service({"front": mh.testsrc()}, mq(b), name="second.yaml")
+    _wait_announced(col, s2, ["front"], since=mark)
+
+    def left() -> list[str]:
+        return [t for t in mh.retained(b.port) if gone in t or t == f"{BASE}/front_door/state"]
+    col.wait(lambda: not left(), 10, "front_door's retained configs and state deleted",
+             lambda: f"still retained: {left()}\n{s2.log_tail()}")
+    after = mh.retained(b.port)
+    kept = [t for t in after if t.startswith(f"{PREFIX}/") and "cuframes_test_front_" in t]
+    assert len(kept) == 8, sorted(after)  # front's own entities are untouched
+    s2.assert_running()
+
+
 # ---- availability ------------------------------------------------------------------------
 
 def test_online_offline_and_last_will(broker: Callable[..., mh.Broker],
