@@ -353,12 +353,12 @@ class Parser {
   }
 
   Duration duration(const YAML::Node& k, const YAML::Node& v, const std::string& key,
-                    Duration lo) const {
+                    Duration lo, Duration hi = kMaxDuration) const {
     const std::string what = "a duration " + format_duration(lo) + ".." +
-                             format_duration(kMaxDuration) + " (e.g. 5s, 250ms, 1.5s, 2m)";
+                             format_duration(hi) + " (e.g. 5s, 250ms, 1.5s, 2m)";
     const std::string s = scalar(k, v, key, what);
     Duration d{};
-    if (!parse_duration(s, &d) || d < lo || d > kMaxDuration) {
+    if (!parse_duration(s, &d) || d < lo || d > hi) {
       fail(v, k, key, "expected " + what + ", got " + got(v));
     }
     return d;
@@ -738,7 +738,8 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
         }
         m.tls = t;
       } else if (name == "keepalive") {
-        m.keepalive = duration(kk, vv, dotted, Duration{1000});
+        // MQTT carries it as a 16-bit count of seconds.
+        m.keepalive = duration(kk, vv, dotted, Duration{1000}, Duration{65535 * 1000});
       } else if (name == "node_id") {
         // It is part of every Home Assistant id, so it must be one: a-z 0-9, single '_'
         // between words.

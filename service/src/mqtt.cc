@@ -80,7 +80,8 @@ struct MqttMonitor::Impl {
   Impl(MqttConfig c, SnapshotFn s) : cfg(std::move(c)), snapshot(std::move(s)) {}
 
   void run();
-  bool connect_once(std::string* why, bool* auth);  // false with the reason on failure
+  // False with the reason on failure; *auth: refused credentials or a TLS failure (an error).
+  bool connect_once(std::string* why, bool* auth);
   bool try_connect();  // throws mqtt::exception on failure; false when stopped
   void on_connected();
   void on_lost();
@@ -327,7 +328,7 @@ bool MqttMonitor::Impl::connect_once(std::string* why, bool* auth) {
   } catch (const mqtt::exception& e) {
     std::lock_guard<std::mutex> lk(mu);
     *why = connect_failure(e, tls_error);
-    *auth = is_auth_failure(e);
+    *auth = is_auth_failure(e) || !tls_error.empty();  // credentials or TLS: logged as errors
     return false;
   }
 }
@@ -388,15 +389,14 @@ void MqttMonitor::Impl::announce(const std::string& owner, const std::vector<Dis
   for (const Discovery& x : d) {
     auto it = owners.find(x.object_id);
     if (it != owners.end() && it->second != owner) {
+      // The first owner keeps the id; only this entity of the second is left out.
       if (collisions_logged.insert(x.object_id).second) {
         spdlog::warn("MQTT: Home Assistant id '{}' of camera '{}' is already used by camera "
                      "'{}'; not announcing it (rename one of them)",
                      x.object_id, owner, it->second);
       }
-      return;
+      continue;
     }
-  }
-  for (const Discovery& x : d) {
     owners[x.object_id] = owner;
     publish(x.message.topic, x.message.payload);
   }

@@ -1000,7 +1000,7 @@ TEST(ConfigMqtt, ValueRanges) {
   EXPECT_EQ(mqtt("  qos: 0\n").qos, 0);
   EXPECT_EQ(mqtt("  qos: 1\n").qos, 1);
   EXPECT_EQ(mqtt("  keepalive: 1s\n").keepalive, milliseconds(1000));
-  EXPECT_EQ(mqtt("  keepalive: 24h\n").keepalive, milliseconds(86400000));
+  EXPECT_EQ(mqtt("  keepalive: 65535s\n").keepalive, milliseconds(65535000));
   EXPECT_EQ(mqtt("  keepalive: 45\n").keepalive, milliseconds(45000));  // bare seconds
   EXPECT_EQ(mqtt("  stats_interval: 100ms\n").stats_interval, milliseconds(100));
   EXPECT_EQ(mqtt("  stats_interval: 24h\n").stats_interval, milliseconds(86400000));
@@ -1123,10 +1123,10 @@ TEST(ConfigMqttErrors, Qos) {
 
 TEST(ConfigMqttErrors, Durations) {
   const std::string e_g = " (e.g. 5s, 250ms, 1.5s, 2m), got '";
-  for (const char* keepalive : {"500ms", "0", "0.5", "25h", "forever"}) {
+  for (const char* keepalive : {"500ms", "0", "0.5", "65536s", "24h", "forever"}) {
     EXPECT_CONFIG_ERROR(
         MustFail(WithMqtt(std::string("  host: b\n  keepalive: ") + keepalive + "\n")), 3, 14,
-        "mqtt.keepalive", "expected a duration 1s..24h" + e_g + keepalive + "'");
+        "mqtt.keepalive", "expected a duration 1s..65535s" + e_g + keepalive + "'");
   }
   for (const char* interval : {"99ms", "0", "0.05s", "25h", "soon"}) {
     EXPECT_CONFIG_ERROR(
