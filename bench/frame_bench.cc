@@ -12,7 +12,8 @@
 // completed on its device (baseline). Each scenario runs a paced phase (latency, 200 fps) and a
 // flat-out phase (frames/s). Subscribers are separate processes (fork+exec of this binary).
 //
-//   cuframes_bench [--seconds S] [--only host|cuda|baseline] [--sizes 1080p,4k] [--subs 1,4,16]
+//   cuframes_bench [--seconds S] [--only host|cuda|cuda-spin|baseline] [--sizes 1080p,4k]
+//                  [--subs 1,4,16] [--spin-us 200]
 #include <sched.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -46,8 +47,8 @@ struct Size {
 };
 const Size kSizes[] = {{"1080p", 1920, 1080}, {"4k", 3840, 2160}};
 
-// cuda-spin: the cuda ring with subscribers using spin_us=200 (busy-wait around the expected
-// arrival instead of sleeping until woken).
+// cuda-spin: the cuda ring with subscribers using spin_us (--spin-us, default 200): they
+// busy-wait around the expected arrival instead of sleeping until woken.
 enum class Path { kHost, kCuda, kCudaSpin, kBaseline };
 const char* path_name(Path p) {
   switch (p) {
@@ -59,6 +60,7 @@ const char* path_name(Path p) {
   return "?";
 }
 bool on_gpu_ring(Path p) { return p == Path::kCuda || p == Path::kCudaSpin; }
+uint32_t g_spin_us = 200;  // --spin-us: the cuda-spin subscribers' spin_us
 
 double cpu_seconds() {
   rusage ru{};
@@ -96,7 +98,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   o.connect_timeout_ms = 10000;
   std::string name = std::string("bench-") + std::to_string(index);
   o.consumer_name = name.c_str();
-  if (path == Path::kCudaSpin) o.spin_us = 200;
+  if (path == Path::kCudaSpin) o.spin_us = g_spin_us;
 #ifdef CUFRAMES_WITH_CUDA
   cudaStream_t stream = nullptr;
   void* dev = nullptr;
@@ -170,7 +172,8 @@ Child spawn_subscriber(const std::string& dir, const std::string& key, Path path
   posix_spawn_file_actions_addclose(&fa, fds[0]);
   std::string self = "/proc/self/exe";
   std::vector<std::string> args = {"cuframes_bench", "--role", "subscriber", "--dir", dir,
-                                   "--key", key, "--path", path_name(path), "--index",
+                                   "--key", key, "--path", path_name(path), "--spin-us",
+                                   std::to_string(g_spin_us), "--index",
                                    std::to_string(index)};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -387,6 +390,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> args;
   for (int i = 1; i + 1 < argc; i += 2) args[std::string(argv[i]).substr(2)] = argv[i + 1];
   cuframes_set_log_handler(nullptr, nullptr, CUFRAMES_LOG_ERROR);
+  if (args.count("spin-us")) g_spin_us = static_cast<uint32_t>(std::atoi(args["spin-us"].c_str()));
   if (args["role"] == "subscriber") {
     Path p = Path::kHost;
     for (Path q : {Path::kHost, Path::kCuda, Path::kCudaSpin, Path::kBaseline})
@@ -417,8 +421,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> sizes = split(args.count("sizes") ? args["sizes"] : "1080p,4k");
   std::vector<std::string> subs = split(args.count("subs") ? args["subs"] : "1,4,16");
 
-  std::printf("cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out\n",
-              seconds);
+  std::printf("cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out; "
+              "cuda-spin with spin_us %u\n", seconds, g_spin_us);
 #ifdef CUFRAMES_WITH_CUDA
   if (std::find(paths.begin(), paths.end(), Path::kCuda) != paths.end()) {
     for (const std::string& sz : split(args.count("sizes") ? args["sizes"] : "1080p,4k"))
