@@ -30,7 +30,8 @@ void set_primary_context_flags(int device) {
   auto device_get = reinterpret_cast<DeviceGet>(::dlsym(lib, "cuDeviceGet"));
   auto get_state = reinterpret_cast<GetState>(::dlsym(lib, "cuDevicePrimaryCtxGetState"));
   auto set_flags = reinterpret_cast<SetFlags>(::dlsym(lib, "cuDevicePrimaryCtxSetFlags_v2"));
-  if (set_flags == nullptr) set_flags = reinterpret_cast<SetFlags>(::dlsym(lib, "cuDevicePrimaryCtxSetFlags"));
+  if (set_flags == nullptr)
+    set_flags = reinterpret_cast<SetFlags>(::dlsym(lib, "cuDevicePrimaryCtxSetFlags"));
   int dev = 0;
   unsigned flags = 0;
   int active = 0;
@@ -40,12 +41,13 @@ void set_primary_context_flags(int device) {
   } else if (flags != kSchedBlockingSync) {
     const int rc = set_flags(dev, kSchedBlockingSync);
     if (rc != 0) {
-      spdlog::warn("CUDA device {}: cannot set its primary context to blocking sync (CUresult "
-                   "{}, flags {:#x}, {}): NVDEC may refuse it",
-                   device, rc, flags, active ? "active" : "inactive");
+      spdlog::warn(
+          "CUDA device {}: cannot set its primary context to blocking sync (CUresult "
+          "{}, flags {:#x}, {}): NVDEC may refuse it",
+          device, rc, flags, active ? "active" : "inactive");
     } else {
-      spdlog::debug("CUDA device {}: primary context set to blocking sync (was {:#x}, {})",
-                    device, flags, active ? "active" : "inactive");
+      spdlog::debug("CUDA device {}: primary context set to blocking sync (was {:#x}, {})", device,
+                    flags, active ? "active" : "inactive");
     }
   }
   ::dlclose(lib);  // cudart keeps its own reference

@@ -11,8 +11,12 @@ namespace {
 
 constexpr const char* kStates[] = {"connecting", "streaming", "stalled", "error", "stopped"};
 
-std::string node_prefix(const MqttConfig& m) { return "cuframes_" + m.node_id; }
-std::string service_device_id(const MqttConfig& m) { return node_prefix(m); }
+std::string node_prefix(const MqttConfig& m) {
+  return "cuframes_" + m.node_id;
+}
+std::string service_device_id(const MqttConfig& m) {
+  return node_prefix(m);
+}
 std::string camera_device_id(const MqttConfig& m, const std::string& camera) {
   return node_prefix(m) + "_" + ha_id(camera);
 }
@@ -24,7 +28,7 @@ struct Entity {
   std::string name;
   std::string value_template;
   std::string device_class, state_class, unit, entity_category;
-  int precision = -1;     // suggested_display_precision; -1: none
+  int precision = -1;        // suggested_display_precision; -1: none
   bool enum_states = false;  // device_class enum: options = the camera states
   bool attributes = false;   // json_attributes_topic = the state topic
 };
@@ -88,8 +92,12 @@ const char* mode_name(cuframes_mode_t mode) {
 
 }  // namespace
 
-std::string status_topic(const MqttConfig& m) { return m.base_topic + "/status"; }
-std::string stats_topic(const MqttConfig& m) { return m.base_topic + "/stats"; }
+std::string status_topic(const MqttConfig& m) {
+  return m.base_topic + "/status";
+}
+std::string stats_topic(const MqttConfig& m) {
+  return m.base_topic + "/stats";
+}
 std::string camera_topic(const MqttConfig& m, const std::string& camera) {
   return m.base_topic + "/" + camera + "/state";
 }
@@ -158,8 +166,8 @@ std::string camera_state_json(const CameraStatus& c) {
   w.field("reconnects", c.reconnects);
   w.field("occupancy", c.occupancy);
   w.field("slots", c.slots);
-  w.field("resolution", c.width > 0 ? std::to_string(c.width) + "x" + std::to_string(c.height)
-                                    : std::string());
+  w.field("resolution",
+          c.width > 0 ? std::to_string(c.width) + "x" + std::to_string(c.height) : std::string());
   w.field("width", c.width);
   w.field("height", c.height);
   w.field("format", c.format);
@@ -260,8 +268,8 @@ std::vector<Discovery> service_discovery(const MqttConfig& m, bool with_gpu) {
       {"cameras", "sensor", "Cameras", "{{ value_json.cameras }}", "", "measurement", "", "", -1},
       {"streaming", "sensor", "Streaming cameras", "{{ value_json.streaming }}", "", "measurement",
        "", "", -1},
-      {"uptime", "sensor", "Uptime", "{{ value_json.uptime_s }}", "duration", "", "s",
-       "diagnostic", 0},
+      {"uptime", "sensor", "Uptime", "{{ value_json.uptime_s }}", "duration", "", "s", "diagnostic",
+       0},
   };
   if (with_gpu) {
     entities.push_back({"gpu_memory_used", "sensor", "GPU memory used",
@@ -299,28 +307,33 @@ std::vector<Discovery> camera_discovery(const MqttConfig& m, const std::string& 
       {"fps", "sensor", "FPS", "{{ value_json.fps }}", "", "measurement", "fps", "", 1},
       {"frames", "sensor", "Frames", "{{ value_json.frames }}", "", "total_increasing", "",
        "diagnostic"},
-      {"dropped", "sensor", "Dropped frames", "{{ value_json.dropped }}", "", "total_increasing", "",
-       "diagnostic"},
+      {"dropped", "sensor", "Dropped frames", "{{ value_json.dropped }}", "", "total_increasing",
+       "", "diagnostic"},
       {"decode_errors", "sensor", "Decode errors", "{{ value_json.decode_errors }}", "",
        "total_increasing", "", "diagnostic"},
       {"reconnects", "sensor", "Reconnects", "{{ value_json.reconnects }}", "", "total_increasing",
        "", "diagnostic"},
-      {"subscribers", "sensor", "Subscribers", "{{ value_json.subscribers }}", "", "measurement", "",
-       ""},
+      {"subscribers", "sensor", "Subscribers", "{{ value_json.subscribers }}", "", "measurement",
+       "", ""},
       state,
   };
   std::vector<Discovery> out;
   for (const Entity& e : entities) {
-    out.push_back(
-        make(m, camera_device_id(m, camera), e, camera_topic(m, camera), &camera));
+    out.push_back(make(m, camera_device_id(m, camera), e, camera_topic(m, camera), &camera));
   }
   return out;
 }
 
 std::vector<Discovery> subscriber_discovery(const MqttConfig& m, const std::string& camera,
                                             const std::string& sub) {
-  Entity frames{"sub_" + sub + "_frames", "sensor", sub + " frames", "{{ value_json.frames }}", "",
-                "total_increasing", "", ""};
+  Entity frames{"sub_" + sub + "_frames",
+                "sensor",
+                sub + " frames",
+                "{{ value_json.frames }}",
+                "",
+                "total_increasing",
+                "",
+                ""};
   frames.attributes = true;  // mode, pid, fps, lag... as attributes
   const std::vector<Entity> entities = {
       frames,
@@ -331,8 +344,8 @@ std::vector<Discovery> subscriber_discovery(const MqttConfig& m, const std::stri
   };
   std::vector<Discovery> out;
   for (const Entity& e : entities) {
-    out.push_back(make(m, camera_device_id(m, camera), e, subscriber_topic(m, camera, sub),
-                       &camera));
+    out.push_back(
+        make(m, camera_device_id(m, camera), e, subscriber_topic(m, camera, sub), &camera));
   }
   return out;
 }

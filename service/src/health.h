@@ -30,8 +30,6 @@ struct MqttMessage {
   bool retained = true;
 };
 
-
-
 // ---- topics
 std::string status_topic(const MqttConfig& m);                                // <base>/status
 std::string stats_topic(const MqttConfig& m);                                 // <base>/stats
@@ -44,7 +42,7 @@ std::string subscriber_topic(const MqttConfig& m, const std::string& camera,  //
 struct SubscriberReport {
   std::string topic_name;  // its name in topics and ids (sanitised; unique within the camera)
   cuframes_subscriber_stats_t stats{};
-  int64_t now_ns = 0;      // when the stats were read (CLOCK_MONOTONIC, for idle_ms)
+  int64_t now_ns = 0;  // when the stats were read (CLOCK_MONOTONIC, for idle_ms)
   bool connected = true;
   double fps = 0;
 };

@@ -23,22 +23,36 @@ constexpr auto kBackoffMin = std::chrono::seconds(1);
 constexpr auto kBackoffMax = std::chrono::seconds(30);
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
 constexpr auto kShutdownWait = std::chrono::seconds(2);
-constexpr auto kStableAfter = std::chrono::seconds(30);  // a connection up this long resets the backoff
+constexpr auto kStableAfter =
+    std::chrono::seconds(30);  // a connection up this long resets the backoff
 constexpr auto kStillFailingEvery = std::chrono::minutes(10);
-constexpr int kMaxInflight = 4096;         // QoS 1 messages awaiting their ack: bounds memory
+constexpr int kMaxInflight = 4096;           // QoS 1 messages awaiting their ack: bounds memory
 constexpr size_t kMaxRetainedQueue = 10000;  // retained messages waiting for the stale sweep
 
 // Why a connect failed, in words: the broker's CONNACK answer when it refused us.
 std::string connect_failure(const mqtt::exception& e, const std::string& tls_error) {
   std::string why;
   switch (e.get_return_code()) {
-    case 1: why = "the broker refused the connection: unacceptable protocol version"; break;
-    case 2: why = "the broker refused the connection: client id rejected"; break;
-    case 3: why = "the broker refused the connection: server unavailable"; break;
-    case 4: why = "the broker refused the connection: bad user name or password"; break;
-    case 5: why = "the broker refused the connection: not authorized (check mqtt.username and "
-                  "mqtt.password)"; break;
-    default: why = e.get_message().empty() ? e.what() : e.get_message(); break;
+    case 1:
+      why = "the broker refused the connection: unacceptable protocol version";
+      break;
+    case 2:
+      why = "the broker refused the connection: client id rejected";
+      break;
+    case 3:
+      why = "the broker refused the connection: server unavailable";
+      break;
+    case 4:
+      why = "the broker refused the connection: bad user name or password";
+      break;
+    case 5:
+      why =
+          "the broker refused the connection: not authorized (check mqtt.username and "
+          "mqtt.password)";
+      break;
+    default:
+      why = e.get_message().empty() ? e.what() : e.get_message();
+      break;
   }
   if (!tls_error.empty()) why += " (TLS: " + tls_error + ")";
   return why;
@@ -68,9 +82,9 @@ std::vector<std::string> levels(const std::string& topic) {
 
 // What the monitor keeps about one camera.
 struct CameraTrack {
-  std::string published_state;        // the state last published on this connection
+  std::string published_state;  // the state last published on this connection
   SubscriberTracker subs;
-  bool announced = false;             // discovery sent on this connection
+  bool announced = false;                // discovery sent on this connection
   std::set<std::string> subs_announced;  // the same, per subscriber topic name
 };
 
@@ -130,7 +144,9 @@ MqttMonitor::~MqttMonitor() {
   impl_->thread.join();
 }
 
-const MqttConfig& MqttMonitor::config() const { return impl_->cfg; }
+const MqttConfig& MqttMonitor::config() const {
+  return impl_->cfg;
+}
 
 void MqttMonitor::notify() {
   {
@@ -182,8 +198,8 @@ void MqttMonitor::Impl::run() {
     std::uniform_real_distribution<double> jitter(0.8, 1.2);
     const auto wait = std::chrono::milliseconds(
         static_cast<int64_t>(static_cast<double>(backoff.count()) * jitter(rng)));
-    backoff = std::min(backoff * 2,
-                       std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMax));
+    backoff =
+        std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMax));
     std::unique_lock<std::mutex> lk(mu);
     return !cv.wait_for(lk, wait, [&] { return stop; });
   };
@@ -239,9 +255,8 @@ void MqttMonitor::Impl::run() {
     std::string cause;
     {
       std::unique_lock<std::mutex> lk(mu);
-      cv.wait_until(lk, next_tick, [&] {
-        return stop || notified || ha_online || lost || !retained.empty();
-      });
+      cv.wait_until(lk, next_tick,
+                    [&] { return stop || notified || ha_online || lost || !retained.empty(); });
       if (stop) break;
       changed = std::exchange(notified, false);
       ha = std::exchange(ha_online, false);
@@ -350,8 +365,7 @@ void MqttMonitor::Impl::on_connected() {
   try {
     if (cfg.discovery) {
       client->subscribe(cfg.discovery_prefix + "/status", cfg.qos);
-      client->subscribe(cfg.discovery_prefix + "/+/" + cfg.node_id + "/+/config",
-                        cfg.qos);
+      client->subscribe(cfg.discovery_prefix + "/+/" + cfg.node_id + "/+/config", cfg.qos);
     }
     client->subscribe(cfg.base_topic + "/+/state", cfg.qos);
     client->subscribe(cfg.base_topic + "/+/subscribers/+", cfg.qos);
@@ -391,9 +405,10 @@ void MqttMonitor::Impl::announce(const std::string& owner, const std::vector<Dis
     if (it != owners.end() && it->second != owner) {
       // The first owner keeps the id; only this entity of the second is left out.
       if (collisions_logged.insert(x.object_id).second) {
-        spdlog::warn("MQTT: Home Assistant id '{}' of camera '{}' is already used by camera "
-                     "'{}'; not announcing it (rename one of them)",
-                     x.object_id, owner, it->second);
+        spdlog::warn(
+            "MQTT: Home Assistant id '{}' of camera '{}' is already used by camera "
+            "'{}'; not announcing it (rename one of them)",
+            x.object_id, owner, it->second);
       }
       continue;
     }
@@ -498,8 +513,7 @@ void MqttMonitor::Impl::sweep(const std::deque<std::pair<std::string, std::strin
   }
 }
 
-void MqttMonitor::Impl::publish(const std::string& topic, const std::string& payload,
-                                bool retain) {
+void MqttMonitor::Impl::publish(const std::string& topic, const std::string& payload, bool retain) {
   if (!connected) {
     ++dropped;
     return;

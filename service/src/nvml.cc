@@ -48,7 +48,8 @@ Nvml load() {
       !sym(lib, "nvmlDeviceGetName", &n.name) || !sym(lib, "nvmlDeviceGetMemoryInfo", &n.memory) ||
       !sym(lib, "nvmlDeviceGetUtilizationRates", &n.utilization) ||
       !sym(lib, "nvmlDeviceGetDecoderUtilization", &n.decoder)) {
-    spdlog::warn("NVML ({}) lacks an expected function: no GPU stats over MQTT", "libnvidia-ml.so.1");
+    spdlog::warn("NVML ({}) lacks an expected function: no GPU stats over MQTT",
+                 "libnvidia-ml.so.1");
     return n;
   }
   const nvmlReturn rc = n.init();
@@ -81,7 +82,8 @@ std::optional<GpuStats> query_gpu(unsigned index) {
   nvmlUtilization util{};
   if (nvml.utilization(dev, &util) == 0) g.utilization_percent = static_cast<int>(util.gpu);
   unsigned int dec = 0, period_us = 0;
-  if (nvml.decoder(dev, &dec, &period_us) == 0) g.decoder_utilization_percent = static_cast<int>(dec);
+  if (nvml.decoder(dev, &dec, &period_us) == 0)
+    g.decoder_utilization_percent = static_cast<int>(dec);
   return g;
 }
 

@@ -9,10 +9,10 @@
 namespace cfsvc {
 
 struct GpuStats {
-  std::string name;                    // "NVIDIA H100 80GB HBM3"
+  std::string name;  // "NVIDIA H100 80GB HBM3"
   uint64_t memory_used_bytes = 0;
   uint64_t memory_total_bytes = 0;
-  int utilization_percent = -1;        // -1: not reported by this GPU
+  int utilization_percent = -1;  // -1: not reported by this GPU
   int decoder_utilization_percent = -1;
 };
 

@@ -25,9 +25,9 @@ TEST(Nvml, ReportsGpuZero) {
     if (expect_gpu()) FAIL() << "NVML gave nothing for GPU 0 on a GPU machine";
     GTEST_SKIP() << "no NVML here";
   }
-  std::printf("GPU 0: %s, %.0f of %.0f MB used, utilization %d%%, decoder %d%%\n",
-              g->name.c_str(), g->memory_used_bytes / 1e6, g->memory_total_bytes / 1e6,
-              g->utilization_percent, g->decoder_utilization_percent);
+  std::printf("GPU 0: %s, %.0f of %.0f MB used, utilization %d%%, decoder %d%%\n", g->name.c_str(),
+              g->memory_used_bytes / 1e6, g->memory_total_bytes / 1e6, g->utilization_percent,
+              g->decoder_utilization_percent);
   EXPECT_FALSE(g->name.empty());
   EXPECT_GT(g->memory_total_bytes, uint64_t{1} << 30);
   EXPECT_LE(g->memory_used_bytes, g->memory_total_bytes);
