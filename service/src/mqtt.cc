@@ -23,8 +23,8 @@ constexpr auto kBackoffMin = std::chrono::seconds(1);
 constexpr auto kBackoffMax = std::chrono::seconds(30);
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
 constexpr auto kShutdownWait = std::chrono::seconds(2);
-constexpr auto kStableAfter =
-    std::chrono::seconds(30);  // a connection up this long resets the backoff
+// A connection that stayed up this long resets the backoff.
+constexpr auto kStableAfter = std::chrono::seconds(30);
 constexpr auto kStillFailingEvery = std::chrono::minutes(10);
 constexpr int kMaxInflight = 4096;           // QoS 1 messages awaiting their ack: bounds memory
 constexpr size_t kMaxRetainedQueue = 10000;  // retained messages waiting for the stale sweep
