@@ -3,6 +3,7 @@
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -308,7 +309,10 @@ bool MqttMonitor::Impl::try_connect() {
     s.enable_server_cert_auth(true).verify(!cfg.tls->insecure);
     s.error_handler([this](const std::string& msg) {
       std::lock_guard<std::mutex> lk(mu);
-      tls_error = msg;
+      tls_error = msg;  // OpenSSL's text ends in a newline: one log line, please
+      while (!tls_error.empty() && std::isspace(static_cast<unsigned char>(tls_error.back()))) {
+        tls_error.pop_back();
+      }
     });
     b.ssl(s.finalize());
   }

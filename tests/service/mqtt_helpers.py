@@ -82,10 +82,13 @@ class Broker:
     them (password_file from mosquitto_passwd, allow_anonymous false)."""
 
     def __init__(self, workdir: Path, users: Optional[dict[str, str]] = None,
-                 port: int = 0) -> None:
+                 port: int = 0, tls: Optional[dict[str, Path]] = None) -> None:
         self.workdir = workdir
         self.users = dict(users or {})
         self.port = port or svc.free_port()
+        # tls: {"cafile", "certfile", "keyfile"} adds a TLS listener on tls_port
+        self.tls = tls
+        self.tls_port = svc.free_port() if tls else 0
         self.proc: Optional[subprocess.Popen[bytes]] = None
         tag = f"mosquitto-{self.port}"
         self.conf_path = workdir / f"{tag}.conf"
@@ -119,6 +122,9 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {self.passwd_path}"]
         else:
             lines += ["allow_anonymous true"]
+        if self.tls:
+            lines += [f"listener {self.tls_port} 127.0.0.1",
+                      *(f"{k} {v}" for k, v in self.tls.items())]
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 15.0) -> "Broker":
@@ -1116,3 +1122,24 @@ if __name__ == "__main__":
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     _selftest()
+
+
+def make_tls_files(d: Path, name: str) -> dict[str, Path]:
+    """A CA of its own and a server certificate it signed for 127.0.0.1 (CN and IP SAN), made
+    with the openssl CLI: {"cafile", "certfile", "keyfile"} for a Broker's TLS listener."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, crt = (d / f"{name}-ca.key", d / f"{name}-ca.pem", d / f"{name}.key",
+                                 d / f"{name}.csr", d / f"{name}.pem")
+    ext = d / f"{name}.ext"
+    ext.write_text("subjectAltName = IP:127.0.0.1\n")
+
+    def ossl(*args: str) -> None:
+        r = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"openssl {' '.join(args)}: {r.stderr}"
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         f"/CN={name} test CA", "-keyout", str(ca_key), "-out", str(ca))
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+         "-out", str(csr))
+    ossl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt))
+    return {"cafile": ca, "certfile": crt, "keyfile": key}

@@ -376,6 +376,39 @@ def test_entities_of_a_camera_removed_while_stopped_are_swept(
     s2.assert_running()
 
 
+def test_tls_broker(workdir: Path, collector: Callable[..., mh.Collector],
+                    mqtt_service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    """mqtt.tls: a broker's TLS listener verified against tls.ca_file (hostname included)
+    works; a broker whose certificate another CA signed is refused with an error line naming
+    TLS, retried, and the service keeps running."""
+    files = mh.make_tls_files(workdir / "tls", "broker")
+    other = mh.make_tls_files(workdir / "tls", "other")
+    b = mh.Broker(workdir, tls=files).start()
+    try:
+        col = collector(b)
+        s = mqtt_service({"cam": mh.testsrc()},
+                         mq(b, port=b.tls_port, tls={"ca_file": str(files["cafile"])}))
+        _wait_announced(col, s, ["cam"])
+        assert any(f"MQTT: connected to ssl://127.0.0.1:{b.tls_port}" in ln
+                   for ln in _log_lines(s)), s.log_tail()
+
+        bad = mqtt_service({"cam2": mh.testsrc()},
+                           mq(b, "wrong_ca", port=b.tls_port,
+                              tls={"ca_file": str(other["cafile"])}),
+                           rt=runtime_dir + "-2", name="bad.yaml")
+        pat = f"error MQTT: cannot connect to ssl://127.0.0.1:{b.tls_port}: "
+        col.wait(lambda: [ln for ln in _log_lines(bad) if pat in ln], 20,
+                 "an error line for the refused certificate", bad.log_tail)
+        line = next(ln for ln in _log_lines(bad) if pat in ln)
+        assert "TLS" in line or "SSL" in line or "certificate" in line, line
+        print(f"refused: {line}")
+        assert not col.messages("cuframes/wrong_ca/status"), "connected despite the wrong CA"
+        bad.assert_running()
+        s.assert_running()
+    finally:
+        b.stop()
+
+
 # ---- availability ------------------------------------------------------------------------
 
 def test_online_offline_and_last_will(broker: Callable[..., mh.Broker],
