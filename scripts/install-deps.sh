@@ -12,8 +12,9 @@ apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)
 apt_pkgs+=(libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libyaml-cpp-dev
            libspdlog-dev)
 # Its MQTT health monitor: Eclipse Paho MQTT C++ (and the C library under it); the tests run a real
-# mosquitto broker (started by the tests on a free port, with the Debian package's binary).
-apt_pkgs+=(libpaho-mqtt-dev libpaho-mqttpp-dev mosquitto)
+# mosquitto broker (started by the tests on a free port, with the Debian package's binary;
+# openssl makes the certificates of its TLS listener).
+apt_pkgs+=(libpaho-mqtt-dev libpaho-mqttpp-dev mosquitto openssl)
 # The deployment's tests (tests/deploy): docker-compose 1.29 validates deploy/docker-compose.yml
 # (no Docker daemon needed); jq runs in the service container's healthcheck.
 apt_pkgs+=(docker-compose jq)

@@ -2,8 +2,9 @@
 a real MQTT client: Home Assistant discovery checked payload by payload against HA's rules, the
 JSON states against the value_templates, availability and the last will, subscriber sensors of a
 real Python detector, a camera removed by SIGHUP, a broker outage (frames go on, memory stays
-bounded, nothing queued, everything announced again), a broker with a password, bad `mqtt:`
-config values."""
+bounded, nothing queued, everything announced again), the stale entities of a camera removed
+while the service was stopped, a broker with a password, a TLS broker (and one whose certificate
+the CA does not vouch for), bad `mqtt:` config values."""
 
 from __future__ import annotations
 
