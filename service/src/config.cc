@@ -668,18 +668,10 @@ std::string Parser::topic(const YAML::Node& k, const YAML::Node& v,
 // The host name (up to its first '.') as a node id: lower case, a-z 0-9 words joined by '_'.
 std::string default_node_id() {
   char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "cuframes";
-  std::string id;
-  for (const char* c = host; *c && *c != '.' && id.size() < 64; ++c) {
-    const char l = (*c >= 'A' && *c <= 'Z') ? static_cast<char>(*c - 'A' + 'a') : *c;
-    if ((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9')) {
-      id.push_back(l);
-    } else if (!id.empty() && id.back() != '_') {
-      id.push_back('_');
-    }
-  }
-  while (!id.empty() && id.back() == '_') id.pop_back();
-  return id.empty() ? "cuframes" : id;
+  if (::gethostname(host, sizeof host - 1) != 0) return "cuframes";
+  const std::string_view name = std::string_view(host, std::strcspn(host, ".")).substr(0, 64);
+  const std::string id = ha_id(name);
+  return id == "x" && name != "x" ? "cuframes" : id;  // "x": nothing of the name was left
 }
 
 void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& key,

@@ -485,17 +485,22 @@ void MqttMonitor::Impl::sweep(const std::deque<std::pair<std::string, std::strin
   const std::string& node = cfg.node_id;
   const size_t prefix_levels = levels(cfg.discovery_prefix).size();
   const size_t base_levels = levels(cfg.base_topic).size();
+  // A current camera's entities by their exact ids, and its subscribers' (sub_...) by prefix:
+  // those of detectors not attached yet this run stay. A prefix alone would keep the entities
+  // of a removed camera "front_door" while a camera "front" exists.
+  std::set<std::string> camera_ids;
+  std::vector<std::string> sub_prefixes;
+  for (const auto& [name, t] : cams) {
+    for (const Discovery& d : camera_discovery(cfg, name)) camera_ids.insert(d.object_id);
+    sub_prefixes.push_back("cuframes_" + node + "_" + ha_id(name) + "_sub_");
+  }
   auto current_by_id = [&](const std::string& object_id) {
-    if (owners.count(object_id) || is_service_object_id(cfg, object_id)) return true;
-    // A current camera's entities by their exact ids, and its subscribers' (sub_...) by prefix:
-    // those of detectors not attached yet this run stay. A prefix alone would keep the
-    // entities of a removed camera "front_door" while a camera "front" exists.
-    for (const auto& [name, t] : cams) {
-      const std::string sub = "cuframes_" + node + "_" + ha_id(name) + "_sub_";
-      if (object_id.compare(0, sub.size(), sub) == 0) return true;
-      for (const Discovery& d : camera_discovery(cfg, name)) {
-        if (d.object_id == object_id) return true;
-      }
+    if (owners.count(object_id) || camera_ids.count(object_id) ||
+        is_service_object_id(cfg, object_id)) {
+      return true;
+    }
+    for (const std::string& p : sub_prefixes) {
+      if (object_id.compare(0, p.size(), p) == 0) return true;
     }
     return false;
   };

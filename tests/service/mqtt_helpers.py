@@ -386,6 +386,11 @@ class Collector:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+            # loop_stop can win the race against the DISCONNECT: then paho leaves its socket
+            # open, and the GC's ResourceWarning fails whichever test runs then (-W error).
+            sock = self.client.socket()
+            if sock is not None:
+                sock.close()
 
 
 def retained(port: int, username: Optional[str] = None, password: Optional[str] = None,
