@@ -3,12 +3,15 @@
 // `ffmpeg -hwaccel cuda -hwaccel_output_format cuda -i FILE -f null -` does: frames stay in
 // device memory and are dropped. Prints decoded frames per second over all streams.
 //
-//   nvdec_ceiling --seconds S --streams N [--own-stream] [--extra-frames K] [--copy] FILE...
+//   nvdec_ceiling --seconds S --streams N [--own-stream] [--extra-frames K] [--copy]
+//                 [--threads T] FILE...
 //
 // The options add what cuframes-service does on top of decoding, one at a time, to find where
 // its per-frame cost goes: --own-stream gives the decoder a non-blocking CUDA stream (the
 // service's), --extra-frames sets extra_hw_frames, --copy copies every frame into a device buffer
-// on that stream and waits for the copy (the service's publish).
+// on that stream and waits for the copy (the service's publish), --threads sets the decoder's
+// thread_count (libavcodec's default is 1; 0 is automatic: frame threads, as the service uses
+// for files).
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -33,6 +36,7 @@ namespace {
 std::atomic<bool> g_stop{false};
 bool g_own_stream = false, g_copy = false;
 int g_extra = -1;
+int g_threads = -1;
 
 AVPixelFormat pick_cuda(AVCodecContext*, const AVPixelFormat* fmts) {
   for (const AVPixelFormat* f = fmts; *f != AV_PIX_FMT_NONE; ++f)
@@ -69,6 +73,7 @@ uint64_t decode_loop(const std::string& file, AVBufferRef* shared_device) {
   ctx->hw_device_ctx = av_buffer_ref(device);
   ctx->get_format = &pick_cuda;
   if (g_extra >= 0) ctx->extra_hw_frames = g_extra;
+  if (g_threads >= 0) ctx->thread_count = g_threads;
   if (avcodec_open2(ctx, dec, nullptr) < 0) std::exit(1);
   AVPacket* pkt = av_packet_alloc();
   AVFrame* frame = av_frame_alloc();
@@ -120,6 +125,7 @@ int main(int argc, char** argv) {
     else if (a == "--own-stream") g_own_stream = true;
     else if (a == "--copy") g_copy = true;
     else if (a == "--extra-frames" && i + 1 < argc) g_extra = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) g_threads = std::atoi(argv[++i]);
     else if (a == "--streams" && i + 1 < argc) streams = std::atoi(argv[++i]);
     else files.push_back(a);
   }

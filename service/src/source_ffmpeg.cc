@@ -261,8 +261,13 @@ class FfmpegSource final : public Source {
       }
       log_->info("NVDEC unavailable for {} ({}): decoding in software", codec_name_, hw_error_);
     }
-    {  // software decode (and NVDEC's software fallback for a stream it cannot take)
-      ctx->thread_count = 0;  // as many as useful
+    if (hw_) {
+      // NVDEC decodes; CPU threads would only parse, and frame threads cost throughput once
+      // several cameras share the CPU (nvdec_ceiling, 8 streams: --threads 0 is 7-13% below
+      // --threads 1). A stream NVDEC then refuses is decoded in software on this one thread.
+      ctx->thread_count = 1;
+    } else {
+      ctx->thread_count = 0;  // software: as many as useful
       // Frame threads hold back a frame per thread: fine for files, latency for live cameras.
       if (live_) ctx->thread_type = FF_THREAD_SLICE;
     }
@@ -430,6 +435,12 @@ class FfmpegSource final : public Source {
       }
       return false;
     }
+    if (hw_ && !warned_fallback_) {  // decoder: auto, and NVDEC refused what it was given
+      warned_fallback_ = true;
+      log_->warn("NVDEC could not decode {}: FFmpeg decodes it in software, on one thread (set "
+                 "decoder: software for a multi-threaded software decoder)",
+                 codec_name_);
+    }
     return deliver_software(sink, f, out, error);
   }
 
@@ -486,6 +497,7 @@ class FfmpegSource final : public Source {
   int stream_index_ = -1;
   std::string codec_name_;
   bool hw_ = false;
+  bool warned_fallback_ = false;  // the software-fallback warning, once per source
   std::string hw_error_;
   bool live_ = false;
   bool realtime_ = false;
