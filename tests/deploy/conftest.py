@@ -1,6 +1,6 @@
 """Fixtures of the deployment suite (tests/deploy): the compose file, the Dockerfile, the
 healthcheck and the example detector, run against the real cuframes-service (built in build/, or
-CUFRAMES_SERVICE_BIN), the real `cuframes` CLI (build/cli/cuframes, or CUFRAMES_CLI_BIN) and a
+CUFRAMES_SERVICE_BIN), the real `cuframes` CLI (build/cli/cuframes, or CUFRAMES_CLI) and a
 real mosquitto. The service helpers are the service suite's (tests/service/svc.py,
 mqtt_helpers.py)."""
 
@@ -23,6 +23,7 @@ import cuframes  # noqa: E402
 
 import deploy_helpers as dh  # noqa: E402
 import mqtt_helpers as mh  # noqa: E402
+from mqtt_helpers import broker, collector  # noqa: E402,F401  (fixtures)
 import svc  # noqa: E402
 
 
@@ -84,34 +85,3 @@ def detector(workdir: Path) -> Iterator[Callable[..., dh.Detector]]:
     yield start
     for d in started:
         d.kill()
-
-
-@pytest.fixture
-def broker(workdir: Path) -> Iterator[Callable[..., mh.Broker]]:
-    """make(users=None) -> a started mosquitto; all are stopped after the test."""
-    brokers: list[mh.Broker] = []
-
-    def make(users: Optional[dict[str, str]] = None) -> mh.Broker:
-        b = mh.Broker(workdir, users=users)
-        brokers.append(b)
-        return b.start()
-
-    yield make
-    for b in brokers:
-        b.stop()
-
-
-@pytest.fixture
-def collector() -> Iterator[Callable[..., mh.Collector]]:
-    """make(broker) -> an MQTT client recording every message; all are closed after the test."""
-    made: list[mh.Collector] = []
-
-    def make(b: mh.Broker) -> mh.Collector:
-        user, pw = b.auth
-        c = mh.Collector(b.port, user, pw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEPLOY = ROOT / "deploy"
 DETECTOR = ROOT / "examples" / "detector.py"
-CLI_BIN = Path(os.environ.get("CUFRAMES_CLI_BIN", ROOT / "build" / "cli" / "cuframes"))
+CLI_BIN = Path(os.environ.get("CUFRAMES_CLI", ROOT / "build" / "cli" / "cuframes"))
 COMPOSE = os.environ.get("CUFRAMES_DOCKER_COMPOSE", shutil.which("docker-compose") or
                          "/usr/bin/docker-compose")
 HEALTHCHECK = DEPLOY / "healthcheck.sh"

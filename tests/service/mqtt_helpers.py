@@ -23,7 +23,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import pytest
 
 import jinja2
 import paho.mqtt.client as mqtt
@@ -1148,3 +1150,39 @@ def make_tls_files(d: Path, name: str) -> dict[str, Path]:
     ossl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
          "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt))
     return {"cafile": ca, "certfile": crt, "keyfile": key}
+
+
+# ---- fixtures (imported by the conftest or test module that uses them) ----------------------
+
+@pytest.fixture
+def broker(workdir: Path) -> Iterator[Callable[..., "Broker"]]:
+    """make(users=None) -> a started mosquitto; all are stopped after the test."""
+    made: list[Broker] = []
+
+    def make(users: Optional[dict[str, str]] = None) -> Broker:
+        b = Broker(workdir, users)
+        made.append(b)
+        return b.start()
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.fixture
+def collector() -> Iterator[Callable[..., "Collector"]]:
+    """make(broker) -> an MQTT client subscribed to `#` on it (with its first user, unless
+    username/password are given); all are closed after the test."""
+    made: list[Collector] = []
+
+    def make(b: Broker, username: Optional[str] = None,
+             password: Optional[str] = None) -> Collector:
+        if username is None:
+            username, password = b.auth
+        c = Collector(b.port, username, password)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()

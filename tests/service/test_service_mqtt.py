@@ -22,6 +22,7 @@ import pytest
 import cuframes
 
 import mqtt_helpers as mh
+from mqtt_helpers import broker, collector  # noqa: F401  (fixtures)
 import svc
 
 PREFIX = "homeassistant"
@@ -33,39 +34,6 @@ RECONNECT_S = 40.0
 
 
 # ---- fixtures ----------------------------------------------------------------------------
-
-@pytest.fixture
-def broker(workdir: Path) -> Iterator[Callable[..., mh.Broker]]:
-    """make(users=None) -> a started mosquitto; all are stopped after the test."""
-    made: list[mh.Broker] = []
-
-    def make(users: Optional[dict[str, str]] = None) -> mh.Broker:
-        b = mh.Broker(workdir, users)
-        made.append(b)
-        return b.start()
-
-    yield make
-    for b in made:
-        b.stop()
-
-
-@pytest.fixture
-def collector() -> Iterator[Callable[..., mh.Collector]]:
-    """make(broker) -> an MQTT client subscribed to `#` on it (with its first user)."""
-    made: list[mh.Collector] = []
-
-    def make(b: mh.Broker, username: Optional[str] = None,
-             password: Optional[str] = None) -> mh.Collector:
-        if username is None:
-            username, password = b.auth
-        c = mh.Collector(b.port, username, password)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
-
 
 @pytest.fixture
 def mqtt_service(workdir: Path,
