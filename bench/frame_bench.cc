@@ -13,8 +13,10 @@
 // flat-out phase (frames/s). Subscribers are separate processes (fork+exec of this binary).
 //
 //   cuframes_bench [--seconds S] [--only host|cuda|cuda-spin|baseline] [--sizes 1080p,4k]
-//                  [--subs 1,4,16] [--spin-us 200]
+//                  [--subs 1,4,16] [--spin-us 200] [--repeat N (rows per scenario)]
+//                  [--floor 0 (skip the copy floor)]
 #include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -61,6 +63,25 @@ const char* path_name(Path p) {
 }
 bool on_gpu_ring(Path p) { return p == Path::kCuda || p == Path::kCudaSpin; }
 uint32_t g_spin_us = 200;  // --spin-us: the cuda-spin subscribers' spin_us
+
+// The machine's CPU time so far, and how much of it the hypervisor took (steal), in jiffies
+// from /proc/stat; zeros where there is none.
+struct CpuTimes {
+  unsigned long long total = 0, steal = 0;
+};
+CpuTimes machine_cpu() {
+  CpuTimes t;
+  FILE* f = std::fopen("/proc/stat", "r");
+  if (f == nullptr) return t;
+  unsigned long long v[8] = {};
+  if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                  &v[4], &v[5], &v[6], &v[7]) == 8) {
+    for (unsigned long long x : v) t.total += x;
+    t.steal = v[7];
+  }
+  std::fclose(f);
+  return t;
+}
 
 double cpu_seconds() {
   rusage ru{};
@@ -163,7 +184,15 @@ struct Child {
   FILE* out = nullptr;
 };
 
+// Starts this binary with `args` (after argv[0]), its stdout on a pipe to us.
+Child spawn_self(const std::vector<std::string>& args);
+
 Child spawn_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
+  return spawn_self({"--role", "subscriber", "--dir", dir, "--key", key, "--path", path_name(path),
+                     "--spin-us", std::to_string(g_spin_us), "--index", std::to_string(index)});
+}
+
+Child spawn_self(const std::vector<std::string>& args_in) {
   int fds[2];
   if (pipe(fds) != 0) std::exit(1);
   posix_spawn_file_actions_t fa;
@@ -171,10 +200,8 @@ Child spawn_subscriber(const std::string& dir, const std::string& key, Path path
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
   std::string self = "/proc/self/exe";
-  std::vector<std::string> args = {"cuframes_bench", "--role", "subscriber", "--dir", dir,
-                                   "--key", key, "--path", path_name(path), "--spin-us",
-                                   std::to_string(g_spin_us), "--index",
-                                   std::to_string(index)};
+  std::vector<std::string> args = {"cuframes_bench"};
+  args.insert(args.end(), args_in.begin(), args_in.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -199,6 +226,9 @@ struct PhaseResult {
   double p50_us = 0, p99_us = 0;          // publish() call -> frame usable by the subscriber
   double wake_p50_us = 0, wake_p99_us = 0;  // publication (after the copy) -> subscriber has it
   double publish_us = 0;                    // mean time inside publish()
+  double late_p99_us = 0;       // the publisher's start behind its 200 fps schedule, p99
+  double slow_wake_pct = 0;     // deliveries more than 20 us after publication, % (a woken sleeper)
+  double steal_pct = 0;         // the machine's CPU time taken by the hypervisor (VM steal), %
   double cpu_us_per_frame = 0;  // mean over subscribers
   uint64_t frames = 0;          // delivered, all subscribers
 };
@@ -212,6 +242,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   for (int i = 0; i < subs; ++i) children.push_back(spawn_subscriber(dir, key, path, i));
 
   PhaseResult r;
+  std::vector<int64_t> late;  // paced: the publisher's start behind its schedule
   {
     cuframes::Publisher::Options o;
     o.runtime_dir = dir.c_str();
@@ -247,6 +278,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     src.pitches[0] = src.pitches[1] = src_pitch;
     src.memory = path == Path::kHost ? CUFRAMES_MEMORY_HOST : CUFRAMES_MEMORY_CUDA;
 
+    const CpuTimes cpu0 = machine_cpu();
     const int64_t start = cuframes::now_ns();
     const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
     const int64_t period = fps > 0 ? static_cast<int64_t>(1e9 / fps) : 0;
@@ -263,6 +295,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
         }
       }
       const int64_t t0 = cuframes::now_ns();
+      if (period > 0) late.push_back(t0 - next);
       if (path == Path::kBaseline) {
 #ifdef CUFRAMES_WITH_CUDA
         // Decoded frame (device) -> host shared memory, as NVDEC-to-host stacks do.
@@ -284,6 +317,10 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
         ++published;
         publish_ns_total += cuframes::now_ns() - t0;
       }
+    }
+    const CpuTimes cpu1 = machine_cpu();
+    if (cpu1.total > cpu0.total) {
+      r.steal_pct = 100.0 * (cpu1.steal - cpu0.steal) / (cpu1.total - cpu0.total);
     }
     r.pub_fps = published / seconds;
     r.publish_us = published ? publish_ns_total / 1e3 / published : 0;
@@ -329,6 +366,13 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   };
   pct(lat, &r.p50_us, &r.p99_us);
   pct(wake, &r.wake_p50_us, &r.wake_p99_us);
+  if (!wake.empty()) {
+    r.slow_wake_pct = 100.0 *
+                      std::count_if(wake.begin(), wake.end(), [](int64_t w) { return w > 20000; }) /
+                      wake.size();
+  }
+  double ignored = 0;
+  pct(late, &ignored, &r.late_p99_us);
   std::string cleanup = dir + "/" + key + ".lock";
   unlink(cleanup.c_str());
   rmdir(dir.c_str());
@@ -336,17 +380,22 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
 }
 
 #ifdef CUFRAMES_WITH_CUDA
-// The floor under publish() on the cuda path: a bare device-to-device copy of one frame plus the
-// event sync that publication needs, p50/p99 over many runs: back to back, and paced at the
-// latency phases' 200 fps (the GPU idle in between, as it is between camera frames).
-void copy_floor(const Size& size) {
-  const size_t pitch = (size.w + 255) / 256 * 256, bytes = pitch * size.h * 3 / 2;
-  void *a = nullptr, *b = nullptr;
-  cudaEvent_t ev;
-  cuda_check(cudaMalloc(&a, bytes), "cudaMalloc");
-  cuda_check(cudaMalloc(&b, bytes), "cudaMalloc");
-  cuda_check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "event");
-  for (const int64_t period : {int64_t{0}, int64_t{5000000}}) {
+// An idle process holding a CUDA context on device 0, as every cuda subscriber does.
+int run_idle() {
+  cuda_check(cudaSetDevice(0), "cudaSetDevice");
+  cuda_check(cudaFree(nullptr), "creating a context");
+  std::printf("READY\n");
+  std::fflush(stdout);
+  for (;;) pause();  // until the parent kills us
+}
+
+// p50/p99 of once() in us over many runs: back to back, then paced at the latency phases'
+// 200 fps (the GPU idle in between, as it is between camera frames). One printed row.
+template <class F>
+void floor_row(const Size& size, const char* what, int others, F&& once) {
+  double p50[2], p99[2];
+  for (int k = 0; k < 2; ++k) {
+    const int64_t period = k == 0 ? 0 : 5000000;
     std::vector<int64_t> t;
     int64_t next = cuframes::now_ns();
     for (int i = 0; i < (period ? 600 : 2000); ++i) {
@@ -359,17 +408,77 @@ void copy_floor(const Size& size) {
         }
       }
       const int64_t t0 = cuframes::now_ns();
-      cuda_check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, nullptr), "copy");
-      cuda_check(cudaEventRecord(ev, nullptr), "record");
-      cuda_check(cudaEventSynchronize(ev), "sync");
+      once(t0);
       if (i >= 100) t.push_back(cuframes::now_ns() - t0);
     }
     std::sort(t.begin(), t.end());
-    std::printf("%-6s cuda copy floor (cudaMemcpyAsync D2D %.1f MB + event sync, %s): p50 %.1f "
-                "us, p99 %.1f us\n", size.name, bytes / 1e6,
-                period ? "paced at 200 fps" : "back to back", t[t.size() / 2] / 1e3,
-                t[t.size() * 99 / 100] / 1e3);
+    p50[k] = t[t.size() / 2] / 1e3;
+    p99[k] = t[t.size() * 99 / 100] / 1e3;
   }
+  std::printf("%-6s %-40s %6d | %8.1f %8.1f | %9.1f %9.1f\n", size.name, what, others, p50[0],
+              p99[0], p50[1], p99[1]);
+  std::fflush(stdout);
+}
+
+// The floor under publish() on the cuda path, and where publish()'s time goes:
+//   copy + event sync: a bare device-to-device copy of one frame (NVDEC pitch) into cudaMalloc
+//     memory, and the event sync that publication needs;
+//   publish(), no subscriber: the same frame through a cuda ring's publish() (the copy into the
+//     VMM ring, its wait, the publication);
+// first alone on the GPU, then with 4 idle processes holding a CUDA context on it, as
+// subscribers do (the GPU time-slices between processes).
+void copy_floor(const Size& size) {
+  const size_t pitch = (size.w + 255) / 256 * 256, bytes = pitch * size.h * 3 / 2;
+  void *a = nullptr, *b = nullptr;
+  cudaEvent_t ev;
+  cuda_check(cudaMalloc(&a, bytes), "cudaMalloc");
+  cuda_check(cudaMalloc(&b, bytes), "cudaMalloc");
+  cuda_check(cudaMemset(a, 0x5a, bytes), "cudaMemset");
+  cuda_check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "event");
+  char tmpl[] = "/tmp/cuframes-bench-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  {
+    cuframes::Publisher::Options o;
+    o.runtime_dir = dir.c_str();
+    o.width = size.w;
+    o.height = size.h;
+    o.format = CUFRAMES_FORMAT_NV12;
+    o.slots = 8;
+    o.memory = CUFRAMES_MEMORY_CUDA;
+    cuframes::Publisher pub("floor", o);
+    cuframes_source_t src;
+    cuframes_source_init(&src);
+    src.planes[0] = a;
+    src.planes[1] = static_cast<uint8_t*>(a) + pitch * size.h;
+    src.pitches[0] = src.pitches[1] = pitch;
+    src.memory = CUFRAMES_MEMORY_CUDA;
+    auto copy = [&](int64_t) {
+      cuda_check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, nullptr), "copy");
+      cuda_check(cudaEventRecord(ev, nullptr), "record");
+      cuda_check(cudaEventSynchronize(ev), "sync");
+    };
+    auto publish = [&](int64_t t0) { pub.publish(src, t0); };
+    char what[2][64];
+    std::snprintf(what[0], sizeof what[0], "copy %.1f MB D2D + event sync", bytes / 1e6);
+    std::snprintf(what[1], sizeof what[1], "publish(), no subscriber");
+    for (const int others : {0, 4}) {
+      std::vector<Child> idle;
+      for (int i = 0; i < others; ++i) {
+        idle.push_back(spawn_self({"--role", "idle"}));
+        read_line(idle.back().out);  // READY: its context exists
+      }
+      floor_row(size, what[0], others, copy);
+      floor_row(size, what[1], others, publish);
+      for (Child& c : idle) {
+        kill(c.pid, SIGKILL);
+        waitpid(c.pid, nullptr, 0);
+        fclose(c.out);
+      }
+    }
+  }
+  const std::string lock = dir + "/floor.lock";
+  unlink(lock.c_str());
+  rmdir(dir.c_str());
   cudaEventDestroy(ev);
   cudaFree(a);
   cudaFree(b);
@@ -391,6 +500,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) args[std::string(argv[i]).substr(2)] = argv[i + 1];
   cuframes_set_log_handler(nullptr, nullptr, CUFRAMES_LOG_ERROR);
   if (args.count("spin-us")) g_spin_us = static_cast<uint32_t>(std::atoi(args["spin-us"].c_str()));
+#ifdef CUFRAMES_WITH_CUDA
+  if (args["role"] == "idle") return run_idle();
+#endif
   if (args["role"] == "subscriber") {
     Path p = Path::kHost;
     for (Path q : {Path::kHost, Path::kCuda, Path::kCudaSpin, Path::kBaseline})
@@ -398,6 +510,7 @@ int main(int argc, char** argv) {
     return run_subscriber(args["dir"], args["key"], p, std::atoi(args["index"].c_str()));
   }
   const double seconds = args.count("seconds") ? std::atof(args["seconds"].c_str()) : 3.0;
+  const int repeat = args.count("repeat") ? std::max(1, std::atoi(args["repeat"].c_str())) : 1;
   pin_to_cpu(0);
   std::vector<Path> paths = {Path::kHost};
 #ifdef CUFRAMES_WITH_CUDA
@@ -424,20 +537,32 @@ int main(int argc, char** argv) {
   std::printf("cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out; "
               "cuda-spin with spin_us %u\n", seconds, g_spin_us);
 #ifdef CUFRAMES_WITH_CUDA
-  if (std::find(paths.begin(), paths.end(), Path::kCuda) != paths.end()) {
+  if (args["floor"] != "0" &&
+      (std::find(paths.begin(), paths.end(), Path::kCuda) != paths.end() ||
+       std::find(paths.begin(), paths.end(), Path::kCudaSpin) != paths.end())) {
+    std::printf(
+        "The floor under publish() on the cuda path, us (paced: 200 fps; others: idle "
+        "processes with a CUDA context on the GPU):\n");
+    std::printf("%-6s %-40s %6s | %8s %8s | %9s %9s\n", "size", "what", "others", "b2b p50",
+                "b2b p99", "paced p50", "paced p99");
     for (const std::string& sz : split(args.count("sizes") ? args["sizes"] : "1080p,4k"))
       for (const Size& s : kSizes)
         if (sz == s.name) copy_floor(s);
+    std::printf("\n");
   }
 #endif
-  std::printf("Latency: from the publish() call to the frame usable by the subscriber (p50/p99);\n"
-              "wake: from publication (copy done) to the subscriber holding it; publish: time in\n"
-              "publish() (the copy into the ring). Paced at 200 fps; max fps flat out.\n\n");
-  std::printf("%-6s %-9s %4s | %8s %8s | %8s %8s | %8s | %8s | %9s | %9s %9s\n", "size",
-              "path", "subs", "p50 us", "p99 us", "wake p50", "wake p99", "publish", "sub fps",
-              "sub CPU", "max pub", "max sub");
-  std::printf("%-6s %-9s %4s | %8s %8s | %8s %8s | %8s | %8s | %9s | %9s %9s\n", "", "", "", "",
-              "", "us", "us", "us", "", "us/frame", "fps", "fps");
+  std::printf(
+      "Latency: from the publish() call to the frame usable by the subscriber (p50/p99);\n"
+      "wake: from publication (copy done) to the subscriber holding it (wake>20: share of\n"
+      "frames later than 20 us, i.e. a sleeping subscriber woken); publish: time in\n"
+      "publish() (the copy into the ring); pub late: the publisher's start behind its\n"
+      "schedule; steal: the VM's CPU time taken by its host in the paced phase. Paced at\n"
+      "200 fps; max fps flat out.\n\n");
+  std::printf("%-6s %-9s %4s | %8s %8s | %8s %8s %7s | %8s %8s | %8s | %9s | %9s %9s | %5s\n",
+              "size", "path", "subs", "p50 us", "p99 us", "wake p50", "wake p99", "wake>20",
+              "publish", "pub late", "sub fps", "sub CPU", "max pub", "max sub", "steal");
+  std::printf("%-6s %-9s %4s | %8s %8s | %8s %8s %7s | %8s %8s | %8s | %9s | %9s %9s | %5s\n", "",
+              "", "", "", "", "us", "us", "%", "us", "p99 us", "", "us/frame", "fps", "fps", "%");
   for (const std::string& sz : sizes) {
     const Size* size = nullptr;
     for (const Size& s : kSizes)
@@ -445,15 +570,18 @@ int main(int argc, char** argv) {
     if (size == nullptr) continue;
     for (const std::string& n : subs) {
       const int count = std::atoi(n.c_str());
-      for (Path p : paths) {
-        PhaseResult paced = run_phase(*size, p, count, seconds, 200);
-        PhaseResult flat = run_phase(*size, p, count, seconds, 0);
-        std::printf("%-6s %-9s %4d | %8.1f %8.1f | %8.1f %8.1f | %8.1f | %8.0f | %9.1f | %9.0f %9.0f\n",
-                    size->name, path_name(p), count, paced.p50_us, paced.p99_us, paced.wake_p50_us,
-                    paced.wake_p99_us, paced.publish_us, paced.sub_fps, paced.cpu_us_per_frame,
-                    flat.pub_fps, flat.sub_fps);
-        std::fflush(stdout);
-      }
+      for (int rep = 0; rep < repeat; ++rep)
+        for (Path p : paths) {
+          PhaseResult paced = run_phase(*size, p, count, seconds, 200);
+          PhaseResult flat = run_phase(*size, p, count, seconds, 0);
+          std::printf(
+              "%-6s %-9s %4d | %8.1f %8.1f | %8.1f %8.1f %7.2f | %8.1f %8.1f | %8.0f | "
+              "%9.1f | %9.0f %9.0f | %5.2f\n",
+              size->name, path_name(p), count, paced.p50_us, paced.p99_us, paced.wake_p50_us,
+              paced.wake_p99_us, paced.slow_wake_pct, paced.publish_us, paced.late_p99_us,
+              paced.sub_fps, paced.cpu_us_per_frame, flat.pub_fps, flat.sub_fps, paced.steal_pct);
+          std::fflush(stdout);
+        }
     }
   }
   return 0;
