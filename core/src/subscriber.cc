@@ -319,7 +319,7 @@ bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* ou
     *st = poll_in(fd(), std::min(ms_until(deadline), 100), &revents);
     return !st->ok();
   }
-  int64_t expected = last_publish_ns_ + interval_ns_;
+  int64_t expected = phase_ns_ + interval_ns_;
   if (expected + spin_ns_ < now) {  // missed (or the publisher paused): the next one due
     expected += ((now - spin_ns_ - expected) / interval_ns_ + 1) * interval_ns_;
   }
@@ -461,8 +461,16 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   }
   // The publisher's cadence, for spin_us.
   if (last_publish_seq_ != 0 && seq > last_publish_seq_ && fi.publish_ns > last_publish_ns_) {
-    const int64_t d = (fi.publish_ns - last_publish_ns_) / static_cast<int64_t>(seq - last_publish_seq_);
+    const int64_t n = static_cast<int64_t>(seq - last_publish_seq_);
+    const int64_t d = (fi.publish_ns - last_publish_ns_) / n;
     interval_ns_ = interval_ns_ == 0 ? d : interval_ns_ + (d - interval_ns_) / 8;
+    // The phase follows the beat: a quarter of each frame's lateness (or earliness), and all of
+    // it after a pause or a change of pace (off the beat by more than a quarter period).
+    const int64_t due = phase_ns_ + n * interval_ns_;
+    const int64_t off = fi.publish_ns - due;
+    phase_ns_ = (off > interval_ns_ / 4 || off < -interval_ns_ / 4) ? fi.publish_ns : due + off / 4;
+  } else {
+    phase_ns_ = fi.publish_ns;
   }
   last_publish_ns_ = fi.publish_ns;
   last_publish_seq_ = seq;

@@ -125,11 +125,14 @@ class Subscriber {
   uint64_t cursor_ = 0;    // STRICT_ORDER: last consumed seq
   bool delivered_ = false; // a frame was handed out already
   bool gone_ = false;
-  // spin_us: the publisher's cadence, learned from delivered frames.
+  // spin_us: the publisher's cadence, learned from delivered frames: its period and its phase
+  // (when frame last_publish_seq_ was due on that beat; one late frame moves it only a quarter
+  // of its lateness, so the frame after it, back on the beat, still finds us spinning).
   int64_t spin_ns_ = 0;
   int64_t last_publish_ns_ = 0;
   uint64_t last_publish_seq_ = 0;
   int64_t interval_ns_ = 0;  // smoothed time between publications
+  int64_t phase_ns_ = 0;     // frame last_publish_seq_'s time on the publisher's beat
 
   std::thread cb_thread_;
   UniqueFd cb_stop_;
