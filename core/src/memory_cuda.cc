@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 #include "geometry.h"
 #include "log.h"
@@ -71,6 +72,22 @@ Status load_symbol(const char* name, F* out) {
   return Ok();
 }
 
+// The CUDA driver cannot start (cudaErrorOperatingSystem) in a PID namespace whose /proc is
+// another namespace's, e.g. under `unshare --pid` without --mount-proc (containers mount their
+// own). Returns a hint saying so when that is the case, else "".
+std::string foreign_proc_hint() {
+  char buf[32];
+  const ssize_t n = ::readlink("/proc/self", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  buf[n] = '\0';
+  const long seen = std::strtol(buf, nullptr, 10);
+  if (seen <= 0 || seen == static_cast<long>(::getpid())) return "";
+  return "; this process is pid " + std::to_string(::getpid()) + " in its PID namespace, but " +
+         "/proc shows it as pid " + std::to_string(seen) + ": /proc belongs to another PID " +
+         "namespace, and the CUDA driver cannot start so. Mount a /proc of its own (unshare " +
+         "--mount --mount-proc; containers do)";
+}
+
 const Driver& driver() {
   static Driver d;
   static std::once_flag once;
@@ -79,6 +96,10 @@ const Driver& driver() {
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
       d.status = cuda_error(e, "no usable CUDA driver or device");
+      const std::string hint = e == cudaErrorOperatingSystem ? foreign_proc_hint() : "";
+      if (!hint.empty()) {
+        d.status = Err(d.status.code(), "%s%s", d.status.message().c_str(), hint.c_str());
+      }
       return;
     }
     if (count == 0) {

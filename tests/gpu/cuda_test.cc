@@ -232,4 +232,24 @@ TEST(CudaRing, SubscriberInOwnPidAndIpcNamespaces) {
   EXPECT_EQ(field(r, "disorder"), 0) << r;
 }
 
+// Under `unshare --pid --ipc --fork` alone the subscriber still sees the host's /proc, and the
+// CUDA driver refuses to start in that case (cudaErrorOperatingSystem: a bare cudaFree(0) fails
+// the same way; any container mounts its own /proc). The subscriber must say so plainly.
+TEST(CudaRing, SubscriberUnderAForeignProcSaysWhy) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", cuda_options(dir, 320, 240, 4));
+  Peer sub({"subscribe", "--dir", dir.path(), "--key", "cam", "--count", "1", "--name", "nsproc"},
+           {"unshare", "--pid", "--ipc", "--fork", "--kill-child"}, {"CUFRAMES_TEST_MEMORY=cuda"});
+  std::string line = sub.line(20000);
+  std::printf("subscriber under a foreign /proc said: %s\n", line.c_str());
+  if (line.rfind("READY", 0) == 0) {
+    GTEST_SKIP() << "this driver starts under a foreign /proc: nothing to explain";
+  }
+  EXPECT_EQ(line.rfind("ERROR DEVICE_LOST", 0), 0u) << line;
+  EXPECT_NE(line.find("/proc belongs to another PID namespace"), std::string::npos) << line;
+  EXPECT_NE(line.find("--mount-proc"), std::string::npos) << line;
+  // Its connection is gone with it: no subscriber left behind.
+  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, 5000));
+}
+
 }  // namespace
