@@ -151,6 +151,7 @@ void Camera::run() {
     if (outcome == Outcome::kStopped || stop_.load()) break;
     if (outcome == Outcome::kEnd && file_source_) {
       if (cfg_.loop && attempt_frames_.load() > 0) {  // start over at once
+        log_->info("{}: opening it again", err);
         looping = true;
         continue;
       }

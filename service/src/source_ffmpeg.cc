@@ -5,6 +5,11 @@
 //
 // Time limits: every blocking FFmpeg call is bounded by an interrupt callback: open_timeout while
 // opening, stall_timeout between packets once streaming, and the camera's stop flag always.
+//
+// A looping file starts over in place: a seek to its start and a decoder flush, keeping the
+// demuxer and the decoder (NVDEC's set-up costs tens of milliseconds, a large share of a short
+// clip decoded flat out). Only when the file at the path changed or went away, or the seek
+// fails, does run() end with kEnd and the camera reopen it.
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -22,7 +27,9 @@ extern "C" {
 #endif
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -122,6 +129,8 @@ class FfmpegSource final : public Source {
       raw->flags |= AVFMT_FLAG_NOBUFFER;
     }
     std::string url = cfg_.url.rfind("file://", 0) == 0 ? cfg_.url.substr(7) : cfg_.url;
+    path_ = url;
+    file_id_ = live_ ? FileId{} : file_id(path_);
     int rc = avformat_open_input(&raw, url.c_str(), nullptr, &opts);
     av_dict_free(&opts);
     if (rc < 0) return fail(error, "cannot open: " + describe(rc));  // raw is freed on failure
@@ -137,6 +146,7 @@ class FfmpegSource final : public Source {
     if (!open_decoder(dec, st, error)) return false;
     realtime_ = !live_ && cfg_.realtime;
     anchor_pts_ = AV_NOPTS_VALUE;
+    last_pts_ns_ = AV_NOPTS_VALUE;
     seen_key_ = false;
     return true;
   }
@@ -175,9 +185,22 @@ class FfmpegSource final : public Source {
         return stalled(error);
       }
       if (rc == AVERROR_EOF || (rc == AVERROR(EIO) && !live_)) {
+        const uint64_t frames = delivered_;
         drain(sink, nullptr);
         if (stop_->load()) return Outcome::kStopped;
-        if (error) *error = live_ ? "the server ended the stream" : "end of file";
+        std::string why_not;
+        if (!live_ && cfg_.loop && frames > 0 && rewind(&why_not)) {
+          // Once at info: a looping clip would otherwise log a line per pass.
+          log_->log(passes_++ == 0 ? spdlog::level::info : spdlog::level::debug,
+                    "end of file after {} frames: starting over in place", frames);
+          delivered_ = 0;
+          deadline_ns_ = mono_ns() + stall_ns;
+          continue;
+        }
+        if (error) {
+          *error = live_ ? "the server ended the stream" : "end of file";
+          if (!why_not.empty()) *error += " (" + why_not + ")";
+        }
         return Outcome::kEnd;
       }
       if (rc < 0) {
@@ -346,7 +369,42 @@ class FfmpegSource final : public Source {
       bool ok = deliver(sink, frame_.get(), error);
       av_frame_unref(frame_.get());
       if (!ok) return false;
+      ++delivered_;
     }
+  }
+
+  // Identifies the file at a path: a loop reopens it when this changes (replaced, rewritten,
+  // removed) instead of going on with the open one.
+  struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = -1;
+    int64_t mtime_ns = 0;
+    bool operator==(const FileId&) const = default;
+  };
+  static FileId file_id(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return FileId{};
+    return FileId{st.st_dev, st.st_ino, st.st_size,
+                  int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+  }
+
+  // A looping file, at its end (the decoder drained and flushed): back to its first frame.
+  // false, with the reason, when it must be opened again instead.
+  bool rewind(std::string* why_not) {
+    if (file_id_.size < 0 || !(file_id(path_) == file_id_)) {
+      *why_not = "the file at the path changed or is gone";
+      return false;
+    }
+    AVStream* st = fmt_->streams[stream_index_];
+    const int64_t start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+    const int rc = av_seek_frame(fmt_.get(), stream_index_, start, AVSEEK_FLAG_BACKWARD);
+    if (rc < 0) {
+      *why_not = "cannot seek back to the start: " + av_err(rc);
+      return false;
+    }
+    seen_key_ = false;
+    return true;
   }
 
   void drain(SourceSink* sink, std::string* error) {
@@ -355,7 +413,8 @@ class FfmpegSource final : public Source {
     avcodec_flush_buffers(codec_ctx_.get());
   }
 
-  // Files in real time: each frame waits for its presentation time.
+  // Files in real time: each frame waits for its presentation time. A loop's first frame comes
+  // one frame interval after the last frame of the pass before.
   bool pace(const AVFrame* f) {
     if (!realtime_) return true;
     int64_t pts = f->best_effort_timestamp;
@@ -363,12 +422,21 @@ class FfmpegSource final : public Source {
     if (pts == AV_NOPTS_VALUE) return true;
     const AVRational tb = fmt_->streams[stream_index_]->time_base;
     const int64_t pts_ns = av_rescale_q(pts, tb, AVRational{1, 1000000000});
-    if (anchor_pts_ == AV_NOPTS_VALUE || pts_ns < anchor_pts_) {
+    const int64_t prev_pts = last_pts_ns_;
+    if (prev_pts != AV_NOPTS_VALUE && pts_ns > prev_pts) frame_ns_ = pts_ns - prev_pts;
+    last_pts_ns_ = pts_ns;
+    if (anchor_pts_ == AV_NOPTS_VALUE) {
       anchor_pts_ = pts_ns;
       anchor_wall_ = mono_ns();
       return true;
     }
-    return sleep_until(anchor_wall_ + (pts_ns - anchor_pts_), stop_);
+    if (pts_ns < anchor_pts_ || (prev_pts != AV_NOPTS_VALUE && pts_ns < prev_pts)) {
+      anchor_pts_ = pts_ns;  // started over: the clock goes on from the last frame
+      anchor_wall_ = std::max(mono_ns(), last_wall_ + frame_ns_);
+    }
+    const int64_t due = anchor_wall_ + (pts_ns - anchor_pts_);
+    last_wall_ = due;
+    return sleep_until(due, stop_);
   }
 
   bool deliver(SourceSink* sink, AVFrame* f, std::string* error) {
@@ -504,6 +572,13 @@ class FfmpegSource final : public Source {
   bool seen_key_ = false;  // a keyframe went to the decoder since open
   int64_t anchor_pts_ = AV_NOPTS_VALUE;
   int64_t anchor_wall_ = 0;
+  int64_t last_pts_ns_ = AV_NOPTS_VALUE;  // realtime: the last frame's pts,
+  int64_t last_wall_ = 0;                 // when it was due,
+  int64_t frame_ns_ = 0;                  // and the interval before it
+  std::string path_;                      // a file's path, and
+  FileId file_id_;          // what it was when opened (size -1: unknown, never rewound)
+  uint64_t delivered_ = 0;  // frames of this pass over the file
+  uint64_t passes_ = 0;     // passes started over in place
   std::atomic<int64_t> deadline_ns_{0};
   SwsContext* sws_ = nullptr;
   std::vector<uint8_t> conv_;

@@ -148,6 +148,60 @@ def test_packet_ring_from_demuxer(clip: Callable[[str], tuple[media.Clip, Path]]
         cuframes.subscribe_packets("cam-nopk", connect_timeout_ms=5000, runtime_dir=runtime_dir)
 
 
+def test_loop_starts_over_in_place_until_the_file_is_replaced(
+        clip: Callable[[str], tuple[media.Clip, Path]], service: Callable[..., svc.Service],
+        workdir: Path, runtime_dir: str) -> None:
+    """A looping file starts over in place (a seek, the decoder kept: no new open) while it is
+    the file that was opened. Replaced at its path (a new inode), it is opened again at the end
+    of the pass, without a reconnect or a state change, and a STRICT_ORDER subscriber reading
+    across all of it sees every frame, in order, with the clip's barcodes wrapping."""
+    c, path = clip("h264-1280x720")
+    live = workdir / "looping.mp4"
+    live.write_bytes(path.read_bytes())
+    s = service({"loop": {"url": str(live), "loop": True, "realtime": False,
+                          "slots": 8, "policy": "strict_wait"}})
+    starts_over = "starting over in place"
+    opens_again = "opening it again"
+
+    def log() -> str:
+        return s.log_path.read_text(errors="replace")
+
+    with cuframes.subscribe("cam-loop", consumer_name="looper", mode=STRICT,
+                            connect_timeout_ms=20000, runtime_dir=runtime_dir) as sub:
+        codes: list[int] = []
+        seqs: list[int] = []
+
+        def read(n: int) -> None:
+            for _ in range(n):
+                with sub.next_frame(timeout_ms=10000) as f:
+                    y, _ = svc.planes(f)
+                    code = pattern.read_barcode(y)
+                    assert code is not None, f"seq {f.seq}: no valid barcode"
+                    codes.append(code)
+                    seqs.append(f.seq)
+
+        read(2 * c.frames + 5)  # two ends of the file passed (the first is logged at info)
+        assert starts_over in log(), log()[-3000:]
+        assert opens_again not in log()
+        replacement = workdir / "replacement.mp4"
+        replacement.write_bytes(path.read_bytes())
+        replacement.replace(live)  # a new inode at the path
+        deadline = time.monotonic() + 30
+        while opens_again not in log():  # reading on: STRICT_WAIT would hold the service
+            assert time.monotonic() < deadline, f"not opened again\n{s.log_tail()}"
+            read(1)
+        read(c.frames + 5)  # frames of the new open too
+        assert "end of file (the file at the path changed or is gone): opening it again" in log()
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seqs not consecutive"
+        steps = [(b - a) % c.frames for a, b in zip(codes, codes[1:])]
+        assert all(d == 1 for d in steps), f"barcodes do not advance by one: {codes}"
+    cam = s.camera("loop")
+    assert cam is not None and cam["state"] == "streaming", s.describe()
+    assert cam["reconnects"] == 0, cam
+    assert cam["decode_errors"] == 0, cam
+    s.assert_running()
+
+
 def test_file_removed_while_running(clip: Callable[[str], tuple[media.Clip, Path]],
                                     service: Callable[..., svc.Service], workdir: Path,
                                     runtime_dir: str) -> None:
