@@ -84,15 +84,18 @@ def _start_service(tmp: Path, rt: str, services: list[svc.Service]) -> svc.Servi
     return s
 
 
-def _check(summaries: dict[str, dict[str, str]], min_frames: int) -> None:
+def _check(summaries: dict[str, dict[str, str]], min_frames: int, d: dh.Detector) -> None:
     assert sorted(summaries) == sorted(CAMS), summaries
     for cam, (w, h, fps) in GEOM.items():
         s = summaries[cam]
-        if CAMS[cam]["memory"] == "cuda":
-            dh.check_summary(s, w, h, fps, "cuda", "torch", min_frames=min_frames, tol=1e-3)
-            assert s["device"] == "cuda:0", s
-        else:
-            dh.check_summary(s, w, h, fps, "host", "numpy", min_frames=min_frames)
+        try:
+            if CAMS[cam]["memory"] == "cuda":
+                dh.check_summary(s, w, h, fps, "cuda", "torch", min_frames=min_frames, tol=1e-3)
+                assert s["device"] == "cuda:0", s
+            else:
+                dh.check_summary(s, w, h, fps, "host", "numpy", min_frames=min_frames)
+        except AssertionError as e:  # the detector's log says what went wrong
+            raise AssertionError(f"{e}\n{d.describe()}") from None
         print(" ".join(f"{k}={v}" for k, v in s.items()))
 
 
@@ -104,7 +107,7 @@ def test_detector_on_cuda_rings(run: tuple[Path, str, list[svc.Service], list[dh
     detectors.append(d)
     summaries = d.wait_exit(60)
     assert "frames on the GPU: torch" in d.log(), d.describe()
-    _check(summaries, min_frames=20)
+    _check(summaries, min_frames=20, d=d)
 
 
 def test_detector_survives_a_killed_service(
@@ -123,6 +126,6 @@ def test_detector_survives_a_killed_service(
         dh.wait_frames(f"cam-{cam}", rt, "detector", 10, 30, d.describe,
                        epoch_not=first[cam]["epoch"])
     summaries = d.stop()
-    _check(summaries, min_frames=20)
+    _check(summaries, min_frames=20, d=d)
     for cam in CAMS:
         assert summaries[cam]["connects"] == "2", summaries[cam]
