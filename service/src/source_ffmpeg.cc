@@ -185,9 +185,9 @@ class FfmpegSource final : public Source {
         return stalled(error);
       }
       if (rc == AVERROR_EOF || (rc == AVERROR(EIO) && !live_)) {
-        const uint64_t frames = delivered_;
         drain(sink, nullptr);
         if (stop_->load()) return Outcome::kStopped;
+        const uint64_t frames = delivered_;  // this pass's, the drained ones included
         std::string why_not;
         if (!live_ && cfg_.loop && frames > 0 && rewind(&why_not)) {
           // Once at info: a looping clip would otherwise log a line per pass.
@@ -427,7 +427,7 @@ class FfmpegSource final : public Source {
     last_pts_ns_ = pts_ns;
     if (anchor_pts_ == AV_NOPTS_VALUE) {
       anchor_pts_ = pts_ns;
-      anchor_wall_ = mono_ns();
+      anchor_wall_ = last_wall_ = mono_ns();
       return true;
     }
     if (pts_ns < anchor_pts_ || (prev_pts != AV_NOPTS_VALUE && pts_ns < prev_pts)) {
