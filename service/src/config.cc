@@ -665,6 +665,19 @@ std::string Parser::topic(const YAML::Node& k, const YAML::Node& v,
   return s;
 }
 
+// "cuframes-<node_id>", within the 64 characters a given client_id may have: a longer one keeps
+// its first 46 characters of node_id and adds a hash of all of it, so two long node_ids that
+// differ only at the end still get different ids (one id knocks the other off the broker).
+std::string default_client_id(const std::string& node_id) {
+  std::string id = "cuframes-" + node_id;
+  if (id.size() <= 64) return id;
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : node_id) h = (h ^ c) * 16777619u;
+  char tail[10];
+  std::snprintf(tail, sizeof tail, "-%08x", h);
+  return id.substr(0, 64 - 9) + tail;
+}
+
 // The host name (up to its first '.') as a node id: lower case, a-z 0-9 words joined by '_'.
 std::string default_node_id() {
   char host[256] = {};
@@ -767,7 +780,7 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
   }
   if (!have_port && m.tls) m.port = 8883;
   if (m.node_id.empty()) m.node_id = default_node_id();
-  if (m.client_id.empty()) m.client_id = "cuframes-" + m.node_id;
+  if (m.client_id.empty()) m.client_id = default_client_id(m.node_id);
   if (m.base_topic.empty()) m.base_topic = "cuframes/" + m.node_id;
   cfg->mqtt = m;
 }

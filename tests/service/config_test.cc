@@ -989,6 +989,23 @@ TEST(ConfigMqtt, DerivedDefaultsFollowNodeId) {
   EXPECT_EQ(given.mqtt->base_topic, "home/nvr");
 }
 
+TEST(ConfigMqtt, DefaultClientIdStaysWithin64Characters) {
+  // node_id may have 64 characters; "cuframes-" + it would have 73, more than a given client_id
+  // may have. Two such node_ids differing only at their end still get different ids.
+  const std::string a(64, 'a');
+  const std::string b = std::string(63, 'a') + "b";
+  const Config ca = MustParse(WithMqtt("  host: b\n  node_id: " + a + "\n"));
+  const Config cb = MustParse(WithMqtt("  host: b\n  node_id: " + b + "\n"));
+  EXPECT_EQ(ca.mqtt->client_id.size(), 64u) << ca.mqtt->client_id;
+  EXPECT_EQ(cb.mqtt->client_id.size(), 64u) << cb.mqtt->client_id;
+  EXPECT_EQ(ca.mqtt->client_id.rfind("cuframes-aaaa", 0), 0u) << ca.mqtt->client_id;
+  EXPECT_NE(ca.mqtt->client_id, cb.mqtt->client_id);
+  // One that fits is kept whole.
+  const std::string fits(55, 'c');
+  const Config cf = MustParse(WithMqtt("  host: b\n  node_id: " + fits + "\n"));
+  EXPECT_EQ(cf.mqtt->client_id, "cuframes-" + fits);
+}
+
 TEST(ConfigMqtt, ValueRanges) {
   auto mqtt = [](const std::string& body) {
     const Config cfg = MustParse(WithMqtt("  host: b\n" + body));
