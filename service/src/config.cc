@@ -718,7 +718,21 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
         password_key = kk;
         have_password = true;
       } else if (name == "tls") {
-        expect_map(kk, vv, dotted, "a mapping (ca_file: ..., cert_file: ..., key_file: ...)");
+        if (vv.IsScalar()) {
+          // tls: true is TLS verified against the system's CA store (as tls: {}); false is
+          // plain TCP (as no tls at all).
+          const std::string v = lower(trim(vv.Scalar()));
+          if (v == "true" || v == "yes" || v == "on") {
+            m.tls = MqttTlsConfig{};
+            return true;
+          }
+          if (v == "false" || v == "no" || v == "off") {
+            m.tls.reset();
+            return true;
+          }
+        }
+        expect_map(kk, vv, dotted,
+                   "true, false or a mapping (ca_file: ..., cert_file: ..., key_file: ...)");
         MqttTlsConfig t;
         if (vv.IsMap()) {
           each(vv, dotted, kMqttTlsKeys, [&](const std::string& tn, const YAML::Node& tk,

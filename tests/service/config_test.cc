@@ -967,6 +967,18 @@ TEST(ConfigMqtt, TlsAndItsPort) {
   const Config plain = MustParse(WithMqtt("  host: b\n  port: 8883\n"));
   EXPECT_EQ(plain.mqtt->port, 8883);
   EXPECT_FALSE(plain.mqtt->tls.has_value());
+  // tls: true is the same as tls: {}; tls: false is plain TCP.
+  for (const char* on : {"true", "yes", "on", "True"}) {
+    const Config cfg = MustParse(WithMqtt(std::string("  host: b\n  tls: ") + on + "\n"));
+    ASSERT_TRUE(cfg.mqtt->tls.has_value()) << on;
+    EXPECT_EQ(*cfg.mqtt->tls, MqttTlsConfig{}) << on;
+    EXPECT_EQ(cfg.mqtt->port, 8883) << on;
+  }
+  for (const char* off : {"false", "no", "off"}) {
+    const Config cfg = MustParse(WithMqtt(std::string("  host: b\n  tls: ") + off + "\n"));
+    EXPECT_FALSE(cfg.mqtt->tls.has_value()) << off;
+    EXPECT_EQ(cfg.mqtt->port, 1883) << off;
+  }
   // The port default does not depend on where tls: stands.
   EXPECT_EQ(MustParse(WithMqtt("  tls: {}\n  host: b\n")).mqtt->port, 8883);
   // A client certificate with its key; absolute paths are kept.
@@ -1112,9 +1124,12 @@ TEST(ConfigMqttErrors, Tls) {
       "mqtt.tls", "cert_file and key_file go together");
   EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  host: b\n  tls: {key_file: /k.pem}\n")), 3, 3,
                       "mqtt.tls", "cert_file and key_file go together");
-  EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  host: b\n  tls: true\n")), 3, 8, "mqtt.tls",
-                      "expected a mapping (ca_file: ..., cert_file: ..., key_file: ...), got "
-                      "'true'");
+  EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  host: b\n  tls: maybe\n")), 3, 8, "mqtt.tls",
+                      "expected true, false or a mapping (ca_file: ..., cert_file: ..., "
+                      "key_file: ...), got 'maybe'");
+  EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  host: b\n  tls: [a]\n")), 3, 8, "mqtt.tls",
+                      "expected true, false or a mapping (ca_file: ..., cert_file: ..., "
+                      "key_file: ...), got");
   EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  host: b\n  tls:\n    ca_file: \"\"\n")), 4, 14,
                       "mqtt.tls.ca_file", "expected a file path, got nothing");
   EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  host: b\n  tls:\n    key_file:\n")), 4, 5,
