@@ -3,7 +3,6 @@ process (stopped after the test; an unexpected exit fails it), the RTSP server, 
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import cuframes  # noqa: E402
 
 import media  # noqa: E402
 import svc  # noqa: E402
+from fixtures import runtime_dir, service, workdir  # noqa: E402,F401  (fixtures)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -30,40 +30,6 @@ def service_binary() -> Path:
     if not os.access(svc.SERVICE_BIN, os.X_OK):
         pytest.fail(f"{svc.SERVICE_BIN} is missing: build it (scripts/build.sh) first")
     return svc.SERVICE_BIN
-
-
-@pytest.fixture
-def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh rendezvous directory (the service's runtime_dir). No ring may outlive the test."""
-    d = str(tmp_path_factory.mktemp("rt"))
-    yield d
-    gc.collect()
-    assert cuframes.list_publishers(d) == [], "rings left behind in the runtime dir"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture
-def service(workdir: Path, runtime_dir: str) -> Iterator[Callable[..., svc.Service]]:
-    """start(cameras, **config) -> Service: writes workdir/cuframes.yaml and starts the
-    service on it. Every service is stopped after the test; one that exited by itself while the
-    test did not expect it fails the test."""
-    started: list[svc.Service] = []
-
-    def start(cameras: dict[str, dict[str, Any]], args: tuple[str, ...] = (),
-              **kw: Any) -> svc.Service:
-        cfg = svc.write_config(workdir / "cuframes.yaml", cameras, runtime_dir, **kw)
-        s = svc.Service(cfg, runtime_dir, workdir, args)
-        started.append(s)
-        return s
-
-    yield start
-    problems = [p for p in (s.cleanup() for s in started) if p]
-    if problems:
-        pytest.fail("\n".join(problems))
 
 
 @pytest.fixture

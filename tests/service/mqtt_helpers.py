@@ -418,24 +418,6 @@ def retained(port: int, username: Optional[str] = None, password: Optional[str] 
 
 # ---- the service's config ----------------------------------------------------------------
 
-def write_mqtt_config(path: Path, cameras: dict[str, dict[str, Any]], runtime_dir: str,
-                      mqtt_cfg: Optional[dict[str, Any]], status_interval: str = "200ms",
-                      defaults: Optional[dict[str, Any]] = None,
-                      log_level: str = "debug") -> Path:
-    """svc.write_config's config plus an `mqtt:` section (none when mqtt_cfg is None)."""
-    d = {"memory": "host"}
-    d.update(defaults or {})
-    cfg: dict[str, Any] = {"runtime_dir": runtime_dir, "log": {"level": log_level},
-                           "status_interval": status_interval, "defaults": d,
-                           "cameras": cameras}
-    if mqtt_cfg is not None:
-        cfg["mqtt"] = mqtt_cfg
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(svc.to_yaml(cfg))
-    os.replace(tmp, path)
-    return path
-
-
 def testsrc(w: int = 320, h: int = 240, fps: int = 30) -> dict[str, Any]:
     return {"url": f"testsrc://?width={w}&height={h}&fps={fps}"}
 

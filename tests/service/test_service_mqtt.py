@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -34,29 +34,6 @@ RECONNECT_S = 40.0
 
 
 # ---- fixtures ----------------------------------------------------------------------------
-
-@pytest.fixture
-def mqtt_service(workdir: Path,
-                 runtime_dir: str) -> Iterator[Callable[..., svc.Service]]:
-    """start(cameras, mqtt_cfg, rt=None, name="cuframes.yaml") -> Service: writes the config
-    (svc.write_config's plus an `mqtt:` section) and starts the service. All are stopped after
-    the test; one that exited while the test did not expect it fails the test."""
-    started: list[svc.Service] = []
-
-    def start(cameras: dict[str, dict[str, Any]], mqtt_cfg: Optional[dict[str, Any]],
-              rt: Optional[str] = None, name: str = "cuframes.yaml",
-              **kw: Any) -> svc.Service:
-        rt = rt or runtime_dir
-        cfg = mh.write_mqtt_config(workdir / name, cameras, rt, mqtt_cfg, **kw)
-        s = svc.Service(cfg, rt, workdir)
-        started.append(s)
-        return s
-
-    yield start
-    problems = [p for p in (s.cleanup() for s in started) if p]
-    if problems:
-        pytest.fail("\n".join(problems))
-
 
 def mq(b: mh.Broker, node: Optional[str] = NODE, **kw: Any) -> dict[str, Any]:
     """An `mqtt:` section for broker b."""
@@ -147,14 +124,14 @@ def _is_problem_line(ln: str) -> bool:
 
 def test_discovery_follows_ha_rules(broker: Callable[..., mh.Broker],
                                     collector: Callable[..., mh.Collector],
-                                    mqtt_service: Callable[..., svc.Service]) -> None:
+                                    service: Callable[..., svc.Service]) -> None:
     """Every discovery payload against HA's rules and docs/mqtt.md's tables; every state topic
     published, retained, JSON, and every value_template renders to what its entity needs;
     the same payloads after a restart (stable identifiers)."""
     b = broker()
     col = collector(b)
     cams = {"cam1": mh.testsrc(320, 240, 30), "cam2": mh.testsrc(352, 288, 15)}
-    s = mqtt_service(cams, mq(b))
+    s = service(cams, mq(b))
     for c in cams:
         s.wait_state(c, "streaming", 10)
     configs = _wait_announced(col, s, list(cams))
@@ -227,7 +204,7 @@ def test_discovery_follows_ha_rules(broker: Callable[..., mh.Broker],
     before = {t: json.loads(p) for t, p in store.items() if t.startswith(PREFIX + "/") and p}
     assert s.stop(signal.SIGTERM) == 0, s.log_tail()
     mark = col.mark()
-    s2 = mqtt_service(cams, mq(b))
+    s2 = service(cams, mq(b))
     after_cfgs = _wait_announced(col, s2, list(cams), since=mark)
     after = {t: json.loads(p) for t, p in after_cfgs.items() if p}
     if set(after) != set(before):
@@ -243,13 +220,13 @@ def test_discovery_follows_ha_rules(broker: Callable[..., mh.Broker],
 
 def test_custom_prefix_base_and_ha_birth(broker: Callable[..., mh.Broker],
                                          collector: Callable[..., mh.Collector],
-                                         mqtt_service: Callable[..., svc.Service]) -> None:
+                                         service: Callable[..., svc.Service]) -> None:
     """discovery_prefix and base_topic are honoured; `<prefix>/status` = online (Home
     Assistant's birth message) makes the service send every discovery config again."""
     b = broker()
     col = collector(b)
     prefix, base, node = "hass", "site/nvr1", "nvr1"
-    s = mqtt_service({"cam": mh.testsrc()},
+    s = service({"cam": mh.testsrc()},
                      mq(b, node, discovery_prefix=prefix, base_topic=base))
     configs = _wait_announced(col, s, ["cam"], base=base, prefix=prefix, node=node)
     d = mh.validate_discovery(configs, prefix=prefix, node_id=node, base=base, cameras=["cam"])
@@ -277,13 +254,13 @@ def test_custom_prefix_base_and_ha_birth(broker: Callable[..., mh.Broker],
 
 def test_ha_ids_for_names_with_dots_dashes_and_capitals(
         broker: Callable[..., mh.Broker], collector: Callable[..., mh.Collector],
-        mqtt_service: Callable[..., svc.Service], runtime_dir: str, workdir: Path) -> None:
+        service: Callable[..., svc.Service], runtime_dir: str, workdir: Path) -> None:
     """Camera and subscriber names may hold '.', '-' and capitals, which HA refuses in ids: the
     ids are the names made HA ids (front.door -> front_door), every rule still holds, and two
     cameras that would share an id are a config error naming both."""
     b = broker()
     col = collector(b)
-    s = mqtt_service({"front.door": mh.testsrc(), "Back-Yard": mh.testsrc()}, mq(b))
+    s = service({"front.door": mh.testsrc(), "Back-Yard": mh.testsrc()}, mq(b))
     s.wait_state("front.door", "streaming", 10)
     reader = mh.FrameReader("cam-front.door", runtime_dir, 320, 240, consumer_name="Det.v2",
                             strict=False)
@@ -308,8 +285,8 @@ def test_ha_ids_for_names_with_dots_dashes_and_capitals(
 
     # front.door and Front_Door would both be front_door: refused before anything starts
     cfg = workdir / "clash.yaml"
-    mh.write_mqtt_config(cfg, {"front.door": mh.testsrc(), "Front_Door": mh.testsrc()},
-                         runtime_dir, mq(b))
+    svc.write_config(cfg, {"front.door": mh.testsrc(), "Front_Door": mh.testsrc()},
+                     runtime_dir, mqtt=mq(b))
     r = svc.run_service(["--config", str(cfg), "--check-config"])
     assert r.returncode == 2, r
     assert ("cameras 'front.door' and 'Front_Door' would share the id 'front_door'"
@@ -318,13 +295,13 @@ def test_ha_ids_for_names_with_dots_dashes_and_capitals(
 
 def test_entities_of_a_camera_removed_while_stopped_are_swept(
         broker: Callable[..., mh.Broker], collector: Callable[..., mh.Collector],
-        mqtt_service: Callable[..., svc.Service]) -> None:
+        service: Callable[..., svc.Service]) -> None:
     """A camera removed from the config while the service was stopped: on the next start its
     retained discovery configs and state are deleted from the broker (docs/mqtt.md), even when
     its id extends a remaining camera's ("front_door" vs "front"); the rest stay."""
     b = broker()
     col = collector(b)
-    s = mqtt_service({"front": mh.testsrc(), "front_door": mh.testsrc()}, mq(b))
+    s = service({"front": mh.testsrc(), "front_door": mh.testsrc()}, mq(b))
     _wait_announced(col, s, ["front", "front_door"])
     assert s.stop(signal.SIGTERM) == 0, s.log_tail()
     gone = "cuframes_test_front_door_"
@@ -332,7 +309,7 @@ def test_entities_of_a_camera_removed_while_stopped_are_swept(
     assert [t for t in before if gone in t] and f"{BASE}/front_door/state" in before, before
 
     mark = col.mark()
-    s2 = mqtt_service({"front": mh.testsrc()}, mq(b), name="second.yaml")
+    s2 = service({"front": mh.testsrc()}, mq(b), name="second.yaml")
     _wait_announced(col, s2, ["front"], since=mark)
 
     def left() -> list[str]:
@@ -346,7 +323,7 @@ def test_entities_of_a_camera_removed_while_stopped_are_swept(
 
 
 def test_tls_broker(workdir: Path, collector: Callable[..., mh.Collector],
-                    mqtt_service: Callable[..., svc.Service], runtime_dir: str) -> None:
+                    service: Callable[..., svc.Service], runtime_dir: str) -> None:
     """mqtt.tls: a broker's TLS listener verified against tls.ca_file (hostname included)
     works; a broker whose certificate another CA signed is refused with an error line naming
     TLS, retried, and the service keeps running."""
@@ -355,13 +332,13 @@ def test_tls_broker(workdir: Path, collector: Callable[..., mh.Collector],
     b = mh.Broker(workdir, tls=files).start()
     try:
         col = collector(b)
-        s = mqtt_service({"cam": mh.testsrc()},
+        s = service({"cam": mh.testsrc()},
                          mq(b, port=b.tls_port, tls={"ca_file": str(files["cafile"])}))
         _wait_announced(col, s, ["cam"])
         assert any(f"MQTT: connected to ssl://127.0.0.1:{b.tls_port}" in ln
                    for ln in _log_lines(s)), s.log_tail()
 
-        bad = mqtt_service({"cam2": mh.testsrc()},
+        bad = service({"cam2": mh.testsrc()},
                            mq(b, "wrong_ca", port=b.tls_port,
                               tls={"ca_file": str(other["cafile"])}),
                            rt=runtime_dir + "-2", name="bad.yaml")
@@ -382,11 +359,11 @@ def test_tls_broker(workdir: Path, collector: Callable[..., mh.Collector],
 
 def test_online_offline_and_last_will(broker: Callable[..., mh.Broker],
                                       collector: Callable[..., mh.Collector],
-                                      mqtt_service: Callable[..., svc.Service]) -> None:
+                                      service: Callable[..., svc.Service]) -> None:
     b = broker()
     col = collector(b)
     topic = f"{BASE}/status"
-    s = mqtt_service({"cam": mh.testsrc()}, mq(b))
+    s = service({"cam": mh.testsrc()}, mq(b))
     m = col.wait_msg(topic, _is(b"online"), timeout=10, detail=s.describe)
     assert m.retain, f"online not retained: {m}"
     assert mh.retained(b.port).get(topic) == b"online"
@@ -401,7 +378,7 @@ def test_online_offline_and_last_will(broker: Callable[..., mh.Broker],
 
     # online again on the next start; SIGKILL: the broker publishes the last will
     mark = col.mark()
-    s2 = mqtt_service({"cam": mh.testsrc()}, mq(b))
+    s2 = service({"cam": mh.testsrc()}, mq(b))
     col.wait_msg(topic, _is(b"online"), since=mark, timeout=10, detail=s2.describe)
     s2.wait_state("cam", "streaming", 10)
     mark = col.mark()
@@ -413,7 +390,7 @@ def test_online_offline_and_last_will(broker: Callable[..., mh.Broker],
 
     # and a third start after the kill takes over (rings and MQTT)
     mark = col.mark()
-    s3 = mqtt_service({"cam": mh.testsrc()}, mq(b))
+    s3 = service({"cam": mh.testsrc()}, mq(b))
     col.wait_msg(topic, _is(b"online"), since=mark, timeout=10, detail=s3.describe)
     s3.wait_state("cam", "streaming", 10)
 
@@ -422,12 +399,12 @@ def test_online_offline_and_last_will(broker: Callable[..., mh.Broker],
 
 def test_subscriber_sensors(broker: Callable[..., mh.Broker],
                             collector: Callable[..., mh.Collector],
-                            mqtt_service: Callable[..., svc.Service], runtime_dir: str) -> None:
+                            service: Callable[..., svc.Service], runtime_dir: str) -> None:
     """A Python detector subscribes: its state topic and 3 sensors appear, its counters move
     between two publications; when it leaves, `"connected": false` once."""
     b = broker()
     col = collector(b)
-    s = mqtt_service({"cam": mh.testsrc(320, 240, 30)}, mq(b))
+    s = service({"cam": mh.testsrc(320, 240, 30)}, mq(b))
     _wait_announced(col, s, ["cam"])
     newest = mh.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="det1",
                             strict=False)
@@ -515,14 +492,14 @@ def test_subscriber_sensors(broker: Callable[..., mh.Broker],
 
 def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
                                   collector: Callable[..., mh.Collector],
-                                  mqtt_service: Callable[..., svc.Service],
+                                  service: Callable[..., svc.Service],
                                   runtime_dir: str) -> None:
     """SIGHUP without camera b: each of b's discovery topics (its subscriber's too) gets an
     empty retained payload, its state topics are cleared; a's entities stay as they were."""
     b = broker()
     col = collector(b)
     cams = {"a": mh.testsrc(320, 240, 30), "b": mh.testsrc(320, 240, 30)}
-    s = mqtt_service(cams, mq(b))
+    s = service(cams, mq(b))
     _wait_announced(col, s, ["a", "b"])
     reader = mh.FrameReader("cam-b", runtime_dir, 320, 240, consumer_name="det-b", strict=False)
     reader.start()
@@ -542,7 +519,7 @@ def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
     assert f"{BASE}/b/state" in b_states and f"{BASE}/b/subscribers/det_b" in b_states, store
 
     mark = col.mark()
-    mh.write_mqtt_config(s.config, {"a": cams["a"]}, runtime_dir, mq(b))
+    svc.write_config(s.config, {"a": cams["a"]}, runtime_dir, mqtt=mq(b))
     s.send(signal.SIGHUP)
     svc.wait_for(lambda: s.status() is not None and "b" not in (s.status() or {}).get(
         "cameras", {}), 10, "b gone from the status file", s.describe)
@@ -586,7 +563,7 @@ def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
 # ---- the broker goes away ----------------------------------------------------------------
 
 def test_broker_restart(broker: Callable[..., mh.Broker], collector: Callable[..., mh.Collector],
-                        mqtt_service: Callable[..., svc.Service], runtime_dir: str) -> None:
+                        service: Callable[..., svc.Service], runtime_dir: str) -> None:
     """mosquitto SIGKILLed for ~6 s (many stats intervals) and started again on its port: the
     service does not exit, a STRICT_ORDER subscriber sees consecutive seqs throughout, RSS
     stays flat, nothing published while down is delivered later (dropped, not queued), the
@@ -595,7 +572,7 @@ def test_broker_restart(broker: Callable[..., mh.Broker], collector: Callable[..
     b = broker()
     col = collector(b)
     cfg = mq(b, stats_interval=f"{int(interval_s * 1000)}ms")
-    s = mqtt_service({"ts": mh.testsrc(320, 240, 30)}, cfg)
+    s = service({"ts": mh.testsrc(320, 240, 30)}, cfg)
     configs = _wait_announced(col, s, ["ts"])
     reader = mh.FrameReader("cam-ts", runtime_dir, 320, 240, consumer_name="outage-reader")
     reader.start()
@@ -687,12 +664,12 @@ def test_broker_restart(broker: Callable[..., mh.Broker], collector: Callable[..
 
 def test_broker_down_at_start(broker: Callable[..., mh.Broker],
                               collector: Callable[..., mh.Collector],
-                              mqtt_service: Callable[..., svc.Service],
+                              service: Callable[..., svc.Service],
                               workdir: Path, runtime_dir: str) -> None:
     """No broker when the service starts: the cameras stream anyway; when the broker appears
     the service connects and announces."""
     port = svc.free_port()
-    s = mqtt_service({"ts": mh.testsrc()}, {"host": "127.0.0.1", "port": port,
+    s = service({"ts": mh.testsrc()}, {"host": "127.0.0.1", "port": port,
                                             "node_id": NODE, "stats_interval": "500ms"})
     s.wait_state("ts", "streaming", 10)
     with cuframes.subscribe("cam-ts", connect_timeout_ms=5000, runtime_dir=runtime_dir) as sub:
@@ -720,10 +697,10 @@ USERS = {"cuframes": "s3cret-Pa55", "ha": "ha-pass"}
 
 
 def test_auth_ok(broker: Callable[..., mh.Broker], collector: Callable[..., mh.Collector],
-                 mqtt_service: Callable[..., svc.Service]) -> None:
+                 service: Callable[..., svc.Service]) -> None:
     b = broker(USERS)
     col = collector(b, "ha", USERS["ha"])
-    s = mqtt_service({"cam": mh.testsrc()},
+    s = service({"cam": mh.testsrc()},
                      mq(b, username="cuframes", password=USERS["cuframes"]))
     configs = _wait_announced(col, s, ["cam"])
     assert len(configs) == 8 + 3, sorted(configs)  # the camera's and the service's
@@ -735,12 +712,12 @@ def test_auth_ok(broker: Callable[..., mh.Broker], collector: Callable[..., mh.C
 
 def test_auth_wrong_password(broker: Callable[..., mh.Broker],
                              collector: Callable[..., mh.Collector],
-                             mqtt_service: Callable[..., svc.Service], runtime_dir: str) -> None:
+                             service: Callable[..., svc.Service], runtime_dir: str) -> None:
     """A wrong password: a clear log line with the broker's answer, retries with backoff, no
     exit, frames flow. Fixed by SIGHUP: the client reconnects, the camera is not restarted."""
     b = broker(USERS)
     col = collector(b, "ha", USERS["ha"])
-    s = mqtt_service({"cam": mh.testsrc(320, 240, 30)},
+    s = service({"cam": mh.testsrc(320, 240, 30)},
                      mq(b, username="cuframes", password="wrong-password"))
     s.wait_state("cam", "streaming", 10)
     reader = mh.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="auth-reader")
@@ -768,8 +745,8 @@ def test_auth_wrong_password(broker: Callable[..., mh.Broker],
     # the right password, by SIGHUP: connects; the camera's ring goes on without a gap
     epoch = cuframes.observe("cam-cam", runtime_dir=runtime_dir)["epoch"]
     mark = col.mark()
-    mh.write_mqtt_config(s.config, {"cam": mh.testsrc(320, 240, 30)}, runtime_dir,
-                         mq(b, username="cuframes", password=USERS["cuframes"]))
+    svc.write_config(s.config, {"cam": mh.testsrc(320, 240, 30)}, runtime_dir,
+                     mqtt=mq(b, username="cuframes", password=USERS["cuframes"]))
     s.send(signal.SIGHUP)
     _wait_announced(col, s, ["cam"], since=mark, timeout=10)
     reader.wait_frames(reader.count() + 30, 10, s.describe)
@@ -841,8 +818,8 @@ def test_check_config_mqtt_good(workdir: Path, runtime_dir: str) -> None:
     for name, section in (("full", full), ("host-only", {"host": "broker.lan"}),
                           ("qos0", {"host": "localhost", "qos": 0, "port": 8883,
                                     "tls": {"insecure": True}})):
-        path = mh.write_mqtt_config(workdir / f"{name}.yaml", {"a": mh.testsrc()}, runtime_dir,
-                                    section)
+        path = svc.write_config(workdir / f"{name}.yaml", {"a": mh.testsrc()}, runtime_dir,
+                                mqtt=section)
         r = svc.run_service(["--config", str(path), "--check-config"])
         assert r.returncode == 0, (name, r.returncode, r.stdout, r.stderr)
 
@@ -851,16 +828,16 @@ def test_check_config_mqtt_good(workdir: Path, runtime_dir: str) -> None:
 
 def test_node_ids_share_a_broker(broker: Callable[..., mh.Broker],
                                  collector: Callable[..., mh.Collector],
-                                 mqtt_service: Callable[..., svc.Service],
+                                 service: Callable[..., svc.Service],
                                  tmp_path_factory: pytest.TempPathFactory) -> None:
     """Two hosts (node_id n1 with qos 0, n2) with the same camera name share a broker: their
     topics and unique_ids do not collide; n3 with discovery off publishes states only."""
     b = broker()
     col = collector(b)
     rts = [str(tmp_path_factory.mktemp("rt")) for _ in range(3)]
-    s1 = mqtt_service({"cam": mh.testsrc()}, mq(b, "n1", qos=0), rt=rts[0], name="n1.yaml")
-    s2 = mqtt_service({"cam": mh.testsrc()}, mq(b, "n2"), rt=rts[1], name="n2.yaml")
-    s3 = mqtt_service({"cam": mh.testsrc()}, mq(b, "n3", discovery=False), rt=rts[2],
+    s1 = service({"cam": mh.testsrc()}, mq(b, "n1", qos=0), rt=rts[0], name="n1.yaml")
+    s2 = service({"cam": mh.testsrc()}, mq(b, "n2"), rt=rts[1], name="n2.yaml")
+    s3 = service({"cam": mh.testsrc()}, mq(b, "n3", discovery=False), rt=rts[2],
                       name="n3.yaml")
     c1 = _wait_announced(col, s1, ["cam"], base="cuframes/n1", node="n1")
     c2 = _wait_announced(col, s2, ["cam"], base="cuframes/n2", node="n2")
@@ -897,12 +874,12 @@ def test_node_ids_share_a_broker(broker: Callable[..., mh.Broker],
 
 
 def test_mqtt_defaults(broker: Callable[..., mh.Broker], collector: Callable[..., mh.Collector],
-                       mqtt_service: Callable[..., svc.Service]) -> None:
+                       service: Callable[..., svc.Service]) -> None:
     """Only host and port: node_id is the host name, base cuframes/<node_id>, client id
     cuframes-<node_id>, discovery on under homeassistant/, QoS 1."""
     b = broker()
     col = collector(b)
-    s = mqtt_service({"cam": mh.testsrc()}, {"host": "127.0.0.1", "port": b.port})
+    s = service({"cam": mh.testsrc()}, {"host": "127.0.0.1", "port": b.port})
     m = col.wait(lambda: next((x for x in col.messages() if re.fullmatch(
         r"cuframes/[^/]+/status", x.topic) and x.payload == b"online"), None), 10,
         "online on cuframes/<node_id>/status", s.describe)
