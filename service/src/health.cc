@@ -153,29 +153,33 @@ std::string service_stats_json(const MqttConfig& m, const ServiceSnapshot& s,
   return w.str();
 }
 
-std::string camera_state_json(const CameraStatus& c) {
-  JsonWriter w;
-  w.begin_object();
+void write_camera_fields(JsonWriter& w, const CameraStatus& c) {
   w.field("state", c.state);
-  w.field("connected", c.state == "streaming");
   w.field("error", c.error);
+  w.field("codec", c.codec);
+  w.field("decoder", c.decoder);
+  w.field("width", c.width);
+  w.field("height", c.height);
+  w.field("format", c.format);
+  w.field("memory", c.memory);
   w.field("fps", c.fps, 2);
   w.field("frames", c.frames);
   w.field("dropped", c.dropped);
   w.field("decode_errors", c.decode_errors);
   w.field("reconnects", c.reconnects);
+  w.field("subscribers", c.subscribers);
   w.field("occupancy", c.occupancy);
   w.field("slots", c.slots);
+  w.field("last_frame_age_ms", c.last_frame_age_ms);
+}
+
+std::string camera_state_json(const CameraStatus& c) {
+  JsonWriter w;
+  w.begin_object();
+  write_camera_fields(w, c);
+  w.field("connected", c.state == "streaming");
   w.field("resolution",
           c.width > 0 ? std::to_string(c.width) + "x" + std::to_string(c.height) : std::string());
-  w.field("width", c.width);
-  w.field("height", c.height);
-  w.field("format", c.format);
-  w.field("codec", c.codec);
-  w.field("decoder", c.decoder);
-  w.field("memory", c.memory);
-  w.field("subscribers", c.subscribers);
-  w.field("last_frame_age_ms", c.last_frame_age_ms);
   w.end_object();
   return w.str();
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "camera.h"
+#include "json.h"
 #include "config.h"
 #include "ha_id.h"
 #include "nvml.h"
@@ -50,6 +51,8 @@ struct SubscriberReport {
 std::string service_stats_json(const MqttConfig& m, const ServiceSnapshot& s,
                                const std::optional<GpuStats>& gpu);
 std::string camera_state_json(const CameraStatus& c);
+// The fields of a camera that both the status file and its MQTT state carry, into an open object.
+void write_camera_fields(JsonWriter& w, const CameraStatus& c);
 std::string subscriber_state_json(const SubscriberReport& r);
 
 // Follows a camera's subscribers from one report to the next: gives each a stable topic name

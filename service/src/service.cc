@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuframes/cuframes.h"
+#include "health.h"
 #include "json.h"
 #include "runtime_dir.h"  // libcuframes internals: the same runtime dir rule as the rings
 #include "source.h"
@@ -101,24 +102,8 @@ std::string Service::status_json() const {
   for (const CameraStatus& s : snap.cameras) {
     w.key(s.name).begin_object();
     w.field("key", s.key);
-    w.field("state", s.state);
-    w.field("error", s.error);
     w.field("url", s.url);
-    w.field("codec", s.codec);
-    w.field("decoder", s.decoder);
-    w.field("width", s.width);
-    w.field("height", s.height);
-    w.field("format", s.format);
-    w.field("memory", s.memory);
-    w.field("fps", s.fps, 2);
-    w.field("frames", s.frames);
-    w.field("dropped", s.dropped);
-    w.field("decode_errors", s.decode_errors);
-    w.field("reconnects", s.reconnects);
-    w.field("subscribers", s.subscribers);
-    w.field("occupancy", s.occupancy);
-    w.field("slots", s.slots);
-    w.field("last_frame_age_ms", s.last_frame_age_ms);
+    write_camera_fields(w, s);
     w.end_object();
   }
   w.end_object();
