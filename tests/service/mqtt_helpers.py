@@ -432,65 +432,6 @@ def vm_rss_kib(pid: int) -> dict[str, int]:
     return out
 
 
-# ---- a subscriber thread -----------------------------------------------------------------
-
-class FrameReader(threading.Thread):
-    """A subscriber on its own thread, reading until stopped. STRICT_ORDER: every frame's bytes
-    are checked and seqs must be consecutive (a gap is an error). Errors are kept in .error."""
-
-    def __init__(self, key: str, runtime_dir: str, width: int, height: int,
-                 consumer_name: str = "mqtt-reader", strict: bool = True) -> None:
-        super().__init__(daemon=True)
-        import cuframes
-        self.mode = (cuframes.SubscriberMode.STRICT_ORDER if strict
-                     else cuframes.SubscriberMode.NEWEST_ONLY)
-        self.key, self.runtime_dir, self.width, self.height = key, runtime_dir, width, height
-        self.consumer_name, self.strict = consumer_name, strict
-        self.stop_event = threading.Event()
-        self.ready = threading.Event()
-        self.lock = threading.Lock()
-        self.seqs: list[int] = []
-        self.times: list[float] = []
-        self.error: Optional[BaseException] = None
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.seqs)
-
-    def run(self) -> None:
-        import cuframes
-        try:
-            with cuframes.subscribe(self.key, consumer_name=self.consumer_name, mode=self.mode,
-                                    connect_timeout_ms=10000,
-                                    runtime_dir=self.runtime_dir) as sub:
-                self.ready.set()
-                while not self.stop_event.is_set():
-                    with sub.next_frame(timeout_ms=3000) as f:
-                        svc.check_testsrc_frame(f, self.width, self.height)
-                        with self.lock:
-                            if self.strict and self.seqs and f.seq != self.seqs[-1] + 1:
-                                raise AssertionError(f"seq {f.seq} after {self.seqs[-1]}: a gap")
-                            self.seqs.append(f.seq)
-                            self.times.append(time.monotonic())
-        except BaseException as e:  # reported by the test
-            self.error = e
-        finally:
-            self.ready.set()
-
-    def wait_frames(self, n: int, timeout: float, detail: Callable[[], str] = lambda: "") -> None:
-        svc.wait_for(lambda: self.count() >= n or self.error is not None, timeout,
-                     f"{n} frames on {self.key}", detail)
-        if self.error is not None:
-            raise AssertionError(f"reader of {self.key} failed: {self.error!r}") from self.error
-
-    def finish(self) -> None:
-        self.stop_event.set()
-        self.join(timeout=10)
-        assert not self.is_alive(), "reader thread did not stop"
-        if self.error is not None:
-            raise AssertionError(f"reader of {self.key} failed: {self.error!r}") from self.error
-
-
 # ---- Home Assistant discovery ------------------------------------------------------------
 
 STATES = ["connecting", "streaming", "stalled", "error", "stopped"]

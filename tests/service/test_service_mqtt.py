@@ -262,7 +262,7 @@ def test_ha_ids_for_names_with_dots_dashes_and_capitals(
     col = collector(b)
     s = service({"front.door": mh.testsrc(), "Back-Yard": mh.testsrc()}, mq(b))
     s.wait_state("front.door", "streaming", 10)
-    reader = mh.FrameReader("cam-front.door", runtime_dir, 320, 240, consumer_name="Det.v2",
+    reader = svc.FrameReader("cam-front.door", runtime_dir, 320, 240, consumer_name="Det.v2",
                             strict=False)
     reader.start()
     try:
@@ -406,9 +406,9 @@ def test_subscriber_sensors(broker: Callable[..., mh.Broker],
     col = collector(b)
     s = service({"cam": mh.testsrc(320, 240, 30)}, mq(b))
     _wait_announced(col, s, ["cam"])
-    newest = mh.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="det1",
+    newest = svc.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="det1",
                             strict=False)
-    strict = mh.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="rec-2",
+    strict = svc.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="rec-2",
                             strict=True)
     t1, t2 = f"{BASE}/cam/subscribers/det1", f"{BASE}/cam/subscribers/{mh.ha_id('rec-2')}"
     problems: list[str] = []
@@ -501,7 +501,7 @@ def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
     cams = {"a": mh.testsrc(320, 240, 30), "b": mh.testsrc(320, 240, 30)}
     s = service(cams, mq(b))
     _wait_announced(col, s, ["a", "b"])
-    reader = mh.FrameReader("cam-b", runtime_dir, 320, 240, consumer_name="det-b", strict=False)
+    reader = svc.FrameReader("cam-b", runtime_dir, 320, 240, consumer_name="det-b", strict=False)
     reader.start()
     reader.wait_frames(5, 10, s.describe)
     col.wait_msg(f"{BASE}/b/subscribers/det_b", timeout=10, detail=s.describe)
@@ -574,7 +574,7 @@ def test_broker_restart(broker: Callable[..., mh.Broker], collector: Callable[..
     cfg = mq(b, stats_interval=f"{int(interval_s * 1000)}ms")
     s = service({"ts": mh.testsrc(320, 240, 30)}, cfg)
     configs = _wait_announced(col, s, ["ts"])
-    reader = mh.FrameReader("cam-ts", runtime_dir, 320, 240, consumer_name="outage-reader")
+    reader = svc.FrameReader("cam-ts", runtime_dir, 320, 240, consumer_name="outage-reader")
     reader.start()
     reader.wait_frames(30, 10, s.describe)
     rss: list[dict[str, int]] = [mh.vm_rss_kib(s.pid)]
@@ -720,7 +720,7 @@ def test_auth_wrong_password(broker: Callable[..., mh.Broker],
     s = service({"cam": mh.testsrc(320, 240, 30)},
                      mq(b, username="cuframes", password="wrong-password"))
     s.wait_state("cam", "streaming", 10)
-    reader = mh.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="auth-reader")
+    reader = svc.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="auth-reader")
     reader.start()
     reader.wait_frames(10, 10, s.describe)
     said = svc.wait_for(

@@ -4,7 +4,6 @@ sees no gap and the same ring instance; a changed camera restarts; a bad config 
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -19,57 +18,7 @@ def ts(w: int, h: int, fps: int = 30) -> dict[str, Any]:
     return {"url": f"testsrc://?width={w}&height={h}&fps={fps}"}
 
 
-class Reader(threading.Thread):
-    """A STRICT_ORDER subscriber on its own thread: verifies every frame's bytes and that seqs
-    are consecutive, until stopped or until something goes wrong (kept in .error)."""
-
-    def __init__(self, key: str, runtime_dir: str, width: int, height: int) -> None:
-        super().__init__(daemon=True)
-        self.key, self.runtime_dir, self.width, self.height = key, runtime_dir, width, height
-        self.stop_event = threading.Event()
-        self.ready = threading.Event()
-        self.lock = threading.Lock()
-        self.seqs: list[int] = []
-        self.error: Optional[BaseException] = None
-        self.gap_count_first: Optional[int] = None
-        self.gap_count = 0
-        self.overruns = 0
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.seqs)
-
-    def run(self) -> None:
-        try:
-            with cuframes.subscribe(self.key, consumer_name="reload-reader", mode=STRICT,
-                                    connect_timeout_ms=10000,
-                                    runtime_dir=self.runtime_dir) as sub:
-                self.ready.set()
-                while not self.stop_event.is_set():
-                    with sub.next_frame(timeout_ms=3000) as f:
-                        svc.check_testsrc_frame(f, self.width, self.height)
-                        with self.lock:
-                            if self.seqs and f.seq != self.seqs[-1] + 1:
-                                raise AssertionError(
-                                    f"seq {f.seq} after {self.seqs[-1]}: a gap")
-                            self.seqs.append(f.seq)
-                    if self.gap_count_first is None:
-                        self.gap_count_first = sub.gap_count
-                    self.gap_count, self.overruns = sub.gap_count, sub.overruns
-        except BaseException as e:  # reported by the test
-            self.error = e
-        finally:
-            self.ready.set()
-
-    def finish(self) -> None:
-        self.stop_event.set()
-        self.join(timeout=10)
-        assert not self.is_alive(), "reader thread did not stop"
-        if self.error is not None:
-            raise AssertionError(f"reader of {self.key} failed: {self.error!r}") from self.error
-
-
-def _wait_frames(reader: Reader, n: int, timeout: float, s: svc.Service) -> None:
+def _wait_frames(reader: svc.FrameReader, n: int, timeout: float, s: svc.Service) -> None:
     svc.wait_for(lambda: reader.count() >= n or reader.error is not None, timeout,
                  f"{n} frames on {reader.key}", s.describe)
     if reader.error is not None:
@@ -94,7 +43,7 @@ def test_sighup_adds_and_removes(service: Callable[..., svc.Service], runtime_di
     s.wait_state("b", "streaming", 10)
     assert sorted(cuframes.list_publishers(runtime_dir)) == ["cam-a", "cam-b"]
     epoch_a = _epoch("cam-a", runtime_dir)
-    reader = Reader("cam-a", runtime_dir, 640, 360)
+    reader = svc.FrameReader("cam-a", runtime_dir, 640, 360, consumer_name="reload-reader")
     reader.start()
     _wait_frames(reader, 30, 10, s)
 
@@ -135,7 +84,7 @@ def test_sighup_restarts_only_changed(service: Callable[..., svc.Service], runti
     s.wait_state("a", "streaming", 10)
     s.wait_state("b", "streaming", 10)
     epoch_b = _epoch("cam-b", runtime_dir)
-    reader = Reader("cam-a", runtime_dir, 640, 360)
+    reader = svc.FrameReader("cam-a", runtime_dir, 640, 360, consumer_name="reload-reader")
     reader.start()
     _wait_frames(reader, 20, 10, s)
     with cuframes.subscribe("cam-b", mode=STRICT, connect_timeout_ms=5000,
@@ -178,7 +127,7 @@ def test_sighup_bad_config_keeps_running(service: Callable[..., svc.Service],
     s.wait_state("a", "streaming", 10)
     s.wait_state("b", "streaming", 10)
     epochs = {k: _epoch(k, runtime_dir) for k in ("cam-a", "cam-b")}
-    reader = Reader("cam-a", runtime_dir, 640, 360)
+    reader = svc.FrameReader("cam-a", runtime_dir, 640, 360, consumer_name="reload-reader")
     reader.start()
     _wait_frames(reader, 20, 10, s)
     # A config that removes b, adds c, and is invalid (c's slots): nothing may change.
