@@ -227,7 +227,7 @@ def test_custom_prefix_base_and_ha_birth(broker: Callable[..., mh.Broker],
     col = collector(b)
     prefix, base, node = "hass", "site/nvr1", "nvr1"
     s = service({"cam": mh.testsrc()},
-                     mq(b, node, discovery_prefix=prefix, base_topic=base))
+                mq(b, node, discovery_prefix=prefix, base_topic=base))
     configs = _wait_announced(col, s, ["cam"], base=base, prefix=prefix, node=node)
     d = mh.validate_discovery(configs, prefix=prefix, node_id=node, base=base, cameras=["cam"])
     problems = d.problems + mh.check_values(d, _latest_states(col, base))
@@ -263,7 +263,7 @@ def test_ha_ids_for_names_with_dots_dashes_and_capitals(
     s = service({"front.door": mh.testsrc(), "Back-Yard": mh.testsrc()}, mq(b))
     s.wait_state("front.door", "streaming", 10)
     reader = svc.FrameReader("cam-front.door", runtime_dir, 320, 240, consumer_name="Det.v2",
-                            strict=False)
+                             strict=False)
     reader.start()
     try:
         reader.wait_frames(5, 10, s.describe)
@@ -333,15 +333,15 @@ def test_tls_broker(workdir: Path, collector: Callable[..., mh.Collector],
     try:
         col = collector(b)
         s = service({"cam": mh.testsrc()},
-                         mq(b, port=b.tls_port, tls={"ca_file": str(files["cafile"])}))
+                    mq(b, port=b.tls_port, tls={"ca_file": str(files["cafile"])}))
         _wait_announced(col, s, ["cam"])
         assert any(f"MQTT: connected to ssl://127.0.0.1:{b.tls_port}" in ln
                    for ln in _log_lines(s)), s.log_tail()
 
         bad = service({"cam2": mh.testsrc()},
-                           mq(b, "wrong_ca", port=b.tls_port,
-                              tls={"ca_file": str(other["cafile"])}),
-                           rt=runtime_dir + "-2", name="bad.yaml")
+                      mq(b, "wrong_ca", port=b.tls_port,
+                         tls={"ca_file": str(other["cafile"])}),
+                      rt=runtime_dir + "-2", name="bad.yaml")
         pat = f"error MQTT: cannot connect to ssl://127.0.0.1:{b.tls_port}: "
         col.wait(lambda: [ln for ln in _log_lines(bad) if pat in ln], 20,
                  "an error line for the refused certificate", bad.log_tail)
@@ -407,9 +407,9 @@ def test_subscriber_sensors(broker: Callable[..., mh.Broker],
     s = service({"cam": mh.testsrc(320, 240, 30)}, mq(b))
     _wait_announced(col, s, ["cam"])
     newest = svc.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="det1",
-                            strict=False)
+                             strict=False)
     strict = svc.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="rec-2",
-                            strict=True)
+                             strict=True)
     t1, t2 = f"{BASE}/cam/subscribers/det1", f"{BASE}/cam/subscribers/{mh.ha_id('rec-2')}"
     problems: list[str] = []
     newest.start()
@@ -670,7 +670,7 @@ def test_broker_down_at_start(broker: Callable[..., mh.Broker],
     the service connects and announces."""
     port = svc.free_port()
     s = service({"ts": mh.testsrc()}, {"host": "127.0.0.1", "port": port,
-                                            "node_id": NODE, "stats_interval": "500ms"})
+                                       "node_id": NODE, "stats_interval": "500ms"})
     s.wait_state("ts", "streaming", 10)
     with cuframes.subscribe("cam-ts", connect_timeout_ms=5000, runtime_dir=runtime_dir) as sub:
         for _ in range(10):
@@ -701,7 +701,7 @@ def test_auth_ok(broker: Callable[..., mh.Broker], collector: Callable[..., mh.C
     b = broker(USERS)
     col = collector(b, "ha", USERS["ha"])
     s = service({"cam": mh.testsrc()},
-                     mq(b, username="cuframes", password=USERS["cuframes"]))
+                mq(b, username="cuframes", password=USERS["cuframes"]))
     configs = _wait_announced(col, s, ["cam"])
     assert len(configs) == 8 + 3, sorted(configs)  # the camera's and the service's
     assert b.connects_of(f"cuframes-{NODE}"), b.log_tail()
@@ -718,7 +718,7 @@ def test_auth_wrong_password(broker: Callable[..., mh.Broker],
     b = broker(USERS)
     col = collector(b, "ha", USERS["ha"])
     s = service({"cam": mh.testsrc(320, 240, 30)},
-                     mq(b, username="cuframes", password="wrong-password"))
+                mq(b, username="cuframes", password="wrong-password"))
     s.wait_state("cam", "streaming", 10)
     reader = svc.FrameReader("cam-cam", runtime_dir, 320, 240, consumer_name="auth-reader")
     reader.start()
@@ -838,7 +838,7 @@ def test_node_ids_share_a_broker(broker: Callable[..., mh.Broker],
     s1 = service({"cam": mh.testsrc()}, mq(b, "n1", qos=0), rt=rts[0], name="n1.yaml")
     s2 = service({"cam": mh.testsrc()}, mq(b, "n2"), rt=rts[1], name="n2.yaml")
     s3 = service({"cam": mh.testsrc()}, mq(b, "n3", discovery=False), rt=rts[2],
-                      name="n3.yaml")
+                 name="n3.yaml")
     c1 = _wait_announced(col, s1, ["cam"], base="cuframes/n1", node="n1")
     c2 = _wait_announced(col, s2, ["cam"], base="cuframes/n2", node="n2")
     col.wait_msg("cuframes/n3/status", _is(b"online"), timeout=10, detail=s3.describe)
