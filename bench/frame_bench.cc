@@ -13,13 +13,20 @@
 // flat-out phase (frames/s). Subscribers are separate processes (fork+exec of this binary); each
 // leaves its first 10 frames (warm-up) out of its figures.
 //
+// Before the scenarios it measures the floors under them: a bare copy + event sync and publish()
+// alone (cuda path), and the machine's own wake-up latency without CUDA or cuframes (a sleeping
+// process woken by a socket write, and a timed sleep's lateness: what a sleeping subscriber, and
+// spin_us's window, stand on).
+//
 //   cuframes_bench [--seconds S] [--only host|cuda|cuda-spin|baseline] [--sizes 1080p,4k]
 //                  [--subs 1,4,16] [--spin-us 200] [--repeat N (rows per scenario)]
-//                  [--floor 0 (skip the copy floor)]
+//                  [--floor 0 (skip the floors)]
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -190,21 +197,23 @@ struct Child {
   FILE* out = nullptr;
 };
 
-// Starts this binary with `args` (after argv[0]), its stdout on a pipe to us.
-Child spawn_self(const std::vector<std::string>& args);
+// Starts this binary with `args` (after argv[0]), its stdout on a pipe to us, and `fd3` (if not
+// -1) as its fd 3.
+Child spawn_self(const std::vector<std::string>& args, int fd3 = -1);
 
 Child spawn_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
   return spawn_self({"--role", "subscriber", "--dir", dir, "--key", key, "--path", path_name(path),
                      "--spin-us", std::to_string(g_spin_us), "--index", std::to_string(index)});
 }
 
-Child spawn_self(const std::vector<std::string>& args_in) {
+Child spawn_self(const std::vector<std::string>& args_in, int fd3) {
   int fds[2];
   if (pipe(fds) != 0) std::exit(1);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
+  if (fd3 >= 0) posix_spawn_file_actions_adddup2(&fa, fd3, 3);
   std::string self = "/proc/self/exe";
   std::vector<std::string> args = {"cuframes_bench"};
   args.insert(args.end(), args_in.begin(), args_in.end());
@@ -491,6 +500,124 @@ void copy_floor(const Size& size) {
 }
 #endif
 
+// ---------------------------------------------------------------------------------------------
+// The machine's wake-up floor, without CUDA or cuframes: `kWakers` processes pinned as the
+// subscribers are (CPUs 1..4), at the latency phases' 200 fps.
+//   note : each sleeps in poll() on a socket; the parent (CPU 0) writes its send time to each in
+//          turn, as publish() sends Notes; latency from that time to poll() returning.
+//   timer: each sleeps with ppoll() until 200 us before its next 5 ms tick (what spin_us does
+//          before its window); latency is how late it woke.
+constexpr int kWakers = 4;
+constexpr int kWakeFrames = 600;
+constexpr int64_t kWakePeriod = 5000000;
+
+std::string join(const std::vector<int64_t>& v) {
+  std::ostringstream out;
+  for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+  return out.str();
+}
+
+// Child: prints READY, then (after its kWakeFrames, warm-up left out) RESULT l1,l2,... in ns.
+int run_waker(const std::string& mode, int index, int64_t start_ns) {
+  pin_to_cpu(1 + index);
+  std::printf("READY\n");
+  std::fflush(stdout);
+  std::vector<int64_t> lat;
+  if (mode == "note") {
+    for (;;) {
+      pollfd p{3, POLLIN, 0};
+      if (::poll(&p, 1, -1) < 0) break;
+      int64_t t0 = 0;
+      if (::read(3, &t0, sizeof t0) != static_cast<ssize_t>(sizeof t0)) break;  // EOF: done
+      lat.push_back(cuframes::now_ns() - t0);
+    }
+  } else {
+    for (int k = 1; k <= kWakeFrames; ++k) {
+      const int64_t target = start_ns + k * kWakePeriod - 200000;
+      const int64_t rel = target - cuframes::now_ns();
+      if (rel <= 0) continue;
+      timespec ts{static_cast<time_t>(rel / 1000000000), static_cast<long>(rel % 1000000000)};
+      ::ppoll(nullptr, 0, &ts, nullptr);
+      lat.push_back(cuframes::now_ns() - target);
+    }
+  }
+  if (lat.size() > kWarmupFrames) lat.erase(lat.begin(), lat.begin() + kWarmupFrames);
+  std::printf("RESULT %s\n", join(lat).c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
+std::vector<int64_t> parse_result(const std::string& line) {
+  std::vector<int64_t> v;
+  if (line.rfind("RESULT ", 0) != 0) return v;
+  std::stringstream ss(line.substr(7));
+  std::string x;
+  while (std::getline(ss, x, ',')) v.push_back(std::atoll(x.c_str()));
+  return v;
+}
+
+void wake_floor_row(const char* mode, const char* what) {
+  std::vector<Child> kids;
+  std::vector<int> socks;
+  const int64_t start = cuframes::now_ns() + 200000000;  // the timer grid: 200 ms from now
+  for (int i = 0; i < kWakers; ++i) {
+    int sv[2] = {-1, -1};
+    if (std::string(mode) == "note" && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      std::exit(1);
+    kids.push_back(spawn_self({"--role", "waker", "--mode", mode, "--index", std::to_string(i),
+                               "--start", std::to_string(start)},
+                              sv[1]));
+    if (sv[1] >= 0) close(sv[1]);
+    socks.push_back(sv[0]);
+  }
+  for (Child& c : kids) read_line(c.out);  // READY
+  if (std::string(mode) == "note") {
+    int64_t next = cuframes::now_ns();
+    for (int i = 0; i < kWakeFrames; ++i) {
+      next += kWakePeriod;  // as the latency phases pace: sleep, then spin the last 300 us
+      while (next - cuframes::now_ns() > 300000) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      while (cuframes::now_ns() < next) {
+      }
+      const int64_t t0 = cuframes::now_ns();
+      for (int fd : socks) {  // a waker that died gives fewer samples, nothing worse
+        (void)::send(fd, &t0, sizeof t0, MSG_NOSIGNAL);
+      }
+    }
+    for (int fd : socks) close(fd);
+  }
+  std::vector<int64_t> all;
+  for (Child& c : kids) {
+    std::vector<int64_t> v = parse_result(read_line(c.out));
+    all.insert(all.end(), v.begin(), v.end());
+    fclose(c.out);
+    waitpid(c.pid, nullptr, 0);
+  }
+  if (all.empty()) return;
+  std::sort(all.begin(), all.end());
+  auto q = [&](double p) {
+    return all[std::min(all.size() - 1, static_cast<size_t>(all.size() * p))] / 1e3;
+  };
+  std::printf("%-52s | %7.1f %7.1f %8.1f %8.1f | %6.2f %6.2f\n", what, q(0.5), q(0.99), q(0.999),
+              all.back() / 1e3,
+              100.0 * (all.end() - std::upper_bound(all.begin(), all.end(), 100000)) / all.size(),
+              100.0 * (all.end() - std::upper_bound(all.begin(), all.end(), 200000)) / all.size());
+  std::fflush(stdout);
+}
+
+void wake_floor() {
+  std::printf(
+      "The machine's wake-up floor, no CUDA, no cuframes (%d processes pinned as subscribers "
+      "are, 200 Hz), us:\n",
+      kWakers);
+  std::printf("%-52s | %7s %7s %8s %8s | %6s %6s\n", "what", "p50", "p99", "p99.9", "max", ">100 %",
+              ">200 %");
+  wake_floor_row("note", "woken by a socket write (poll), as by a Note");
+  wake_floor_row("timer", "timed sleep (ppoll) ending late, as before spin_us");
+  std::printf("\n");
+}
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -509,6 +636,10 @@ int main(int argc, char** argv) {
 #ifdef CUFRAMES_WITH_CUDA
   if (args["role"] == "idle") return run_idle();
 #endif
+  if (args["role"] == "waker") {
+    return run_waker(args["mode"], std::atoi(args["index"].c_str()),
+                     std::atoll(args["start"].c_str()));
+  }
   if (args["role"] == "subscriber") {
     Path p = Path::kHost;
     for (Path q : {Path::kHost, Path::kCuda, Path::kCudaSpin, Path::kBaseline})
@@ -542,6 +673,7 @@ int main(int argc, char** argv) {
 
   std::printf("cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out; "
               "cuda-spin with spin_us %u\n", seconds, g_spin_us);
+  if (args["floor"] != "0") wake_floor();
 #ifdef CUFRAMES_WITH_CUDA
   if (args["floor"] != "0" &&
       (std::find(paths.begin(), paths.end(), Path::kCuda) != paths.end() ||
