@@ -92,6 +92,15 @@ CpuTimes machine_cpu() {
   return t;
 }
 
+// The pacing of every paced loop here: sleep, then spin the last 300 us, so that each start is
+// on time (the bench's `pub late` column checks it).
+void wait_until_ns(int64_t t) {
+  while (t - cuframes::now_ns() > 300000)
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  while (cuframes::now_ns() < t) {
+  }
+}
+
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -301,14 +310,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     uint64_t published = 0;
     int64_t publish_ns_total = 0;
     while (cuframes::now_ns() < end) {
-      if (period > 0) {  // a steady cadence, as a camera has: sleep, then spin the last 300 us
-        next += period;
-        while (next - cuframes::now_ns() > 300000) {
-          std::this_thread::sleep_for(std::chrono::microseconds(100));
-        }
-        while (cuframes::now_ns() < next) {
-        }
-      }
+      if (period > 0) wait_until_ns(next += period);  // a steady cadence, as a camera has
       const int64_t t0 = cuframes::now_ns();
       if (period > 0) late.push_back(t0 - next);
       if (path == Path::kBaseline) {
@@ -414,14 +416,7 @@ void floor_row(const Size& size, const char* what, int others, F&& once) {
     std::vector<int64_t> t;
     int64_t next = cuframes::now_ns();
     for (int i = 0; i < (period ? 600 : 2000); ++i) {
-      if (period > 0) {  // the latency phases' cadence: sleep, then spin the last 300 us
-        next += period;
-        while (next - cuframes::now_ns() > 300000) {
-          std::this_thread::sleep_for(std::chrono::microseconds(100));
-        }
-        while (cuframes::now_ns() < next) {
-        }
-      }
+      if (period > 0) wait_until_ns(next += period);  // the latency phases' cadence
       const int64_t t0 = cuframes::now_ns();
       once(t0);
       if (i >= 100) t.push_back(cuframes::now_ns() - t0);
@@ -574,12 +569,7 @@ void wake_floor_row(const char* mode, const char* what) {
   if (std::string(mode) == "note") {
     int64_t next = cuframes::now_ns();
     for (int i = 0; i < kWakeFrames; ++i) {
-      next += kWakePeriod;  // as the latency phases pace: sleep, then spin the last 300 us
-      while (next - cuframes::now_ns() > 300000) {
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-      }
-      while (cuframes::now_ns() < next) {
-      }
+      wait_until_ns(next += kWakePeriod);  // the latency phases' cadence
       const int64_t t0 = cuframes::now_ns();
       for (int fd : socks) {  // a waker that died gives fewer samples, nothing worse
         (void)::send(fd, &t0, sizeof t0, MSG_NOSIGNAL);
