@@ -3,7 +3,6 @@ memory) and CLI processes, all closed after the test."""
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import sys
@@ -15,10 +14,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 
 import cuframes  # noqa: E402
 
 import clitest  # noqa: E402
+from runtime_dir_fixture import runtime_dir  # noqa: E402,F401  (fixture)
 
 _counter = itertools.count()
 
@@ -32,15 +33,6 @@ def cli_binary() -> Path:
     if not os.access(clitest.CLI, os.X_OK):
         pytest.fail(f"{clitest.CLI} is missing: build it (scripts/build.sh) first")
     return clitest.CLI
-
-
-@pytest.fixture
-def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh rendezvous directory. No publisher may outlive the test."""
-    d = str(tmp_path_factory.mktemp("rt"))
-    yield d
-    gc.collect()
-    assert cuframes.list_publishers(d) == [], "a test left publishers running"
 
 
 @pytest.fixture

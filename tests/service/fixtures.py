@@ -1,28 +1,20 @@
 """Fixtures shared by the service suite (tests/service) and the deployment suite (tests/deploy),
-imported by their conftests: a runtime directory and a work directory per test, and the service
-process."""
+imported by their conftests: a runtime directory (tests/common/runtime_dir_fixture.py, the CLI
+suite's too) and a work directory per test, and the service process."""
 
 from __future__ import annotations
 
-import gc
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
-import cuframes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 
-import svc
-
-
-@pytest.fixture
-def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh rendezvous directory (the service's runtime_dir). No ring may outlive the test."""
-    d = str(tmp_path_factory.mktemp("rt"))
-    yield d
-    gc.collect()
-    assert cuframes.list_publishers(d) == [], "rings left behind in the runtime dir"
+from runtime_dir_fixture import runtime_dir  # noqa: E402,F401  (fixture, re-exported)
+import svc  # noqa: E402
 
 
 @pytest.fixture
