@@ -101,6 +101,33 @@ void wait_until_ns(int64_t t) {
   }
 }
 
+// Children report samples as "tag=v1,v2,..." in their RESULT line.
+std::string join(const std::vector<int64_t>& v) {
+  std::ostringstream out;
+  for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+  return out.str();
+}
+// The values after `tag` (e.g. " lat=") in line, up to the next space; none if tag is absent.
+std::vector<int64_t> parse_list(const std::string& line, const char* tag) {
+  std::vector<int64_t> out;
+  size_t at = line.find(tag);
+  if (at == std::string::npos) return out;
+  at += std::strlen(tag);
+  std::stringstream ss(line.substr(at, line.find(' ', at) - at));
+  std::string v;
+  while (std::getline(ss, v, ',')) out.push_back(std::atoll(v.c_str()));
+  return out;
+}
+
+// Of sorted samples in ns (not empty): the per_mille quantile (500: p50, 990: p99) in us.
+double quantile_us(const std::vector<int64_t>& sorted, size_t per_mille) {
+  return sorted[std::min(sorted.size() - 1, sorted.size() * per_mille / 1000)] / 1e3;
+}
+// The share of samples above ns, %.
+double share_above_pct(const std::vector<int64_t>& v, int64_t ns) {
+  return 100.0 * std::count_if(v.begin(), v.end(), [ns](int64_t x) { return x > ns; }) / v.size();
+}
+
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -189,10 +216,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   double cpu = cpu0 < 0 ? 0 : cpu_seconds() - cpu0;
   std::ostringstream out;
   out << "RESULT frames=" << frames << " cpu_us=" << static_cast<long long>(cpu * 1e6)
-      << " seconds=" << (t_last - t_first) / 1e9 << " lat=";
-  for (size_t i = 0; i < lat.size(); ++i) out << (i ? "," : "") << lat[i];
-  out << " wake=";
-  for (size_t i = 0; i < wake.size(); ++i) out << (i ? "," : "") << wake[i];
+      << " seconds=" << (t_last - t_first) / 1e9 << " lat=" << join(lat) << " wake=" << join(wake);
   std::printf("%s\n", out.str().c_str());
   std::fflush(stdout);
   return 0;
@@ -357,16 +381,8 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     long long cpu_us = 0;
     double secs = 0;
     std::sscanf(line.c_str(), "RESULT frames=%" SCNu64 " cpu_us=%lld seconds=%lf", &frames, &cpu_us, &secs);
-    auto parse = [&](const char* tag, std::vector<int64_t>* into) {
-      size_t at = line.find(tag);
-      if (at == std::string::npos) return;
-      at += std::strlen(tag);
-      std::stringstream ss(line.substr(at, line.find(' ', at) - at));
-      std::string v;
-      while (std::getline(ss, v, ',')) into->push_back(std::atoll(v.c_str()));
-    };
-    parse(" lat=", &lat);
-    parse(" wake=", &wake);
+    for (int64_t v : parse_list(line, " lat=")) lat.push_back(v);
+    for (int64_t v : parse_list(line, " wake=")) wake.push_back(v);
     r.frames += frames;
     sub_fps += secs > 0 ? frames / secs : 0;
     cpu += frames > 0 ? static_cast<double>(cpu_us) / frames : 0;
@@ -378,18 +394,13 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   auto pct = [](std::vector<int64_t>& v, double* p50, double* p99) {
     if (v.empty()) return;
     std::sort(v.begin(), v.end());
-    *p50 = v[v.size() / 2] / 1e3;
-    *p99 = v[std::min(v.size() - 1, v.size() * 99 / 100)] / 1e3;
+    if (p50 != nullptr) *p50 = quantile_us(v, 500);
+    *p99 = quantile_us(v, 990);
   };
   pct(lat, &r.p50_us, &r.p99_us);
   pct(wake, &r.wake_p50_us, &r.wake_p99_us);
-  if (!wake.empty()) {
-    r.slow_wake_pct = 100.0 *
-                      std::count_if(wake.begin(), wake.end(), [](int64_t w) { return w > 20000; }) /
-                      wake.size();
-  }
-  double ignored = 0;
-  pct(late, &ignored, &r.late_p99_us);
+  if (!wake.empty()) r.slow_wake_pct = share_above_pct(wake, 20000);
+  pct(late, nullptr, &r.late_p99_us);
   std::string cleanup = dir + "/" + key + ".lock";
   unlink(cleanup.c_str());
   rmdir(dir.c_str());
@@ -422,8 +433,8 @@ void floor_row(const Size& size, const char* what, int others, F&& once) {
       if (i >= 100) t.push_back(cuframes::now_ns() - t0);
     }
     std::sort(t.begin(), t.end());
-    p50[k] = t[t.size() / 2] / 1e3;
-    p99[k] = t[t.size() * 99 / 100] / 1e3;
+    p50[k] = quantile_us(t, 500);
+    p99[k] = quantile_us(t, 990);
   }
   std::printf("%-6s %-40s %6d | %8.1f %8.1f | %9.1f %9.1f\n", size.name, what, others, p50[0],
               p99[0], p50[1], p99[1]);
@@ -506,13 +517,7 @@ constexpr int kWakers = 4;
 constexpr int kWakeFrames = 600;
 constexpr int64_t kWakePeriod = 5000000;
 
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream out;
-  for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
-  return out.str();
-}
-
-// Child: prints READY, then (after its kWakeFrames, warm-up left out) RESULT l1,l2,... in ns.
+// Child: prints READY, then (after its kWakeFrames, warm-up left out) RESULT lat=l1,l2,... in ns.
 int run_waker(const std::string& mode, int index, int64_t start_ns) {
   pin_to_cpu(1 + index);
   std::printf("READY\n");
@@ -537,18 +542,9 @@ int run_waker(const std::string& mode, int index, int64_t start_ns) {
     }
   }
   if (lat.size() > kWarmupFrames) lat.erase(lat.begin(), lat.begin() + kWarmupFrames);
-  std::printf("RESULT %s\n", join(lat).c_str());
+  std::printf("RESULT lat=%s\n", join(lat).c_str());
   std::fflush(stdout);
   return 0;
-}
-
-std::vector<int64_t> parse_result(const std::string& line) {
-  std::vector<int64_t> v;
-  if (line.rfind("RESULT ", 0) != 0) return v;
-  std::stringstream ss(line.substr(7));
-  std::string x;
-  while (std::getline(ss, x, ',')) v.push_back(std::atoll(x.c_str()));
-  return v;
 }
 
 void wake_floor_row(const char* mode, const char* what) {
@@ -579,20 +575,15 @@ void wake_floor_row(const char* mode, const char* what) {
   }
   std::vector<int64_t> all;
   for (Child& c : kids) {
-    std::vector<int64_t> v = parse_result(read_line(c.out));
-    all.insert(all.end(), v.begin(), v.end());
+    for (int64_t v : parse_list(read_line(c.out), " lat=")) all.push_back(v);
     fclose(c.out);
     waitpid(c.pid, nullptr, 0);
   }
   if (all.empty()) return;
   std::sort(all.begin(), all.end());
-  auto q = [&](double p) {
-    return all[std::min(all.size() - 1, static_cast<size_t>(all.size() * p))] / 1e3;
-  };
-  std::printf("%-52s | %7.1f %7.1f %8.1f %8.1f | %6.2f %6.2f\n", what, q(0.5), q(0.99), q(0.999),
-              all.back() / 1e3,
-              100.0 * (all.end() - std::upper_bound(all.begin(), all.end(), 100000)) / all.size(),
-              100.0 * (all.end() - std::upper_bound(all.begin(), all.end(), 200000)) / all.size());
+  std::printf("%-52s | %7.1f %7.1f %8.1f %8.1f | %6.2f %6.2f\n", what, quantile_us(all, 500),
+              quantile_us(all, 990), quantile_us(all, 999), all.back() / 1e3,
+              share_above_pct(all, 100000), share_above_pct(all, 200000));
   std::fflush(stdout);
 }
 
