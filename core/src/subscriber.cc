@@ -505,17 +505,21 @@ Status Subscriber::start_callback(Callback cb) {
   cb_stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!cb_stop_.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "eventfd");
   cb_running_.store(true);
+  // The new thread may find a frame at once, and its callback may destroy this subscriber
+  // (detaching cb_thread_): it starts only once cb_thread_ and cb_thread_id_ are set.
+  std::lock_guard<std::mutex> started(cb_start_mu_);
   try {
     cb_thread_ = std::thread([this, cb = std::move(cb)] { callback_loop(cb); });
   } catch (const std::system_error& e) {
     cb_running_.store(false);
     return Err(CUFRAMES_ERR_INTERNAL, "cannot start the callback thread: %s", e.what());
   }
+  cb_thread_id_.store(cb_thread_.get_id());
   return Ok();
 }
 
 void Subscriber::callback_loop(const Callback& cb) {
-  cb_thread_id_.store(std::this_thread::get_id());
+  { std::lock_guard<std::mutex> wait_for_start(cb_start_mu_); }
   for (;;) {
     if (stop_requested_.load()) break;  // checked before every frame: none is taken after a stop
     std::unique_ptr<HeldFrame> frame;

@@ -135,6 +135,7 @@ class Subscriber {
   int64_t phase_ns_ = 0;     // frame last_publish_seq_'s time on the publisher's beat
 
   std::thread cb_thread_;
+  std::mutex cb_start_mu_;  // held by start_callback until cb_thread_ is set
   UniqueFd cb_stop_;
   std::atomic<bool> cb_running_{false};
   std::atomic<std::thread::id> cb_thread_id_{};
