@@ -630,16 +630,20 @@ class Connection:
                 self._reply(454, "Session Not Found", cseq, {})
                 return True
             stream_url = url.rstrip("/") + "/stream=0" if "stream=" not in url else url
-            with self.wlock:  # the reply goes out before the first RTP packet
-                if self.sender is None:
-                    self.sender = threading.Thread(target=self._play, args=(src,), daemon=True,
-                                                   name=f"rtsp-play-{mount}-{self.peer[1]}")
-                    self.sender.start()
+            # RTP-Info's seq is the first packet of the play range (RFC 2326 12.33): the sender
+            # numbers and sends its packets under wlock, so self.seq read under it is the next
+            # packet's, and the reply goes out before that packet. (The sender was once started
+            # before seq was read: RTP-Info then named a packet after the first, issue 22.)
+            with self.wlock:
                 head = ["RTSP/1.0 200 OK", f"CSeq: {cseq}", f"Server: {SERVER_NAME}",
                         f"Session: {self.session};timeout={SESSION_TIMEOUT_S}",
                         "Range: npt=0.000-",
                         f"RTP-Info: url={stream_url};seq={self.seq};rtptime={self.ts_base}"]
                 self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+                if self.sender is None:
+                    self.sender = threading.Thread(target=self._play, args=(src,), daemon=True,
+                                                   name=f"rtsp-play-{mount}-{self.peer[1]}")
+                    self.sender.start()
             return True
         self._reply(405, "Method Not Allowed", cseq,
                     {"Allow": "OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN"})
@@ -681,13 +685,15 @@ class Connection:
             nals = nals[:at] + src.params + nals[at:]
         ts = (self.ts_base + (base + s.pts) * 90000 // src.timescale) & 0xFFFFFFFF
         payloads = [p for nal in nals for p in packetize(codec, nal)]
-        out = bytearray()
-        for i, p in enumerate(payloads):
-            marker = 0x80 if i == len(payloads) - 1 else 0
-            rtp = struct.pack(">BBHII", 0x80, marker | PAYLOAD_TYPE, self.seq, ts, self.ssrc) + p
-            out += struct.pack(">cBH", b"$", self.channel, len(rtp)) + rtp
-            self.seq = (self.seq + 1) & 0xFFFF
-        self._send(bytes(out))
+        with self.wlock:  # numbered and sent in one step: PLAY's RTP-Info reads self.seq
+            out = bytearray()
+            for i, p in enumerate(payloads):
+                marker = 0x80 if i == len(payloads) - 1 else 0
+                rtp = struct.pack(">BBHII", 0x80, marker | PAYLOAD_TYPE, self.seq, ts,
+                                  self.ssrc) + p
+                out += struct.pack(">cBH", b"$", self.channel, len(rtp)) + rtp
+                self.seq = (self.seq + 1) & 0xFFFF
+            self.sock.sendall(bytes(out))
         self.packets += len(payloads)
         self.access_units += 1
 
