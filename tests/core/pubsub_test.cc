@@ -24,6 +24,11 @@ namespace {
 
 using cftest::status_of;
 
+// How long a test waits for a state the publisher's service thread reaches by itself (a detach,
+// a release): a deadline for a broken build, not a speed goal, so generous enough for a loaded
+// machine. wait_until returns as soon as the state holds.
+constexpr int kSettleMs = 10000;
+
 TEST(PubSub, FirstFrameCarriesGeometryAndContent) {
   RuntimeDir dir;
   cuframes::Publisher pub("cam", cftest::host_pub_options(dir, 1366, 768, 4));
@@ -172,7 +177,7 @@ TEST(PubSub, DropPolicyCountsDroppedFrames) {
   EXPECT_EQ(rs.stats.subscribers, 1u);
   EXPECT_STREQ(rs.key, "cam");
   held.release();  // on CUDA rings this takes effect once the consumer stream is done
-  ASSERT_TRUE(cftest::wait_until([&] { return pub.stats().held_slots == 0; }, 1000));
+  ASSERT_TRUE(cftest::wait_until([&] { return pub.stats().held_slots == 0; }, kSettleMs));
   EXPECT_EQ(pub.publish(src), 3u);
 }
 
@@ -188,17 +193,16 @@ TEST(PubSub, StrictWaitBlocksUntilReleaseThenTimesOut) {
   publish_pattern(pub);  // 2 is newest, 1 held
   std::atomic<bool> released{false};
   std::jthread releaser([&] {
-    // The stimulus comes well after the publisher has blocked; blocked_ns proves it did.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // The release comes once the publisher says it is blocked (publisher_waiting).
+    ASSERT_TRUE(cftest::wait_until([&] { return pub.stats().waiting == 1; }, kSettleMs));
     released = true;
     held.release();
   });
-  int64_t t0 = cuframes::now_ns();
-  EXPECT_EQ(publish_pattern(pub), 3u);
+  EXPECT_EQ(publish_pattern(pub), 3u);  // 3, not 0: the release ended the wait, not the timeout
   EXPECT_TRUE(released.load());
   releaser.join();
-  EXPECT_GE(pub.stats().blocked_ns, 40u * 1000 * 1000);
-  EXPECT_LT(cftest::ms_since(t0), 4000);
+  EXPECT_GT(pub.stats().blocked_ns, 0u);
+  EXPECT_EQ(pub.stats().waiting, 0u);
 
   // Now hold again and let it time out.
   o.wait_timeout_ms = 50;
@@ -485,7 +489,7 @@ TEST(PubSub, ReleaseFromAnotherThreadAndAfterSubscriberDestroyed) {
     publish_pattern(pub);
     cuframes::Frame f = sub.next(1000);
     std::thread([&] { f.release(); }).join();
-    EXPECT_TRUE(cftest::wait_until([&] { return sub.stats().held_frames == 0; }, 1000));
+    EXPECT_TRUE(cftest::wait_until([&] { return sub.stats().held_frames == 0; }, kSettleMs));
     publish_pattern(pub);
     kept = sub.next(1000);
   }
@@ -494,7 +498,7 @@ TEST(PubSub, ReleaseFromAnotherThreadAndAfterSubscriberDestroyed) {
   for (int i = 0; i < 20; ++i) publish_pattern(pub);
   EXPECT_TRUE(cftest::verify_frame(kept.info(), 2));
   kept.release();
-  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, 1000));
+  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, kSettleMs));
   EXPECT_EQ(pub.stats().held_slots, 0u);
 }
 
@@ -587,7 +591,7 @@ TEST(PubSub, CallbackMayStopOrDestroyItsSubscriber) {
       cuframes_frame_release(f, nullptr);
       cuframes_subscriber_destroy(state.sub);
     }
-    EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, 2000));
+    EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, kSettleMs));
     EXPECT_EQ(state.calls.load(), 1);
   }
 }
@@ -608,7 +612,7 @@ TEST(PubSub, CallbackThatDestroysItsSubscriberAtOnce) {
     ASSERT_TRUE(cftest::wait_until([&] { return state.done.load(); }, 5000));
     EXPECT_EQ(state.calls.load(), 1);
   }
-  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, 2000));
+  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 0; }, kSettleMs));
 }
 
 TEST(PubSub, StopCallbackIsPromptAndRestartable) {
@@ -617,9 +621,9 @@ TEST(PubSub, StopCallbackIsPromptAndRestartable) {
   cuframes::Subscriber sub("cam", sub_options(dir));
   CallbackSink sink;
   ASSERT_EQ(cuframes_subscriber_start_callback(sub.get(), on_frame, &sink), CUFRAMES_OK);
-  int64_t t0 = cuframes::now_ns();
+  // No frame will come and the callback thread waits without a timeout: only the stop itself
+  // can end it (a stop that waited for a frame would hang here until ctest's timeout).
   cuframes_subscriber_stop_callback(sub.get());
-  EXPECT_LT(cftest::ms_since(t0), 1000);
   publish_pattern(pub);
   EXPECT_EQ(sub.next(1000).info().seq, 1u);  // usable directly again
   ASSERT_EQ(cuframes_subscriber_start_callback(sub.get(), on_frame, &sink), CUFRAMES_OK);
@@ -722,11 +726,11 @@ TEST(PubSub, SubscriberWaitsForAPublisherToAppear) {
     pub = std::make_unique<cuframes::Publisher>("late", pub_options(dir));
   });
   auto o = sub_options(dir);
-  o.connect_timeout_ms = -1;
-  int64_t t0 = cuframes::now_ns();
+  o.connect_timeout_ms = -1;  // returns only once attached
   cuframes::Subscriber sub("late", o);
-  EXPECT_LT(cftest::ms_since(t0), 2000);
   t.join();
+  publish_pattern(*pub);
+  EXPECT_EQ(sub.next(kSettleMs).info().seq, 1u);  // to the publisher that appeared
 }
 
 TEST(PubSub, PublisherGoneIsImmediateAndHeldFramesStayReadable) {
@@ -736,9 +740,8 @@ TEST(PubSub, PublisherGoneIsImmediateAndHeldFramesStayReadable) {
   publish_pattern(*pub);
   cuframes::Frame held = sub.next(1000);
   pub.reset();
-  int64_t t0 = cuframes::now_ns();
-  EXPECT_EQ(status_of([&] { sub.next(5000); }), CUFRAMES_ERR_PUBLISHER_GONE);
-  EXPECT_LT(cftest::ms_since(t0), 1000);
+  // No timeout: only the hang-up can end the wait.
+  EXPECT_EQ(status_of([&] { sub.next(-1); }), CUFRAMES_ERR_PUBLISHER_GONE);
   EXPECT_TRUE(cftest::verify_frame(held.info(), 1));
   held.release();
 }
@@ -771,7 +774,7 @@ TEST(PubSub, SubscriberTableFull) {
   EXPECT_NE(std::string(cuframes_last_error()).find("full"), std::string::npos);
   b.reset();
   // The freed entry is reused once the publisher has seen the hang-up.
-  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 1; }, 1000));
+  EXPECT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 1; }, kSettleMs));
   cuframes::Subscriber d("cam", sub_options(dir));
 }
 

@@ -6,13 +6,15 @@
 # .gpu-media: the clips made by tests/service/media.py):
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
-# Stages: build ctest core bench python service rtsp detector cli servicebench
+# Stages: build ctest core bench python service rtsp repeat detector cli servicebench
+# repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
+# time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench python service rtsp detector cli servicebench}
+STAGES=${STAGES:-build ctest core bench python service rtsp repeat detector cli servicebench}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
@@ -75,6 +77,17 @@ fi
 if want rtsp && [ -f tests/gpu/test_mini_rtsp.py ]; then
   step "service: NVDEC over RTSP (tests/gpu/mini_rtsp.py), verified by a torch subscriber"
   gpu_pytest tests/gpu/test_mini_rtsp.py
+fi
+
+if want repeat; then
+  runs=${REPEAT_RUNS:-50}
+  step "test_rtp_stream x$runs, 10 at a time, $(nproc) busy loops beside"
+  hogs=()
+  for ((i = 0; i < $(nproc); i++)); do (while :; do :; done) & hogs+=($!); done
+  scripts/repeat.sh "$runs" 10 "$OUT/repeat-failures" -- python3 -m pytest -q -p no:cacheprovider \
+    tests/gpu/test_mini_rtsp.py -k test_rtp_stream 2>&1 | tee -a "$OUT/summary.txt" || status=1
+  kill "${hogs[@]}" 2>/dev/null
+  wait "${hogs[@]}" 2>/dev/null
 fi
 
 if want detector && [ -f tests/gpu/test_detector_gpu.py ]; then
