@@ -201,7 +201,7 @@ Status map_ring_header(int fd, const Welcome& w, Mapping* map, RingInfo* info) {
   return Ok();
 }
 
-Status map_table(int fd, const Welcome& w, const RingInfo& info, bool writable, Mapping* map) {
+Status map_table(int fd, const Welcome& w, const RingInfo& info, Mapping* map) {
   const uint64_t want = table_region_bytes(info.max_subscribers);
   if (w.table_bytes < want) {
     return Err(CUFRAMES_ERR_SHM, "subscriber table of %llu bytes, need %llu",
@@ -209,7 +209,7 @@ Status map_table(int fd, const Welcome& w, const RingInfo& info, bool writable, 
                static_cast<unsigned long long>(want));
   }
   Mapping m;
-  CUFRAMES_RETURN_IF_ERROR(map_peer_region(fd, want, writable, "subscriber table", &m));
+  CUFRAMES_RETURN_IF_ERROR(map_peer_region(fd, want, false, "subscriber table", &m));
   const TableHeader& t = *m.as<const TableHeader>();
   if (t.magic.load(std::memory_order_acquire) != kTableMagic) {
     return Err(CUFRAMES_ERR_SHM, "subscriber table: bad magic");
@@ -220,6 +220,40 @@ Status map_table(int fd, const Welcome& w, const RingInfo& info, bool writable, 
   }
   if (rd(t.entries) != info.max_subscribers || rd(t.epoch) != info.epoch) {
     return Err(CUFRAMES_ERR_SHM, "subscriber table header does not match the ring");
+  }
+  *map = std::move(m);
+  return Ok();
+}
+
+Status map_own_entry(int fd, const Welcome& w, const RingInfo& info, const TableHeader& table,
+                     Mapping* map) {
+  if (w.entry_index >= info.max_subscribers) {
+    return Err(CUFRAMES_ERR_SHM, "subscriber entry %u out of range (table of %u)", w.entry_index,
+               info.max_subscribers);
+  }
+  const EntryView& v = *table_view(&table, w.entry_index);
+  if (v.state.load(std::memory_order_acquire) != kEntryActive ||
+      v.generation.load(std::memory_order_acquire) != w.entry_generation) {
+    return Err(CUFRAMES_ERR_SHM, "table entry %u was not set up for us", w.entry_index);
+  }
+  if (w.entry_bytes != kEntryRegionBytes) {
+    return Err(CUFRAMES_ERR_SHM, "subscriber entry of %llu bytes announced, want %llu",
+               static_cast<unsigned long long>(w.entry_bytes),
+               static_cast<unsigned long long>(kEntryRegionBytes));
+  }
+  Mapping m;
+  CUFRAMES_RETURN_IF_ERROR(map_peer_region(fd, kEntryRegionBytes, true, "subscriber entry", &m));
+  const SubscriberEntry& e = *m.as<const SubscriberEntry>();
+  if (e.magic.load(std::memory_order_acquire) != kEntryMagic) {
+    return Err(CUFRAMES_ERR_SHM, "subscriber entry: bad magic");
+  }
+  if (rd(e.version) != kProtocolVersion) {
+    return Err(CUFRAMES_ERR_PROTOCOL_MISMATCH, "subscriber entry is protocol v%u, this library v%u",
+               rd(e.version), kProtocolVersion);
+  }
+  if (rd(e.index) != w.entry_index || rd(e.epoch) != info.epoch ||
+      rd(e.generation) != w.entry_generation) {
+    return Err(CUFRAMES_ERR_SHM, "subscriber entry %u was not set up for us", w.entry_index);
   }
   *map = std::move(m);
   return Ok();

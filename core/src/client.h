@@ -48,8 +48,12 @@ struct RingInfo {
 
 // Maps the ring header (read-only) and validates every field against itself and the Welcome.
 Status map_ring_header(int fd, const Welcome& w, Mapping* map, RingInfo* info);
-// Maps the subscriber table and validates its header.
-Status map_table(int fd, const Welcome& w, const RingInfo& info, bool writable, Mapping* map);
+// Maps the subscriber table (read-only) and validates its header.
+Status map_table(int fd, const Welcome& w, const RingInfo& info, Mapping* map);
+// Maps a subscriber's own entry (read-write) after checking that its table view and the entry
+// itself were set up for this Welcome.
+Status map_own_entry(int fd, const Welcome& w, const RingInfo& info, const TableHeader& table,
+                     Mapping* map);
 
 // Reads and discards notes on a peer socket. Returns false once the publisher has hung up.
 bool drain_notes(int sock);

@@ -37,39 +37,38 @@ void write_geometry(RingHeader& h, const cuframes_geometry_t& g) {
   wr(h.frame_bytes, g.frame_bytes);
 }
 
-void entry_stats(const SubscriberEntry& e, uint32_t index, uint64_t newest_published_seq,
-                 uint64_t slot_mask, cuframes_subscriber_stats_t* out) {
-  cuframes_subscriber_stats_t s{};
-  std::string name = load_string(e.name, CUFRAMES_NAME_MAX);
-  name.copy(s.name, CUFRAMES_NAME_MAX);
-  s.pid = rd(e.pid);
-  s.mode = rd(e.mode) == CUFRAMES_MODE_STRICT_ORDER ? CUFRAMES_MODE_STRICT_ORDER
-                                                    : CUFRAMES_MODE_NEWEST_ONLY;
-  s.frames_received = rd(e.frames_received);
-  s.timeouts = rd(e.timeouts);
-  s.errors = rd(e.errors);
-  s.gaps = rd(e.gaps);
-  s.overruns = rd(e.overruns);
-  s.last_seq = rd(e.last_seq);
-  s.last_frame_pts_ns = rd(e.last_frame_pts_ns);
-  s.last_latency_ns = rd(e.last_latency_ns);
-  s.heartbeat_ns = rd(e.heartbeat_ns);
-  s.attached_ns = rd(e.attached_ns);
-  s.lag = newest_published_seq > s.last_seq ? newest_published_seq - s.last_seq : 0;
-  s.held_frames = static_cast<uint32_t>(std::popcount(rd(e.holds) & slot_mask));
-  s.slot_index = index;
-  *out = s;
+void copy_counters(const SubscriberCounters& from, SubscriberCounters* to) {
+  for (uint32_t k = 0; k < kCounterCount; ++k) wr(to->v[k], rd(from.v[k]));
 }
 
-bool read_entry(const SubscriberEntry& e, uint32_t index, uint64_t newest_published_seq,
-                uint64_t slot_mask, cuframes_subscriber_stats_t* out) {
-  const uint32_t gen = e.generation.load(std::memory_order_acquire);
-  if (e.state.load(std::memory_order_acquire) != kEntryActive) return false;
-  cuframes_subscriber_stats_t s;
-  entry_stats(e, index, newest_published_seq, slot_mask, &s);
+bool read_entry(const EntryView& view, const SubscriberCounters& counters, uint64_t holds,
+                uint32_t index, uint64_t newest_published_seq, uint64_t slot_mask,
+                cuframes_subscriber_stats_t* out) {
+  const uint32_t gen = view.generation.load(std::memory_order_acquire);
+  if (view.state.load(std::memory_order_acquire) != kEntryActive) return false;
+  cuframes_subscriber_stats_t s{};
+  std::string name = load_string(view.name, CUFRAMES_NAME_MAX);
+  name.copy(s.name, CUFRAMES_NAME_MAX);
+  s.pid = rd(view.pid);
+  s.mode = rd(view.mode) == CUFRAMES_MODE_STRICT_ORDER ? CUFRAMES_MODE_STRICT_ORDER
+                                                       : CUFRAMES_MODE_NEWEST_ONLY;
+  s.attached_ns = rd(view.attached_ns);
+  const auto c = [&counters](Counter k) { return rd(counters.v[k]); };
+  s.frames_received = c(kFramesReceived);
+  s.timeouts = c(kTimeouts);
+  s.errors = c(kErrors);
+  s.gaps = c(kGaps);
+  s.overruns = c(kOverruns);
+  s.last_seq = c(kLastSeq);
+  s.last_frame_pts_ns = static_cast<int64_t>(c(kLastFramePtsNs));
+  s.last_latency_ns = static_cast<int64_t>(c(kLastLatencyNs));
+  s.heartbeat_ns = static_cast<int64_t>(c(kHeartbeatNs));
+  s.lag = newest_published_seq > s.last_seq ? newest_published_seq - s.last_seq : 0;
+  s.held_frames = static_cast<uint32_t>(std::popcount(holds & slot_mask));
+  s.slot_index = index;
   std::atomic_thread_fence(std::memory_order_acquire);
-  if (e.state.load(std::memory_order_relaxed) != kEntryActive ||
-      e.generation.load(std::memory_order_relaxed) != gen) {
+  if (view.state.load(std::memory_order_relaxed) != kEntryActive ||
+      view.generation.load(std::memory_order_relaxed) != gen) {
     return false;
   }
   *out = s;

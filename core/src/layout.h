@@ -1,12 +1,15 @@
 // The shared-memory layout of a ring (protocol version kProtocolVersion). docs/protocol.md is the
 // prose version of this file; change both together and bump kProtocolVersion on any change.
 //
-// Three regions, each a memfd passed over the socket:
+// Each region is a memfd passed over the socket. Who can write what (docs/protocol.md 4, 11):
 //  - RingHeader: identity, geometry, publisher counters and the slot table. Written only by the
-//    publisher; peers map it read-only (sealed F_SEAL_FUTURE_WRITE).
-//  - Table: TableHeader, then one 64 KiB block per SubscriberEntry. A subscriber maps the table
-//    read-only and only its own entry's page read-write, so a wild write cannot reach another
-//    subscriber's entry. The publisher still validates everything it reads from the table.
+//    publisher; sealed F_SEAL_FUTURE_WRITE, so every peer can map it read-only and nothing else.
+//  - Table: TableHeader, then one EntryView per subscriber index: who is attached, and a copy of
+//    each subscriber's counters that the publisher refreshes for observers. Written only by the
+//    publisher, sealed F_SEAL_FUTURE_WRITE like the header.
+//  - SubscriberEntry: one memfd per attached subscriber, made at its attach and shared with that
+//    subscriber alone: its holds, cursor, `waiting` flag and counters. The only memory a peer can
+//    write, so a subscriber can hurt only itself; the publisher validates what it reads there.
 //  - The frame memory (host memfd or CUDA allocation): slot i at i * slot_stride.
 //
 // Every field shared across processes is a lock-free std::atomic; immutable fields are written
@@ -32,10 +35,11 @@ inline T rd(const Shared<T>& a) { return a.load(std::memory_order_relaxed); }
 template <class T, class V>
 inline void wr(Shared<T>& a, V v) { a.store(static_cast<T>(v), std::memory_order_relaxed); }
 
-constexpr uint32_t kProtocolVersion = 2;
+constexpr uint32_t kProtocolVersion = 3;
 constexpr uint64_t kRingMagic = 0x31474e4952464375ull;    // "uCFRING1"
 constexpr uint64_t kTableMagic = 0x3142415446524375ull;   // "uCRFTAB1"
 constexpr uint64_t kPacketMagic = 0x3154454b43415075ull;  // "uPACKET1"
+constexpr uint64_t kEntryMagic = 0x3159544e45524375ull;   // "uCRENTY1"
 constexpr uint32_t kMaxSlots = CUFRAMES_MAX_SLOTS;
 constexpr uint32_t kMaxSubscribers = CUFRAMES_MAX_SUBSCRIBERS;
 constexpr uint64_t kSlotAlignment = 4096;   // slot stride alignment, bytes
@@ -88,60 +92,91 @@ struct RingHeader {
   Shared<uint64_t> blocked_ns;
   Shared<int64_t> last_publish_ns;
   Shared<uint32_t> subscribers;    // attached right now
+  // 1 while the producer is blocked in STRICT_WAIT (stored seq_cst): a subscriber that drops a
+  // hold meanwhile sends a wake-up on its own socket.
+  Shared<uint32_t> publisher_waiting;
   alignas(64) SlotState slots[kMaxSlots];
 };
 
 enum : uint32_t { kEntryFree = 0, kEntryActive = 1 };
+
+// A subscriber's counters, by index: kept by the subscriber in its own entry, copied by the
+// publisher into the table for observers. Times are int64 nanoseconds stored as uint64.
+enum Counter : uint32_t {
+  kFramesReceived,  // frames handed out
+  kTimeouts,        // next_frame calls that timed out (timeout != 0), plus note_timeout calls
+  kErrors,          // next_frame calls that failed otherwise
+  kGaps,            // frames published but never handed out
+  kOverruns,        // OVERRUN results
+  kLastSeq,         // seq of the last frame handed out
+  kLastFramePtsNs,  // its pts_ns
+  kLastLatencyNs,   // handed out minus publish_ns
+  kHeartbeatNs,     // every pass of next_frame's wait loop
+  kCounterCount
+};
+struct SubscriberCounters {
+  Shared<uint64_t> v[kCounterCount];
+};
 
 struct TableHeader {
   Shared<uint64_t> magic;
   Shared<uint32_t> version;
   Shared<uint32_t> entries;        // == RingHeader::max_subscribers
   Shared<uint64_t> epoch;          // == RingHeader::epoch
-  // Set by a publisher blocked in STRICT_WAIT; a subscriber that drops a hold while it is set
-  // sends a note on its own socket, which wakes the publisher.
-  alignas(64) Shared<uint32_t> publisher_waiting;
+  Shared<int64_t> mirrored_ns;     // when the publisher last copied the counters into the views
 };
 
-struct alignas(64) SubscriberEntry {
-  // written by the publisher (at attach / detach)
+// Table entry i: subscriber index i as the publisher sees it. Written only by the publisher.
+struct alignas(64) EntryView {
+  // at attach / detach
   Shared<uint32_t> state;          // kEntryFree / kEntryActive
   Shared<uint32_t> generation;     // bumped at every attach and detach
   Shared<int32_t> pid;
   Shared<uint32_t> mode;           // cuframes_mode_t
   Shared<int64_t> attached_ns;
   Shared<uint64_t> name[8];        // NUL-padded consumer name
-  // written by the subscriber (the publisher initialises them at attach)
+  // copied from the subscriber's own entry (holds masked to the ring's slots) at every claim of
+  // a slot and whenever an observer asks
+  alignas(64) Shared<uint64_t> holds;
+  SubscriberCounters counters;
+};
+
+// A subscriber's own entry: a memfd of kEntryRegionBytes shared by the publisher and that one
+// subscriber.
+struct SubscriberEntry {
+  // written by the publisher when it makes the entry; the subscriber checks them at attach
+  Shared<uint64_t> magic;          // kEntryMagic
+  Shared<uint32_t> version;        // kProtocolVersion
+  Shared<uint32_t> index;          // == Welcome::entry_index
+  Shared<uint64_t> epoch;          // == RingHeader::epoch
+  Shared<uint32_t> generation;     // == Welcome::entry_generation
+  // written by the subscriber (the publisher initialises them)
   alignas(64) Shared<uint64_t> holds;   // bit s: slot s is held
   Shared<uint64_t> cursor;              // STRICT_ORDER: seq of the last frame consumed
   // 1 while the subscriber may wait on its socket (stored seq_cst before its last look at the
   // ring), 0 while it has frames to take or busy-waits: kind-1 Notes go only where it is 1.
   Shared<uint32_t> waiting;
-  alignas(64) Shared<uint64_t> frames_received;
-  Shared<uint64_t> timeouts, errors, gaps, overruns, last_seq;
-  Shared<int64_t> last_frame_pts_ns, last_latency_ns, heartbeat_ns;
+  alignas(64) SubscriberCounters counters;
 };
 
 constexpr uint64_t region_bytes(uint64_t n) {
   return (n + kRegionAlignment - 1) / kRegionAlignment * kRegionAlignment;
 }
 constexpr uint64_t header_region_bytes() { return region_bytes(sizeof(RingHeader)); }
-// The table header fills the first 64 KiB; entry i follows at i * kEntryStride. 64 KiB is a
-// multiple of every Linux page size (4K, 16K, 64K), so each entry can be mapped on its own.
-// Pages nobody touches cost no memory.
-constexpr uint64_t kEntryStride = 64 * 1024;
-constexpr uint64_t kTableEntriesOffset = kEntryStride;
-static_assert(sizeof(TableHeader) <= kTableEntriesOffset);
-static_assert(sizeof(SubscriberEntry) <= kEntryStride);
-constexpr uint64_t entry_offset(uint32_t i) { return kTableEntriesOffset + i * kEntryStride; }
-constexpr uint64_t table_region_bytes(uint32_t entries) { return entry_offset(entries); }
-inline SubscriberEntry* table_entry(TableHeader* t, uint32_t i) {
-  return reinterpret_cast<SubscriberEntry*>(reinterpret_cast<uint8_t*>(t) + entry_offset(i));
+// The table header has the first 4 KiB; the views follow.
+constexpr uint64_t kTableViewsOffset = 4096;
+static_assert(sizeof(TableHeader) <= kTableViewsOffset);
+constexpr uint64_t table_region_bytes(uint32_t entries) {
+  return region_bytes(kTableViewsOffset + uint64_t{entries} * sizeof(EntryView));
 }
-inline const SubscriberEntry* table_entry(const TableHeader* t, uint32_t i) {
-  return reinterpret_cast<const SubscriberEntry*>(reinterpret_cast<const uint8_t*>(t) +
-                                                  entry_offset(i));
+inline EntryView* table_view(TableHeader* t, uint32_t i) {
+  return reinterpret_cast<EntryView*>(reinterpret_cast<uint8_t*>(t) + kTableViewsOffset) + i;
 }
+inline const EntryView* table_view(const TableHeader* t, uint32_t i) {
+  return reinterpret_cast<const EntryView*>(reinterpret_cast<const uint8_t*>(t) +
+                                            kTableViewsOffset) + i;
+}
+constexpr uint64_t kEntryRegionBytes = region_bytes(sizeof(SubscriberEntry));
 
 // Strings kept in arrays of atomic words.
 template <size_t N>
@@ -172,11 +207,14 @@ std::string load_string(const Shared<uint64_t> (&words)[N], size_t max) {
 cuframes_geometry_t read_geometry(const RingHeader& h);
 void write_geometry(RingHeader& h, const cuframes_geometry_t& g);
 
-// An entry's counters as the subscriber wrote them.
-void entry_stats(const SubscriberEntry& e, uint32_t index, uint64_t newest_published_seq,
-                 uint64_t slot_mask, cuframes_subscriber_stats_t* out);
-// A consistent snapshot of one active entry (false if it is free or changed while read).
-bool read_entry(const SubscriberEntry& e, uint32_t index, uint64_t newest_published_seq,
-                uint64_t slot_mask, cuframes_subscriber_stats_t* out);
+// Copies every counter from `from` to `to`.
+void copy_counters(const SubscriberCounters& from, SubscriberCounters* to);
+
+// A consistent snapshot of subscriber `index`: its identity from its table view, its counters and
+// holds from `counters` and `holds` (its own entry, or the view's copy). False if the view is free
+// or changed while read.
+bool read_entry(const EntryView& view, const SubscriberCounters& counters, uint64_t holds,
+                uint32_t index, uint64_t newest_published_seq, uint64_t slot_mask,
+                cuframes_subscriber_stats_t* out);
 
 }  // namespace cuframes::detail

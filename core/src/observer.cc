@@ -4,7 +4,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include <sys/socket.h>
+
+#include "clock.h"
 #include "runtime_dir.h"
+#include "socket.h"
 
 namespace cuframes::detail {
 
@@ -29,7 +33,7 @@ Status Observer::Create(const char* key, const char* runtime_dir, int connect_ti
       std::move(map_ring_header(c.fds[0].get(), c.welcome, &o->header_map_, &o->info_))
           .context(ctx));
   CUFRAMES_RETURN_IF_ERROR(
-      std::move(map_table(c.fds[1].get(), c.welcome, o->info_, false, &o->table_map_))
+      std::move(map_table(c.fds[1].get(), c.welcome, o->info_, &o->table_map_))
           .context(ctx));
   o->sock_ = std::move(c.sock);
   *out = std::move(o);
@@ -38,14 +42,20 @@ Status Observer::Create(const char* key, const char* runtime_dir, int connect_ti
 
 void read_ring(const RingHeader& h, const TableHeader& t, const RingInfo& info,
                cuframes_ring_status_t* ring, cuframes_subscriber_stats_t* subs, size_t cap,
-               size_t* count) {
+               size_t* count, const SubscriberEntry* own, uint32_t own_index) {
   const uint64_t newest = newest_seq(h.newest.load(std::memory_order_acquire));
-  uint64_t held = 0;
   size_t n = 0;
+  uint64_t held = 0;
   for (uint32_t i = 0; i < info.max_subscribers; ++i) {
+    const EntryView& v = *table_view(&t, i);
+    const bool mine = own != nullptr && i == own_index;
+    const uint64_t holds = (mine ? rd(own->holds) : rd(v.holds)) & info.slot_mask();
     cuframes_subscriber_stats_t s;
-    if (!read_entry(*table_entry(&t, i), i, newest, info.slot_mask(), &s)) continue;
-    held |= rd(table_entry(&t, i)->holds) & info.slot_mask();
+    if (!read_entry(v, mine ? own->counters : v.counters, holds, i, newest, info.slot_mask(),
+                    &s)) {
+      continue;
+    }
+    held |= holds;
     if (n < cap) subs[n] = s;
     ++n;
   }
@@ -78,14 +88,42 @@ void read_ring(const RingHeader& h, const TableHeader& t, const RingInfo& info,
   s.slots = info.slot_count;
   s.held_slots = static_cast<uint32_t>(std::popcount(held));
   s.subscribers = rd(h.subscribers);
-  s.waiting = rd(t.publisher_waiting);
+  s.waiting = rd(h.publisher_waiting);
   s.last_publish_ns = rd(h.last_publish_ns);
   *ring = r;
 }
 
+void Observer::refresh() {
+  // Ask the publisher to copy the subscribers' counters into the table, and wait (briefly) for
+  // its answer. If it does not come, the copy we read is older: never an error.
+  if (!drain_notes(sock_.get())) {
+    gone_ = true;
+    return;
+  }
+  const Note ask{kNoteRefresh, 0, ++token_};
+  if (::send(sock_.get(), &ask, sizeof ask, MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof ask) return;
+  const int64_t deadline = deadline_after(kRefreshWaitMs);
+  for (;;) {
+    short revents = 0;
+    if (!poll_in(sock_.get(), ms_until(deadline), &revents).ok() || revents == 0) return;
+    Note got{};
+    size_t len = 0;
+    RecvResult r;
+    if (!recv_message(sock_.get(), &got, sizeof got, &len, nullptr, &r).ok() ||
+        r == RecvResult::kClosed) {
+      gone_ = true;
+      return;
+    }
+    if (r == RecvResult::kMessage && len == sizeof got && got.kind == kNoteRefresh &&
+        got.seq == token_) {
+      return;
+    }
+  }
+}
+
 Status Observer::read(cuframes_ring_status_t* ring, cuframes_subscriber_stats_t* subs, size_t cap,
                       size_t* count) {
-  if (!gone_ && !drain_notes(sock_.get())) gone_ = true;
+  if (!gone_) refresh();
   if (gone_) return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", info_.key.c_str());
   read_ring(*header_map_.as<const RingHeader>(), *table_map_.as<const TableHeader>(), info_, ring,
             subs, cap, count);

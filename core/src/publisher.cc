@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +31,10 @@ constexpr size_t kMaxObservers = 64;
 constexpr size_t kMaxPacketReaders = 64;
 constexpr int kAcceptPauseMs = 100;
 constexpr int kWaitSliceMs = 100;  // STRICT_WAIT re-checks at least this often
+// Subscriber i's entry is mapped at entries_window_ + i * kEntryWindowStride: 64 KiB, a multiple
+// of every Linux page size, so each one can be replaced on its own with MAP_FIXED.
+constexpr uint64_t kEntryWindowStride = 64 * 1024;
+static_assert(kEntryRegionBytes <= kEntryWindowStride);
 
 uint64_t random_epoch() {
   uint64_t v = 0;
@@ -159,12 +164,17 @@ Status Publisher::init(const char* key, const cuframes_publisher_options_t& o) {
   CUFRAMES_RETURN_IF_ERROR(create_shared_region(
       "cuframes-table", table_region_bytes(max_subscribers_), &table_region_));
   table_ = table_region_.map.as<TableHeader>();
-  
   wr(table_->version, kProtocolVersion);
   wr(table_->entries, max_subscribers_);
   wr(table_->epoch, epoch_);
   table_->magic.store(kTableMagic, std::memory_order_release);
-  CUFRAMES_RETURN_IF_ERROR(seal_shared_region(table_region_, /*readonly_for_peers=*/false));
+  CUFRAMES_RETURN_IF_ERROR(seal_shared_region(table_region_, /*readonly_for_peers=*/true));
+
+  // Address space for every subscriber's entry, zero pages until one attaches (entry()).
+  void* window = ::mmap(nullptr, kEntryWindowStride * max_subscribers_, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (window == MAP_FAILED) return ErrnoErr(CUFRAMES_ERR_OUT_OF_MEMORY, errno, "entry window");
+  entries_window_ = Mapping(window, kEntryWindowStride * max_subscribers_);
 
   if (o.packet_ring_bytes != 0) {
     CUFRAMES_RETURN_IF_ERROR(
@@ -232,7 +242,7 @@ uint64_t Publisher::held_mask() const {
   while (active != 0) {
     int i = std::countr_zero(active);
     active &= active - 1;
-    m |= table_entry(table_, i)->holds.load(std::memory_order_seq_cst);
+    m |= entry_of(static_cast<uint32_t>(i))->holds.load(std::memory_order_seq_cst);
   }
   return m & slot_mask_;
 }
@@ -245,7 +255,8 @@ uint64_t Publisher::reserved_mask() const {
   while (strict != 0) {
     int i = std::countr_zero(strict);
     strict &= strict - 1;
-    min_cursor = std::min(min_cursor, table_entry(table_, i)->cursor.load(std::memory_order_seq_cst));
+    min_cursor = std::min(min_cursor,
+                          entry_of(static_cast<uint32_t>(i))->cursor.load(std::memory_order_seq_cst));
   }
   uint64_t m = 0;
   for (uint32_t s = 0; s < slots_; ++s) {
@@ -254,8 +265,21 @@ uint64_t Publisher::reserved_mask() const {
   return m;
 }
 
+uint64_t Publisher::held_mask_for_peers() {
+  uint64_t active = active_entries_.load(std::memory_order_seq_cst);
+  uint64_t m = 0;
+  while (active != 0) {
+    const auto i = static_cast<uint32_t>(std::countr_zero(active));
+    active &= active - 1;
+    const uint64_t h = entry_of(i)->holds.load(std::memory_order_seq_cst) & slot_mask_;
+    wr(table_view(table_, i)->holds, h);  // the peers' view of the occupancy
+    m |= h;
+  }
+  return m;
+}
+
 bool Publisher::try_claim(uint32_t* out) {
-  uint64_t blocked = held_mask() | loaned_;
+  uint64_t blocked = held_mask_for_peers() | loaned_;
   if (newest_slot_ < slots_) blocked |= 1ull << newest_slot_;
   if (policy_ == CUFRAMES_POLICY_STRICT_WAIT) blocked |= reserved_mask();
   uint64_t candidates = ~blocked & slot_mask_;
@@ -293,7 +317,7 @@ Status Publisher::acquire_slot(uint32_t* slot, bool* dropped) {
   }
   const int64_t start = now_ns();
   const int64_t deadline = deadline_after(wait_timeout_ms_);
-  table_->publisher_waiting.store(1, std::memory_order_seq_cst);
+  hdr_->publisher_waiting.store(1, std::memory_order_seq_cst);
   bool got = false;
   for (;;) {
     if (try_claim(slot)) {
@@ -305,13 +329,13 @@ Status Publisher::acquire_slot(uint32_t* slot, bool* dropped) {
     short revents = 0;
     Status st = poll_in(producer_wake_.get(), std::min(left, kWaitSliceMs), &revents);
     if (!st.ok()) {
-      table_->publisher_waiting.store(0, std::memory_order_relaxed);
+      hdr_->publisher_waiting.store(0, std::memory_order_relaxed);
       return st;
     }
     uint64_t drain;
     if (revents & POLLIN) (void)::read(producer_wake_.get(), &drain, sizeof drain);
   }
-  table_->publisher_waiting.store(0, std::memory_order_relaxed);
+  hdr_->publisher_waiting.store(0, std::memory_order_relaxed);
   wr(hdr_->blocked_ns, rd(hdr_->blocked_ns) + static_cast<uint64_t>(now_ns() - start));
   if (got) return Ok();
   wr(hdr_->dropped, rd(hdr_->dropped) + 1);
@@ -422,8 +446,7 @@ void Publisher::notify(Role role, uint32_t kind, uint64_t seq) {
     // A subscriber that is busy with frames or busy-waiting needs no wake-up: skipping its
     // send() keeps the syscall (and the wake-up work in the kernel) out of publish().
     if (role == Role::kSubscriber && p.entry >= 0 &&
-        table_entry(table_, static_cast<uint32_t>(p.entry))
-                ->waiting.load(std::memory_order_seq_cst) == 0) {
+        entry_of(static_cast<uint32_t>(p.entry))->waiting.load(std::memory_order_seq_cst) == 0) {
       continue;
     }
     // Non-blocking: a full socket already has a wake-up pending, so dropping this one is fine.
@@ -440,7 +463,7 @@ void Publisher::stats(cuframes_publisher_stats_t* out) const {
   s.slots = slots_;
   s.held_slots = static_cast<uint32_t>(std::popcount(held_mask()));
   s.subscribers = rd(hdr_->subscribers);
-  s.waiting = rd(table_->publisher_waiting);
+  s.waiting = rd(hdr_->publisher_waiting);
   s.last_publish_ns = rd(hdr_->last_publish_ns);
   *out = s;
 }
@@ -453,9 +476,11 @@ void Publisher::read_subscribers(cuframes_subscriber_stats_t* subs, size_t cap,
   while (active != 0) {
     int i = std::countr_zero(active);
     active &= active - 1;
+    const auto index = static_cast<uint32_t>(i);
+    const SubscriberEntry& e = *entry_of(index);
     cuframes_subscriber_stats_t s;
-    if (!read_entry(*table_entry(table_, static_cast<uint32_t>(i)), static_cast<uint32_t>(i),
-                    newest, slot_mask_, &s)) {
+    if (!read_entry(*table_view(table_, index), e.counters, rd(e.holds), index, newest,
+                    slot_mask_, &s)) {
       continue;
     }
     if (n < cap) subs[n] = s;
@@ -509,9 +534,10 @@ void Publisher::serve() {
     }
     if (pfds[0].revents != 0) return;
 
-    // Peers: a note from a subscriber means "I dropped a hold while you were waiting"; anything
-    // else after the handshake is ignored; a hang-up detaches the peer.
-    bool woke = false;
+    // Peers: any message from a subscriber means "I dropped a hold while you were waiting"; a
+    // refresh Note from an observer asks for fresh counters (answered once per pass, below);
+    // anything else after the handshake is ignored; a hang-up detaches the peer.
+    bool woke = false, refresh = false;
     for (size_t i = peers_.size(); i-- > 0;) {
       if (pfds[peer_base + i].revents == 0) continue;
       bool closed = false;
@@ -525,10 +551,19 @@ void Publisher::serve() {
         }
         if (r == RecvResult::kWouldBlock) break;
         if (peers_[i].role == Role::kSubscriber) woke = true;
+        Note note;
+        if (peers_[i].role == Role::kObserver && len == sizeof note) {
+          std::memcpy(&note, scratch, sizeof note);
+          if (note.kind == kNoteRefresh) {
+            peers_[i].refresh_token = note.seq;
+            refresh = true;
+          }
+        }
       }
       if (closed || (pfds[peer_base + i].revents & (POLLHUP | POLLERR))) remove_peer(i);
     }
     if (woke) wake_producer();
+    if (refresh) answer_refreshes();
 
     for (size_t i = pending.size(); i-- > 0;) {
       bool done = false;
@@ -653,6 +688,7 @@ Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
 
   const Role role = static_cast<Role>(hello.role);
   int entry = -1;
+  UniqueFd entry_fd;  // subscribers: their own entry's memfd, closed here once sent
   switch (role) {
     case Role::kSubscriber: {
       if (hello.mode != CUFRAMES_MODE_NEWEST_ONLY && hello.mode != CUFRAMES_MODE_STRICT_ORDER) {
@@ -673,27 +709,18 @@ Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
         return Err(CUFRAMES_ERR_SHM, "subscriber table of '%s' is full (%u entries)",
                    key_.c_str(), max_subscribers_);
       }
-      SubscriberEntry& e = *table_entry(table_, static_cast<uint32_t>(entry));
-      const uint64_t newest = newest_seq(hdr_->newest.load(std::memory_order_acquire));
-      wr(e.pid, hello.pid);
-      wr(e.mode, hello.mode);
-      wr(e.attached_ns, now_ns());
-      store_string(e.name, name);
-      wr(e.holds, 0);
-      wr(e.cursor, newest > 0 ? newest - 1 : 0);  // STRICT_ORDER starts at the newest frame
-      wr(e.waiting, 1);  // Notes until it says otherwise
-      wr(e.frames_received, 0);
-      wr(e.timeouts, 0);
-      wr(e.errors, 0);
-      wr(e.gaps, 0);
-      wr(e.overruns, 0);
-      wr(e.last_seq, 0);
-      wr(e.last_frame_pts_ns, 0);
-      wr(e.last_latency_ns, 0);
-      wr(e.heartbeat_ns, now_ns());
-      const uint32_t gen = rd(e.generation) + 1;
-      e.generation.store(gen, std::memory_order_release);
-      e.state.store(kEntryActive, std::memory_order_release);
+      const auto index = static_cast<uint32_t>(entry);
+      EntryView& v = *table_view(table_, index);
+      const uint32_t gen = rd(v.generation) + 1;
+      CUFRAMES_RETURN_IF_ERROR(make_entry(index, gen, &entry_fd));
+      wr(v.pid, hello.pid);
+      wr(v.mode, hello.mode);
+      wr(v.attached_ns, now_ns());
+      store_string(v.name, name);
+      wr(v.holds, 0);
+      copy_counters(entry_of(index)->counters, &v.counters);
+      v.generation.store(gen, std::memory_order_release);
+      v.state.store(kEntryActive, std::memory_order_release);
       const uint64_t bit = 1ull << entry;
       if (hello.mode == CUFRAMES_MODE_STRICT_ORDER) {
         strict_entries_.fetch_or(bit, std::memory_order_relaxed);
@@ -702,9 +729,11 @@ Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
       }
       active_entries_.fetch_or(bit, std::memory_order_seq_cst);
       wr(hdr_->subscribers, rd(hdr_->subscribers) + 1);
-      w.entry_index = static_cast<uint32_t>(entry);
+      w.entry_index = index;
       w.entry_generation = gen;
+      w.entry_bytes = kEntryRegionBytes;
       fds[nfds++] = table_region_.fd.get();
+      fds[nfds++] = entry_fd.get();
       if (ring_->export_fd() >= 0) fds[nfds++] = ring_->export_fd();
       ring_->export_handle(w.handle, sizeof w.handle);
       break;
@@ -758,14 +787,76 @@ size_t Publisher::count_peers(Role role) const {
 
 void Publisher::release_entry(const Peer& peer) {
   if (peer.entry < 0) return;
-  SubscriberEntry& e = *table_entry(table_, static_cast<uint32_t>(peer.entry));
-  const uint64_t bit = 1ull << peer.entry;
-  active_entries_.fetch_and(~bit, std::memory_order_seq_cst);
-  e.state.store(kEntryFree, std::memory_order_release);
-  e.generation.store(rd(e.generation) + 1, std::memory_order_release);
-  wr(e.holds, 0);
+  const auto index = static_cast<uint32_t>(peer.entry);
+  EntryView& v = *table_view(table_, index);
+  active_entries_.fetch_and(~(1ull << index), std::memory_order_seq_cst);
+  v.state.store(kEntryFree, std::memory_order_release);
+  v.generation.store(rd(v.generation) + 1, std::memory_order_release);
+  wr(v.holds, 0);
+  drop_entry(index);
   wr(hdr_->subscribers, rd(hdr_->subscribers) - 1);
   wake_producer();  // it may be blocked in STRICT_WAIT on this subscriber's holds
+}
+
+SubscriberEntry* Publisher::entry_of(uint32_t index) const {
+  return reinterpret_cast<SubscriberEntry*>(entries_window_.data() + index * kEntryWindowStride);
+}
+
+Status Publisher::make_entry(uint32_t index, uint32_t generation, UniqueFd* fd) {
+  SharedRegion r;
+  CUFRAMES_RETURN_IF_ERROR(create_shared_region("cuframes-subscriber", kEntryRegionBytes, &r));
+  CUFRAMES_RETURN_IF_ERROR(seal_shared_region(r, /*readonly_for_peers=*/false));
+  void* at = entry_of(index);
+  if (::mmap(at, kEntryRegionBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r.fd.get(),
+             0) == MAP_FAILED) {
+    return ErrnoErr(CUFRAMES_ERR_OUT_OF_MEMORY, errno, "mapping subscriber entry %u", index);
+  }
+  SubscriberEntry& e = *entry_of(index);
+  const uint64_t newest = newest_seq(hdr_->newest.load(std::memory_order_acquire));
+  wr(e.version, kProtocolVersion);
+  wr(e.index, index);
+  wr(e.epoch, epoch_);
+  wr(e.generation, generation);
+  wr(e.cursor, newest > 0 ? newest - 1 : 0);  // STRICT_ORDER starts at the newest frame
+  wr(e.waiting, 1);                            // Notes until it says otherwise
+  wr(e.counters.v[kHeartbeatNs], now_ns());
+  e.magic.store(kEntryMagic, std::memory_order_release);
+  *fd = std::move(r.fd);  // r's own mapping goes; the window keeps the memory mapped
+  return Ok();
+}
+
+void Publisher::drop_entry(uint32_t index) {
+  // A zero page replaces the subscriber's memfd in one step: a producer still reading this
+  // entry's holds sees either, never an unmapped address. The subscriber's own mapping (and any
+  // frames it holds) are its own business from here on.
+  if (::mmap(entry_of(index), kEntryWindowStride, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+    log(CUFRAMES_LOG_WARN, "'%s': unmapping subscriber entry %u: %s (kept until reused)",
+        key_.c_str(), index, std::strerror(errno));
+  }
+}
+
+void Publisher::answer_refreshes() {
+  mirror_entries();
+  for (Peer& p : peers_) {
+    if (p.refresh_token == 0) continue;
+    const Note done{kNoteRefresh, 0, p.refresh_token};
+    (void)::send(p.fd.get(), &done, sizeof done, MSG_DONTWAIT | MSG_NOSIGNAL);
+    p.refresh_token = 0;
+  }
+}
+
+void Publisher::mirror_entries() {
+  uint64_t active = active_entries_.load(std::memory_order_acquire);
+  while (active != 0) {
+    const auto index = static_cast<uint32_t>(std::countr_zero(active));
+    active &= active - 1;
+    const SubscriberEntry& e = *entry_of(index);
+    EntryView& v = *table_view(table_, index);
+    wr(v.holds, rd(e.holds) & slot_mask_);
+    copy_counters(e.counters, &v.counters);
+  }
+  wr(table_->mirrored_ns, now_ns());
 }
 
 void Publisher::wake_producer() {
@@ -776,8 +867,10 @@ void Publisher::wake_producer() {
 void Publisher::remove_peer(size_t index) {
   Peer& peer = peers_[index];
   if (peer.entry >= 0) {
+    const auto index = static_cast<uint32_t>(peer.entry);
+    const SubscriberEntry& e = *entry_of(index);
     cuframes_subscriber_stats_t s{};
-    read_entry(*table_entry(table_, static_cast<uint32_t>(peer.entry)), static_cast<uint32_t>(peer.entry), 0, slot_mask_, &s);
+    read_entry(*table_view(table_, index), e.counters, rd(e.holds), index, 0, slot_mask_, &s);
     log(CUFRAMES_LOG_INFO, "'%s': subscriber '%s' (pid %d) detached, %u held frames reclaimed",
         key_.c_str(), s.name, s.pid, s.held_frames);
   }

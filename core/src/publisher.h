@@ -55,6 +55,7 @@ class Publisher {
     UniqueFd fd;
     Role role;
     int entry;  // subscribers: table entry, else -1
+    uint64_t refresh_token = 0;  // observers: a refresh asked for and not yet answered
   };
   struct Pending {
     UniqueFd fd;
@@ -66,6 +67,8 @@ class Publisher {
 
   // Slot selection (producer thread).
   uint64_t held_mask() const;
+  // held_mask(), also copied into each subscriber's table view for the peers.
+  uint64_t held_mask_for_peers();
   uint64_t reserved_mask() const;
   bool try_claim(uint32_t* slot);
   Status acquire_slot(uint32_t* slot, bool* dropped);
@@ -80,6 +83,16 @@ class Publisher {
   Status answer_hello(const Hello& hello, UniqueFd* fd);
   void remove_peer(size_t index);
   void release_entry(const Peer& peer);
+  // Subscriber entries: entry_of(i) is subscriber i's own memfd while it is attached (a zero page
+  // otherwise), mapped into entries_window_. make_entry creates and maps one and returns its fd for
+  // the Welcome; drop_entry unmaps it; mirror_entries copies every active entry's holds and
+  // counters into the table for observers, answer_refreshes does that and answers the observers
+  // that asked (service thread).
+  SubscriberEntry* entry_of(uint32_t index) const;
+  Status make_entry(uint32_t index, uint32_t generation, UniqueFd* fd);
+  void drop_entry(uint32_t index);
+  void mirror_entries();
+  void answer_refreshes();
   size_t count_peers(Role role) const;  // service thread only
   void warn_limited(int64_t* last_ns, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
   void wake_producer();
@@ -100,6 +113,7 @@ class Publisher {
   SharedRegion header_region_, table_region_;
   RingHeader* hdr_ = nullptr;
   TableHeader* table_ = nullptr;
+  Mapping entries_window_;  // max_subscribers_ x 64 KiB, see entry_of()
   MemoryBackend* backend_ = nullptr;
   std::unique_ptr<RingAllocation> ring_;
   std::unique_ptr<PacketRingWriter> packets_;

@@ -77,7 +77,7 @@ void SubscriberCore::drop_hold(uint32_t slot) {
 }
 
 void SubscriberCore::wake_publisher_if_waiting() {
-  if (table->publisher_waiting.load(std::memory_order_seq_cst) != 0) {
+  if (hdr->publisher_waiting.load(std::memory_order_seq_cst) != 0) {
     const uint32_t note = 1;
     (void)::send(sock.get(), &note, sizeof note, MSG_DONTWAIT | MSG_NOSIGNAL);
   }
@@ -171,37 +171,28 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
       std::move(map_ring_header(c.fds[0].get(), w, &core->header_map, &core->info)).context(ctx));
   core->hdr = core->header_map.as<const RingHeader>();
   CUFRAMES_RETURN_IF_ERROR(
-      std::move(map_table(c.fds[1].get(), w, core->info, false, &core->table_map)).context(ctx));
+      std::move(map_table(c.fds[1].get(), w, core->info, &core->table_map)).context(ctx));
   core->table = core->table_map.as<const TableHeader>();
-  if (w.entry_index >= core->info.max_subscribers) {
-    return Err(CUFRAMES_ERR_SHM, "%s: table entry %u out of range", ctx.c_str(), w.entry_index);
-  }
-  core->entry_index = w.entry_index;
-  const SubscriberEntry* entry = table_entry(core->table, w.entry_index);
-  if (entry->state.load(std::memory_order_acquire) != kEntryActive ||
-      entry->generation.load(std::memory_order_acquire) != w.entry_generation) {
-    return Err(CUFRAMES_ERR_SHM, "%s: table entry %u was not set up for us", ctx.c_str(),
-               w.entry_index);
-  }
-  CUFRAMES_RETURN_IF_ERROR(std::move(map_peer_region(c.fds[1].get(), kEntryStride, true,
-                                                     "subscriber entry", &core->entry_map,
-                                                     entry_offset(w.entry_index)))
+  if (c.fds.size() < 3) return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
+  CUFRAMES_RETURN_IF_ERROR(std::move(map_own_entry(c.fds[2].get(), w, core->info, *core->table,
+                                                   &core->entry_map))
                                .context(ctx));
+  core->entry_index = w.entry_index;
   core->me = core->entry_map.as<SubscriberEntry>();
 
   MemoryBackend* backend = nullptr;
   CUFRAMES_RETURN_IF_ERROR(std::move(memory_backend(core->info.memory, &backend)).context(ctx));
   const bool has_fd = core->info.handle_type == HandleType::kMemfd ||
                       core->info.handle_type == HandleType::kCudaVmmFd;
-  if (c.fds.size() != (has_fd ? 3u : 2u)) {
+  if (c.fds.size() != (has_fd ? 4u : 3u)) {
     return Err(CUFRAMES_ERR_SHM, "%s: handshake carried %zu fds", ctx.c_str(), c.fds.size());
   }
-  int ring_fd = has_fd ? c.fds[2].get() : -1;
+  int ring_fd = has_fd ? c.fds[3].get() : -1;
   CUFRAMES_RETURN_IF_ERROR(std::move(backend->import(core->info.handle_type, ring_fd, w.handle,
                                                      core->info.ring_bytes, o.cuda_device,
                                                      &core->ring))
                                .context(ctx));
-  if (has_fd) (void)c.fds[2].release();  // the import owns it now
+  if (has_fd) (void)c.fds[3].release();  // the import owns it now
   core->consumer_stream = o.consumer_stream;
   core->sock = std::move(c.sock);
   s->core_ = std::move(core);
@@ -214,8 +205,8 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
 
 Subscriber::~Subscriber() { stop_callback(); }
 
-void Subscriber::bump(Shared<uint64_t> SubscriberEntry::*counter, uint64_t by) {
-  Shared<uint64_t>& c = core_->me->*counter;
+void Subscriber::bump(Counter counter, uint64_t by) {
+  Shared<uint64_t>& c = core_->me->counters.v[counter];
   wr(c, rd(c) + by);
 }
 
@@ -239,12 +230,12 @@ bool Subscriber::publisher_hung_up() {
 Status Subscriber::try_acquire(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost) {
   Status st = mode_ == CUFRAMES_MODE_NEWEST_ONLY ? try_newest(out, got) : try_strict(out, got, lost);
   if (!st.ok()) {
-    bump(&SubscriberEntry::errors);
+    bump(kErrors);
     return std::move(st).context(key_);
   }
   if (*got == Got::kOverrun) {
-    bump(&SubscriberEntry::errors);
-    bump(&SubscriberEntry::overruns);
+    bump(kErrors);
+    bump(kOverruns);
     return Err(CUFRAMES_ERR_OVERRUN,
                "'%s': the publisher overwrote %llu frame(s) before they were read; resuming at "
                "the oldest frame in the ring", key_.c_str(), static_cast<unsigned long long>(*lost));
@@ -262,9 +253,9 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
     return st;
   };
   for (;;) {
-    wr(me.heartbeat_ns, now_ns());
+    wr(me.counters.v[kHeartbeatNs], now_ns());
     if (publisher_hung_up()) {
-      bump(&SubscriberEntry::errors);
+      bump(kErrors);
       return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", key_.c_str());
     }
     // The ring first: frames left from an earlier wake-up are found without one, and the notes
@@ -283,7 +274,7 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
     if (got == Got::kFrame) return Ok();
     if (gone_) continue;  // reported at the top
     if (now_ns() >= deadline) {
-      if (count_timeout) bump(&SubscriberEntry::timeouts);
+      if (count_timeout) bump(kTimeouts);
       return Err(CUFRAMES_ERR_FRAME_TIMEOUT, "no frame from '%s' within %d ms", key_.c_str(),
                  timeout_ms);
     }
@@ -296,7 +287,7 @@ Status Subscriber::next_impl(int timeout_ms, bool count_timeout, std::unique_ptr
     short revents = 0;
     Status pst = poll_in(fd(), left, &revents);
     if (!pst.ok()) {
-      bump(&SubscriberEntry::errors);
+      bump(kErrors);
       return pst;
     }
   }
@@ -425,7 +416,7 @@ Status Subscriber::try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_
     core_->wake_publisher_if_waiting();  // the frames we skipped are no longer reserved
     if (!delivered_) continue;  // nothing was promised before the first frame
     *lost = oldest - want;
-    bump(&SubscriberEntry::gaps, *lost);
+    bump(kGaps, *lost);
     *got = Got::kOverrun;
     return Ok();
   }
@@ -457,7 +448,7 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   if (rd(me.waiting) != 0) wr(me.waiting, 0);
 
   if (mode_ == CUFRAMES_MODE_NEWEST_ONLY && last_seq_ != 0 && seq > last_seq_ + 1) {
-    bump(&SubscriberEntry::gaps, seq - last_seq_ - 1);
+    bump(kGaps, seq - last_seq_ - 1);
   }
   // The publisher's cadence, for spin_us.
   if (last_publish_seq_ != 0 && seq > last_publish_seq_ && fi.publish_ns > last_publish_ns_) {
@@ -476,21 +467,36 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   last_publish_seq_ = seq;
   last_seq_ = seq;
   delivered_ = true;
-  bump(&SubscriberEntry::frames_received);
-  wr(me.last_seq, seq);
-  wr(me.last_frame_pts_ns, fi.pts_ns);
-  wr(me.last_latency_ns, now_ns() - fi.publish_ns);
+  bump(kFramesReceived);
+  wr(me.counters.v[kLastSeq], seq);
+  wr(me.counters.v[kLastFramePtsNs], fi.pts_ns);
+  wr(me.counters.v[kLastLatencyNs], now_ns() - fi.publish_ns);
   *out = std::move(f);
 }
 
 void Subscriber::stats(cuframes_subscriber_stats_t* out) const {
-  entry_stats(*core_->me, core_->entry_index,
-              newest_seq(core_->hdr->newest.load(std::memory_order_acquire)),
-              core_->info.slot_mask(), out);
+  // Our identity as the publisher recorded it, our counters live from our own entry.
+  const SubscriberCore& c = *core_;
+  const uint64_t newest = newest_seq(c.hdr->newest.load(std::memory_order_acquire));
+  const EntryView& view = *table_view(c.table, c.entry_index);
+  if (read_entry(view, c.me->counters, rd(c.me->holds), c.entry_index, newest,
+                 c.info.slot_mask(), out)) {
+    return;
+  }
+  // Only a broken publisher changes our view while we are attached: then report our counters
+  // under the identity we asked for.
+  EntryView mine{};
+  wr(mine.state, kEntryActive);
+  wr(mine.pid, ::getpid());
+  wr(mine.mode, mode_);
+  store_string(mine.name, name_);
+  (void)read_entry(mine, c.me->counters, rd(c.me->holds), c.entry_index, newest,
+                   c.info.slot_mask(), out);
 }
 
 void Subscriber::ring_status(cuframes_ring_status_t* out) const {
-  read_ring(*core_->hdr, *core_->table, core_->info, out, nullptr, 0, nullptr);
+  read_ring(*core_->hdr, *core_->table, core_->info, out, nullptr, 0, nullptr, core_->me,
+            core_->entry_index);
 }
 
 Status Subscriber::start_callback(Callback cb) {

@@ -35,7 +35,7 @@ class SubscriberCore {
   UniqueFd sock;
   Mapping header_map;
   Mapping table_map;  // the whole table, read-only
-  Mapping entry_map;  // our own entry's page, read-write
+  Mapping entry_map;  // our own entry (a memfd of its own), read-write
   const RingHeader* hdr = nullptr;
   const TableHeader* table = nullptr;
   SubscriberEntry* me = nullptr;
@@ -89,7 +89,7 @@ class Subscriber {
   Status next(int timeout_ms, std::unique_ptr<HeldFrame>* out);
   void stats(cuframes_subscriber_stats_t* out) const;
   void ring_status(cuframes_ring_status_t* out) const;
-  void note_timeout() { bump(&SubscriberEntry::timeouts); }
+  void note_timeout() { bump(kTimeouts); }
 
   // Runs cb on a thread of its own for every frame (status OK) and every failure but timeouts
   // (frame null); ends after PUBLISHER_GONE or a failure other than OVERRUN. stop_callback joins
@@ -116,7 +116,7 @@ class Subscriber {
   Status try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost);
   Status take_hold(uint32_t slot, uint64_t seq, bool* held);
   void deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>* out);
-  void bump(Shared<uint64_t> SubscriberEntry::*counter, uint64_t by = 1);
+  void bump(Counter counter, uint64_t by = 1);
 
   std::shared_ptr<SubscriberCore> core_;
   std::string key_, name_;

@@ -38,7 +38,7 @@ struct Hello {
 };
 
 // Publisher -> peer, the reply, with fds (SCM_RIGHTS):
-//   subscriber:    [ring header, table, frame memory (if handle_type has an fd)]
+//   subscriber:    [ring header, table, its own entry, frame memory (if handle_type has an fd)]
 //   observer:      [ring header, table]
 //   packet reader: [ring header, packet ring]
 // On failure (status != 0) no fds come and the publisher closes the connection.
@@ -53,6 +53,7 @@ struct Welcome {
   uint64_t table_bytes;
   uint64_t ring_bytes;
   uint64_t packet_bytes;
+  uint64_t entry_bytes;       // subscribers: size of its entry memfd (kEntryRegionBytes)
   uint32_t nfds;
   uint32_t reserved;
   uint8_t handle[64];         // kCudaIpc: the cudaIpcMemHandle_t
@@ -63,11 +64,14 @@ struct Welcome {
 // peer's socket buffer is full, notes are dropped; a reader that wakes up always rechecks the
 // ring, so only the wake-up matters, never the count.
 // Subscriber -> publisher after the Welcome: any message means "I dropped a hold while you were
-// waiting for a slot" (sent only while TableHeader::publisher_waiting is set; never blocks).
+// waiting for a slot" (sent only while RingHeader::publisher_waiting is set; never blocks).
+// Observer <-> publisher: a Note of kind kNoteRefresh with a token asks the publisher to copy the
+// subscribers' counters into the table now; it answers with the same Note once it has.
 struct Note {
-  uint32_t kind;  // 1 frame, 2 packet
+  uint32_t kind;  // 1 frame, 2 packet, kNoteRefresh
   uint32_t reserved;
-  uint64_t seq;
+  uint64_t seq;   // the frame's or packet's seq; refresh: the observer's token (not 0)
 };
+constexpr uint32_t kNoteRefresh = 3;
 
 }  // namespace cuframes::detail

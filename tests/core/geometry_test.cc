@@ -106,7 +106,7 @@ TEST(Names, EnumsHaveNames) {
   EXPECT_STREQ(cuframes_status_name(static_cast<cuframes_status_t>(77)), "UNKNOWN");
   EXPECT_STREQ(cuframes_codec_name(CUFRAMES_CODEC_HEVC), "hevc");
   EXPECT_STREQ(cuframes_version_string(), "0.5.0");
-  EXPECT_EQ(cuframes_protocol_version(), 2u);
+  EXPECT_EQ(cuframes_protocol_version(), 3u);
 }
 
 }  // namespace

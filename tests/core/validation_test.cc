@@ -1,5 +1,5 @@
 // Bad input from peers: garbage handshakes in both directions, corrupt or truncated control
-// blocks from a fake publisher, and a peer scribbling over the shared subscriber table. Every
+// blocks from a fake publisher, and peers scribbling over whatever memory they were given. Every
 // case must end in a clear error, never a crash, and the publisher keeps serving.
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
@@ -42,7 +42,7 @@ size_t open_fds() {
 // A fake publisher: a listening socket and a handler that answers one peer however it likes.
 
 struct Regions {
-  cd::SharedRegion header, table, ring;
+  cd::SharedRegion header, table, entry, ring;
   cd::Welcome welcome{};
 };
 
@@ -53,6 +53,7 @@ void make_regions(Regions* r) {
   const uint64_t stride = cd::align_up(g.frame_bytes, cd::kSlotAlignment);
   ASSERT_TRUE(cd::create_shared_region("h", cd::header_region_bytes(), &r->header).ok());
   ASSERT_TRUE(cd::create_shared_region("t", cd::table_region_bytes(4), &r->table).ok());
+  ASSERT_TRUE(cd::create_shared_region("e", cd::kEntryRegionBytes, &r->entry).ok());
   ASSERT_TRUE(cd::create_shared_region("r", stride * 4, &r->ring).ok());
   auto& h = *r->header.map.as<cd::RingHeader>();
   cd::wr(h.version, cd::kProtocolVersion);
@@ -72,8 +73,14 @@ void make_regions(Regions* r) {
   cd::wr(t.version, cd::kProtocolVersion);
   cd::wr(t.entries, 4);
   cd::wr(t.epoch, 42);
-  auto& e = *cd::table_entry(&t, 0);
-  cd::wr(e.state, cd::kEntryActive);
+  auto& v = *cd::table_view(&t, 0);
+  cd::wr(v.state, cd::kEntryActive);
+  cd::wr(v.generation, 1);
+  auto& e = *r->entry.map.as<cd::SubscriberEntry>();
+  cd::wr(e.magic, cd::kEntryMagic);
+  cd::wr(e.version, cd::kProtocolVersion);
+  cd::wr(e.index, 0);
+  cd::wr(e.epoch, 42);
   cd::wr(e.generation, 1);
   cd::Welcome& w = r->welcome;
   w.pre = {cd::kWireMagic, cd::kProtocolVersion, static_cast<uint32_t>(cd::MsgType::kWelcome)};
@@ -83,18 +90,20 @@ void make_regions(Regions* r) {
   w.handle_type = static_cast<uint32_t>(cd::HandleType::kMemfd);
   w.header_bytes = r->header.map.size();
   w.table_bytes = r->table.map.size();
+  w.entry_bytes = r->entry.map.size();
   w.ring_bytes = stride * 4;
-  w.nfds = 3;
+  w.nfds = 4;
 }
 
 void seal_all(Regions* r) {
   ASSERT_TRUE(cd::seal_shared_region(r->header, true).ok());
-  ASSERT_TRUE(cd::seal_shared_region(r->table, false).ok());
+  ASSERT_TRUE(cd::seal_shared_region(r->table, true).ok());
+  ASSERT_TRUE(cd::seal_shared_region(r->entry, false).ok());
   ASSERT_TRUE(cd::seal_shared_region(r->ring, true).ok());
 }
 
 void send_regions(int fd, const Regions& r) {
-  int fds[3] = {r.header.fd.get(), r.table.fd.get(), r.ring.fd.get()};
+  int fds[4] = {r.header.fd.get(), r.table.fd.get(), r.entry.fd.get(), r.ring.fd.get()};
   ASSERT_TRUE(cd::send_message(fd, &r.welcome, sizeof r.welcome, fds, r.welcome.nfds).ok());
 }
 
@@ -161,6 +170,9 @@ TEST_P(CorruptBlock, IsRefusedWithAClearError) {
 }
 
 auto header = [](Regions* r) -> cd::RingHeader& { return *r->header.map.as<cd::RingHeader>(); };
+auto entry = [](Regions* r) -> cd::SubscriberEntry& {
+  return *r->entry.map.as<cd::SubscriberEntry>();
+};
 
 INSTANTIATE_TEST_SUITE_P(
     Validation, CorruptBlock,
@@ -169,7 +181,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"bad_magic", [](Regions* r) { cd::wr(header(r).magic, 7); }, CUFRAMES_ERR_SHM,
              "bad magic"},
         Case{"newer_version", [](Regions* r) { cd::wr(header(r).version, cd::kProtocolVersion + 1); },
-             CUFRAMES_ERR_PROTOCOL_MISMATCH, "protocol v3"},
+             CUFRAMES_ERR_PROTOCOL_MISMATCH, "protocol v4"},
         Case{"epoch", [](Regions* r) { cd::wr(header(r).epoch, 43); }, CUFRAMES_ERR_SHM, "epoch"},
         Case{"geometry", [](Regions* r) { cd::wr(header(r).offset_uv, 5); }, CUFRAMES_ERR_SHM,
              "inconsistent geometry"},
@@ -191,8 +203,22 @@ INSTANTIATE_TEST_SUITE_P(
              [](Regions* r) { cd::wr(r->table.map.as<cd::TableHeader>()->magic, 1); },
              CUFRAMES_ERR_SHM, "subscriber table: bad magic"},
         Case{"table_version",
-             [](Regions* r) { cd::wr(r->table.map.as<cd::TableHeader>()->version, 3); },
-             CUFRAMES_ERR_PROTOCOL_MISMATCH, "subscriber table is protocol v3"},
+             [](Regions* r) { cd::wr(r->table.map.as<cd::TableHeader>()->version, 4); },
+             CUFRAMES_ERR_PROTOCOL_MISMATCH, "subscriber table is protocol v4"},
+        Case{"entry_magic", [](Regions* r) { cd::wr(entry(r).magic, 5); }, CUFRAMES_ERR_SHM,
+             "subscriber entry: bad magic"},
+        Case{"entry_version", [](Regions* r) { cd::wr(entry(r).version, 4); },
+             CUFRAMES_ERR_PROTOCOL_MISMATCH, "subscriber entry is protocol v4"},
+        Case{"entry_epoch", [](Regions* r) { cd::wr(entry(r).epoch, 43); }, CUFRAMES_ERR_SHM,
+             "subscriber entry 0 was not set up for us"},
+        Case{"entry_index_inside", [](Regions* r) { cd::wr(entry(r).index, 1); },
+             CUFRAMES_ERR_SHM, "subscriber entry 0 was not set up for us"},
+        Case{"entry_bytes", [](Regions* r) { r->welcome.entry_bytes = 64; }, CUFRAMES_ERR_SHM,
+             "subscriber entry of 64 bytes"},
+        Case{"truncated_entry", [](Regions* r) { ASSERT_EQ(ftruncate(r->entry.fd.get(), 64), 0); },
+             CUFRAMES_ERR_SHM, "the handshake promised"},
+        Case{"view_free", [](Regions* r) { cd::wr(cd::table_view(r->table.map.as<cd::TableHeader>(), 0)->state, 0); },
+             CUFRAMES_ERR_SHM, "table entry 0 was not set up for us"},
         Case{"entry_index", [](Regions* r) { r->welcome.entry_index = 4000; }, CUFRAMES_ERR_SHM,
              "out of range"},
         Case{"entry_generation", [](Regions* r) { r->welcome.entry_generation = 9; },
@@ -208,7 +234,7 @@ INSTANTIATE_TEST_SUITE_P(
              },
              CUFRAMES_ERR_SHM, "the handshake promised"},
         Case{"unsealed", [](Regions*) {}, CUFRAMES_ERR_SHM, "not sealed"},
-        Case{"fd_count", [](Regions* r) { r->welcome.nfds = 2; }, CUFRAMES_ERR_SHM, "fds"}),
+        Case{"fd_count", [](Regions* r) { r->welcome.nfds = 3; }, CUFRAMES_ERR_SHM, "fds"}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(Handshake, GarbageReplyIsProtocolMismatch) {
@@ -539,44 +565,124 @@ TEST(Runtime, FullBacklogHonoursConnectTimeout) {
   EXPECT_LT(ms, 2000);
 }
 
-// A raw peer attached as a subscriber, with the mappings a real subscriber makes: the table
-// read-only, its own entry read-write.
-struct RawSubscriber {
+// A raw peer attached with the role's Hello, keeping every fd the publisher gave it.
+struct RawPeer {
   cd::Connection c;
   cd::Mapping header, table, entry;
   cd::RingInfo info;
-  cd::SubscriberEntry* me = nullptr;
+  cd::SubscriberEntry* me = nullptr;  // subscribers: its own entry, read-write
 
-  explicit RawSubscriber(const std::string& dir) {
-    cd::Hello h = cd::make_hello(cd::Role::kSubscriber);
+  RawPeer(const std::string& dir, cd::Role role) {
+    cd::Hello h = cd::make_hello(role);
     std::strcpy(h.name, "vandal");
     EXPECT_TRUE(cd::connect_to_publisher(dir, "cam", h, 1000, &c).ok());
     EXPECT_TRUE(cd::map_ring_header(c.fds[0].get(), c.welcome, &header, &info).ok());
-    EXPECT_TRUE(cd::map_table(c.fds[1].get(), c.welcome, info, false, &table).ok());
-    EXPECT_TRUE(cd::map_peer_region(c.fds[1].get(), cd::kEntryStride, true, "entry", &entry,
-                                    cd::entry_offset(c.welcome.entry_index))
-                    .ok());
-    me = entry.as<cd::SubscriberEntry>();
+    EXPECT_TRUE(cd::map_table(c.fds[1].get(), c.welcome, info, &table).ok());
+    if (role == cd::Role::kSubscriber) {
+      EXPECT_TRUE(cd::map_own_entry(c.fds[2].get(), c.welcome, info, *table.as<cd::TableHeader>(),
+                                    &entry)
+                      .ok());
+      me = entry.as<cd::SubscriberEntry>();
+    }
+  }
+
+  // Tries every way to write through fd i: a writable shared mapping, write(), and the same
+  // after re-opening the file read-write through /proc/self/fd. Whatever succeeds is used to
+  // fill the memory with ones (every hold bit set, every magic broken). Returns how many ways
+  // worked.
+  int scribble(size_t i) {
+    int worked = 0;
+    const int fd = c.fds[i].get();
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0) return 0;
+    const auto size = static_cast<size_t>(st.st_size);
+    std::vector<uint8_t> ones(size, 0xff);
+    auto try_fd = [&](int f) {
+      void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+      if (p != MAP_FAILED) {
+        ++worked;
+        std::memset(p, 0xff, size);
+        munmap(p, size);
+      }
+      if (pwrite(f, ones.data(), size, 0) > 0) ++worked;
+    };
+    try_fd(fd);
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    cd::UniqueFd rw(open(proc.c_str(), O_RDWR | O_CLOEXEC));
+    if (rw.valid()) try_fd(rw.get());
+    return worked;
   }
 };
 
+// The issue-14 fault: one observer overwrote the table's magic and locked every later peer out.
+// Every fd an observer gets is sealed against writing, whatever it tries.
+TEST_F(PublisherUnderAttack, AnObserverCanWriteNothing) {
+  cuframes::Subscriber honest("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "honest"));
+  RawPeer vandal(dir_.path(), cd::Role::kObserver);
+  ASSERT_EQ(vandal.c.fds.size(), 2u);
+  for (size_t i = 0; i < vandal.c.fds.size(); ++i) EXPECT_EQ(vandal.scribble(i), 0) << "fd " << i;
+  // Every later peer attaches, and the ring goes on.
+  still_serves();
+  cuframes::Observer obs("cam", 1000, dir_.c_str());
+  EXPECT_EQ(obs.read().subscribers.size(), 1u);
+  for (int i = 0; i < 10; ++i) ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
+  EXPECT_EQ(honest.next(1000).info().seq, pub_->stats().last_seq);
+}
+
+// The other issue-14 fault: a subscriber that set another entry's holds froze publication, even
+// after it had gone. A subscriber can write its own entry and nothing else.
+TEST_F(PublisherUnderAttack, ASubscriberCanWriteOnlyItsOwnEntry) {
+  cuframes::Subscriber honest("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "honest"));
+  ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
+  cuframes::Frame kept = honest.next(1000);
+  auto vandal = std::make_unique<RawPeer>(dir_.path(), cd::Role::kSubscriber);
+  ASSERT_EQ(vandal->c.fds.size(), 4u);  // header, table, its entry, frames
+  for (size_t i : {0u, 1u, 3u}) EXPECT_EQ(vandal->scribble(i), 0) << "fd " << i;
+  EXPECT_GT(vandal->scribble(2), 0);  // its own entry: every hold set, every magic broken
+  // While it lives it holds what it claims: frames are dropped (counted), the held one is safe.
+  EXPECT_EQ(cftest::publish_pattern(*pub_), 0u);
+  EXPECT_GT(pub_->stats().dropped, 0u);
+  EXPECT_TRUE(cftest::verify_frame(kept.info(), 1));
+  // Gone, it leaves nothing behind: full speed again, the honest subscriber reads on.
+  vandal.reset();
+  ASSERT_TRUE(cftest::wait_until([&] { return pub_->stats().subscribers == 1; }, 2000));
+  kept.release();
+  const uint64_t dropped = pub_->stats().dropped;
+  for (int i = 0; i < 20; ++i) ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
+  EXPECT_EQ(pub_->stats().dropped, dropped);
+  cuframes::Frame f = honest.next(1000);
+  EXPECT_EQ(f.info().seq, pub_->stats().last_seq);
+  EXPECT_TRUE(cftest::verify_frame(f.info(), f.info().seq));
+  still_serves();
+}
+
 TEST_F(PublisherUnderAttack, ScribbledOwnEntryDoesNotBreakThePublisher) {
   cuframes::Subscriber honest("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "honest"));
-  RawSubscriber vandal(dir_.path());
+  RawPeer vandal(dir_.path(), cd::Role::kSubscriber);
   cd::SubscriberEntry& e = *vandal.me;
-  cd::wr(e.state, 0xdeadbeef);
+  cd::wr(e.magic, 0);
+  cd::wr(e.version, 77);
+  cd::wr(e.index, 12345);
   cd::wr(e.generation, 12345);
-  cd::wr(e.mode, 77);
-  for (auto& w : e.name) cd::wr(w, 0x0102030405060708ull);
+  cd::wr(e.waiting, 0xdeadbeef);
   cd::wr(e.holds, ~0xfull);  // every bit but the ring's 4 slots: masked away
   cd::wr(e.cursor, 0);
-  cd::wr(e.frames_received, ~0ull);
+  for (auto& c : e.counters.v) cd::wr(c, ~0ull);
   for (int i = 0; i < 10; ++i) ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
   cuframes::Frame f = honest.next(1000);
   EXPECT_EQ(f.info().seq, 10u);
   EXPECT_TRUE(cftest::verify_frame(f.info(), f.info().seq));
   f.release();
   EXPECT_EQ(pub_->stats().held_slots, 0u);
+  // Its identity is the publisher's record, not what it wrote; its counters are its own lies.
+  cuframes::Observer obs("cam", 1000, dir_.c_str());
+  std::vector<cuframes_subscriber_stats_t> subs = obs.read().subscribers;
+  ASSERT_EQ(subs.size(), 2u);
+  const auto& v = std::string(subs[0].name) == "vandal" ? subs[0] : subs[1];
+  EXPECT_STREQ(v.name, "vandal");
+  EXPECT_EQ(v.pid, ::getpid());
+  EXPECT_EQ(v.frames_received, ~0ull);
+  EXPECT_EQ(v.held_frames, 0u);  // bits beyond the ring's slots are not holds
   // The vandal claims every slot: the publisher drops (and counts) rather than overwrite.
   cd::wr(e.holds, ~0ull);
   EXPECT_EQ(cftest::publish_pattern(*pub_), 0u);
@@ -588,23 +694,24 @@ TEST_F(PublisherUnderAttack, ScribbledOwnEntryDoesNotBreakThePublisher) {
   still_serves();
 }
 
-TEST_F(PublisherUnderAttack, OtherEntriesAreReadOnlyForASubscriber) {
-  cuframes::Subscriber honest("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "honest"));
-  RawSubscriber vandal(dir_.path());
-  const uint32_t other = vandal.c.welcome.entry_index == 0 ? 1 : 0;
-  auto* t = vandal.table.as<cd::TableHeader>();
-  auto* victim = const_cast<cd::SubscriberEntry*>(cd::table_entry(t, other));
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(cd::wr(victim->holds, ~0ull), "");
-}
-
-TEST_F(PublisherUnderAttack, ObserversSeeSanitisedNames) {
-  RawSubscriber vandal(dir_.path());
-  for (auto& w : vandal.me->name) cd::wr(w, 0x0a0d1b0102030405ull);
+// Observers read the counters as the publisher last copied them: fresh at attach, then within
+// 100 ms (docs/protocol.md 4.3).
+TEST_F(PublisherUnderAttack, ObserversSeeCountersCopiedByThePublisher) {
+  cuframes::Subscriber sub("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "reader"));
   cuframes::Observer obs("cam", 1000, dir_.c_str());
-  auto subs = obs.read().subscribers;
-  ASSERT_EQ(subs.size(), 1u);
-  for (const char* p = subs[0].name; *p; ++p) EXPECT_TRUE(*p > 0x20 && *p < 0x7f);
+  ASSERT_EQ(obs.read().subscribers.size(), 1u);
+  EXPECT_EQ(obs.read().subscribers[0].frames_received, 0u);
+  ASSERT_NE(cftest::publish_pattern(*pub_), 0u);
+  cuframes::Frame f = sub.next(1000);
+  EXPECT_TRUE(cftest::wait_until(
+      [&] {
+        auto r = obs.read();
+        return r.subscribers.size() == 1 && r.subscribers[0].frames_received == 1 &&
+               r.subscribers[0].held_frames == 1 && r.ring.stats.held_slots == 1;
+      },
+      2000));
+  f.release();
+  EXPECT_TRUE(cftest::wait_until([&] { return obs.read().subscribers[0].held_frames == 0; }, 2000));
 }
 
 }  // namespace
