@@ -130,7 +130,7 @@ TEST(CudaRing, BadImportIsDeviceLost) {
   cd::Hello hello = cd::make_hello(cd::Role::kSubscriber);
   std::strcpy(hello.name, "probe");
   ASSERT_TRUE(cd::connect_to_publisher(dir.path(), "real", hello, 1000, &c).ok());
-  ASSERT_EQ(c.fds.size(), 3u);
+  ASSERT_EQ(c.fds.size(), 4u);  // header, table, its entry, frames
   cd::SharedRegion fake_ring;
   ASSERT_TRUE(cd::create_shared_region("not-cuda", c.welcome.ring_bytes, &fake_ring).ok());
   cd::UniqueFd listen;
@@ -141,8 +141,8 @@ TEST(CudaRing, BadImportIsDeviceLost) {
     cd::UniqueFd conn(accept4(listen.get(), nullptr, nullptr, SOCK_CLOEXEC));
     char buf[512];
     ASSERT_GT(recv(conn.get(), buf, sizeof buf, 0), 0);
-    int fds[3] = {c.fds[0].get(), c.fds[1].get(), fake_ring.fd.get()};
-    ASSERT_TRUE(cd::send_message(conn.get(), &c.welcome, sizeof c.welcome, fds, 3).ok());
+    int fds[4] = {c.fds[0].get(), c.fds[1].get(), c.fds[2].get(), fake_ring.fd.get()};
+    ASSERT_TRUE(cd::send_message(conn.get(), &c.welcome, sizeof c.welcome, fds, 4).ok());
     ASSERT_TRUE(cd::poll_in(conn.get(), 5000, &rev).ok());  // until the subscriber gives up
   });
   EXPECT_EQ(status_of([&] { cuframes::Subscriber s("fake", cftest::sub_options(dir)); }),
