@@ -196,7 +196,10 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
   core->consumer_stream = o.consumer_stream;
   core->sock = std::move(c.sock);
   s->core_ = std::move(core);
+  // The subscription starts at the newest frame at attach: every frame from there on that is not
+  // handed out is a gap (NEWEST_ONLY) or an overrun (STRICT_ORDER), also before the first read.
   s->cursor_ = rd(s->core_->me->cursor);
+  s->last_seq_ = s->cursor_;
   log(CUFRAMES_LOG_INFO, "subscribed to '%s' as '%s' (entry %u)", s->key_.c_str(),
       s->name_.c_str(), w.entry_index);
   *out = std::move(s);
@@ -414,7 +417,6 @@ Status Subscriber::try_strict(std::unique_ptr<HeldFrame>* out, Got* got, uint64_
     cursor_ = oldest - 1;
     core_->me->cursor.store(cursor_, std::memory_order_seq_cst);
     core_->wake_publisher_if_waiting();  // the frames we skipped are no longer reserved
-    if (!delivered_) continue;  // nothing was promised before the first frame
     *lost = oldest - want;
     bump(kGaps, *lost);
     *got = Got::kOverrun;
@@ -447,7 +449,7 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   // Busy with frames: no Notes until next_impl finds the ring empty again.
   if (rd(me.waiting) != 0) wr(me.waiting, 0);
 
-  if (mode_ == CUFRAMES_MODE_NEWEST_ONLY && last_seq_ != 0 && seq > last_seq_ + 1) {
+  if (mode_ == CUFRAMES_MODE_NEWEST_ONLY && seq > last_seq_ + 1) {
     bump(kGaps, seq - last_seq_ - 1);
   }
   // The publisher's cadence, for spin_us.
@@ -466,7 +468,6 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   last_publish_ns_ = fi.publish_ns;
   last_publish_seq_ = seq;
   last_seq_ = seq;
-  delivered_ = true;
   bump(kFramesReceived);
   wr(me.counters.v[kLastSeq], seq);
   wr(me.counters.v[kLastFramePtsNs], fi.pts_ns);

@@ -121,9 +121,8 @@ class Subscriber {
   std::shared_ptr<SubscriberCore> core_;
   std::string key_, name_;
   cuframes_mode_t mode_ = CUFRAMES_MODE_NEWEST_ONLY;
-  uint64_t last_seq_ = 0;
+  uint64_t last_seq_ = 0;  // the last frame handed out (at first: the frame before the start)
   uint64_t cursor_ = 0;    // STRICT_ORDER: last consumed seq
-  bool delivered_ = false; // a frame was handed out already
   bool gone_ = false;
   // spin_us: the publisher's cadence, learned from delivered frames: its period and its phase
   // (when frame last_publish_seq_ was due on that beat; one late frame moves it only a quarter

@@ -100,6 +100,23 @@ TEST(PubSub, FirstFrameIsTheNewestAtSubscription) {
   }
 }
 
+// The subscription starts at the newest frame at attach: frames published after it and never
+// handed out count, also before the first read (issue 20).
+TEST(PubSub, FramesMissedBeforeTheFirstReadCount) {
+  RuntimeDir dir;
+  cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 4));
+  cuframes::Subscriber newest("cam", sub_options(dir));
+  cuframes::Subscriber strict("cam", sub_options(dir, CUFRAMES_MODE_STRICT_ORDER));
+  for (int i = 0; i < 10; ++i) publish_pattern(pub);  // 1..10 into 4 slots: 7..10 remain
+  EXPECT_EQ(newest.next(1000).info().seq, 10u);
+  EXPECT_EQ(newest.stats().gaps, 9u);  // 1..9
+  EXPECT_EQ(status_of([&] { strict.next(1000); }), CUFRAMES_ERR_OVERRUN);
+  EXPECT_EQ(strict.stats().gaps, 6u);  // 1..6
+  EXPECT_EQ(strict.stats().overruns, 1u);
+  for (uint64_t want = 7; want <= 10; ++want) EXPECT_EQ(strict.next(1000).info().seq, want);
+  EXPECT_EQ(strict.stats().gaps, 6u);
+}
+
 TEST(PubSub, StrictOrderDeliversEveryFrameInOrder) {
   RuntimeDir dir;
   cuframes::Publisher pub("cam", pub_options(dir, 64, 32, 8));
