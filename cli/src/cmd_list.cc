@@ -1,6 +1,5 @@
 // cuframes list: one line per live publisher, read through an observer on each key.
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,10 +37,11 @@ std::optional<Entry> read_key(const std::string& key, const char* runtime_dir) {
   return e;
 }
 
+// The directory that was looked in, as libcuframes resolves it, and whether it is there.
 std::string where(const std::optional<std::string>& dir) {
-  if (dir) return *dir;
-  if (const char* env = std::getenv("CUFRAMES_RUNTIME_DIR"); env && *env) return env;
-  return "the default runtime directory";
+  bool exists = false;
+  const std::string path = cuframes::runtime_dir(runtime_dir_arg(dir), &exists);
+  return exists ? path : path + " (no such directory: no publisher has made it yet)";
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
-// How the commands fail: a UsageError is a bad command line (usage on stderr, exit 2); anything
-// else thrown (cuframes::Error from libcuframes, std::runtime_error) is printed and exits 1.
+// How the commands fail: a UsageError is a bad command line (usage on stderr, exit 2), and so is a
+// cuframes::Error with INVALID_ARGUMENT (the library refused a key or name the user gave);
+// anything else thrown (cuframes::Error from libcuframes, std::runtime_error) is printed and
+// exits 1.
 #ifndef CUFRAMES_CLI_ERRORS_H_
 #define CUFRAMES_CLI_ERRORS_H_
 

@@ -28,13 +28,20 @@ Commands:
 Every command takes --runtime-dir DIR (default: $CUFRAMES_RUNTIME_DIR, /run/cuframes,
 $XDG_RUNTIME_DIR/cuframes, /tmp/cuframes-<uid>).
 
-Exit status: 0 success, 1 failure (no such publisher, publisher gone, I/O), 2 bad command line.
+Exit status: 0 success, 1 failure (no such publisher, publisher gone, I/O), 2 bad command line
+(also a key or a name the library refuses).
 )";
 
 int usage_error(const char* command, const std::string& message) {
   std::fprintf(stderr, "cuframes%s%s: %s\n\n%s", command ? " " : "", command ? command : "",
                message.c_str(), kUsage);
   return cli::kExitUsage;
+}
+
+int failure(const char* command, const std::exception& e) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "cuframes %s: %s\n", command, e.what());
+  return cli::kExitFailure;
 }
 
 }  // namespace
@@ -71,10 +78,12 @@ int main(int argc, char** argv) {
     rc = run(argc, argv, 2);
   } catch (const cli::UsageError& e) {
     return usage_error(command.c_str(), e.what());
+  } catch (const cuframes::Error& e) {
+    // The library checks keys and names itself: a value it refuses came from the command line.
+    if (e.status() == CUFRAMES_ERR_INVALID_ARGUMENT) return usage_error(command.c_str(), e.what());
+    return failure(command.c_str(), e);
   } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "cuframes %s: %s\n", command.c_str(), e.what());
-    return cli::kExitFailure;
+    return failure(command.c_str(), e);
   }
   // Output that could not be written (a full disk, a closed terminal) is a failure too.
   errno = 0;

@@ -1,5 +1,6 @@
 // The C ABI: thin wrappers over the C++ internals. Every entry point converts a Status into the
 // return code plus the thread's last-error message, and no exception crosses this boundary.
+#include <cstring>
 #include <new>
 #include <set>
 #include <string>
@@ -11,6 +12,7 @@
 #include "observer.h"
 #include "packet_reader.h"
 #include "publisher.h"
+#include "runtime_dir.h"
 #include "registry.h"
 #include "status.h"
 #include "subscriber.h"
@@ -374,6 +376,24 @@ cuframes_status_t cuframes_observer_read(cuframes_observer_t* observer,
 }
 
 // --- listing -----------------------------------------------------------------------------------
+
+cuframes_status_t cuframes_runtime_dir(const char* runtime_dir, char* out, size_t cap,
+                                       int* exists) {
+  return guard([&] {
+    if (out == nullptr) return null_arg("out");
+    std::string dir;
+    bool there = false;
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::resolve_runtime_dir(
+        runtime_dir, &dir, cuframes::detail::DirUse::kLook, &there));
+    if (dir.size() + 1 > cap) {
+      return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "runtime dir %s needs %zu bytes, cap is %zu",
+                 dir.c_str(), dir.size() + 1, cap);
+    }
+    std::memcpy(out, dir.c_str(), dir.size() + 1);
+    if (exists != nullptr) *exists = there ? 1 : 0;
+    return Ok();
+  });
+}
 
 cuframes_status_t cuframes_list_publishers(const char* runtime_dir, cuframes_key_list_t** out) {
   return guard([&] {

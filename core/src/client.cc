@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,6 +54,7 @@ Status connect_to_publisher(const std::string& dir, const std::string& key, cons
   const std::string path = socket_path(dir, key);
   const int64_t deadline = deadline_after(timeout_ms);
   UniqueFd inotify;
+  bool watching = false;
   int backoff = 1;
   UniqueFd sock;
   for (;;) {
@@ -62,20 +64,25 @@ Status connect_to_publisher(const std::string& dir, const std::string& key, cons
     if (!retry) return st;
     const int left = deadline == INT64_MAX ? -1 : ms_until(deadline);
     if (left == 0) {
-      return Err(CUFRAMES_ERR_PUBLISHER_GONE, "no publisher for '%s' in %s%s", key.c_str(),
-                 dir.c_str(),
-                 timeout_ms > 0 ? strformat(" (waited %d ms)", timeout_ms).c_str() : "");
+      struct stat d;
+      const bool dir_there = ::stat(dir.c_str(), &d) == 0;
+      return Err(CUFRAMES_ERR_PUBLISHER_GONE, "no publisher for '%s' in %s%s%s", key.c_str(),
+                 dir.c_str(), dir_there ? "" : " (no such directory)",
+                 timeout_ms > 0 ? strformat(" within %d ms", timeout_ms).c_str() : "");
     }
-    if (!inotify.valid()) {
-      inotify.reset(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    if (!watching) {
+      if (!inotify.valid()) inotify.reset(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
       if (inotify.valid() &&
-          ::inotify_add_watch(inotify.get(), dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ATTRIB) <
+          ::inotify_add_watch(inotify.get(), dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ATTRIB) >=
               0) {
-        inotify.reset();
+        watching = true;
+        continue;  // retry once now that the watch is in place: no appearance is missed
       }
-      continue;  // retry once now that the watch is in place: no appearance is missed
+      // No watch: the directory is not there yet (a publisher makes it), or no inotify. Poll,
+      // and try the watch again next time.
     }
-    wait_for_dir_change(inotify.get(), left < 0 ? backoff : std::min(left, backoff), &backoff);
+    wait_for_dir_change(watching ? inotify.get() : -1,
+                        left < 0 ? backoff : std::min(left, backoff), &backoff);
   }
 
   CUFRAMES_RETURN_IF_ERROR(send_message(sock.get(), &hello, sizeof hello, nullptr, 0));

@@ -13,6 +13,11 @@
 
 namespace cuframes::detail {
 
+// Said wherever CUDA memory cannot be had: host memory needs no GPU.
+constexpr const char* kHostMemoryHint =
+    "; a ring in host memory needs no GPU: memory \"host\" (Python memory=\"host\", C "
+    "CUFRAMES_MEMORY_HOST, service config memory: host)";
+
 // The publisher's ring allocation: one block holding every slot.
 class RingAllocation {
  public:

@@ -95,7 +95,14 @@ const Driver& driver() {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
-      d.status = cuda_error(e, "no usable CUDA driver or device");
+      // Without the NVIDIA kernel driver the runtime only says "driver version is
+      // insufficient": say what is missing, and what works without it.
+      const bool no_driver = (e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice) &&
+                             ::access("/proc/driver/nvidia/version", F_OK) != 0;
+      d.status = no_driver ? Err(CUFRAMES_ERR_DEVICE_LOST,
+                                 "no NVIDIA GPU or driver on this machine (CUDA: %s)%s",
+                                 cudaGetErrorName(e), kHostMemoryHint)
+                           : cuda_error(e, "no usable CUDA driver or device");
       const std::string hint = e == cudaErrorOperatingSystem ? foreign_proc_hint() : "";
       if (!hint.empty()) {
         d.status = Err(d.status.code(), "%s%s", d.status.message().c_str(), hint.c_str());
@@ -103,7 +110,7 @@ const Driver& driver() {
       return;
     }
     if (count == 0) {
-      d.status = Err(CUFRAMES_ERR_DEVICE_LOST, "no CUDA device");
+      d.status = Err(CUFRAMES_ERR_DEVICE_LOST, "no CUDA device%s", kHostMemoryHint);
       return;
     }
     d.device_count = count;

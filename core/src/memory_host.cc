@@ -97,7 +97,8 @@ Status memory_backend(cuframes_memory_t kind, MemoryBackend** out) {
         return Ok();
       }
       return Err(CUFRAMES_ERR_DEVICE_LOST,
-                 "cuda memory requested but libcuframes was built without CUDA");
+                 "cuda memory requested but libcuframes was built without CUDA%s",
+                 kHostMemoryHint);
     case CUFRAMES_MEMORY_MAX_ENUM: break;
   }
   return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown memory kind %d", static_cast<int>(kind));

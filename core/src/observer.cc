@@ -21,7 +21,7 @@ Status Observer::Create(const char* key, const char* runtime_dir, int connect_ti
                connect_timeout_ms);
   }
   std::string dir;
-  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(runtime_dir, &dir)).context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(runtime_dir, &dir, DirUse::kLook)).context(ctx));
   Connection c;
   CUFRAMES_RETURN_IF_ERROR(std::move(connect_to_publisher(dir, key, make_hello(Role::kObserver),
                                                           connect_timeout_ms, &c))

@@ -15,7 +15,7 @@ Status PacketReader::Create(const char* key, const cuframes_packet_reader_option
                o.connect_timeout_ms);
   }
   std::string dir;
-  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir)).context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir, DirUse::kLook)).context(ctx));
   Connection c;
   CUFRAMES_RETURN_IF_ERROR(std::move(connect_to_publisher(dir, key, make_hello(Role::kPacketReader),
                                                           o.connect_timeout_ms, &c))

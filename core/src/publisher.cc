@@ -45,37 +45,52 @@ uint64_t random_epoch() {
 }
 
 // Takes the key's lock file (an OFD write lock, released by the kernel when we die).
+// Whether path still names the file open as fd (nobody unlinked or replaced it).
+bool still_named(const std::string& path, int fd) {
+  struct stat named, held;
+  return ::lstat(path.c_str(), &named) == 0 && ::fstat(fd, &held) == 0 &&
+         named.st_dev == held.st_dev && named.st_ino == held.st_ino;
+}
+
 Status lock_key(const std::string& dir, const std::string& key, UniqueFd* out) {
   std::string path = lock_path(dir, key);
-  // O_NOFOLLOW: the directory is shared with a group; a planted symlink must not redirect us.
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660));
-  if (!fd.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "opening %s", path.c_str());
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Err(CUFRAMES_ERR_SHM, "%s is not a regular file", path.c_str());
-  }
-  // Past the umask, so publishers of the same group can take turns on the key.
-  if (st.st_uid == ::geteuid()) (void)::fchmod(fd.get(), 0660);
-  struct flock fl{};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  if (::fcntl(fd.get(), F_OFD_SETLK, &fl) != 0) {
-    if (errno == EAGAIN || errno == EACCES) {
-      char buf[32] = {};
-      ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
-      int pid = n > 0 ? std::atoi(buf) : 0;
-      return Err(CUFRAMES_ERR_SHM, "key '%s' is already published (pid %d) in %s", key.c_str(),
-                 pid, dir.c_str());
+  // A publisher removes its lock file at a clean stop (still holding the lock): a file we open
+  // just before that and lock just after is no longer the key's. Then we start over.
+  for (int attempt = 0;; ++attempt) {
+    // O_NOFOLLOW: the directory is shared with a group; a planted symlink must not redirect us.
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660));
+    if (!fd.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "opening %s", path.c_str());
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Err(CUFRAMES_ERR_SHM, "%s is not a regular file", path.c_str());
     }
-    return ErrnoErr(CUFRAMES_ERR_SHM, errno, "locking %s", path.c_str());
+    // Past the umask, so publishers of the same group can take turns on the key.
+    if (st.st_uid == ::geteuid()) (void)::fchmod(fd.get(), 0660);
+    struct flock fl{};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd.get(), F_OFD_SETLK, &fl) != 0) {
+      if (errno == EAGAIN || errno == EACCES) {
+        char buf[32] = {};
+        ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+        int pid = n > 0 ? std::atoi(buf) : 0;
+        return Err(CUFRAMES_ERR_SHM, "key '%s' is already published (pid %d) in %s",
+                   key.c_str(), pid, dir.c_str());
+      }
+      return ErrnoErr(CUFRAMES_ERR_SHM, errno, "locking %s", path.c_str());
+    }
+    if (!still_named(path, fd.get())) {
+      if (attempt < 100) continue;
+      return Err(CUFRAMES_ERR_SHM, "%s keeps changing under us", path.c_str());
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) != 0 ||
+        ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+      log(CUFRAMES_LOG_DEBUG, "could not write pid into %s", path.c_str());
+    }
+    *out = std::move(fd);
+    return Ok();
   }
-  const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd.get(), 0) != 0 ||
-      ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    log(CUFRAMES_LOG_DEBUG, "could not write pid into %s", path.c_str());
-  }
-  *out = std::move(fd);
-  return Ok();
 }
 
 Status validate_options(const cuframes_publisher_options_t& o) {
@@ -225,8 +240,17 @@ Publisher::~Publisher() {
     }
   }
   listen_fd_.reset();
-  std::lock_guard<std::mutex> lock(peers_mu_);
-  peers_.clear();  // closing the sockets is the hang-up every peer sees
+  {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    peers_.clear();  // closing the sockets is the hang-up every peer sees
+  }
+  // The lock file goes too, while we still hold the lock, and only if it is still ours: a clean
+  // stop leaves nothing behind (lock_key copes with a file unlinked under it). A publisher that
+  // never got the lock has none to remove.
+  if (lock_fd_.valid()) {
+    const std::string path = lock_path(dir_, key_);
+    if (still_named(path, lock_fd_.get())) ::unlink(path.c_str());
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

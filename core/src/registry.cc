@@ -14,7 +14,10 @@ namespace cuframes::detail {
 
 Status list_publishers(const char* runtime_dir, std::vector<std::string>* keys) {
   std::string dir;
-  CUFRAMES_RETURN_IF_ERROR(resolve_runtime_dir(runtime_dir, &dir));
+  bool exists = false;
+  CUFRAMES_RETURN_IF_ERROR(resolve_runtime_dir(runtime_dir, &dir, DirUse::kLook, &exists));
+  keys->clear();
+  if (!exists) return Ok();  // nobody has published there yet: nothing to list, nothing made
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "opening %s", dir.c_str());
   std::vector<std::string> out;

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <utility>
+#include <vector>
 
 namespace cuframes::detail {
 namespace {
@@ -19,12 +21,18 @@ bool valid_chars(std::string_view s, size_t max) {
   return true;
 }
 
-// Uses dir if it is a directory we can use, creating it (and only its last component) when
-// missing. private_dir additionally requires it to be owned by us and not a symlink (/tmp).
-Status try_dir(const std::string& dir, bool private_dir) {
+// Uses dir if it is a directory we can use. When it is missing, kCreate creates it (and only its
+// last component); kLook creates nothing and sets *absent. private_dir additionally requires it
+// to be owned by us and not a symlink (/tmp).
+Status try_dir(const std::string& dir, bool private_dir, DirUse use, bool* absent) {
+  *absent = false;
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0) {
     if (errno != ENOENT) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "runtime dir %s", dir.c_str());
+    if (use == DirUse::kLook) {
+      *absent = true;
+      return Ok();
+    }
     if (::mkdir(dir.c_str(), 0770) != 0 && errno != EEXIST) {
       return ErrnoErr(CUFRAMES_ERR_SHM, errno, "cannot create runtime dir %s", dir.c_str());
     }
@@ -49,6 +57,12 @@ Status try_dir(const std::string& dir, bool private_dir) {
   return Ok();
 }
 
+// Whether a publisher could create dir (kCreate): its parent lets us add an entry.
+bool creatable(const std::string& dir) {
+  const std::string parent = dir.substr(0, dir.find_last_of('/') == 0 ? 1 : dir.find_last_of('/'));
+  return ::access(parent.c_str(), W_OK | X_OK) == 0;
+}
+
 }  // namespace
 
 bool valid_key(std::string_view key) {
@@ -66,7 +80,9 @@ Status check_key(const char* key) {
   return Ok();
 }
 
-Status resolve_runtime_dir(const char* override_dir, std::string* out) {
+Status resolve_runtime_dir(const char* override_dir, std::string* out, DirUse use,
+                           bool* exists) {
+  bool absent = false;
   std::string chosen;
   if (override_dir != nullptr && *override_dir != '\0') {
     chosen = override_dir;
@@ -74,23 +90,28 @@ Status resolve_runtime_dir(const char* override_dir, std::string* out) {
     chosen = env;
   }
   if (!chosen.empty()) {
-    Status st = try_dir(chosen, false);
-    if (!st.ok()) return st;
+    CUFRAMES_RETURN_IF_ERROR(try_dir(chosen, false, use, &absent));
   } else {
-    Status st = try_dir("/run/cuframes", false);
-    if (st.ok()) {
-      chosen = "/run/cuframes";
-    } else {
-      const char* xdg = std::getenv("XDG_RUNTIME_DIR");
-      if (xdg != nullptr && *xdg && try_dir(std::string(xdg) + "/cuframes", false).ok()) {
-        chosen = std::string(xdg) + "/cuframes";
-      } else {
-        chosen = "/tmp/cuframes-" + std::to_string(::geteuid());
-        Status tmp = try_dir(chosen, true);
-        if (!tmp.ok()) return tmp;
+    // The first candidate that is there and usable, or (kCreate) can be made. Looking picks the
+    // same one a publisher would, without making it.
+    std::vector<std::pair<std::string, bool>> candidates{{"/run/cuframes", false}};
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg) {
+      candidates.emplace_back(std::string(xdg) + "/cuframes", false);
+    }
+    candidates.emplace_back("/tmp/cuframes-" + std::to_string(::geteuid()), true);
+    Status last;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const auto& [dir, private_dir] = candidates[i];
+      const bool final = i + 1 == candidates.size();
+      last = try_dir(dir, private_dir, use, &absent);
+      if (last.ok() && (!absent || creatable(dir) || final)) {
+        chosen = dir;
+        break;
       }
+      if (final) return last;
     }
   }
+  if (exists != nullptr) *exists = !absent;
   *out = std::move(chosen);
   return Ok();
 }

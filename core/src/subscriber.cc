@@ -154,7 +154,7 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
   s->mode_ = o.mode;
   s->spin_ns_ = int64_t{o.spin_us} * 1000;
   std::string dir;
-  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir)).context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir, DirUse::kLook)).context(ctx));
 
   Hello hello = make_hello(Role::kSubscriber);
   hello.mode = o.mode;

@@ -37,6 +37,7 @@ from ._cuframes import (
     observe,
     protocol_version,
     publish,
+    runtime_dir,
     subscribe_packets,
     version_string,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "observe",
     "protocol_version",
     "publish",
+    "runtime_dir",
     "subscribe",
     "subscribe_packets",
     "version_string",

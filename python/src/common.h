@@ -5,7 +5,9 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "cuframes/cuframes.h"
 
@@ -38,6 +40,9 @@ void register_errors(py::module_& m);
 py::object subscriber_mode(cuframes_mode_t mode);
 py::object pixel_format(cuframes_format_t format);
 py::object publisher_policy(cuframes_policy_t policy);
+// What the dicts (stats(), observe()) hold for an enum-valued field: the member's name ("NV12",
+// "DROP", "NEWEST_ONLY"), ready for JSON; properties give the enum members themselves.
+py::str enum_name(const py::object& member);
 // Any int-like (the IntEnum members included) to the C value; out-of-range values are passed on
 // and refused by the core as INVALID_ARGUMENT.
 int32_t enum_value(const py::handle& value, const char* what);
@@ -51,6 +56,12 @@ uintptr_t parse_stream(const py::handle& value, const char* what);
 // (Ctrl-C) are handled: raises error_already_set when a signal handler raises. Returns false
 // when the time is up. timeout_ms < 0 waits forever.
 bool wait_readable(int fd, int timeout_ms);
+// Calls attach(slice_ms) (without the GIL) until it succeeds or fails with other than
+// PUBLISHER_GONE, in slices of at most 200 ms so that Ctrl-C works, for up to connect_timeout_ms
+// (-1: forever). attach returns the status and, on failure, cuframes_last_error(). Raises the
+// failure; a PUBLISHER_GONE says how long it waited in all.
+void attach_in_slices(int connect_timeout_ms,
+                      const std::function<std::pair<cuframes_status_t, std::string>(int)>& attach);
 
 // Milliseconds left until deadline_ns (CLOCK_MONOTONIC; INT64_MAX = forever -> -1).
 int ms_left(int64_t deadline_ns);

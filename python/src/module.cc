@@ -42,6 +42,7 @@ py::object enum_member(PyObject* cls, int value) {
 py::object subscriber_mode(cuframes_mode_t mode) { return enum_member(g_mode_cls, mode); }
 py::object pixel_format(cuframes_format_t format) { return enum_member(g_format_cls, format); }
 py::object publisher_policy(cuframes_policy_t policy) { return enum_member(g_policy_cls, policy); }
+py::str enum_name(const py::object& member) { return member.attr("name"); }
 
 int32_t enum_value(const py::handle& value, const char* what) {
   if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr())) {
@@ -123,6 +124,34 @@ bool wait_readable(int fd, int timeout_ms) {
   }
 }
 
+void attach_in_slices(int connect_timeout_ms,
+                      const std::function<std::pair<cuframes_status_t, std::string>(int)>& attach) {
+  constexpr int kSliceMs = 200;
+  const int64_t deadline = deadline_after(connect_timeout_ms);
+  for (;;) {
+    const int left = ms_left(deadline);
+    const int slice = left < 0 ? kSliceMs : std::min(left, kSliceMs);
+    std::pair<cuframes_status_t, std::string> r;
+    {
+      py::gil_scoped_release nogil;
+      r = attach(slice);
+    }
+    auto& [st, msg] = r;
+    if (st == CUFRAMES_OK) return;
+    if (st != CUFRAMES_ERR_PUBLISHER_GONE || ms_left(deadline) == 0) {
+      // The core said how long this slice waited ("... within 200 ms"): say the whole wait.
+      const std::string said = " within " + std::to_string(slice) + " ms";
+      if (st == CUFRAMES_ERR_PUBLISHER_GONE && connect_timeout_ms > 0 && msg.size() >= said.size() &&
+          msg.compare(msg.size() - said.size(), said.size(), said) == 0) {
+        msg.replace(msg.size() - said.size(), said.size(),
+                    " within " + std::to_string(connect_timeout_ms) + " ms");
+      }
+      throw_status(st, msg);
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
 py::dict publisher_stats_dict(const cuframes_publisher_stats_t& s) {
   py::dict d;
   d["published"] = s.published;
@@ -142,7 +171,7 @@ py::dict subscriber_stats_dict(const cuframes_subscriber_stats_t& s) {
   py::dict d;
   d["consumer_name"] = std::string(s.name);
   d["pid"] = s.pid;
-  d["mode"] = s.mode == CUFRAMES_MODE_STRICT_ORDER ? "STRICT_ORDER" : "NEWEST_ONLY";
+  d["mode"] = enum_name(subscriber_mode(s.mode));
   d["frames_received"] = s.frames_received;
   d["timeouts"] = s.timeouts;
   d["errors"] = s.errors;
@@ -179,6 +208,14 @@ py::list list_publishers(const py::object& runtime_dir) {
   return out;
 }
 
+std::string runtime_dir(const py::object& runtime_dir) {
+  std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
+  char out[CUFRAMES_PATH_MAX];
+  check(cuframes_runtime_dir(runtime_dir.is_none() ? nullptr : dir.c_str(), out, sizeof out,
+                             nullptr));
+  return out;
+}
+
 py::dict observe(const std::string& key, int connect_timeout_ms, const py::object& runtime_dir) {
   std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
   cuframes_ring_status_t ring{};
@@ -206,8 +243,8 @@ py::dict observe(const std::string& key, int connect_timeout_ms, const py::objec
   d["publisher_pid"] = ring.publisher_pid;
   d["memory"] = memory_name(ring.memory);
   d["device"] = ring.device;
-  d["policy"] = publisher_policy(ring.policy);
-  d["format"] = pixel_format(ring.geometry.format);
+  d["policy"] = enum_name(publisher_policy(ring.policy));
+  d["format"] = enum_name(pixel_format(ring.geometry.format));
   d["width"] = ring.geometry.width;
   d["height"] = ring.geometry.height;
   d["pitch_y"] = ring.geometry.pitch_y;
@@ -262,7 +299,11 @@ PYBIND11_MODULE(_cuframes, m) {
   m.def("now_ns", [] { return cuframes_now_ns(); },
         "CLOCK_MONOTONIC now in nanoseconds: the clock of pts_ns and the stats' timestamps.");
   m.def("list_publishers", &list_publishers, py::arg("runtime_dir") = py::none(),
-        "The keys of the live publishers in the runtime directory, sorted.");
+        "The keys of the live publishers in the runtime directory, sorted (none where the "
+        "directory is not there; nothing is created).");
+  m.def("runtime_dir", &runtime_dir, py::arg("runtime_dir") = py::none(),
+        "The runtime directory a subscriber looks in for runtime_dir (None: $CUFRAMES_RUNTIME_DIR, "
+        "/run/cuframes, $XDG_RUNTIME_DIR/cuframes, /tmp/cuframes-<uid>). Creates nothing.");
   m.def("observe", &observe, py::arg("key"), py::arg("connect_timeout_ms") = 0, py::kw_only(),
         py::arg("runtime_dir") = py::none(),
         "A read-only snapshot of key's ring (geometry, publisher counters, occupancy) and of "

@@ -39,21 +39,11 @@ class PacketReader {
     std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
     o.runtime_dir = runtime_dir.is_none() ? nullptr : dir.c_str();
     o.start_at_oldest = start_at_oldest ? 1 : 0;
-    const int64_t deadline = deadline_after(connect_timeout_ms);
-    for (;;) {  // in slices, so that Ctrl-C works
-      const int left = ms_left(deadline);
-      o.connect_timeout_ms = left < 0 ? 200 : std::min(left, 200);
-      cuframes_status_t st;
-      std::string msg;
-      {
-        py::gil_scoped_release nogil;
-        st = cuframes_packet_reader_create(key_.c_str(), &o, &r_);
-        if (st != CUFRAMES_OK) msg = cuframes_last_error();
-      }
-      if (st == CUFRAMES_OK) break;
-      if (st != CUFRAMES_ERR_PUBLISHER_GONE || ms_left(deadline) == 0) throw_status(st, msg);
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    }
+    attach_in_slices(connect_timeout_ms, [&](int slice_ms) {
+      o.connect_timeout_ms = slice_ms;
+      const cuframes_status_t st = cuframes_packet_reader_create(key_.c_str(), &o, &r_);
+      return std::make_pair(st, std::string(st == CUFRAMES_OK ? "" : cuframes_last_error()));
+    });
   }
   ~PacketReader() { close(); }
 

@@ -58,29 +58,11 @@ class Subscriber {
     o.consumer_stream = reinterpret_cast<void*>(consumer_stream_);
     o.spin_us = spin_us;
 
-    // Wait for the publisher in slices, so that Ctrl-C works during a long connect.
-    const int64_t deadline = deadline_after(connect_timeout_ms);
-    for (;;) {
-      const int left = ms_left(deadline);
-      o.connect_timeout_ms = left < 0 ? kSliceMs : std::min(left, kSliceMs);
-      cuframes_status_t st;
-      std::string msg;
-      {
-        py::gil_scoped_release nogil;
-        st = cuframes_subscriber_create(key_.c_str(), &o, &sub_);
-        if (st != CUFRAMES_OK) msg = cuframes_last_error();
-      }
-      if (st == CUFRAMES_OK) break;
-      const int now_left = ms_left(deadline);
-      if (st != CUFRAMES_ERR_PUBLISHER_GONE || now_left == 0) {
-        if (st == CUFRAMES_ERR_PUBLISHER_GONE && connect_timeout_ms > 0) {
-          msg = "no publisher on '" + key_ + "' within " + std::to_string(connect_timeout_ms) +
-                " ms (" + msg + ")";
-        }
-        throw_status(st, msg);
-      }
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    }
+    attach_in_slices(connect_timeout_ms, [&](int slice_ms) {
+      o.connect_timeout_ms = slice_ms;
+      const cuframes_status_t st = cuframes_subscriber_create(key_.c_str(), &o, &sub_);
+      return std::make_pair(st, std::string(st == CUFRAMES_OK ? "" : cuframes_last_error()));
+    });
     name_ = cuframes_subscriber_name(sub_);
     memory_ = cuframes_subscriber_memory(sub_);
     cuframes_subscriber_get_geometry(sub_, &geometry_);
@@ -240,7 +222,7 @@ class Subscriber {
     py::dict d;
     d["key"] = key_;
     d["consumer_name"] = name_;
-    d["mode"] = mode_ == CUFRAMES_MODE_STRICT_ORDER ? "STRICT_ORDER" : "NEWEST_ONLY";
+    d["mode"] = enum_name(subscriber_mode(mode_));
     d["closed"] = closed();
     d["frames_received"] = s.frames_received;
     d["timeouts"] = s.timeouts;
@@ -257,7 +239,7 @@ class Subscriber {
     d["pid"] = s.pid;
     d["memory"] = memory_name(memory_);
     d["cuda_device"] = cuda_device_;
-    d["format"] = cuframes_format_name(geometry_.format);
+    d["format"] = enum_name(pixel_format(geometry_.format));
     d["width"] = geometry_.width;
     d["height"] = geometry_.height;
     d["pitch_y"] = geometry_.pitch_y;

@@ -19,7 +19,7 @@ import pytest
 import cuframes
 
 import clitest
-from clitest import PF, run_cli
+from clitest import CLI, PF, run_cli
 
 NV12, P010, GRAY8 = PF.NV12, PF.P010, PF.GRAY8
 
@@ -55,6 +55,10 @@ def test_version_and_help() -> None:
     (["snapshot", "k", "frame.png", "--timeout", "-5"], "option --timeout: '-5'"),
     (["sub", "k", "--mode", "fast"], "option --mode: 'fast' is not newest or strict"),
     (["sub", "k", "--seconds", "x"], "option --seconds: 'x' is not a number"),
+    # Values the library refuses are bad values too (issue 20).
+    (["stat", "bad key"], "invalid key 'bad key'"),
+    (["snapshot", "bad/key", "f.png"], "invalid key 'bad/key'"),
+    (["sub", "k", "--name", "bad name"], "invalid consumer_name 'bad name'"),
 ])
 def test_usage_errors(args: list[str], message: str) -> None:
     r = run_cli(*args)
@@ -111,6 +115,19 @@ def test_list_empty(runtime_dir: str) -> None:
     r = run_cli("list", "--runtime-dir", runtime_dir, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == []
+
+
+def test_list_looks_without_creating(tmp_path: Path) -> None:
+    """A directory that is not there: named (the default one too), and not created (issue 20)."""
+    missing = tmp_path / "rt2"
+    r = run_cli("list", "--runtime-dir", str(missing))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"no live publishers in {missing} (no such directory: no publisher has made it yet)\n"
+    assert not missing.exists()
+    r = subprocess.run([str(CLI), "list"], capture_output=True, text=True, timeout=30,
+                       env={k: v for k, v in os.environ.items() if k != "CUFRAMES_RUNTIME_DIR"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("no live publishers in /") or "KEY" in r.stdout, r.stdout
 
 
 def test_list(runtime_dir: str, key: str, publish: Callable[..., Any]) -> None:

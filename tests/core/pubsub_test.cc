@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <thread>
 #include <vector>
@@ -64,7 +65,15 @@ TEST(PubSub, ReadersCannotWriteFrames) {
   cuframes::Frame f = sub.next(1000);
   auto* p = static_cast<volatile uint8_t*>(f.info().plane_y);
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(p[100] = 1, "") << "subscriber mappings must be read-only";
+  // The threadsafe style runs this test again in a child, with a runtime directory of its own:
+  // the child removes it before it dies, so no directory is left behind.
+  EXPECT_DEATH(
+      {
+        std::filesystem::remove_all(dir.path());
+        p[100] = 1;
+      },
+      "")
+      << "subscriber mappings must be read-only";
 }
 
 TEST(PubSub, NewestOnlySkipsAndCountsGaps) {
@@ -718,6 +727,60 @@ TEST(PubSub, KeyInUseIsRefusedAndFreedOnDestroy) {
   EXPECT_NE(std::string(cuframes_last_error()).find("already published"), std::string::npos);
   a.reset();
   cuframes::Publisher c("cam", pub_options(dir));  // free again
+}
+
+// A clean stop leaves nothing in the runtime directory, and neither does a failed start (issue 20).
+TEST(PubSub, CleanStopLeavesNothingBehind) {
+  RuntimeDir dir;
+  auto files = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+      names.push_back(e.path().filename().string());
+    }
+    return names;
+  };
+  {
+    cuframes::Publisher pub("cam", pub_options(dir));
+    cuframes::Subscriber sub("cam", sub_options(dir));
+    cuframes::Observer obs("cam", 1000, dir.c_str());
+    publish_pattern(pub);
+    cuframes::Frame f = sub.next(1000);
+    EXPECT_EQ(files().size(), 2u);  // cam.lock, cam.sock
+  }
+  EXPECT_EQ(files(), std::vector<std::string>{});
+  auto bad = pub_options(dir);
+  bad.memory = CUFRAMES_MEMORY_CUDA;
+  bad.cuda_device = 999;  // with CUDA: refused once the key is locked (no such device, or no GPU)
+  EXPECT_NE(status_of([&] { cuframes::Publisher p("cam", bad); }), CUFRAMES_OK);
+  EXPECT_EQ(files(), std::vector<std::string>{});
+}
+
+// Lock files come and go with their publishers: still one publisher per key at any time.
+TEST(PubSub, OnePublisherPerKeyWhileLockFilesComeAndGo) {
+  RuntimeDir dir;
+  std::atomic<int> owners{0}, most{0}, created{0};
+  {
+    std::vector<std::jthread> racers;
+    for (int t = 0; t < 4; ++t) {
+      racers.emplace_back([&] {
+        for (int i = 0; i < 200; ++i) {
+          cuframes_publisher_options_t o = pub_options(dir);
+          cuframes_publisher_t* p = nullptr;
+          if (cuframes_publisher_create("cam", &o, &p) != CUFRAMES_OK) continue;
+          const int now = ++owners;
+          int seen = most.load();
+          while (now > seen && !most.compare_exchange_weak(seen, now)) {
+          }
+          ++created;
+          --owners;
+          cuframes_publisher_destroy(p);
+        }
+      });
+    }
+  }
+  EXPECT_EQ(most.load(), 1);
+  EXPECT_GT(created.load(), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/cam.lock"));
 }
 
 TEST(PubSub, NoPublisherIsPublisherGone) {

@@ -147,3 +147,72 @@ def test_list_publishers(runtime_dir: str) -> None:
         assert cuframes.list_publishers() == ["cam-a", "cam-b"]
         assert cuframes.list_publishers(runtime_dir) == ["cam-a", "cam-b"]
     assert cuframes.list_publishers(runtime_dir=runtime_dir) == []
+
+
+def test_looking_creates_nothing(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing, observing and subscribing only look: a runtime directory that is not there is
+    not created, and the messages name it (issue 20)."""
+    nowhere = tmp_path / "not-yet"
+    assert cuframes.runtime_dir(str(nowhere)) == str(nowhere)
+    assert cuframes.list_publishers(str(nowhere)) == []
+    with pytest.raises(cuframes.CuframesPublisherGone, match=f"in {nowhere} \\(no such directory\\)"):
+        cuframes.subscribe("k", connect_timeout_ms=0, runtime_dir=str(nowhere))
+    with pytest.raises(cuframes.CuframesPublisherGone, match="no such directory"):
+        cuframes.observe("k", runtime_dir=str(nowhere))
+    with pytest.raises(cuframes.CuframesPublisherGone, match="no such directory"):
+        cuframes.subscribe_packets("k", connect_timeout_ms=0, runtime_dir=str(nowhere))
+    assert not nowhere.exists()
+    # A relative directory is not made in the working directory either.
+    monkeypatch.chdir(tmp_path)
+    assert cuframes.list_publishers("rt2") == []
+    assert not (tmp_path / "rt2").exists()
+    # The default rule: the directory a publisher would use, looked at, not made.
+    monkeypatch.delenv("CUFRAMES_RUNTIME_DIR", raising=False)
+    default = cuframes.runtime_dir()
+    existed = __import__("os").path.exists(default)
+    cuframes.list_publishers()
+    assert __import__("os").path.exists(default) == existed
+
+
+def test_waiting_for_a_directory_that_appears(tmp_path) -> None:
+    """A subscriber waiting for a publisher in a directory that does not exist yet attaches
+    once a publisher makes it."""
+    import threading
+    d = tmp_path / "later"
+    pubs = []
+    t = threading.Timer(0.3, lambda: pubs.append(
+        cuframes.publish("k", 64, 32, memory="host", runtime_dir=str(d))))
+    t.start()
+    try:
+        with cuframes.subscribe("k", connect_timeout_ms=30000, runtime_dir=str(d)) as sub:
+            t.join()
+            pubs[0].publish(__import__("numpy").zeros((48, 64), "uint8"))
+            assert sub.next_frame(timeout_ms=5000).seq == 1
+    finally:
+        t.join()
+        for p in pubs:
+            p.close()
+
+
+def test_timeout_message_says_the_whole_wait(runtime_dir: str) -> None:
+    """The message gives the wait that was asked for, not a slice of it (issue 20)."""
+    with pytest.raises(cuframes.CuframesPublisherGone) as e:
+        cuframes.subscribe("nope", connect_timeout_ms=450)
+    msg = str(e.value)
+    assert msg.count("within") == 1 and "within 450 ms" in msg, msg
+    assert f"in {runtime_dir}" in msg, msg
+
+
+def test_cuda_memory_without_a_gpu_says_what_to_do(runtime_dir: str) -> None:
+    """Without an NVIDIA driver, a CUDA ring is refused naming the missing GPU and the way out
+    (host memory); on a GPU machine it works (issue 20)."""
+    import os
+    if os.path.exists("/proc/driver/nvidia/version"):
+        cuframes.publish("k", 64, 32).close()
+        return
+    with pytest.raises(cuframes.CuframesDeviceLost) as e:
+        cuframes.publish("k", 64, 32)
+    msg = str(e.value)
+    assert ("no NVIDIA GPU or driver" in msg or "built without CUDA" in msg), msg
+    assert 'memory="host"' in msg, msg
+    assert os.listdir(runtime_dir) == []  # and the failed start left nothing behind

@@ -478,7 +478,7 @@ def test_observe(runtime_dir: str, key: str) -> None:
         pub.publish(make_frame(PF.NV12, 1366, 768, 1))
         f = sub.next_frame()
         o = cuframes.observe(key)
-        assert o["key"] == key and o["memory"] == "host" and o["format"] == PF.NV12
+        assert o["key"] == key and o["memory"] == "host" and o["format"] == "NV12"
         assert (o["width"], o["height"], o["pitch_y"]) == (1366, 768, 1408)
         assert o["stats"]["published"] == 1 and o["stats"]["held_slots"] == 1
         assert o["stats"]["slots"] == 5
@@ -534,3 +534,24 @@ def test_spin_us_subscriber_gets_every_paced_frame(runtime_dir: str, key: str) -
         assert sub.gap_count == 0
     with pytest.raises(cuframes.CuframesInvalidArgument):
         cuframes.subscribe(key, spin_us=20000, connect_timeout_ms=0)
+
+
+def test_dicts_hold_names_properties_hold_enums(runtime_dir: str, key: str) -> None:
+    """One rule for every dict: enum-valued fields are names, JSON-ready; properties are enum
+    members (issue 20)."""
+    import json
+    with cuframes.publish(key, 64, 32, memory="host", policy=cuframes.PublisherPolicy.STRICT_WAIT) as pub, \
+         cuframes.subscribe(key, mode=cuframes.SubscriberMode.STRICT_ORDER,
+                            connect_timeout_ms=2000) as sub:
+        pub.publish(make_frame(PF.NV12, 64, 32, 1))
+        with sub.next_frame(timeout_ms=2000) as f:
+            assert f.format is PF.NV12
+        dicts = [sub.stats(), cuframes.observe(key), pub.stats()]
+        for d in dicts:
+            json.dumps(d)
+        s, o = dicts[0], dicts[1]
+        assert (s["format"], s["mode"], s["memory"]) == ("NV12", "STRICT_ORDER", "host")
+        assert (o["format"], o["policy"], o["memory"]) == ("NV12", "STRICT_WAIT", "host")
+        assert o["subscribers"][0]["mode"] == "STRICT_ORDER"
+        assert PF[s["format"]] is PF.NV12 and sub.mode is cuframes.SubscriberMode.STRICT_ORDER
+        assert pub.policy is cuframes.PublisherPolicy.STRICT_WAIT

@@ -406,7 +406,18 @@ CUFRAMES_EXPORT void cuframes_publisher_read_subscribers(const cuframes_publishe
                                                          size_t capacity, size_t* count);
 
 /* ---------------------------------------------------------------------------------------------
- * Live publishers in a runtime directory (NULL = resolved). */
+ * The runtime directory that runtime_dir (NULL: the rule at the top) names, as a peer resolves
+ * it: only looking, nothing is created (a publisher creates it). Written NUL-terminated into out
+ * (cap bytes; CUFRAMES_PATH_MAX is enough); *exists, if not NULL, is 1 when it is there, else 0
+ * (no publisher has made it yet). INVALID_ARGUMENT when cap is too small, SHM when it exists but
+ * cannot be used. */
+#define CUFRAMES_PATH_MAX 4096
+CUFRAMES_EXPORT cuframes_status_t cuframes_runtime_dir(const char* runtime_dir, char* out,
+                                                       size_t cap, int* exists);
+
+/* ---------------------------------------------------------------------------------------------
+ * Live publishers in a runtime directory (NULL = resolved, looking only: a directory that is not
+ * there has none, and is not created). */
 typedef struct cuframes_key_list_t cuframes_key_list_t;
 CUFRAMES_EXPORT cuframes_status_t cuframes_list_publishers(const char* runtime_dir,
                                                            cuframes_key_list_t** out);

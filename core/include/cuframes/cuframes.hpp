@@ -281,6 +281,16 @@ class Observer {
   Handle<cuframes_observer_t, cuframes_observer_destroy> h_;
 };
 
+// The runtime directory a peer looks in (nothing is created); *exists, if given, whether it is
+// there.
+inline std::string runtime_dir(const char* dir = nullptr, bool* exists = nullptr) {
+  char buf[CUFRAMES_PATH_MAX];
+  int there = 0;
+  check(cuframes_runtime_dir(dir, buf, sizeof buf, &there));
+  if (exists) *exists = there != 0;
+  return buf;
+}
+
 inline std::vector<std::string> list_publishers(const char* runtime_dir = nullptr) {
   cuframes_key_list_t* l = nullptr;
   check(cuframes_list_publishers(runtime_dir, &l));
