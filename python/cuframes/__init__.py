@@ -7,8 +7,12 @@ them to PyTorch, CuPy or NumPy through DLPack. See docs/python.md.
 
 from __future__ import annotations
 
+import ast
 import asyncio
-from typing import AsyncIterator, Optional
+import functools
+import inspect
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Optional
 
 from . import _cuframes
 from ._cuframes import (
@@ -165,3 +169,55 @@ def subscribe(
     """
     return CuframesSubscriber(key, consumer_name, mode, cuda_device, connect_timeout_ms,
                               consumer_stream, runtime_dir=runtime_dir, spin_us=spin_us)
+
+
+def _stub_signatures() -> dict[str, inspect.Signature]:
+    """The signature of each function of the compiled module, read from its stub
+    (_cuframes.pyi, held equal to the binding by tests/python/test_stubs.py): pybind11's
+    functions carry none that ``inspect`` can read."""
+    tree = ast.parse((Path(__file__).parent / "_cuframes.pyi").read_text())
+    env = dict(vars(_cuframes))
+
+    def default(node: Optional[ast.expr]) -> object:
+        if node is None:
+            return inspect.Parameter.empty
+        return eval(compile(ast.Expression(node), "_cuframes.pyi", "eval"), env)  # our own stub
+
+    def annotation(node: Optional[ast.expr]) -> object:
+        return inspect.Parameter.empty if node is None else ast.unparse(node)
+
+    sigs = {}
+    for fn in tree.body:
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        a = fn.args
+        positional = a.posonlyargs + a.args
+        defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+        params = [inspect.Parameter(p.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    default=default(d), annotation=annotation(p.annotation))
+                  for p, d in zip(positional, defaults)]
+        params += [inspect.Parameter(p.arg, inspect.Parameter.KEYWORD_ONLY,
+                                     default=default(d), annotation=annotation(p.annotation))
+                   for p, d in zip(a.kwonlyargs, a.kw_defaults)]
+        sigs[fn.name] = inspect.Signature(params, return_annotation=annotation(fn.returns))
+    return sigs
+
+
+def _with_signature(fn: Callable[..., Any], sig: inspect.Signature) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    call.__signature__ = sig  # type: ignore[attr-defined]
+    return call
+
+
+for _name, _sig in _stub_signatures().items():
+    if _name in __all__:
+        globals()[_name] = _with_signature(getattr(_cuframes, _name), _sig)
+del _name, _sig
+
+
+def __dir__() -> list[str]:
+    """The public API only (``__all__``), not the modules and names this file imports."""
+    return sorted(set(__all__) | {n for n in globals() if n.startswith("__") and n.endswith("__")})

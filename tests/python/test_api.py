@@ -27,8 +27,21 @@ def test_all_is_complete_and_importable() -> None:
     for name in cuframes.__all__:
         assert hasattr(cuframes, name), name
     public = {n for n in dir(cuframes) if not n.startswith("_")}
-    modules = {"asyncio", "annotations", "AsyncIterator", "Optional"}
-    assert public - modules == set(cuframes.__all__)
+    assert public == set(cuframes.__all__)  # no imported modules or typing names (issue 20)
+
+
+def test_functions_have_signatures() -> None:
+    """inspect.signature works on every public function, with the documented defaults."""
+    for name in cuframes.__all__:
+        obj = getattr(cuframes, name)
+        if inspect.isclass(obj) or not callable(obj):
+            continue
+        inspect.signature(obj)  # raises for a bare pybind11 function
+    p = inspect.signature(cuframes.publish).parameters
+    assert p["format"].default is cuframes.PixelFormat.NV12 and p["slots"].default == 8
+    assert p["policy"].default is cuframes.PublisherPolicy.DROP
+    assert p["runtime_dir"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert inspect.signature(cuframes.list_publishers).parameters["runtime_dir"].default is None
 
 
 def test_version() -> None:
