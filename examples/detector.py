@@ -23,6 +23,7 @@ value. At exit (--seconds, SIGTERM or Ctrl-C) it prints one summary line per cam
 
   summary camera=NAME key=cam-NAME frames=N fps=F seq=S luma=L edges=E motion=M memory=MEM
           backend=numpy|torch device=DEV connects=C gaps=G errors=X
+(luma, edges and motion are "-" until a frame has given them)
 
 Usage:
   detector.py [--runtime-dir DIR] [--cameras a,b] [--mqtt HOST[:PORT]] [--seconds N]
@@ -497,7 +498,8 @@ def discover(runtime_dir: Optional[str]) -> list[str]:
 
 
 def fmt(v: float) -> str:
-    return "nan" if v != v else f"{v:.4f}"
+    """A value for the log and summary lines; "-" before the first frame has given one."""
+    return "-" if v != v else f"{v:.4f}"
 
 
 def summary_line(s: dict[str, Any]) -> str:

@@ -42,18 +42,32 @@ std::string latency_text(const LatencyHistogram& h) {
 
 enum class Drain { kMore, kGone };
 
+// What was taken: latencies, and how many frames were published after the subscription began
+// (the rate: a frame already in the ring at attach is taken, but is not part of it).
+struct Taken {
+  LatencyHistogram latency;
+  uint64_t published_since_start = 0;
+  void clear() {
+    latency.clear();
+    published_since_start = 0;
+  }
+};
+
 // Takes the frames ready now, each released at once after its latency is recorded, until none is
 // left (the fd is then no longer readable) or until_ns has passed (a publisher faster than this
 // loop must not hold off the per-second lines and the stop signals).
-Drain drain(cuframes::Subscriber& sub, int64_t until_ns, LatencyHistogram* interval,
-            LatencyHistogram* total) {
+Drain drain(cuframes::Subscriber& sub, int64_t start_ns, int64_t until_ns, Taken* interval,
+            Taken* total) {
   do {
     cuframes::Frame frame;
     const cuframes_status_t st = sub.try_next(0, &frame);
     if (st == CUFRAMES_OK) {
-      const int64_t latency = cuframes::now_ns() - frame.info().publish_ns;
-      interval->add(latency);
-      total->add(latency);
+      const int64_t published = frame.info().publish_ns;
+      const int64_t latency = cuframes::now_ns() - published;
+      for (Taken* t : {interval, total}) {
+        t->latency.add(latency);
+        if (published >= start_ns) ++t->published_since_start;
+      }
     } else if (st == CUFRAMES_ERR_FRAME_TIMEOUT) {
       return Drain::kMore;
     } else if (st == CUFRAMES_ERR_PUBLISHER_GONE) {
@@ -90,7 +104,7 @@ int cmd_sub(int argc, char** argv, int first) {
               ring.geometry.height, memory_name(ring.memory, ring.device).c_str(),
               sub.name().c_str(), mode_name(mode));
 
-  LatencyHistogram interval, total;
+  Taken interval, total;
   const int64_t start = cuframes::now_ns();
   const int64_t end = seconds > 0 ? start + std::llround(seconds * 1e9) : INT64_MAX;
   int64_t tick_start = start;
@@ -102,8 +116,8 @@ int cmd_sub(int argc, char** argv, int first) {
     const double dt = static_cast<double>(now - tick_start) / 1e9;
     std::printf("%7.1f s  fps %.1f  %s  gaps %llu  overruns %llu\n",
                 static_cast<double>(now - start) / 1e9,
-                dt > 0 ? static_cast<double>(interval.count()) / dt : 0.0,
-                latency_text(interval).c_str(),
+                dt > 0 ? static_cast<double>(interval.published_since_start) / dt : 0.0,
+                latency_text(interval.latency).c_str(),
                 static_cast<unsigned long long>(s.gaps - at_tick.gaps),
                 static_cast<unsigned long long>(s.overruns - at_tick.overruns));
     interval.clear();
@@ -112,7 +126,7 @@ int cmd_sub(int argc, char** argv, int first) {
   };
 
   // A frame already in the ring when we attached is taken at once.
-  bool gone = drain(sub, next_tick, &interval, &total) == Drain::kGone;
+  bool gone = drain(sub, start, next_tick, &interval, &total) == Drain::kGone;
   while (!gone) {
     const int64_t now = cuframes::now_ns();
     if (now >= next_tick) {
@@ -124,20 +138,20 @@ int cmd_sub(int argc, char** argv, int first) {
     const int wait_ms = static_cast<int>((until - now + 999'999) / 1'000'000);
     const Wake w = wait_for(sub.fd(), wait_ms);
     if (w == Wake::kStop) break;
-    if (w == Wake::kReadable) gone = drain(sub, until, &interval, &total) == Drain::kGone;
+    if (w == Wake::kReadable) gone = drain(sub, start, until, &interval, &total) == Drain::kGone;
   }
 
   const int64_t stop = cuframes::now_ns();
-  if (interval.count() > 0 && stop - tick_start >= kSecond / 10) print_interval(stop);
+  if (interval.latency.count() > 0 && stop - tick_start >= kSecond / 10) print_interval(stop);
   const cuframes_subscriber_stats_t s = sub.stats();
   const double elapsed = static_cast<double>(stop - start) / 1e9;
   std::optional<int64_t> max;
-  if (total.count() > 0) max = total.max();
+  if (total.latency.count() > 0) max = total.latency.max();
   std::printf("total: %llu frames in %.1f s (%.1f fps), %s max %s, gaps %llu, overruns %llu, "
               "errors %llu, publisher dropped %llu\n",
               static_cast<unsigned long long>(s.frames_received), elapsed,
-              elapsed > 0 ? static_cast<double>(s.frames_received) / elapsed : 0.0,
-              latency_text(total).c_str(), max ? human_duration(*max).c_str() : "-",
+              elapsed > 0 ? static_cast<double>(total.published_since_start) / elapsed : 0.0,
+              latency_text(total.latency).c_str(), max ? human_duration(*max).c_str() : "-",
               static_cast<unsigned long long>(s.gaps),
               static_cast<unsigned long long>(s.overruns),
               static_cast<unsigned long long>(s.errors),

@@ -428,6 +428,23 @@ def test_sub_prints_fps_and_totals(runtime_dir: str, key: str, publish: Callable
     assert sum(round(float(m[2]) * 1.0) for m in per_second[:2]) <= int(t[1]) + 2
 
 
+def test_sub_rate_leaves_out_the_frame_from_before(runtime_dir: str, key: str,
+                                                   publish: Callable[..., Any],
+                                                   cli_proc: Callable[..., clitest.LineProc]) -> None:
+    """The frame already in the ring at attach is taken but is not part of the rate: a source
+    that publishes nothing more reads 0 fps, not 1 (issue 20: 31-33 fps on a 30 fps source)."""
+    pub = publish(key, 64, 32)
+    pub.publish(clitest.make_frame(NV12, 64, 32))
+    sub = cli_proc("sub", key, "--runtime-dir", runtime_dir, "--seconds", "1.2")
+    sub.expect(r"^subscribed to ")
+    lines = sub.rest(30)
+    assert sub.wait() == 0, sub.stderr_text()
+    per_second = [m for m in map(LINE.match, lines) if m]
+    assert per_second and float(per_second[0][2]) == 0.0, lines
+    t = totals(lines)
+    assert int(t[1]) == 1 and lines[-1].split("(")[1].startswith("0.0 fps"), lines
+
+
 def test_sub_counts_gaps(runtime_dir: str, key: str, publish: Callable[..., Any],
                          cli_proc: Callable[..., clitest.LineProc]) -> None:
     pub = publish(key, 320, 240)
