@@ -92,9 +92,16 @@ def test_output_not_written(runtime_dir: str) -> None:
 
 
 def test_bad_runtime_dir(tmp_path: Path) -> None:
-    r = run_cli("list", "--runtime-dir", str(tmp_path / "no" / "such" / "dir"))
+    # Missing: nothing there, nothing made (only a publisher makes it).
+    missing = tmp_path / "no" / "such" / "dir"
+    r = run_cli("list", "--runtime-dir", str(missing))
+    assert r.returncode == 0, r.stderr
+    assert "no such directory" in r.stdout and not (tmp_path / "no").exists()
+    # There, but not a directory: an error naming it.
+    (tmp_path / "file").write_text("")
+    r = run_cli("list", "--runtime-dir", str(tmp_path / "file"))
     assert r.returncode == 1
-    assert "cuframes list: SHM: cannot create runtime dir" in r.stderr
+    assert f"cuframes list: SHM: runtime dir {tmp_path / 'file'} is not a directory" in r.stderr
 
 
 def test_runtime_dir_from_environment(runtime_dir: str, key: str,
