@@ -81,12 +81,7 @@ Status null_arg(const char* what) {
 
 extern "C" {
 
-const char* cuframes_version_string(void) {
-#define CUFRAMES_STR2(x) #x
-#define CUFRAMES_STR(x) CUFRAMES_STR2(x)
-  return CUFRAMES_STR(CUFRAMES_VERSION_MAJOR) "." CUFRAMES_STR(
-      CUFRAMES_VERSION_MINOR) "." CUFRAMES_STR(CUFRAMES_VERSION_PATCH);
-}
+const char* cuframes_version_string(void) { return CUFRAMES_VERSION_STRING; }
 
 uint32_t cuframes_protocol_version(void) { return cuframes::detail::kProtocolVersion; }
 

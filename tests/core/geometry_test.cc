@@ -105,7 +105,10 @@ TEST(Names, EnumsHaveNames) {
   EXPECT_STREQ(cuframes_status_name(CUFRAMES_ERR_OVERRUN), "OVERRUN");
   EXPECT_STREQ(cuframes_status_name(static_cast<cuframes_status_t>(77)), "UNKNOWN");
   EXPECT_STREQ(cuframes_codec_name(CUFRAMES_CODEC_HEVC), "hevc");
-  EXPECT_STREQ(cuframes_version_string(), "0.5.0");
+  EXPECT_STREQ(cuframes_version_string(), CUFRAMES_VERSION_STRING);  // the header's, from CMake
+  EXPECT_EQ(std::string(CUFRAMES_VERSION_STRING),
+            std::to_string(CUFRAMES_VERSION_MAJOR) + "." + std::to_string(CUFRAMES_VERSION_MINOR) +
+                "." + std::to_string(CUFRAMES_VERSION_PATCH));
   EXPECT_EQ(cuframes_protocol_version(), 3u);
 }
 

@@ -43,9 +43,7 @@ extern "C" {
 #define CUFRAMES_EXPORT
 #endif
 
-#define CUFRAMES_VERSION_MAJOR 0
-#define CUFRAMES_VERSION_MINOR 5
-#define CUFRAMES_VERSION_PATCH 0
+#include "cuframes/version.h" /* CUFRAMES_VERSION_MAJOR, _MINOR, _PATCH, _STRING */
 
 /* Longest key and consumer name, without the terminating NUL. */
 #define CUFRAMES_KEY_MAX 64
