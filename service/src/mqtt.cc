@@ -31,9 +31,10 @@ constexpr int kMaxInflight = 4096;           // QoS 1 messages awaiting their ac
 constexpr size_t kMaxRetainedQueue = 10000;  // retained messages waiting for the stale sweep
 // A removed entity's retained states are cleared only this long after the last discovery config
 // deleted (docs/mqtt.md). Home Assistant removes an entity in a task of its own after reading
-// its empty config, and handles every message of one read from the socket (up to 500) first:
-// an empty state in the same burst reaches an entity still subscribed, whose value_template
-// then fails ("'value_json' is undefined") and whose attributes are "Erroneous JSON".
+// its empty config, and (2024.3) handles every message of one read from the socket (up to 500)
+// first: an empty state in the same burst reaches an entity still subscribed, whose
+// value_template then fails ("'value_json' is undefined") and whose attributes are "Erroneous
+// JSON".
 constexpr auto kClearStatesAfter = std::chrono::seconds(5);
 
 // Why a connect failed, in words: the broker's CONNACK answer when it refused us.
