@@ -1342,7 +1342,7 @@ TEST(ConfigFiles, SpecialFilesAreRefusedWithoutBlocking) {
   EXPECT_NE(err.message.find("(a character device)"), std::string::npos) << err.str();
 }
 
-TEST(ConfigFiles, AtMost4MiB) {
+TEST(ConfigFiles, AtMost1MiB) {
   TempDir dir;
   const std::string head = "cameras:\n  a: {url: testsrc://}\n";
   // Exactly the limit: read and parsed.
@@ -1359,12 +1359,12 @@ TEST(ConfigFiles, AtMost4MiB) {
   const std::string over = dir.write("over.yaml", text + "\n");
   ASSERT_FALSE(load_config(over, &cfg, &err));
   EXPECT_EQ(err.str(),
-            over + ": the file is 4194305 bytes, larger than the 4 MiB a config may have");
+            over + ": the file is 1048577 bytes, larger than the 1 MiB a config may have");
   const std::string huge = dir.path() + "/huge.yaml";
   ASSERT_EQ(::truncate(dir.write("huge.yaml", "").c_str(), 3ll << 30), 0) << std::strerror(errno);
   ASSERT_FALSE(load_config(huge, &cfg, &err));
   EXPECT_EQ(err.str(),
-            huge + ": the file is 3221225472 bytes, larger than the 4 MiB a config may have");
+            huge + ": the file is 3221225472 bytes, larger than the 1 MiB a config may have");
 }
 
 TEST(ConfigFiles, ASymlinkToAConfigIsRead) {
