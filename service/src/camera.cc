@@ -1,6 +1,8 @@
 #include "camera.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "cuda_device.h"
@@ -86,7 +88,9 @@ void Camera::set_state(CameraState s, const std::string& error) {
     }
     state_ = s;
     error_ = error;
+    if (s == CameraState::kStreaming) streaming_since_ns_.store(mono_ns());
   }
+  stall_reported_.store(false);  // a real state now: what status() derived is over
   if (changed && on_change_) on_change_();
 }
 
@@ -139,10 +143,7 @@ void Camera::run() {
       decoder_ = src->decoder();
     }
     attempt_frames_.store(0);
-    if (!restarting_loop) {  // a file starting over keeps its rate: it never stopped
-      recent_frames_.clear();
-      fps_.store(0);
-    }
+    if (!restarting_loop) rate_.clear();  // a file starting over keeps its rate: it never stopped
     publish_error_.clear();
     const Outcome outcome = src->run(this, &err);
     src.reset();  // close the connection before waiting
@@ -151,7 +152,10 @@ void Camera::run() {
     if (outcome == Outcome::kStopped || stop_.load()) break;
     if (outcome == Outcome::kEnd && file_source_) {
       if (cfg_.loop && attempt_frames_.load() > 0) {  // start over at once
-        log_->info("{}: opening it again", err);
+        std::string repeated;
+        if (reopen_log_.allow(mono_ns(), &repeated)) {
+          log_->info("{}: opening it again{}", err, repeated);
+        }
         looping = true;
         continue;
       }
@@ -230,26 +234,23 @@ bool Camera::on_frame(const VideoFrame& f) {
     std::lock_guard<std::mutex> lock(mu_);
     decoder_ = f.decoder;
   }
+  uint64_t seq = 0;  // 0: dropped, counted by the ring
   try {
-    const uint64_t seq = pub_->publish(f.planes, mono_ns());
-    (void)seq;  // 0: dropped, counted by the ring
+    seq = pub_->publish(f.planes, mono_ns());
   } catch (const cuframes::Error& e) {
     if (e.status() != CUFRAMES_ERR_FRAME_TIMEOUT) {  // STRICT_WAIT timeouts are counted drops
       publish_error_ = e.what();
       return false;
     }
   }
-  // fps: frames over the last 2 s (at least 2 frames). A burst at connect (frames FFmpeg held
-  // while probing) leaves the window within 2 s instead of skewing an average for long.
-  const int64_t now = mono_ns();
-  last_frame_ns_.store(now);
-  recent_frames_.push_back(now);
-  while (recent_frames_.size() > 2 && now - recent_frames_.front() > 2000000000) {
-    recent_frames_.pop_front();
-  }
-  if (recent_frames_.size() >= 2 && now > recent_frames_.front()) {
-    fps_.store(static_cast<double>(recent_frames_.size() - 1) * 1e9 /
-               static_cast<double>(now - recent_frames_.front()));
+  if (seq != 0) {  // in the ring: what fps and the stall rule count
+    const int64_t now = mono_ns();
+    const int64_t before = last_frame_ns_.exchange(now);
+    rate_.add(now);
+    if (stall_reported_.exchange(false)) {
+      log_->info("frames reach the ring again, after {:.1f} s without", (now - before) / 1e9);
+      if (on_change_) on_change_();
+    }
   }
   frames_.fetch_add(1);
   if (attempt_frames_.fetch_add(1) == 0) set_state(CameraState::kStreaming);
@@ -302,17 +303,29 @@ void Camera::on_packet(const cuframes_packet_t& packet) {
   try {
     pub_->write_packet(packet);
   } catch (const cuframes::Error& e) {
-    const int64_t now = mono_ns();
-    if (now - last_packet_warn_ns_ > 10000000000) {  // once per 10 s
-      last_packet_warn_ns_ = now;
-      log_->warn("packet ring: {}", e.what());
+    std::string repeated;
+    if (packet_log_.allow(mono_ns(), &repeated)) {
+      log_->warn("packet ring: {}{}", e.what(), repeated);
     }
   }
 }
 
 void Camera::on_decode_error(const std::string& what) {
   const uint64_t n = decode_errors_.fetch_add(1) + 1;
-  if (n <= 5 || n % 100 == 0) log_->warn("decode error #{}: {}", n, what);
+  std::string repeated;
+  if (decode_error_log_.allow(mono_ns(), &repeated)) {
+    log_->warn("decode error #{}: {}{}", n, what, repeated);
+  }
+}
+
+void Camera::on_timestamp_jump(int64_t jump_ns) {
+  std::string repeated;
+  if (jump_log_.allow(mono_ns(), &repeated)) {
+    log_->warn(
+        "timestamps jumped {} by {:.3f} s: pacing re-anchored, the frames go on at the "
+        "stream's rate{}",
+        jump_ns < 0 ? "back" : "forward", std::abs(static_cast<double>(jump_ns)) / 1e9, repeated);
+  }
 }
 
 uint64_t Camera::next_seq() const {
@@ -328,25 +341,46 @@ CameraStatus Camera::status() const {
   s.frames = frames_.load();
   s.decode_errors = decode_errors_.load();
   s.reconnects = reconnects_.load();
+  const int64_t now = mono_ns();
   const int64_t last = last_frame_ns_.load();
-  s.last_frame_age_ms = last == 0 ? -1 : (mono_ns() - last) / 1000000;
-  std::lock_guard<std::mutex> lock(mu_);
-  s.state = to_string(state_);
-  s.error = error_;
-  s.codec = codec_;
-  s.decoder = decoder_;
-  s.fps = state_ == CameraState::kStreaming ? fps_.load() : 0;
-  s.memory = memory_ == CUFRAMES_MEMORY_CUDA ? "cuda" : "host";
-  if (pub_) {
-    const cuframes_publisher_stats_t ps = pub_->stats();
-    s.dropped = ps.dropped;
-    s.subscribers = ps.subscribers;
-    s.occupancy = ps.held_slots;
-    s.slots = ps.slots;
-    s.width = ring_w_;
-    s.height = ring_h_;
-    s.format = cuframes_format_name(ring_format_);
-    s.subscriber_stats = pub_->subscribers();
+  s.last_frame_age_ms = last == 0 ? -1 : std::max<int64_t>(now - last, 0) / 1000000;
+  const int64_t stall_ms = cfg_.stall_timeout.count();
+  int64_t quiet_ns = 0;  // streaming, and no frame into the ring since then or since the last
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.state = to_string(state_);
+    s.error = error_;
+    s.codec = codec_;
+    s.decoder = decoder_;
+    s.memory = memory_ == CUFRAMES_MEMORY_CUDA ? "cuda" : "host";
+    if (state_ == CameraState::kStreaming) {
+      quiet_ns = now - std::max(last, streaming_since_ns_.load());
+      s.fps = rate_.rate(now);
+    }
+    if (pub_) {
+      const cuframes_publisher_stats_t ps = pub_->stats();
+      s.dropped = ps.dropped;
+      s.subscribers = ps.subscribers;
+      s.occupancy = ps.held_slots;
+      s.slots = ps.slots;
+      s.width = ring_w_;
+      s.height = ring_h_;
+      s.format = cuframes_format_name(ring_format_);
+      s.subscriber_stats = pub_->subscribers();
+    }
+  }
+  // Whatever holds the frames up (the network, the demuxer, the decoder, the pacing, the ring),
+  // a camera whose frames stopped reaching the ring is not streaming.
+  if (quiet_ns > stall_ms * 1000000) {
+    s.state = to_string(CameraState::kStalled);
+    s.error = "no frame reached the ring for more than " + std::to_string(stall_ms) +
+              " ms (stall_timeout)";
+    s.fps = 0;
+    if (!stall_reported_.exchange(true)) {
+      log_->warn("no frame reached the ring for {} ms: reported stalled until frames come again",
+                 quiet_ns / 1000000);
+      if (on_change_) on_change_();  // the status file and MQTT say so now
+    }
   }
   return s;
 }

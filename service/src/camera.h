@@ -6,6 +6,10 @@
 // (+-20% jitter); "stopped" when the camera is removed, the service stops, or a file ends with
 // loop: false. One camera failing never touches another.
 //
+// What status() reports is computed when it is called: fps over the last 2 s (RateMeter), and a
+// streaming camera whose last frame published into the ring is older than stall_timeout is
+// reported "stalled", whatever holds the frames up (network, demuxer, decoder, pacing, ring).
+//
 // The ring outlives reconnects: subscribers stay attached through an outage. It is recreated (a
 // new publisher instance: subscribers get PUBLISHER_GONE and subscribe again) only when the
 // picture's size or format changes.
@@ -23,6 +27,8 @@
 
 #include "config.h"
 #include "cuframes/cuframes.hpp"
+#include "logging.h"
+#include "rate_meter.h"
 #include "source.h"
 
 namespace cfsvc {
@@ -36,7 +42,7 @@ struct CameraStatus {
   double fps = 0;
   uint64_t frames = 0, dropped = 0, decode_errors = 0, reconnects = 0;
   uint32_t subscribers = 0, occupancy = 0, slots = 0;
-  int64_t last_frame_age_ms = -1;  // -1 before the first frame
+  int64_t last_frame_age_ms = -1;  // since the last frame published into the ring; -1: none
   std::vector<cuframes_subscriber_stats_t> subscriber_stats;
 };
 
@@ -64,6 +70,7 @@ class Camera final : public SourceSink {
   void on_codec(const cuframes_codec_params_t& params) override;
   void on_packet(const cuframes_packet_t& packet) override;
   void on_decode_error(const std::string& what) override;
+  void on_timestamp_jump(int64_t jump_ns) override;
   uint64_t next_seq() const override;
 
  private:
@@ -100,14 +107,15 @@ class Camera final : public SourceSink {
   };
   std::deque<PendingPacket> pending_;  // packets before the ring exists (bounded)
   size_t pending_bytes_ = 0;
-  int64_t last_packet_warn_ns_ = 0;
   std::string publish_error_;
+  // Repeated log lines, one throttle per cause.
+  LogThrottle reopen_log_, jump_log_, decode_error_log_, packet_log_;
 
   std::atomic<uint64_t> frames_{0}, decode_errors_{0}, reconnects_{0}, attempt_frames_{0};
-  std::atomic<int64_t> last_frame_ns_{0};
-  // fps over the recent past: the times of the last frames (ingest thread), and the rate.
-  std::deque<int64_t> recent_frames_;
-  std::atomic<double> fps_{0};
+  std::atomic<int64_t> last_frame_ns_{0};            // the last frame published into the ring
+  std::atomic<int64_t> streaming_since_ns_{0};       // when the state last became streaming
+  RateMeter rate_;                                   // frames published into the ring
+  mutable std::atomic<bool> stall_reported_{false};  // status() says stalled; logged once
 };
 
 }  // namespace cfsvc

@@ -2,6 +2,7 @@
 // and stopping at the first problem with its file:line:column and dotted key.
 #include "config.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -210,16 +211,6 @@ const std::vector<std::string_view> kMqttKeys = {
 const std::vector<std::string_view> kMqttTlsKeys = {"ca_file", "cert_file", "key_file", "insecure"};
 const std::vector<std::string_view> kLogKeys = {"level"};
 const std::vector<std::string_view> kReconnectKeys = {"initial", "max"};
-// clang-format off
-const std::vector<std::string_view> kCameraKeys = {
-    "url", "memory", "cuda_device", "decoder", "output_format", "slots", "policy", "wait_timeout",
-    "packet_ring", "stall_timeout", "open_timeout", "reconnect", "rtsp_transport", "loop",
-    "realtime", "width", "height", "fps"};
-// clang-format on
-const std::vector<std::string_view> kDefaultsKeys = [] {
-  std::vector<std::string_view> k(kCameraKeys.begin() + 1, kCameraKeys.end());
-  return k;
-}();
 const std::vector<std::string_view> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
 const std::vector<std::string_view> kUrlParams = {"width", "height", "fps"};
 
@@ -233,6 +224,38 @@ struct Failure {
 struct UrlParams {
   std::optional<uint32_t> width, height;
   std::optional<double> fps;
+};
+
+// The kinds of camera, by their url; some camera keys apply to some kinds only.
+enum UrlKind : unsigned { kNetwork = 1, kFile = 2, kTestsrc = 4, kAnyUrl = 7 };
+
+// What a url is, as Parser::url() decides it (a valid one).
+UrlKind url_kind(std::string_view url) {
+  const std::string s = lower(trim(url));
+  if (s.rfind("testsrc://", 0) == 0) return kTestsrc;
+  const size_t sep = s.find("://");
+  if (sep == std::string::npos || sep == 0 || s.compare(0, sep, "file") == 0) return kFile;
+  for (size_t i = 0; i < sep; ++i) {  // not a scheme: a path with "://" in it
+    const char c = s[i];
+    const bool ok = (c >= 'a' && c <= 'z') ||
+                    (i > 0 && ((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'));
+    if (!ok) return kFile;
+  }
+  return kNetwork;
+}
+
+class Parser;
+
+// One camera setting (a key of cameras.<name> and of defaults:). The cameras it applies to;
+// set on another kind it is an error (`elsewhere` says why), and from defaults: it leaves that
+// camera at the built-in value (`builtin`), so a change of it never restarts such a camera.
+struct CameraKey {
+  std::string_view name;
+  unsigned applies = kAnyUrl;  // UrlKind bits
+  void (*set)(const Parser& p, CameraConfig* c, const YAML::Node& k, const YAML::Node& v,
+              const std::string& key) = nullptr;
+  std::string_view elsewhere = {};
+  void (*builtin)(CameraConfig* c) = nullptr;
 };
 
 class Parser {
@@ -427,47 +450,105 @@ class Parser {
   }
 
   // Applies one camera setting (shared by defaults: and cameras:); false when `name` is not one.
-  bool camera_key(CameraConfig* c, const std::string& name, const YAML::Node& k,
-                  const YAML::Node& v, const std::string& key) const {
-    if (name == "memory") {
-      c->memory = static_cast<MemoryChoice>(choice(k, v, key, {"auto", "cuda", "host"}));
-    } else if (name == "cuda_device") {
-      c->cuda_device = static_cast<int>(
-          integer(k, v, key, 0, std::numeric_limits<int>::max(), "an integer >= 0"));
-    } else if (name == "decoder") {
-      c->decoder = static_cast<DecoderChoice>(choice(k, v, key, {"auto", "nvdec", "software"}));
-    } else if (name == "output_format") {
-      c->output_format = static_cast<OutputFormat>(choice(k, v, key, {"auto", "nv12", "p010"}));
-    } else if (name == "slots") {
-      c->slots = static_cast<uint32_t>(integer(k, v, key, 2, 64, "an integer 2..64"));
-    } else if (name == "policy") {
-      c->policy = static_cast<RingPolicy>(choice(k, v, key, {"drop", "strict_wait"}));
-    } else if (name == "wait_timeout") {
-      c->wait_timeout = duration(k, v, key, Duration{0});
-    } else if (name == "packet_ring") {
-      c->packet_ring_bytes = packet_ring(k, v, key);
-    } else if (name == "stall_timeout") {
-      c->stall_timeout = duration(k, v, key, Duration{1});
-    } else if (name == "open_timeout") {
-      c->open_timeout = duration(k, v, key, Duration{1});
-    } else if (name == "reconnect") {
-      reconnect(&c->reconnect, k, v, key);
-    } else if (name == "rtsp_transport") {
-      c->rtsp_transport = static_cast<RtspTransport>(choice(k, v, key, {"tcp", "udp"}));
-    } else if (name == "loop") {
-      c->loop = boolean(k, v, key);
-    } else if (name == "realtime") {
-      c->realtime = boolean(k, v, key);
-    } else if (name == "width") {
-      c->test_width = dimension(k, v, key);
-    } else if (name == "height") {
-      c->test_height = dimension(k, v, key);
-    } else if (name == "fps") {
-      c->test_fps = fps(k, v, key);
-    } else {
-      return false;
+  // The camera settings, one row per key (docs/configuration.md, Cameras, lists the same).
+  static const std::vector<CameraKey>& camera_keys() {
+    using N = YAML::Node;
+    using S = std::string;
+    static constexpr std::string_view kTestsrcOnly =
+        "applies to testsrc:// cameras only (decoded cameras keep their stream's size)";
+    static const std::vector<CameraKey> keys = {
+        {"memory", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->memory = static_cast<MemoryChoice>(p.choice(k, v, key, {"auto", "cuda", "host"}));
+         }},
+        {"cuda_device", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->cuda_device = static_cast<int>(
+               p.integer(k, v, key, 0, std::numeric_limits<int>::max(), "an integer >= 0"));
+         }},
+        {"decoder", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->decoder =
+               static_cast<DecoderChoice>(p.choice(k, v, key, {"auto", "nvdec", "software"}));
+         }},
+        {"output_format", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->output_format =
+               static_cast<OutputFormat>(p.choice(k, v, key, {"auto", "nv12", "p010"}));
+         }},
+        {"slots", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->slots = static_cast<uint32_t>(p.integer(k, v, key, 2, 64, "an integer 2..64"));
+         }},
+        {"policy", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->policy = static_cast<RingPolicy>(p.choice(k, v, key, {"drop", "strict_wait"}));
+         }},
+        {"wait_timeout", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->wait_timeout = p.duration(k, v, key, Duration{0});
+         }},
+        {"packet_ring", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->packet_ring_bytes = p.packet_ring(k, v, key);
+         }},
+        {"stall_timeout", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->stall_timeout = p.duration(k, v, key, Duration{1});
+         }},
+        {"open_timeout", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->open_timeout = p.duration(k, v, key, Duration{1});
+         }},
+        {"reconnect", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           p.reconnect(&c->reconnect, k, v, key);
+         }},
+        {"rtsp_transport", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->rtsp_transport = static_cast<RtspTransport>(p.choice(k, v, key, {"tcp", "udp"}));
+         }},
+        {"loop", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->loop = p.boolean(k, v, key);
+         }},
+        {"realtime", kAnyUrl,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->realtime = p.boolean(k, v, key);
+         }},
+        {"width", kTestsrc,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->test_width = p.dimension(k, v, key);
+         },
+         kTestsrcOnly, [](CameraConfig* c) { c->test_width = CameraConfig{}.test_width; }},
+        {"height", kTestsrc,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->test_height = p.dimension(k, v, key);
+         },
+         kTestsrcOnly, [](CameraConfig* c) { c->test_height = CameraConfig{}.test_height; }},
+        {"fps", kTestsrc | kFile,
+         [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
+           c->fps = p.fps(k, v, key);
+         },
+         "applies to testsrc:// cameras and files (a network camera keeps its stream's rate)",
+         [](CameraConfig* c) { c->fps = CameraConfig{}.fps; }},
+    };
+    return keys;
+  }
+
+  static const CameraKey* camera_key(std::string_view name) {
+    for (const CameraKey& k : camera_keys()) {
+      if (k.name == name) return &k;
     }
-    return true;
+    return nullptr;
+  }
+
+  // The keys of a camera (with url) or of defaults: (without), for "did you mean".
+  static std::vector<std::string_view> camera_key_names(bool with_url) {
+    std::vector<std::string_view> names;
+    if (with_url) names.push_back("url");
+    for (const CameraKey& k : camera_keys()) names.push_back(k.name);
+    return names;
   }
 
   // Validates a camera URL; returns the URL to store (bare relative paths made absolute) and
@@ -597,12 +678,12 @@ void Parser::camera(const std::string& name, const YAML::Node& k, const YAML::No
   CameraConfig c = base;
   c.name = name;
 
-  // Whether this is a testsrc camera decides if width/height/fps may be given; look ahead.
-  std::optional<bool> is_testsrc;
+  // The kind of camera (its url) decides which keys may be given; look ahead.
+  std::optional<UrlKind> kind;
   if (v.IsMap()) {
     for (auto it = v.begin(); it != v.end(); ++it) {
       if (it->first.IsScalar() && it->first.Scalar() == "url" && it->second.IsScalar()) {
-        is_testsrc = lower(trim(it->second.Scalar())).rfind("testsrc://", 0) == 0;
+        kind = url_kind(it->second.Scalar());
         break;
       }
     }
@@ -611,7 +692,7 @@ void Parser::camera(const std::string& name, const YAML::Node& k, const YAML::No
   bool have_url = false, testsrc = false;
   UrlParams params;
   if (v.IsMap()) {
-    each(v, prefix, kCameraKeys,
+    each(v, prefix, camera_key_names(true),
          [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv,
              const std::string& dotted) {
            if (key == "url") {
@@ -624,13 +705,13 @@ void Parser::camera(const std::string& name, const YAML::Node& k, const YAML::No
                  kk, kk, dotted,
                  "a camera's name is its key under cameras:, not a setting (here: '" + name + "')");
            }
-           if ((key == "width" || key == "height" || key == "fps") && is_testsrc == false) {
-             fail(kk, kk, dotted,
-                  "'" + key +
-                      "' applies to testsrc:// cameras only (decoded cameras keep "
-                      "their stream's size and rate)");
+           const CameraKey* ck = camera_key(key);
+           if (ck == nullptr) return false;
+           if (kind && !(ck->applies & *kind)) {
+             fail(kk, kk, dotted, "'" + key + "' " + std::string(ck->elsewhere));
            }
-           return camera_key(&c, key, kk, vv, dotted);
+           ck->set(*this, &c, kk, vv, dotted);
+           return true;
          });
   }
   if (!have_url) fail(k, k, prefix + ".url", "missing: every camera needs a url");
@@ -638,14 +719,13 @@ void Parser::camera(const std::string& name, const YAML::Node& k, const YAML::No
   if (testsrc) {
     if (params.width) c.test_width = *params.width;
     if (params.height) c.test_height = *params.height;
-    if (params.fps) c.test_fps = *params.fps;
-  } else {
-    // Only testsrc uses these: keep them at their built-in values so that a change of
-    // defaults.width never restarts a decoded camera on reload.
-    const CameraConfig builtin;
-    c.test_width = builtin.test_width;
-    c.test_height = builtin.test_height;
-    c.test_fps = builtin.test_fps;
+    if (params.fps) c.fps = *params.fps;
+  }
+  // Keys of other kinds of camera stay at their built-in values, so that a change of, say,
+  // defaults.width never restarts a decoded camera on reload.
+  const UrlKind final_kind = testsrc ? kTestsrc : url_kind(c.url);
+  for (const CameraKey& ck : camera_keys()) {
+    if (!(ck.applies & final_kind)) ck.builtin(&c);
   }
   cfg->cameras.push_back(std::move(c));
 }
@@ -831,13 +911,16 @@ void Parser::parse(const YAML::Node& root, Config* cfg) {
     expect_map(defaults_key, defaults_value, "defaults",
                "a mapping of camera settings applied to every camera");
     if (defaults_value.IsNull()) return;
-    each(defaults_value, "defaults", kDefaultsKeys,
+    each(defaults_value, "defaults", camera_key_names(false),
          [&](const std::string& key, const YAML::Node& kk, const YAML::Node& vv,
              const std::string& dotted) {
            if (key == "url" || key == "name") {
              fail(kk, kk, dotted, "'" + key + "' is per camera and cannot be set in defaults:");
            }
-           return camera_key(&base, key, kk, vv, dotted);
+           const CameraKey* ck = camera_key(key);
+           if (ck == nullptr) return false;
+           ck->set(*this, &base, kk, vv, dotted);
+           return true;
          });
   };
 
@@ -987,28 +1070,104 @@ bool parse_config(const std::string& text, const std::string& path, Config* out,
   return true;
 }
 
+namespace {
+
+// What a file that is not a regular one is, for messages.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "neither a file nor a directory";
+}
+
+bool not_regular(mode_t mode, std::string* why) {
+  if (S_ISREG(mode)) return false;
+  *why = std::string("not a regular file (") + file_kind(mode) + "): a config must be one";
+  return true;
+}
+
+const std::string kConfigLimit = std::to_string(kMaxConfigBytes >> 20) + " MiB";
+
+bool too_large(uint64_t bytes, std::string* why) {
+  if (bytes <= kMaxConfigBytes) return false;
+  *why = "the file is " + std::to_string(bytes) + " bytes, larger than the " + kConfigLimit +
+         " a config may have";
+  return true;
+}
+
+// The text of a config file, read safely: a regular file of at most kMaxConfigBytes, opened
+// without blocking (a FIFO, a device or a file that grows without end never holds the caller).
+bool read_config_file(const std::string& path, std::string* text, std::string* why) {
+  // stat before opening: opening a device can do something of its own.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    *why = std::string("cannot open: ") + std::strerror(errno);
+    return false;
+  }
+  if (not_regular(st.st_mode, why) || too_large(static_cast<uint64_t>(st.st_size), why)) {
+    return false;
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    *why = std::string("cannot open: ") + std::strerror(errno);
+    return false;
+  }
+  // What was opened is what counts (the path may have been replaced in between).
+  if (::fstat(fd, &st) != 0) {
+    *why = std::string("cannot read: ") + std::strerror(errno);
+    ::close(fd);
+    return false;
+  }
+  if (not_regular(st.st_mode, why) || too_large(static_cast<uint64_t>(st.st_size), why)) {
+    ::close(fd);
+    return false;
+  }
+  text->clear();
+  text->reserve(static_cast<size_t>(st.st_size));
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *why = std::string("cannot read: ") + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    if (text->size() + static_cast<size_t>(n) > kMaxConfigBytes) {
+      *why = "the file grew past the " + kConfigLimit + " a config may have while it was read";
+      ::close(fd);
+      return false;
+    }
+    text->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+}  // namespace
+
 bool load_config(const std::string& path, Config* out, ConfigError* error) {
   ConfigError scratch;
   ConfigError* err = error ? error : &scratch;
-  *err = ConfigError{};
-  err->file = path;
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) {
-    err->message = std::string("cannot open: ") + std::strerror(errno);
-    return false;
+  try {
+    *err = ConfigError{};
+    err->file = path;
+    std::string text;
+    if (!read_config_file(path, &text, &err->message)) return false;
+    return parse_config(text, path, out, error);
+  } catch (const std::bad_alloc&) {
+    *err = ConfigError{};
+    err->file = path;
+    err->message = "out of memory reading or parsing it";
+  } catch (const std::exception& e) {  // not expected: parse_config reports its own errors
+    *err = ConfigError{};
+    err->file = path;
+    err->message = std::string("cannot load it: ") + e.what();
   }
-  std::string text;
-  char buf[65536];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int saved = errno;
-  std::fclose(f);
-  if (failed) {
-    err->message = std::string("cannot read: ") + std::strerror(saved);
-    return false;
-  }
-  return parse_config(text, path, out, error);
+  return false;
 }
 
 bool parse_duration(const std::string& str, Duration* out) {

@@ -46,7 +46,9 @@ struct CameraConfig {
   bool realtime = true;        // files: pace at the stream's frame rate (false: flat out)
   // testsrc:// only (also settable in the URL: testsrc://?width=1280&height=720&fps=30)
   uint32_t test_width = 1280, test_height = 720;
-  double test_fps = 30;
+  // testsrc's frame rate; a file's when its stream has no timestamps and states no rate of its
+  // own (raw Annex B .h264/.hevc)
+  double fps = 30;
 
   // The effective settings compared on reload: a camera restarts only when these differ.
   bool operator==(const CameraConfig&) const = default;
@@ -102,7 +104,14 @@ struct ConfigError {
   std::string str() const;
 };
 
-// Reads and validates a config file. Returns false with *error set on the first problem.
+// The largest config file load_config reads (docs/configuration.md, "The file"). Real configs
+// are kilobytes; yaml-cpp holds about 150 bytes per byte of dense YAML (1 MiB: 150 MB, 3 s).
+constexpr uint64_t kMaxConfigBytes = 1u << 20;
+
+// Reads and validates a config file. Returns false with *error set on the first problem. Only a
+// regular file of at most kMaxConfigBytes is read, opened without blocking: anything else (a
+// FIFO, a device, a directory, a larger file) is an error naming it. Never throws (memory
+// running out while reading or parsing is an error too).
 bool load_config(const std::string& path, Config* out, ConfigError* error);
 // The same from text (tests); `path` is used in messages only.
 bool parse_config(const std::string& text, const std::string& path, Config* out,

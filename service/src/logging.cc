@@ -5,10 +5,11 @@ extern "C" {
 }
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "cuframes/cuframes.h"
@@ -48,22 +49,63 @@ void cuframes_to_spdlog(void*, cuframes_log_level_t level, const char* message) 
   }
 }
 
-// FFmpeg is chatty on bad streams: at most 20 lines a second reach the log.
+// FFmpeg is chatty on bad streams. One cause is one call site (its format string) in one
+// FFmpeg context (a camera's demuxer or decoder): each is throttled as LogThrottle does, and
+// whatever gets through is capped at 20 lines a second for the whole process (the lines held
+// back by the cap are counted in a line of their own).
+struct FfmpegCauses {
+  static constexpr size_t kMaxCauses = 1024;  // then forgotten, all at once
+  static constexpr int kPerSecond = 20;
+  std::mutex mu;
+  std::map<std::pair<const void*, const char*>, std::unique_ptr<LogThrottle>> causes;
+  int64_t second = 0;   // the current one-second window
+  int lines = 0;        // lines let through in it
+  uint64_t capped = 0;  // lines held back by the cap in it
+};
+
 void ffmpeg_to_spdlog(void* avcl, int level, const char* fmt, va_list vl) {
   if (level > av_log_get_level()) return;
-  static std::atomic<int64_t> window{0};
-  static std::atomic<int> count{0};
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
-  if (window.exchange(now) != now) count = 0;
-  if (++count > 20) return;
+  // FFmpeg writes some lines in parts: one line is what ends in a newline.
+  // Its cause is where its first part comes from.
+  thread_local std::string partial;
+  thread_local int partial_prefix = 1;
+  thread_local const char* first_fmt = nullptr;
   char line[1024];
-  int prefix = 1;
-  av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &prefix);
-  std::string msg(line);
+  av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &partial_prefix);
+  if (partial.empty()) first_fmt = fmt;
+  fmt = first_fmt;
+  partial += line;
+  if (partial.size() > 4096) partial.resize(4096);
+  if (partial.empty() || (partial.back() != '\n' && partial.back() != '\r')) return;
+  std::string msg = std::move(partial);
+  partial.clear();
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
   if (msg.empty()) return;
+  static FfmpegCauses g;
+  const int64_t now = cuframes_now_ns();
+  std::string suffix;
+  uint64_t capped_before = 0;
+  {
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (g.causes.size() >= FfmpegCauses::kMaxCauses) g.causes.clear();
+    auto& cause = g.causes[{avcl, fmt}];
+    if (!cause) cause = std::make_unique<LogThrottle>();
+    if (!cause->allow(now, &suffix)) return;
+    if (now / 1000000000 != g.second) {
+      g.second = now / 1000000000;
+      g.lines = 0;
+      capped_before = std::exchange(g.capped, 0);
+    }
+    if (++g.lines > FfmpegCauses::kPerSecond) {
+      ++g.capped;
+      return;
+    }
+  }
+  if (capped_before > 0) {
+    spdlog::warn("ffmpeg: {} more lines in one second were held back (at most {} a second)",
+                 capped_before, FfmpegCauses::kPerSecond);
+  }
+  msg += suffix;
   if (level <= AV_LOG_ERROR) {
     spdlog::error("ffmpeg: {}", msg);
   } else if (level <= AV_LOG_WARNING) {
@@ -74,6 +116,22 @@ void ffmpeg_to_spdlog(void* avcl, int level, const char* fmt, va_list vl) {
 }
 
 }  // namespace
+
+bool LogThrottle::allow(int64_t now_ns, std::string* suffix) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (logged_ && now_ns - last_ns_ < every_ns_) {
+    ++held_;
+    return false;
+  }
+  suffix->clear();
+  if (held_ > 0) {
+    *suffix = " (repeated " + std::to_string(held_) + (held_ == 1 ? " time)" : " times)");
+  }
+  logged_ = true;
+  last_ns_ = now_ns;
+  held_ = 0;
+  return true;
+}
 
 void init_logging(const std::string& level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();

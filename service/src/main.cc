@@ -100,25 +100,32 @@ void configure_mqtt(const std::optional<cfsvc::MqttConfig>& mqtt, const cfsvc::S
   }
 }
 
-// Applies the config file again; on success *running becomes the new one.
+// Applies the config file again; on success *running becomes the new one. A reload that fails,
+// whatever the reason (memory included), keeps the running config and cameras, and says why.
 void reload(const std::string& path, cfsvc::Service* service, const std::string& log_override,
             cfsvc::Config* running, std::unique_ptr<cfsvc::MqttMonitor>* monitor) {
-  cfsvc::Config next;  // the scratch config: the running one stays until this one is valid
-  cfsvc::ConfigError err;
-  if (!cfsvc::load_config(path, &next, &err)) {
-    spdlog::error("reload refused, keeping the running config: {}", err.str());
-    return;
+  try {
+    cfsvc::Config next;  // the scratch config: the running one stays until this one is valid
+    cfsvc::ConfigError err;
+    if (!cfsvc::load_config(path, &next, &err)) {
+      spdlog::error("reload refused, keeping the running config: {}", err.str());
+      return;
+    }
+    std::string why;
+    if (!service->apply(next, &why)) {
+      spdlog::error("reload refused, keeping the running config: {}", why);
+      return;
+    }
+    if (log_override.empty()) cfsvc::set_log_level(next.log.level);
+    configure_mqtt(next.mqtt, *service, monitor);
+    if (*monitor) (*monitor)->notify();  // cameras may have come or gone
+    *running = std::move(next);
+    spdlog::info("reloaded {} ({} cameras)", path, running->cameras.size());
+  } catch (const std::bad_alloc&) {
+    spdlog::error("reload refused, keeping the running config: out of memory");
+  } catch (const std::exception& e) {
+    spdlog::error("reload refused, keeping the running config: {}", e.what());
   }
-  std::string why;
-  if (!service->apply(next, &why)) {
-    spdlog::error("reload refused, keeping the running config: {}", why);
-    return;
-  }
-  if (log_override.empty()) cfsvc::set_log_level(next.log.level);
-  configure_mqtt(next.mqtt, *service, monitor);
-  if (*monitor) (*monitor)->notify();  // cameras may have come or gone
-  *running = std::move(next);
-  spdlog::info("reloaded {} ({} cameras)", path, running->cameras.size());
 }
 
 }  // namespace

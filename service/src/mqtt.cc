@@ -29,6 +29,13 @@ constexpr auto kStableAfter = std::chrono::seconds(30);
 constexpr auto kStillFailingEvery = std::chrono::minutes(10);
 constexpr int kMaxInflight = 4096;           // QoS 1 messages awaiting their ack: bounds memory
 constexpr size_t kMaxRetainedQueue = 10000;  // retained messages waiting for the stale sweep
+// A removed entity's retained states are cleared only this long after the last discovery config
+// deleted (docs/mqtt.md). Home Assistant removes an entity in a task of its own after reading
+// its empty config, and (2024.3) handles every message of one read from the socket (up to 500)
+// first: an empty state in the same burst reaches an entity still subscribed, whose
+// value_template then fails ("'value_json' is undefined") and whose attributes are "Erroneous
+// JSON".
+constexpr auto kClearStatesAfter = std::chrono::seconds(5);
 
 // Why a connect failed, in words: the broker's CONNACK answer when it refused us.
 std::string connect_failure(const mqtt::exception& e, const std::string& tls_error) {
@@ -105,6 +112,11 @@ struct MqttMonitor::Impl {
   void announce(const std::string& owner, const std::vector<Discovery>& d);
   void remove_camera(const std::string& name, CameraTrack& track);
   void sweep(const std::deque<std::pair<std::string, std::string>>& retained);
+  // An entity's discovery config deleted now: states wait kClearStatesAfter from here.
+  void delete_config(const std::string& topic);
+  // A retained state of camera `camera` to clear once its entities are gone from HA.
+  void clear_state_later(const std::string& camera, const std::string& topic);
+  void clear_due_states();
   void publish(const std::string& topic, const std::string& payload, bool retained = true);
   void shutdown();
 
@@ -126,6 +138,10 @@ struct MqttMonitor::Impl {
   std::map<std::string, std::string> owners;  // discovery object id -> its camera ("" service)
   std::set<std::string> collisions_logged;
   uint64_t dropped = 0;
+  // Retained states of removed cameras, cleared at clear_at (kClearStatesAfter after the last
+  // discovery config deleted); a camera back by then keeps its own.
+  std::vector<std::pair<std::string, std::string>> clears;  // (camera, topic)
+  Clock::time_point clear_at;
 
   std::unique_ptr<mqtt::async_client> client;  // made and destroyed by the thread
   std::thread thread;
@@ -256,7 +272,8 @@ void MqttMonitor::Impl::run() {
     std::string cause;
     {
       std::unique_lock<std::mutex> lk(mu);
-      cv.wait_until(lk, next_tick,
+      const auto until = clears.empty() ? next_tick : std::min(next_tick, clear_at);
+      cv.wait_until(lk, until,
                     [&] { return stop || notified || ha_online || lost || !retained.empty(); });
       if (stop) break;
       changed = std::exchange(notified, false);
@@ -290,6 +307,7 @@ void MqttMonitor::Impl::run() {
     }
     if (tick || changed || !batch.empty()) sync(tick);
     if (!batch.empty()) sweep(batch);
+    if (!clears.empty() && Clock::now() >= clear_at) clear_due_states();
   }
   shutdown();
 }
@@ -383,6 +401,7 @@ void MqttMonitor::Impl::on_connected() {
 
 void MqttMonitor::Impl::on_lost() {
   connected = false;
+  clears.clear();  // still retained: the next connect's sweep finds them
   if (dropped > 0) spdlog::debug("MQTT: {} messages dropped so far", dropped);
 }
 
@@ -461,6 +480,8 @@ void MqttMonitor::Impl::sync(bool full) {
   }
 }
 
+// A camera gone from the config: its discovery configs are deleted now (Home Assistant removes
+// the entities), its retained states kClearStatesAfter later.
 void MqttMonitor::Impl::remove_camera(const std::string& name, CameraTrack& t) {
   spdlog::info("MQTT: camera '{}' left the config: deleting its entities and states", name);
   if (cfg.discovery) {
@@ -471,16 +492,37 @@ void MqttMonitor::Impl::remove_camera(const std::string& name, CameraTrack& t) {
     for (const Discovery& d : all) {
       auto it = owners.find(d.object_id);
       if (it == owners.end() || it->second != name) continue;  // never ours
-      publish(d.message.topic, "");
+      delete_config(d.message.topic);
       owners.erase(it);
     }
   }
-  publish(camera_topic(cfg, name), "");
-  for (const std::string& sub : t.subs.names()) publish(subscriber_topic(cfg, name, sub), "");
+  clear_state_later(name, camera_topic(cfg, name));
+  for (const std::string& sub : t.subs.names()) {
+    clear_state_later(name, subscriber_topic(cfg, name, sub));
+  }
+}
+
+void MqttMonitor::Impl::delete_config(const std::string& topic) {
+  publish(topic, "");
+  clear_at = std::max(clear_at, Clock::now() + kClearStatesAfter);
+}
+
+void MqttMonitor::Impl::clear_state_later(const std::string& camera, const std::string& topic) {
+  clear_at = std::max(clear_at, Clock::now() + kClearStatesAfter);
+  clears.emplace_back(camera, topic);
+}
+
+void MqttMonitor::Impl::clear_due_states() {
+  for (const auto& [camera, topic] : clears) {
+    if (cams.count(camera)) continue;  // configured again meanwhile: its states are current
+    publish(topic, "");
+  }
+  clears.clear();
 }
 
 // Retained messages the broker kept from before (another run, another config): discovery
-// configs and states of cameras that are no longer configured are deleted.
+// configs and states of cameras that are no longer configured are deleted (the states later,
+// as remove_camera does).
 void MqttMonitor::Impl::sweep(const std::deque<std::pair<std::string, std::string>>& batch) {
   const std::string& node = cfg.node_id;
   const size_t prefix_levels = levels(cfg.discovery_prefix).size();
@@ -507,17 +549,22 @@ void MqttMonitor::Impl::sweep(const std::deque<std::pair<std::string, std::strin
   for (const auto& [topic, payload] : batch) {
     const std::vector<std::string> l = levels(topic);
     bool stale = false;
-    if (cfg.discovery && l.size() == prefix_levels + 4 && l.back() == "config" &&
+    const bool config =
+        cfg.discovery && l.size() == prefix_levels + 4 && l.back() == "config" &&
         topic.compare(0, cfg.discovery_prefix.size() + 1, cfg.discovery_prefix + "/") == 0 &&
-        l[prefix_levels + 1] == node) {
+        l[prefix_levels + 1] == node;
+    if (config) {
       stale = !current_by_id(l[prefix_levels + 2]);
     } else if (topic.compare(0, cfg.base_topic.size() + 1, cfg.base_topic + "/") == 0 &&
                l.size() > base_levels) {
       stale = cams.count(l[base_levels]) == 0;
     }
-    if (stale) {
-      spdlog::info("MQTT: deleting retained {} (no such camera any more)", topic);
-      publish(topic, "");
+    if (!stale) continue;
+    spdlog::info("MQTT: deleting retained {} (no such camera any more)", topic);
+    if (config) {
+      delete_config(topic);
+    } else {  // a state: after the configs (remove_camera says why)
+      clear_state_later(l[base_levels], topic);
     }
   }
 }

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,25 +32,39 @@ bool Service::apply(const Config& config, std::string* error) {
     return false;
   }
   const bool dir_changed = !runtime_dir_.empty() && dir != runtime_dir_;
+
+  // What can fail (memory) comes before anything changes: the copy of the config, and the
+  // cameras to start (made, not started). An exception here leaves every camera as it was.
+  Config next = config;
+  std::vector<std::string> going;  // stopped: removed, or changed (restarted)
+  for (const auto& [name, cam] : cameras_) {
+    const CameraConfig* now = nullptr;
+    for (const CameraConfig& c : config.cameras) {
+      if (c.name == name) now = &c;
+    }
+    if (now == nullptr || dir_changed || !(*now == cam->config())) going.push_back(name);
+  }
+  std::vector<std::unique_ptr<Camera>> fresh;
+  for (const CameraConfig& c : config.cameras) {
+    const bool kept =
+        cameras_.count(c.name) != 0 && std::find(going.begin(), going.end(), c.name) == going.end();
+    if (!kept) fresh.push_back(std::make_unique<Camera>(c, dir, [this] { changed_.set(); }));
+  }
+  std::vector<std::unique_ptr<Camera>> stopping;
+  stopping.reserve(going.size());
   if (dir_changed) spdlog::info("runtime dir changes to {}: restarting every camera", dir);
 
   // Stop what goes away or changes, in parallel, before starting anything: a restarted camera
   // must free its key first.
-  std::vector<std::unique_ptr<Camera>> stopping;
-  for (auto it = cameras_.begin(); it != cameras_.end();) {
-    const CameraConfig* next = nullptr;
-    for (const CameraConfig& c : config.cameras) {
-      if (c.name == it->first) next = &c;
-    }
-    if (next == nullptr || dir_changed || !(*next == it->second->config())) {
-      spdlog::info("camera '{}': {}", it->first, next == nullptr ? "removed" : "changed, restarting");
-      it->second->request_stop();
-      std::lock_guard<std::mutex> lk(mu_);
-      stopping.push_back(std::move(it->second));
-      it = cameras_.erase(it);
-    } else {
-      ++it;
-    }
+  for (const std::string& name : going) {
+    auto it = cameras_.find(name);
+    const bool removed = std::none_of(config.cameras.begin(), config.cameras.end(),
+                                      [&](const CameraConfig& c) { return c.name == name; });
+    spdlog::info("camera '{}': {}", name, removed ? "removed" : "changed, restarting");
+    it->second->request_stop();
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping.push_back(std::move(it->second));
+    cameras_.erase(it);
   }
   for (auto& c : stopping) c->join();
   stopping.clear();
@@ -58,13 +73,13 @@ bool Service::apply(const Config& config, std::string* error) {
   std::lock_guard<std::mutex> lk(mu_);
   runtime_dir_ = dir;
   status_path_ = dir + "/cuframes-service.json";
-  config_ = config;
-  for (const CameraConfig& c : config.cameras) {
-    if (cameras_.count(c.name)) continue;  // unchanged: untouched
+  config_ = std::move(next);
+  for (std::unique_ptr<Camera>& cam : fresh) {
+    const CameraConfig& c = cam->config();
     spdlog::info("camera '{}': starting ({})", c.name, mask_credentials(c.url));
-    auto cam = std::make_unique<Camera>(c, runtime_dir_, [this] { changed_.set(); });
     cam->start();
-    cameras_.emplace(c.name, std::move(cam));
+    const std::string name = c.name;
+    cameras_.emplace(name, std::move(cam));
   }
   changed_.set();
   return true;

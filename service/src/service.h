@@ -21,7 +21,9 @@ class Service {
 
   // Applies a validated config. Cameras whose effective settings are unchanged keep running
   // untouched; changed ones restart; removed ones stop; new ones start. A changed runtime_dir
-  // restarts every camera. Returns false (nothing changed) if the runtime dir is unusable.
+  // restarts every camera. Returns false (nothing changed) if the runtime dir is unusable. What
+  // can run out of memory is done before any camera changes: an exception leaves them as they
+  // were.
   bool apply(const Config& config, std::string* error);
   // Stops every camera (in parallel) and removes the status file.
   void stop_all();

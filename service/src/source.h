@@ -37,6 +37,9 @@ class SourceSink {
   virtual void on_packet(const cuframes_packet_t& packet) = 0;
   // A packet the decoder rejected, or a frame it reported corrupt.
   virtual void on_decode_error(const std::string& what) = 0;
+  // A paced source's timestamps jumped by jump_ns (< 0: back) between two frames: the pacing
+  // was re-anchored (the frames go on at the stream's rate).
+  virtual void on_timestamp_jump(int64_t jump_ns) = 0;
   // The seq the next published frame will get (frames the ring drops get none).
   virtual uint64_t next_seq() const = 0;
 };
@@ -44,7 +47,7 @@ class SourceSink {
 // Why Source::run returned.
 enum class Outcome {
   kEnd,      // end of a file (loop handles it) or of a stream the server closed
-  kStalled,  // no packet for stall_timeout
+  kStalled,  // no video packet for stall_timeout
   kError,    // a read or decoder failure (message set)
   kStopped   // the camera is stopping
 };

@@ -10,6 +10,13 @@
 // demuxer and the decoder (NVDEC's set-up costs tens of milliseconds, a large share of a short
 // clip decoded flat out). Only when the file at the path changed or went away, or the seek
 // fails, does run() end with kEnd and the camera reopen it.
+//
+// Files are paced in real time by their timestamps (realtime: true). A jump in them (forward by
+// more than max(1 s, 10 frame intervals), or any step back) re-anchors the pacing one frame
+// interval after the frame before; one of more than that either way is reported to the camera
+// (which logs it), unless it is a loop starting over. A stream without
+// timestamps (raw Annex B: .h264, .hevc) is paced at its frame rate: the stream's own (its
+// SPS), else the camera's `fps`, given to FFmpeg's raw demuxers as their `framerate`.
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -129,6 +136,13 @@ class FfmpegSource final : public Source {
       raw->flags |= AVFMT_FLAG_NOBUFFER;
     }
     std::string url = cfg_.url.rfind("file://", 0) == 0 ? cfg_.url.substr(7) : cfg_.url;
+    if (!live_) {
+      // The frame rate of a raw stream whose own does not say (a raw demuxer's option; other
+      // demuxers leave it unused).
+      const AVRational fps = av_d2q(cfg_.fps, 1001000);
+      const std::string rate = std::to_string(fps.num) + "/" + std::to_string(fps.den);
+      av_dict_set(&opts, "framerate", rate.c_str(), 0);
+    }
     path_ = url;
     file_id_ = live_ ? FileId{} : file_id(path_);
     int rc = avformat_open_input(&raw, url.c_str(), nullptr, &opts);
@@ -147,6 +161,14 @@ class FfmpegSource final : public Source {
     realtime_ = !live_ && cfg_.realtime;
     anchor_pts_ = AV_NOPTS_VALUE;
     last_pts_ns_ = AV_NOPTS_VALUE;
+    // The stream's frame interval: its average rate, else its base rate, else `fps`.
+    AVRational rate = st->avg_frame_rate;
+    if (rate.num <= 0 || rate.den <= 0) rate = st->r_frame_rate;
+    if (rate.num <= 0 || rate.den <= 0) rate = av_d2q(cfg_.fps, 1001000);
+    nominal_ns_ = av_rescale(1000000000, rate.den, rate.num);
+    if (nominal_ns_ <= 0) nominal_ns_ = static_cast<int64_t>(1e9 / cfg_.fps);
+    frame_ns_ = nominal_ns_;
+    untimed_ = (fmt_->iformat->flags & AVFMT_NOTIMESTAMPS) != 0;
     seen_key_ = false;
     return true;
   }
@@ -215,6 +237,7 @@ class FfmpegSource final : public Source {
         continue;
       }
       deadline_ns_ = mono_ns() + stall_ns;
+      if (pkt->pts == AV_NOPTS_VALUE && pkt->dts == AV_NOPTS_VALUE) untimed_ = true;
       cuframes_packet_t p{};
       p.data = pkt->data;
       p.size = static_cast<uint32_t>(pkt->size);
@@ -398,12 +421,15 @@ class FfmpegSource final : public Source {
     }
     AVStream* st = fmt_->streams[stream_index_];
     const int64_t start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
-    const int rc = av_seek_frame(fmt_.get(), stream_index_, start, AVSEEK_FLAG_BACKWARD);
+    // A raw stream has no timestamps to seek by: back to its first byte.
+    const int rc = untimed_ ? av_seek_frame(fmt_.get(), -1, 0, AVSEEK_FLAG_BYTE)
+                            : av_seek_frame(fmt_.get(), stream_index_, start, AVSEEK_FLAG_BACKWARD);
     if (rc < 0) {
       *why_not = "cannot seek back to the start: " + av_err(rc);
       return false;
     }
     seen_key_ = false;
+    rewound_ = true;  // the timestamps go back now: no jump
     return true;
   }
 
@@ -413,34 +439,46 @@ class FfmpegSource final : public Source {
     avcodec_flush_buffers(codec_ctx_.get());
   }
 
-  // Files in real time: each frame waits for its presentation time. A loop's first frame comes
-  // one frame interval after the last frame of the pass before.
-  bool pace(const AVFrame* f) {
+  // Files in real time: each frame waits for its presentation time, counted from an anchor (a
+  // timestamp and the moment it was due). A jump in the timestamps, or a loop starting over,
+  // re-anchors: the frame comes one frame interval after the one before. Frames without a
+  // timestamp are one frame interval apart.
+  bool pace(SourceSink* sink, const AVFrame* f) {
     if (!realtime_) return true;
     int64_t pts = f->best_effort_timestamp;
     if (pts == AV_NOPTS_VALUE) pts = f->pts;
-    if (pts == AV_NOPTS_VALUE) return true;
-    const AVRational tb = fmt_->streams[stream_index_]->time_base;
-    const int64_t pts_ns = av_rescale_q(pts, tb, AVRational{1, 1000000000});
     const int64_t prev_pts = last_pts_ns_;
-    if (prev_pts != AV_NOPTS_VALUE && pts_ns > prev_pts) frame_ns_ = pts_ns - prev_pts;
+    int64_t pts_ns;
+    if (pts != AV_NOPTS_VALUE && !untimed_) {
+      pts_ns =
+          av_rescale_q(pts, fmt_->streams[stream_index_]->time_base, AVRational{1, 1000000000});
+    } else {
+      pts_ns = prev_pts == AV_NOPTS_VALUE ? 0 : prev_pts + nominal_ns_;
+    }
     last_pts_ns_ = pts_ns;
-    if (anchor_pts_ == AV_NOPTS_VALUE) {
+    if (anchor_pts_ == AV_NOPTS_VALUE || prev_pts == AV_NOPTS_VALUE) {
       anchor_pts_ = pts_ns;
       anchor_wall_ = last_wall_ = mono_ns();
       return true;
     }
-    if (pts_ns < anchor_pts_ || (prev_pts != AV_NOPTS_VALUE && pts_ns < prev_pts)) {
-      anchor_pts_ = pts_ns;  // started over: the clock goes on from the last frame
+    const int64_t step = pts_ns - prev_pts;
+    const int64_t jump_after = std::max<int64_t>(kJumpMinNs, kJumpFrames * nominal_ns_);
+    if (step < 0 || step > jump_after) {
+      // A loop's start-over is no jump, nor is a small step back (timestamps out of order).
+      if (!rewound_ && (step > jump_after || step < -jump_after)) sink->on_timestamp_jump(step);
+      anchor_pts_ = pts_ns;  // the clock goes on from the last frame
       anchor_wall_ = std::max(mono_ns(), last_wall_ + frame_ns_);
+    } else if (step > 0) {
+      frame_ns_ = step;
     }
+    rewound_ = false;
     const int64_t due = anchor_wall_ + (pts_ns - anchor_pts_);
     last_wall_ = due;
     return sleep_until(due, stop_);
   }
 
   bool deliver(SourceSink* sink, AVFrame* f, std::string* error) {
-    if (!pace(f)) return false;
+    if (!pace(sink, f)) return false;
     VideoFrame out;
     out.width = static_cast<uint32_t>(f->width);
     out.height = static_cast<uint32_t>(f->height);
@@ -570,11 +608,20 @@ class FfmpegSource final : public Source {
   bool live_ = false;
   bool realtime_ = false;
   bool seen_key_ = false;  // a keyframe went to the decoder since open
+  // A step in the timestamps larger than this many frame intervals (and than kJumpMinNs), or
+  // one back, is a jump: the pacing re-anchors instead of waiting for it.
+  static constexpr int64_t kJumpFrames = 10;
+  static constexpr int64_t kJumpMinNs = 1000000000;
+  // A stream without timestamps (a raw one: the demuxer says AVFMT_NOTIMESTAMPS, or its packets
+  // have none): paced at nominal_ns_, rewound to its first byte.
+  bool untimed_ = false;
+  int64_t nominal_ns_ = 0;  // the stream's frame interval (its rate, else `fps`)
   int64_t anchor_pts_ = AV_NOPTS_VALUE;
   int64_t anchor_wall_ = 0;
   int64_t last_pts_ns_ = AV_NOPTS_VALUE;  // realtime: the last frame's pts,
   int64_t last_wall_ = 0;                 // when it was due,
   int64_t frame_ns_ = 0;                  // and the interval before it
+  bool rewound_ = false;                  // a loop started over since the last frame
   std::string path_;                      // a file's path, and
   FileId file_id_;          // what it was when opened (size -1: unknown, never rewound)
   uint64_t delivered_ = 0;  // frames of this pass over the file

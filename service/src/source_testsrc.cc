@@ -39,7 +39,7 @@ class TestSource final : public Source {
     out.planes.planes[0] = fi.plane_y;
     out.planes.planes[1] = fi.plane_uv;
     out.planes.pitches[0] = out.planes.pitches[1] = pitch;
-    const int64_t period = static_cast<int64_t>(1e9 / cfg_.test_fps);
+    const int64_t period = static_cast<int64_t>(1e9 / cfg_.fps);
     int64_t next = mono_ns();
     for (;;) {
       if (!sleep_until(next, stop_)) return Outcome::kStopped;

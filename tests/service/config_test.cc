@@ -115,7 +115,7 @@ cameras:
   EXPECT_TRUE(c.realtime);
   EXPECT_EQ(c.test_width, 1280u);
   EXPECT_EQ(c.test_height, 720u);
-  EXPECT_DOUBLE_EQ(c.test_fps, 30.0);
+  EXPECT_DOUBLE_EQ(c.fps, 30.0);
   // The struct's own defaults are the documented ones.
   EXPECT_EQ(c.slots, d.slots);
   EXPECT_EQ(c.packet_ring_bytes, d.packet_ring_bytes);
@@ -173,7 +173,7 @@ cameras:
   EXPECT_FALSE(c.realtime);
   EXPECT_EQ(c.test_width, 640u);
   EXPECT_EQ(c.test_height, 480u);
-  EXPECT_NEAR(c.test_fps, 29.97, 0.001);
+  EXPECT_NEAR(c.fps, 29.97, 0.001);
 }
 
 TEST(ConfigValues, EnumsAndBooleans) {
@@ -312,15 +312,22 @@ defaults:
 cameras:
   pattern: {url: testsrc://}
   cam: {url: "rtsp://10.0.0.1/stream"}
+  file: {url: /clips/raw.h264}
+  file2: {url: "file:///clips/raw.hevc"}
 )"));
-  ASSERT_EQ(cfg.cameras.size(), 2u);
+  ASSERT_EQ(cfg.cameras.size(), 4u);
   EXPECT_EQ(cfg.cameras[0].test_width, 640u);
   EXPECT_EQ(cfg.cameras[0].test_height, 360u);
-  EXPECT_DOUBLE_EQ(cfg.cameras[0].test_fps, 10.0);
+  EXPECT_DOUBLE_EQ(cfg.cameras[0].fps, 10.0);
   // Decoded cameras keep the built-in values, so changing defaults.width never restarts them.
   EXPECT_EQ(cfg.cameras[1].test_width, 1280u);
   EXPECT_EQ(cfg.cameras[1].test_height, 720u);
-  EXPECT_DOUBLE_EQ(cfg.cameras[1].test_fps, 30.0);
+  EXPECT_DOUBLE_EQ(cfg.cameras[1].fps, 30.0);
+  // fps is also a file's rate when its stream has no timestamps (raw Annex B).
+  for (size_t i : {2u, 3u}) {
+    EXPECT_EQ(cfg.cameras[i].test_width, 1280u);
+    EXPECT_DOUBLE_EQ(cfg.cameras[i].fps, 10.0);
+  }
 }
 
 TEST(ConfigDefaults, UrlAndNameAreNotDefaults) {
@@ -444,10 +451,10 @@ cameras:
   EXPECT_EQ(cfg.cameras[0].url, "testsrc://?width=640&height=480&fps=25");
   EXPECT_EQ(cfg.cameras[0].test_width, 640u);
   EXPECT_EQ(cfg.cameras[0].test_height, 480u);
-  EXPECT_DOUBLE_EQ(cfg.cameras[0].test_fps, 25.0);
+  EXPECT_DOUBLE_EQ(cfg.cameras[0].fps, 25.0);
   EXPECT_EQ(cfg.cameras[1].test_width, 320u);
   EXPECT_EQ(cfg.cameras[1].test_height, 200u);
-  EXPECT_DOUBLE_EQ(cfg.cameras[1].test_fps, 12.5);
+  EXPECT_DOUBLE_EQ(cfg.cameras[1].fps, 12.5);
   EXPECT_EQ(cfg.cameras[2].test_height, 96u);
   EXPECT_EQ(cfg.cameras[2].url, "testsrc:///?height=96");
 }
@@ -480,7 +487,7 @@ TEST(ConfigTestsrc, KeyRanges) {
   const Config cfg = MustParse(
       "cameras:\n  a:\n    url: testsrc://\n    fps: 240\n    width: "
       "16384\n    height: 16\n");
-  EXPECT_DOUBLE_EQ(cfg.cameras[0].test_fps, 240.0);
+  EXPECT_DOUBLE_EQ(cfg.cameras[0].fps, 240.0);
   EXPECT_EQ(cfg.cameras[0].test_width, 16384u);
 }
 
@@ -492,6 +499,28 @@ cameras:
     url: rtsp://cam.lan/stream
 )")),
                       3, 5, "cameras.a.width", "applies to testsrc:// cameras only");
+  EXPECT_CONFIG_ERROR(MustFail("cameras:\n  a:\n    url: /clips/a.mp4\n    height: 360\n"), 4, 5,
+                      "cameras.a.height", "applies to testsrc:// cameras only");
+}
+
+// fps: testsrc's rate, and a file's without timestamps; a network camera keeps its stream's.
+TEST(ConfigTestsrc, FpsAppliesToTestsrcAndFiles) {
+  const Config cfg = MustParse(Y(R"(
+cameras:
+  a: {url: /clips/raw.h264, fps: 12.5}
+  b: {url: "file:///clips/raw.hevc", fps: 30000/1001}
+  c: {url: clips/x.mp4}
+)"));
+  EXPECT_DOUBLE_EQ(cfg.cameras[0].fps, 12.5);
+  EXPECT_NEAR(cfg.cameras[1].fps, 29.97, 0.001);
+  EXPECT_DOUBLE_EQ(cfg.cameras[2].fps, 30.0);
+  for (const char* url : {"rtsp://cam.lan/stream", "https://cam.lan/live.m3u8"}) {
+    EXPECT_CONFIG_ERROR(
+        MustFail(std::string("cameras:\n  a:\n    url: ") + url + "\n    fps: 10\n"), 4, 5,
+        "cameras.a.fps",
+        "'fps' applies to testsrc:// cameras and files (a network camera keeps its stream's "
+        "rate)");
+  }
 }
 
 // --- URLs ----------------------------------------------------------------------------------------
@@ -1290,7 +1319,63 @@ TEST(ConfigFiles, MissingAndUnreadable) {
   TempDir dir;
   ASSERT_FALSE(load_config(dir.path(), &cfg, &err));
   EXPECT_EQ(err.line, 0);
-  EXPECT_EQ(err.message, std::string("cannot read: ") + std::strerror(EISDIR));
+  EXPECT_EQ(err.str(), dir.path() + ": not a regular file (a directory): a config must be one");
+}
+
+// Only a regular file is read, opened without blocking: a FIFO with no writer would block an
+// open or a read forever (--check-config hung, a reload wedged the service); /dev/zero never
+// ends (bad_alloc).
+TEST(ConfigFiles, SpecialFilesAreRefusedWithoutBlocking) {
+  TempDir dir;
+  const std::string fifo = dir.path() + "/fifo.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  Config cfg;
+  ConfigError err;
+  ASSERT_FALSE(load_config(fifo, &cfg, &err));
+  EXPECT_EQ(err.str(), fifo + ": not a regular file (a FIFO): a config must be one");
+  ASSERT_FALSE(load_config("/dev/zero", &cfg, &err));
+  EXPECT_EQ(err.str(), "/dev/zero: not a regular file (a character device): a config must be one");
+  const std::string link = dir.path() + "/zero.yaml";  // the path named, not its target
+  ASSERT_EQ(::symlink("/dev/zero", link.c_str()), 0);
+  ASSERT_FALSE(load_config(link, &cfg, &err));
+  EXPECT_EQ(err.file, link);
+  EXPECT_NE(err.message.find("(a character device)"), std::string::npos) << err.str();
+}
+
+TEST(ConfigFiles, AtMost1MiB) {
+  TempDir dir;
+  const std::string head = "cameras:\n  a: {url: testsrc://}\n";
+  // Exactly the limit: read and parsed.
+  std::string text = head;
+  const std::string comment = "# " + std::string(61, 'x') + "\n";
+  while (text.size() + comment.size() <= kMaxConfigBytes) text += comment;
+  text += std::string(kMaxConfigBytes - text.size() - 1, '#') + "\n";
+  ASSERT_EQ(text.size(), kMaxConfigBytes);
+  const std::string at_limit = dir.write("limit.yaml", text);
+  Config cfg;
+  ConfigError err;
+  EXPECT_TRUE(load_config(at_limit, &cfg, &err)) << err.str();
+  // One byte more is refused before anything is read; so is a sparse 3 GiB file.
+  const std::string over = dir.write("over.yaml", text + "\n");
+  ASSERT_FALSE(load_config(over, &cfg, &err));
+  EXPECT_EQ(err.str(),
+            over + ": the file is 1048577 bytes, larger than the 1 MiB a config may have");
+  const std::string huge = dir.path() + "/huge.yaml";
+  ASSERT_EQ(::truncate(dir.write("huge.yaml", "").c_str(), 3ll << 30), 0) << std::strerror(errno);
+  ASSERT_FALSE(load_config(huge, &cfg, &err));
+  EXPECT_EQ(err.str(),
+            huge + ": the file is 3221225472 bytes, larger than the 1 MiB a config may have");
+}
+
+TEST(ConfigFiles, ASymlinkToAConfigIsRead) {
+  TempDir dir;
+  const std::string real = dir.write("real.yaml", "cameras:\n  a: {url: testsrc://}\n");
+  const std::string link = dir.path() + "/link.yaml";
+  ASSERT_EQ(::symlink(real.c_str(), link.c_str()), 0);
+  Config cfg;
+  ConfigError err;
+  ASSERT_TRUE(load_config(link, &cfg, &err)) << err.str();
+  EXPECT_EQ(cfg.cameras.size(), 1u);
 }
 
 TEST(ConfigFiles, LoadReportsTheFileInErrors) {
@@ -1328,7 +1413,7 @@ TEST(ConfigFiles, ShippedDefaultConfigLoads) {
   EXPECT_EQ(c.memory, MemoryChoice::kAuto);
   EXPECT_EQ(c.test_width, 1280u);
   EXPECT_EQ(c.test_height, 720u);
-  EXPECT_DOUBLE_EQ(c.test_fps, 30.0);
+  EXPECT_DOUBLE_EQ(c.fps, 30.0);
 }
 
 TEST(ConfigFiles, ShippedExampleLoads) {
@@ -1381,7 +1466,7 @@ TEST(ConfigFiles, ShippedExampleLoads) {
   EXPECT_TRUE(replay_cam.loop);
   EXPECT_TRUE(replay_cam.realtime);
   EXPECT_EQ(find("pattern").test_width, 1920u);
-  EXPECT_DOUBLE_EQ(find("pattern").test_fps, 25.0);
+  EXPECT_DOUBLE_EQ(find("pattern").fps, 25.0);
 }
 
 TEST(ConfigFiles, ToString) {

@@ -1,5 +1,6 @@
 // The MQTT monitor's pure parts (service/src/health.h, ha_id.h): names as Home Assistant ids and
-// the subscriber tracker's topic names and report order.
+// the subscriber tracker's topic names and report order; and what keeps reports and logs honest:
+// the frame rate computed when it is read (rate_meter.h) and throttled log lines (logging.h).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -7,6 +8,8 @@
 #include <vector>
 
 #include "health.h"
+#include "logging.h"
+#include "rate_meter.h"
 
 namespace cfsvc {
 namespace {
@@ -60,6 +63,58 @@ TEST(SubscriberTracker, ARestartedSubscriberIsReportedLast) {
   EXPECT_EQ(r[1].topic_name, "det");
   EXPECT_TRUE(r[1].connected);
   EXPECT_EQ(r[1].stats.frames_received, 5u);
+}
+
+constexpr int64_t kSec = 1'000'000'000;
+
+TEST(RateMeter, SteadyFramesGiveTheirRate) {
+  RateMeter m;
+  EXPECT_EQ(m.rate(5 * kSec), 0);
+  for (int i = 0; i <= 150; ++i) m.add(10 * kSec + i * kSec / 30);  // 30 fps for 5 s
+  const int64_t last = 10 * kSec + 150 * kSec / 30;
+  EXPECT_NEAR(m.rate(last), 30.0, 0.01);
+  EXPECT_NEAR(m.rate(last + kSec / 60), 30.0, 0.3);  // between two frames
+}
+
+// The rate is computed when it is read: frames that stopped make it fall, to 0 once the last
+// one is older than the window, whoever stopped them.
+TEST(RateMeter, FallsToZeroWhenFramesStop) {
+  RateMeter m;
+  for (int i = 0; i <= 60; ++i) m.add(i * kSec / 30);
+  const int64_t last = 2 * kSec;
+  EXPECT_NEAR(m.rate(last), 30.0, 0.01);
+  const double half = m.rate(last + kSec);
+  EXPECT_GT(half, 10);
+  EXPECT_LT(half, 20);
+  EXPECT_EQ(m.rate(last + RateMeter::kWindowNs), 0);
+  EXPECT_EQ(m.rate(last + 100 * kSec), 0);
+  m.add(last + 100 * kSec);  // one frame is no rate yet
+  EXPECT_EQ(m.rate(last + 100 * kSec), 0);
+  m.add(last + 100 * kSec + kSec / 10);
+  EXPECT_NEAR(m.rate(last + 100 * kSec + kSec / 10), 10.0, 0.01);
+}
+
+TEST(RateMeter, ClearForgetsAndBurstsStayBounded) {
+  RateMeter m;
+  for (int i = 0; i < 100000; ++i) m.add(kSec + i);  // a burst of 100000 frames in 0.1 ms
+  EXPECT_GT(m.rate(kSec + 100000), 0);
+  m.clear();
+  EXPECT_EQ(m.rate(kSec + 100000), 0);
+}
+
+TEST(LogThrottle, RepeatsAreHeldBackAndCounted) {
+  LogThrottle t(std::chrono::seconds(60));
+  std::string suffix = "unset";
+  ASSERT_TRUE(t.allow(kSec, &suffix));
+  EXPECT_EQ(suffix, "");
+  for (int i = 0; i < 312; ++i) EXPECT_FALSE(t.allow(kSec + i * kSec / 10, &suffix));
+  ASSERT_TRUE(t.allow(61 * kSec, &suffix));
+  EXPECT_EQ(suffix, " (repeated 312 times)");
+  EXPECT_FALSE(t.allow(62 * kSec, &suffix));
+  ASSERT_TRUE(t.allow(200 * kSec, &suffix));
+  EXPECT_EQ(suffix, " (repeated 1 time)");
+  ASSERT_TRUE(t.allow(300 * kSec, &suffix));
+  EXPECT_EQ(suffix, "");
 }
 
 }  // namespace

@@ -84,6 +84,33 @@ def draw(n: int, width: int, height: int, rng: np.random.Generator,
     return np.clip(y, 0, 255).astype(np.uint8), u, v
 
 
+def _encode(out: Path, width: int, height: int, fps: int, first: int, count: int,
+            bit_depth: int, args: tuple[str, ...]) -> None:
+    """Pipes frames first..first+count-1 of the pattern to the ffmpeg CLI, which writes `out`
+    with the output arguments `args` (codec, container options)."""
+    pix_in = "yuv420p10le" if bit_depth > 8 else "yuv420p"
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+           "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{width}x{height}",
+           "-r", str(fps), "-i", "pipe:0", *args, "-threads", "2", "-an", str(out)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    rng = np.random.default_rng(1234 + first)
+    try:
+        for n in range(first, first + count):
+            planes = draw(n, width, height, rng)
+            for p in planes:
+                if bit_depth > 8:
+                    p = p.astype(np.uint16) << (bit_depth - 8)
+                proc.stdin.write(np.ascontiguousarray(p).tobytes())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    rc = proc.wait(timeout=300)
+    if rc != 0:
+        out.unlink(missing_ok=True)
+        raise RuntimeError(f"ffmpeg failed ({rc}) making {out.name}: {' '.join(cmd)}")
+
+
 def make(clip: Clip, out_dir: str | os.PathLike[str]) -> Path:
     """Encodes clip into out_dir (once: an existing file is kept). Returns its path."""
     out = Path(out_dir) / clip.filename
@@ -91,28 +118,66 @@ def make(clip: Clip, out_dir: str | os.PathLike[str]) -> Path:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
-    pix_in = "yuv420p10le" if clip.bit_depth > 8 else "yuv420p"
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-           "-f", "rawvideo", "-pix_fmt", pix_in, "-s", f"{clip.width}x{clip.height}",
-           "-r", str(clip.fps), "-i", "pipe:0", *clip.encoder_args,
-           "-threads", "2", "-an", "-movflags", "+faststart", str(tmp)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    rng = np.random.default_rng(1234)
-    try:
-        for n in range(clip.frames):
-            planes = draw(n, clip.width, clip.height, rng)
-            for p in planes:
-                if clip.bit_depth > 8:
-                    p = p.astype(np.uint16) << (clip.bit_depth - 8)
-                proc.stdin.write(np.ascontiguousarray(p).tobytes())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    rc = proc.wait(timeout=300)
-    if rc != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ffmpeg failed ({rc}) making {clip.name}: {' '.join(cmd)}")
+    _encode(tmp, clip.width, clip.height, clip.fps, 0, clip.frames, clip.bit_depth,
+            (*clip.encoder_args, "-movflags", "+faststart"))
+    os.replace(tmp, out)
+    return out
+
+
+# The timestamp-jump file: an MPEG-TS of two segments of JUMP_FRAMES frames each (barcodes
+# 0..JUMP_FRAMES-1, then JUMP_FRAMES..2*JUMP_FRAMES-1), the second one's timestamps JUMP_S
+# later than they should be: a valid file with a +1 h discontinuity after its first segment.
+JUMP_FILENAME = "ts-jump-640x360.ts"
+JUMP_FPS = 25
+JUMP_FRAMES = 75
+JUMP_S = 3600
+
+
+def make_ts_jump(out_dir: str | os.PathLike[str]) -> Path:
+    """Encodes the timestamp-jump file into out_dir (once). Returns its path."""
+    out = Path(out_dir) / JUMP_FILENAME
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    segs = []
+    for i, offset in enumerate((0, JUMP_S)):
+        seg = out.with_name(f".{out.name}.{os.getpid()}.{i}.ts")
+        # -output_ts_offset shifts the whole segment: the second one starts where the first
+        # ends, plus JUMP_S.
+        start = i * JUMP_FRAMES / JUMP_FPS + offset
+        _encode(seg, 640, 360, JUMP_FPS, i * JUMP_FRAMES, JUMP_FRAMES, 8,
+                ("-c:v", "libx264", "-preset", "veryfast", "-g", str(JUMP_FPS), "-bf", "0",
+                 "-pix_fmt", "yuv420p", "-output_ts_offset", str(start), "-f", "mpegts"))
+        segs.append(seg)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        for seg in segs:
+            f.write(seg.read_bytes())
+            seg.unlink()
+    os.replace(tmp, out)
+    return out
+
+
+# Raw Annex B streams: no container, no timestamps. RAW_FPS frames a second, RAW_FRAMES frames.
+# The H.264 one states its rate in its SPS (VUI timing); the HEVC one does not.
+RAW_FPS = 15
+RAW_FRAMES = 45
+
+
+def make_raw(out_dir: str | os.PathLike[str], codec: str) -> Path:
+    """Encodes a raw Annex B stream ("h264" or "hevc") into out_dir (once). Returns its path."""
+    out = Path(out_dir) / f"raw-640x360.{codec}"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    if codec == "h264":
+        args: tuple[str, ...] = ("-c:v", "libx264", "-preset", "veryfast", "-g", "15",
+                                 "-pix_fmt", "yuv420p", "-f", "h264")
+    else:
+        args = ("-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                "-x265-params", "keyint=15:log-level=error:vui-timing-info=0", "-f", "hevc")
+    _encode(tmp, 640, 360, RAW_FPS, 0, RAW_FRAMES, 8, args)
     os.replace(tmp, out)
     return out
 

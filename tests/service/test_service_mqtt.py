@@ -31,6 +31,9 @@ BASE = f"cuframes/{NODE}"
 STATS_INTERVAL_S = 0.5
 # The contract's backoff: 1 s doubling to 30 s (plus a margin for the announcement).
 RECONNECT_S = 40.0
+# docs/mqtt.md: a removed entity's retained states are cleared this long after its discovery
+# configs were deleted (Home Assistant removes entities asynchronously).
+CLEAR_STATES_AFTER_S = 5.0
 
 
 # ---- fixtures ----------------------------------------------------------------------------
@@ -99,6 +102,45 @@ def _wait_announced(col: mh.Collector, s: svc.Service, cameras: list[str], since
 def _fail_on(problems: list[str], header: str) -> None:
     if problems:
         raise AssertionError(f"{header}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+
+
+def _removal_order(col: mh.Collector, since: int, configs: list[str], states: list[str],
+                   detail: Callable[[], str]) -> list[str]:
+    """Waits for the deletion (an empty retained payload) of every discovery config in
+    `configs` and every state topic in `states` since message `since`, and returns what is
+    wrong with their order: Home Assistant removes an entity asynchronously after its empty
+    config, and an empty state reaching an entity not yet removed fails its value_template
+    ("'value_json' is undefined") and its attributes ("Erroneous JSON"). So every config goes
+    first, and the states follow only CLEAR_STATES_AFTER_S later (half of it as the bound: the
+    arrival times are the test client's)."""
+    def first_empty(t: str) -> Optional[mh.Msg]:
+        ms = col.messages(t, since=since, pred=lambda m: m.payload == b"")
+        return ms[0] if ms else None
+
+    def missing() -> list[str]:
+        return [t for t in configs + states if first_empty(t) is None]
+    if col.try_wait(lambda: not missing(), CLEAR_STATES_AFTER_S + 15) is None:
+        return [f"no empty retained payload within {CLEAR_STATES_AFTER_S + 15} s on: "
+                f"{missing()}\n{detail()}"]
+    problems: list[str] = []
+    cfg_msgs = [first_empty(t) for t in configs]
+    state_msgs = [first_empty(t) for t in states]
+    last_cfg = max(cfg_msgs, key=lambda m: m.idx)  # type: ignore[union-attr]
+    first_state = min(state_msgs, key=lambda m: m.idx)  # type: ignore[union-attr]
+    assert last_cfg is not None and first_state is not None
+    if first_state.idx < last_cfg.idx:
+        problems.append(f"a state was cleared before the last discovery config was deleted: "
+                        f"{first_state} before {last_cfg}")
+    gap = first_state.t - last_cfg.t
+    if gap < CLEAR_STATES_AFTER_S / 2:
+        problems.append(f"states cleared {gap:.2f} s after the last config deletion (Home "
+                        f"Assistant may not have removed the entities yet): {first_state}")
+    for m in cfg_msgs + state_msgs:
+        if m is not None and not m.retain:
+            problems.append(f"the deletion is not retained (HA keeps the entity): {m}")
+    print(f"removal: {len(configs)} configs deleted, then {len(states)} states cleared "
+          f"{gap:.2f} s later")
+    return problems
 
 
 def _service_version(s: svc.Service) -> Optional[str]:
@@ -298,7 +340,8 @@ def test_entities_of_a_camera_removed_while_stopped_are_swept(
         service: Callable[..., svc.Service]) -> None:
     """A camera removed from the config while the service was stopped: on the next start its
     retained discovery configs and state are deleted from the broker (docs/mqtt.md), even when
-    its id extends a remaining camera's ("front_door" vs "front"); the rest stay."""
+    its id extends a remaining camera's ("front_door" vs "front"); the rest stay. The configs
+    go first, the state CLEAR_STATES_AFTER_S later (Home Assistant's removal is asynchronous)."""
     b = broker()
     col = collector(b)
     s = service({"front": mh.testsrc(), "front_door": mh.testsrc()}, mq(b))
@@ -308,9 +351,12 @@ def test_entities_of_a_camera_removed_while_stopped_are_swept(
     before = mh.retained(b.port)
     assert [t for t in before if gone in t] and f"{BASE}/front_door/state" in before, before
 
+    gone_cfgs = [t for t in before if gone in t]
     mark = col.mark()
     s2 = service({"front": mh.testsrc()}, mq(b), name="second.yaml")
     _wait_announced(col, s2, ["front"], since=mark)
+    _fail_on(_removal_order(col, mark, gone_cfgs, [f"{BASE}/front_door/state"], s2.describe),
+             "the sweep's removal order")
 
     def left() -> list[str]:
         return [t for t in mh.retained(b.port) if gone in t or t == f"{BASE}/front_door/state"]
@@ -495,7 +541,9 @@ def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
                                   service: Callable[..., svc.Service],
                                   runtime_dir: str) -> None:
     """SIGHUP without camera b: each of b's discovery topics (its subscriber's too) gets an
-    empty retained payload, its state topics are cleared; a's entities stay as they were."""
+    empty retained payload, then, CLEAR_STATES_AFTER_S later, its state topics are cleared
+    (never in the same burst: Home Assistant would still have the entities); a's entities
+    stay as they were."""
     b = broker()
     col = collector(b)
     cams = {"a": mh.testsrc(320, 240, 30), "b": mh.testsrc(320, 240, 30)}
@@ -526,15 +574,7 @@ def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
     reader.join(timeout=10)
     assert isinstance(reader.error, cuframes.CuframesPublisherGone), repr(reader.error)
 
-    problems: list[str] = []
-    pending = lambda: [t for t in b_cfgs + b_states  # noqa: E731
-                       if not col.messages(t, since=mark, pred=lambda m: m.payload == b"")]
-    if col.try_wait(lambda: not pending(), 10) is None:
-        problems.append(f"no empty retained payload within 10 s on: {pending()}")
-    for t in b_cfgs + b_states:
-        for m in col.messages(t, since=mark, pred=lambda m: m.payload == b""):
-            if not m.retain:
-                problems.append(f"the deletion is not retained (HA keeps the entity): {m}")
+    problems = _removal_order(col, mark, b_cfgs, b_states, s.describe)
     # a: another state after the reload, its configs untouched
     col.wait_msg(f"{BASE}/a/state", _state_is("streaming"), since=mark, timeout=5,
                  detail=s.describe)
@@ -558,6 +598,42 @@ def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
         if back:
             problems.append(f"{t}: published again after its deletion: {back[:2]}")
     _fail_on(problems, "camera removed by SIGHUP")
+
+
+def test_camera_back_before_its_states_are_cleared(broker: Callable[..., mh.Broker],
+                                                   collector: Callable[..., mh.Collector],
+                                                   service: Callable[..., svc.Service],
+                                                   runtime_dir: str) -> None:
+    """A camera removed by SIGHUP and put back by another before its states were due to be
+    cleared: its entities are announced again and its state is never cleared afterwards."""
+    b = broker()
+    col = collector(b)
+    cams = {"a": mh.testsrc(320, 240, 30), "b": mh.testsrc(320, 240, 30)}
+    s = service(cams, mq(b))
+    configs = _wait_announced(col, s, ["a", "b"])
+    b_cfg = next(t for t, p in configs.items() if p and "cuframes_test_b_connectivity" in t)
+
+    mark = col.mark()
+    svc.write_config(s.config, {"a": cams["a"]}, runtime_dir, mqtt=mq(b))
+    s.send(signal.SIGHUP)
+    gone = col.wait_msg(b_cfg, _is(b""), since=mark, timeout=10, what="deleted",
+                        detail=s.describe)
+    svc.write_config(s.config, cams, runtime_dir, mqtt=mq(b))
+    s.send(signal.SIGHUP)
+    back = col.wait_msg(b_cfg, lambda m: m.payload != b"", since=gone.idx, timeout=10,
+                        what="announced again", detail=s.describe)
+    assert back.t - gone.t < CLEAR_STATES_AFTER_S, (
+        f"b came back {back.t - gone.t:.1f} s after its removal: too late for this test")
+    # Past the time its states were due: b's state keeps coming, never cleared.
+    late = col.wait_msg(f"{BASE}/b/state",
+                        lambda m: m.t > gone.t + CLEAR_STATES_AFTER_S + 1 and m.payload != b"",
+                        since=back.idx, timeout=CLEAR_STATES_AFTER_S + 10,
+                        what="a state after the clearing would have been due",
+                        detail=s.describe)
+    cleared = col.messages(f"{BASE}/b/state", since=gone.idx, pred=lambda m: m.payload == b"")
+    assert not cleared, f"b's state was cleared though b was back within the wait: {cleared}"
+    assert (late.obj() or {}).get("state") == "streaming", late
+    assert mh.retained(b.port).get(f"{BASE}/b/state", b""), "b's state is not retained"
 
 
 # ---- the broker goes away ----------------------------------------------------------------
