@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "clock.h"
+#include "color.h"
 #include "cuframes/cuframes.h"
 #include "layout.h"
 #include "observer.h"
@@ -158,6 +159,17 @@ void cuframes_loan_get_info(const cuframes_loan_t* loan, cuframes_frame_info_t* 
   if (loan != nullptr && out != nullptr) *out = loan->info;
 }
 
+cuframes_status_t cuframes_loan_set_color(cuframes_loan_t* loan, cuframes_color_matrix_t matrix,
+                                          cuframes_color_range_t range) {
+  return guard([&] {
+    if (loan == nullptr) return null_arg("loan");
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::check_color(matrix, range, "loan"));
+    loan->info.color_matrix = matrix;
+    loan->info.color_range = range;
+    return Ok();
+  });
+}
+
 cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher, cuframes_loan_t* loan,
                                             int64_t pts_ns, void* cuda_stream,
                                             uint64_t* seq_out) {
@@ -171,7 +183,8 @@ cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher, cuf
       owner->impl->abandon(loan->slot);  // still give the slot back to its publisher
       return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "loan belongs to another publisher");
     }
-    return owner->impl->commit(loan->slot, pts_ns, cuda_stream, seq_out);
+    return owner->impl->commit(loan->slot, pts_ns, cuda_stream, loan->info.color_matrix,
+                               loan->info.color_range, seq_out);
   });
 }
 

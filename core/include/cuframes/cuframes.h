@@ -114,6 +114,31 @@ typedef enum cuframes_format_t {
 /* "NV12", "P010", "GRAY8"; "INVALID" otherwise. Static storage. */
 CUFRAMES_EXPORT const char* cuframes_format_name(cuframes_format_t format);
 
+/* Colour description of a frame: how its Y, U, V samples map to R, G, B (ITU-T H.273). Set by the
+ * publisher per frame (cuframes_source_t, cuframes_loan_set_color), carried in the ring with the
+ * frame, handed to readers in cuframes_frame_info_t. UNKNOWN is what a publisher that says nothing
+ * gets; readers then assume (as cuframes_preprocess does): BT.709 for frames at least 720 rows
+ * high, BT.601 below, and limited range (GRAY8: full range, the sample is the grey level). */
+typedef enum cuframes_color_matrix_t {
+  CUFRAMES_COLOR_MATRIX_UNKNOWN = 0,
+  CUFRAMES_COLOR_MATRIX_BT601 = 1,  /* Kr 0.299, Kb 0.114 (SMPTE 170M, BT.470 BG) */
+  CUFRAMES_COLOR_MATRIX_BT709 = 2,  /* Kr 0.2126, Kb 0.0722 */
+  CUFRAMES_COLOR_MATRIX_BT2020 = 3, /* Kr 0.2627, Kb 0.0593, non-constant luminance */
+  CUFRAMES_COLOR_MATRIX_MAX_ENUM = 0x7FFFFFFF
+} cuframes_color_matrix_t;
+
+typedef enum cuframes_color_range_t {
+  CUFRAMES_COLOR_RANGE_UNKNOWN = 0,
+  CUFRAMES_COLOR_RANGE_LIMITED = 1, /* "TV"/"MPEG": Y 16..235, U and V 16..240 (x4 for 10 bits) */
+  CUFRAMES_COLOR_RANGE_FULL = 2,    /* "PC"/"JPEG": 0..255 (0..1023) */
+  CUFRAMES_COLOR_RANGE_MAX_ENUM = 0x7FFFFFFF
+} cuframes_color_range_t;
+
+/* "unknown", "bt601", "bt709", "bt2020"; "invalid" otherwise. Static storage. */
+CUFRAMES_EXPORT const char* cuframes_color_matrix_name(cuframes_color_matrix_t matrix);
+/* "unknown", "limited", "full"; "invalid" otherwise. Static storage. */
+CUFRAMES_EXPORT const char* cuframes_color_range_name(cuframes_color_range_t range);
+
 typedef enum cuframes_memory_t {
   CUFRAMES_MEMORY_HOST = 1, /* memfd-backed host memory; frames are CPU pointers */
   CUFRAMES_MEMORY_CUDA = 2, /* device memory; frames are device pointers on the subscriber's GPU */
@@ -204,6 +229,8 @@ typedef struct cuframes_frame_info_t {
   cuframes_memory_t memory;     /* HOST: CPU pointers; CUDA: device pointers */
   int32_t device;               /* CUDA device id of the pointers; -1 for host memory */
   uint32_t slot;                /* slot index in the ring */
+  cuframes_color_matrix_t color_matrix; /* as the publisher described the frame; UNKNOWN if */
+  cuframes_color_range_t color_range;   /* it did not (see cuframes_color_matrix_t) */
 } cuframes_frame_info_t;
 
 /* Lends a free slot for writing in place (the zero-copy producer path). Waits per the policy:
@@ -212,6 +239,11 @@ typedef struct cuframes_frame_info_t {
 CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_loan(cuframes_publisher_t* publisher,
                                                           cuframes_loan_t** out);
 CUFRAMES_EXPORT void cuframes_loan_get_info(const cuframes_loan_t* loan, cuframes_frame_info_t* out);
+/* Describes the colour of the frame being written in a loan (default UNKNOWN, UNKNOWN); commit
+ * publishes it with the frame. INVALID_ARGUMENT for values outside the enums. */
+CUFRAMES_EXPORT cuframes_status_t cuframes_loan_set_color(cuframes_loan_t* loan,
+                                                          cuframes_color_matrix_t matrix,
+                                                          cuframes_color_range_t range);
 /* Publishes a loaned slot with its pts. For a cuda ring, cuda_stream (a cudaStream_t, NULL = the
  * default stream) is the stream the slot was written on: the frame is published only after that
  * work has completed. The loan is consumed, also on failure. *seq_out (may be NULL) gets the seq. */
@@ -228,6 +260,8 @@ typedef struct cuframes_source_t {
   uint64_t pitches[2];      /* bytes between rows of each plane */
   cuframes_memory_t memory; /* where the planes are: HOST, or CUDA (cuda rings only) */
   void* cuda_stream;        /* cuda ring: stream for the copy (NULL = default stream) */
+  cuframes_color_matrix_t color_matrix; /* the frame's colour description, published with it; */
+  cuframes_color_range_t color_range;   /* default UNKNOWN (see cuframes_color_matrix_t) */
 } cuframes_source_t;
 
 CUFRAMES_EXPORT void cuframes_source_init(cuframes_source_t* source);

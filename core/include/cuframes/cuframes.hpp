@@ -89,6 +89,10 @@ class Loan {
   void abandon() noexcept {
     if (loan_ != nullptr) cuframes_publisher_abandon(pub_, std::exchange(loan_, nullptr));
   }
+  // The colour description commit publishes with the frame.
+  void set_color(cuframes_color_matrix_t matrix, cuframes_color_range_t range) {
+    check(cuframes_loan_set_color(loan_, matrix, range));
+  }
 
  private:
   friend class Publisher;
