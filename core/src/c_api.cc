@@ -11,6 +11,7 @@
 #include "layout.h"
 #include "observer.h"
 #include "packet_reader.h"
+#include "preprocess.h"
 #include "publisher.h"
 #include "registry.h"
 #include "status.h"
@@ -358,6 +359,35 @@ void cuframes_subscriber_stop_callback(cuframes_subscriber_t* subscriber) {
   } catch (const std::exception& e) {
     cuframes::detail::set_last_error(Err(CUFRAMES_ERR_INTERNAL, "%s", e.what()));
   }
+}
+
+// --- preprocessing -----------------------------------------------------------------------------
+
+void cuframes_preprocess_options_init(cuframes_preprocess_options_t* o) {
+  if (o != nullptr) *o = cuframes::detail::preprocess_defaults();
+}
+
+size_t cuframes_preprocess_bytes(const cuframes_preprocess_options_t* o, size_t count) {
+  return o == nullptr ? 0 : cuframes::detail::preprocess_bytes(*o, count);
+}
+
+cuframes_status_t cuframes_preprocess(cuframes_frame_t* const* frames, size_t count,
+                                      const cuframes_preprocess_options_t* options, void* out,
+                                      size_t out_bytes, cuframes_transform_t* transforms) {
+  return guard([&] {
+    if (frames == nullptr && count != 0) return null_arg("frames");
+    if (options == nullptr) return null_arg("options");
+    std::vector<cuframes::detail::PreprocessInput> in(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (frames[i] == nullptr || !frames[i]->held) {
+        return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "frames[%zu] is NULL", i);
+      }
+      const HeldFrame& h = *frames[i]->held;
+      if (!h.core) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "frames[%zu] was released", i);
+      in[i] = {&h.info, h.core->consumer_stream};
+    }
+    return cuframes::detail::preprocess(in.data(), count, *options, out, out_bytes, transforms);
+  });
 }
 
 // --- observer ----------------------------------------------------------------------------------
