@@ -27,7 +27,8 @@ def test_all_is_complete_and_importable() -> None:
     for name in cuframes.__all__:
         assert hasattr(cuframes, name), name
     public = {n for n in dir(cuframes) if not n.startswith("_")}
-    modules = {"asyncio", "annotations", "AsyncIterator", "Optional"}
+    modules = {"asyncio", "annotations", "Any", "AsyncIterator", "Optional", "Sequence", "Tuple",
+               "Union"}
     assert public - modules == set(cuframes.__all__)
 
 
