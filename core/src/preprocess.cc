@@ -106,13 +106,12 @@ std::string where(const cuframes_frame_info_t& f) {
 Status describe(const cuframes_frame_info_t& fi, size_t i, const cuframes_preprocess_options_t& o,
                 pp::FrameDesc* d, cuframes_transform_t* t) {
   const cuframes_geometry_t& g = fi.geometry;
+  // The planes are read through plane_y / plane_uv with the pitches: those must fit the format.
   cuframes_geometry_t want{};
-  if (compute_geometry(g.format, g.width, g.height, g.pitch_y, 1, &want).ok()) {
-    want.offset_uv = g.offset_uv;  // the plane pointers are what we read
-  }
-  if (want.format == CUFRAMES_FORMAT_INVALID || want.pitch_uv != g.pitch_uv ||
-      fi.plane_y == nullptr || (g.num_planes == 2) != (fi.plane_uv != nullptr) ||
-      want.num_planes != g.num_planes) {
+  const bool readable = compute_geometry(g.format, g.width, g.height, g.pitch_y, 1, &want).ok() &&
+                        want.num_planes == g.num_planes && want.pitch_uv == g.pitch_uv &&
+                        fi.plane_y != nullptr && (g.num_planes == 2) == (fi.plane_uv != nullptr);
+  if (!readable) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT,
                "frames[%zu]: not a frame cuframes can read (%s %ux%u, pitch %u)", i,
                cuframes_format_name(g.format), g.width, g.height, g.pitch_y);

@@ -371,6 +371,13 @@ TEST(Preprocess, FramesOfDifferentDevicesAreRefused) {
   EXPECT_EQ(st.code(), CUFRAMES_ERR_INVALID_ARGUMENT);
   EXPECT_NE(st.message().find("frames[1]: unknown color_range 5"), std::string::npos)
       << st.message();
+  // So is one whose planes do not fit its format (an NV12 frame without its UV plane).
+  cuframes_frame_info_t d = a;
+  d.plane_uv = nullptr;
+  in[1] = {&d, nullptr};
+  st = cuframes::detail::preprocess(in, 2, o, out.data(), out.size() * 2, nullptr);
+  EXPECT_EQ(st.code(), CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(st.message(), "frames[1]: not a frame cuframes can read (NV12 64x64, pitch 64)");
 #ifndef CUFRAMES_WITH_CUDA
   // Without CUDA in the build, CUDA frames are a clear error (never a launch).
   in[0] = {&b, nullptr};
