@@ -7,10 +7,12 @@
 #include <vector>
 
 #include "clock.h"
+#include "color.h"
 #include "cuframes/cuframes.h"
 #include "layout.h"
 #include "observer.h"
 #include "packet_reader.h"
+#include "preprocess.h"
 #include "publisher.h"
 #include "runtime_dir.h"
 #include "registry.h"
@@ -155,6 +157,17 @@ void cuframes_loan_get_info(const cuframes_loan_t* loan, cuframes_frame_info_t* 
   if (loan != nullptr && out != nullptr) *out = loan->info;
 }
 
+cuframes_status_t cuframes_loan_set_color(cuframes_loan_t* loan, cuframes_color_matrix_t matrix,
+                                          cuframes_color_range_t range) {
+  return guard([&] {
+    if (loan == nullptr) return null_arg("loan");
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::check_color(matrix, range, "loan"));
+    loan->info.color_matrix = matrix;
+    loan->info.color_range = range;
+    return Ok();
+  });
+}
+
 cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher, cuframes_loan_t* loan,
                                             int64_t pts_ns, void* cuda_stream,
                                             uint64_t* seq_out) {
@@ -168,7 +181,8 @@ cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher, cuf
       owner->impl->abandon(loan->slot);  // still give the slot back to its publisher
       return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "loan belongs to another publisher");
     }
-    return owner->impl->commit(loan->slot, pts_ns, cuda_stream, seq_out);
+    return owner->impl->commit(loan->slot, pts_ns, cuda_stream, loan->info.color_matrix,
+                               loan->info.color_range, seq_out);
   });
 }
 
@@ -342,6 +356,35 @@ void cuframes_subscriber_stop_callback(cuframes_subscriber_t* subscriber) {
   } catch (const std::exception& e) {
     cuframes::detail::set_last_error(Err(CUFRAMES_ERR_INTERNAL, "%s", e.what()));
   }
+}
+
+// --- preprocessing -----------------------------------------------------------------------------
+
+void cuframes_preprocess_options_init(cuframes_preprocess_options_t* o) {
+  if (o != nullptr) *o = cuframes::detail::preprocess_defaults();
+}
+
+size_t cuframes_preprocess_bytes(const cuframes_preprocess_options_t* o, size_t count) {
+  return o == nullptr ? 0 : cuframes::detail::preprocess_bytes(*o, count);
+}
+
+cuframes_status_t cuframes_preprocess(cuframes_frame_t* const* frames, size_t count,
+                                      const cuframes_preprocess_options_t* options, void* out,
+                                      size_t out_bytes, cuframes_transform_t* transforms) {
+  return guard([&] {
+    if (frames == nullptr && count != 0) return null_arg("frames");
+    if (options == nullptr) return null_arg("options");
+    std::vector<cuframes::detail::PreprocessInput> in(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (frames[i] == nullptr || !frames[i]->held) {
+        return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "frames[%zu] is NULL", i);
+      }
+      const HeldFrame& h = *frames[i]->held;
+      if (!h.core) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "frames[%zu] was released", i);
+      in[i] = {&h.info, h.core->consumer_stream};
+    }
+    return cuframes::detail::preprocess(in.data(), count, *options, out, out_bytes, transforms);
+  });
 }
 
 // --- observer ----------------------------------------------------------------------------------

@@ -62,7 +62,10 @@ struct alignas(64) SlotState {
   Shared<uint64_t> seq;         // see above
   Shared<int64_t> pts_ns;       // valid while seq is a published seq
   Shared<int64_t> publish_ns;   // CLOCK_MONOTONIC at publication
+  Shared<uint32_t> color_matrix;  // cuframes_color_matrix_t of the frame (like pts_ns)
+  Shared<uint32_t> color_range;   // cuframes_color_range_t of the frame (like pts_ns)
 };
+static_assert(sizeof(SlotState) == 64);
 
 struct RingHeader {
   // identity (immutable)

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "clock.h"
+#include "color.h"
 #include "geometry.h"
 #include "log.h"
 #include "runtime_dir.h"
@@ -377,7 +378,9 @@ Status Publisher::loan(uint32_t* slot) {
   return Ok();
 }
 
-Status Publisher::commit(uint32_t slot, int64_t pts_ns, void* stream, uint64_t* seq_out) {
+Status Publisher::commit(uint32_t slot, int64_t pts_ns, void* stream,
+                         cuframes_color_matrix_t matrix, cuframes_color_range_t range,
+                         uint64_t* seq_out) {
   if (slot >= slots_ || (loaned_ & (1ull << slot)) == 0) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "slot %u is not loaned", slot);
   }
@@ -391,6 +394,8 @@ Status Publisher::commit(uint32_t slot, int64_t pts_ns, void* stream, uint64_t* 
   SlotState& s = hdr_->slots[slot];
   wr(s.pts_ns, pts_ns);
   wr(s.publish_ns, now);
+  wr(s.color_matrix, matrix);
+  wr(s.color_range, range);
   s.seq.store(seq, std::memory_order_seq_cst);
   slot_seq_[slot] = seq;
   loaned_ &= ~(1ull << slot);
@@ -430,6 +435,7 @@ Status Publisher::publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t
   if (src.memory == CUFRAMES_MEMORY_CUDA && memory() == CUFRAMES_MEMORY_HOST) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "a host ring takes host sources only");
   }
+  CUFRAMES_RETURN_IF_ERROR(check_color(src.color_matrix, src.color_range, "source"));
   uint32_t slot;
   bool dropped = false;
   CUFRAMES_RETURN_IF_ERROR(acquire_slot(&slot, &dropped));
@@ -455,7 +461,7 @@ Status Publisher::publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t
     abandon(slot);
     return st;
   }
-  return commit(slot, pts_ns, src.cuda_stream, seq_out);
+  return commit(slot, pts_ns, src.cuda_stream, src.color_matrix, src.color_range, seq_out);
 }
 
 void Publisher::notify(Role role, uint32_t kind, uint64_t seq) {

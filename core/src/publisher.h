@@ -38,8 +38,10 @@ class Publisher {
   // Claims a free slot for writing (policy applies). FRAME_TIMEOUT when none could be had.
   Status loan(uint32_t* slot);
   uint8_t* slot_base(uint32_t slot) const { return ring_->base() + slot * slot_stride_; }
-  // Publishes a loaned slot after the writes on stream have completed.
-  Status commit(uint32_t slot, int64_t pts_ns, void* stream, uint64_t* seq);
+  // Publishes a loaned slot after the writes on stream have completed, with the frame's colour
+  // description (checked by the caller).
+  Status commit(uint32_t slot, int64_t pts_ns, void* stream, cuframes_color_matrix_t matrix,
+                cuframes_color_range_t range, uint64_t* seq);
   void abandon(uint32_t slot);
   // Copy-in publish. *seq = 0 when dropped under DROP.
   Status publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t* seq);

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "clock.h"
+#include "color.h"
 #include "log.h"
 #include "observer.h"
 #include "runtime_dir.h"
@@ -446,6 +447,8 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   fi.memory = in.memory;
   fi.device = core_->ring->device();
   fi.slot = slot;
+  fi.color_matrix = color_matrix_from(rd(ss.color_matrix));
+  fi.color_range = color_range_from(rd(ss.color_range));
   // Busy with frames: no Notes until next_impl finds the ring empty again.
   if (rd(me.waiting) != 0) wr(me.waiting, 0);
 

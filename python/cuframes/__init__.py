@@ -12,10 +12,12 @@ import asyncio
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Optional, Sequence, Tuple, Union
 
 from . import _cuframes
 from ._cuframes import (
+    ColorMatrix,
+    ColorRange,
     CuframesCodecParams,
     CuframesDeviceLost,
     CuframesError,
@@ -49,6 +51,9 @@ from ._cuframes import (
 __version__: str = version_string()
 
 __all__ = [
+    "ColorMatrix",
+    "ColorRange",
+    "CuframesBatch",
     "CuframesCodecParams",
     "CuframesDeviceLost",
     "CuframesError",
@@ -74,6 +79,7 @@ __all__ = [
     "now_ns",
     "observe",
     "protocol_version",
+    "preprocess",
     "publish",
     "runtime_dir",
     "subscribe",
@@ -169,6 +175,75 @@ def subscribe(
     """
     return CuframesSubscriber(key, consumer_name, mode, cuda_device, connect_timeout_ms,
                               consumer_stream, runtime_dir=runtime_dir, spin_us=spin_us)
+
+
+class CuframesBatch(_cuframes._BatchBase):
+    """Frames converted into one model-ready batch (use :func:`preprocess`).
+
+    A DLPack producer (``torch.from_dlpack(batch)``, ``numpy.from_dlpack(batch)``): shape
+    (N, 3, H, W) for nchw, (N, H, W, 3) for nhwc, compact, on the frames' device. It holds its
+    memory itself: the frames may be released at once.
+    """
+
+    def to_frame(self, boxes: Any, i: int) -> Any:
+        """Maps boxes from tensor pixels of image ``i`` back to frame ``i``'s pixels.
+
+        boxes: an (M, 4) array of x1, y1, x2, y2 (numpy, torch or cupy, or anything numpy takes);
+        returns a float array of the same kind: (x - pad_x) / scale_x and (y - pad_y) / scale_y,
+        clipped to the frame (0..width, 0..height).
+        """
+        sx, sy, px, py = self.transforms[i]
+        width, height = self.frame_sizes[i]
+        if not hasattr(boxes, "shape"):
+            import numpy
+
+            boxes = numpy.asarray(boxes, dtype=numpy.float64).reshape(-1, 4)
+        shape = tuple(boxes.shape)
+        if len(shape) != 2 or shape[1] != 4:
+            raise ValueError(f"boxes must be an (M, 4) array of x1, y1, x2, y2, got shape {shape}")
+        out = boxes * 1.0  # a float copy, of the same library and device
+        out[:, 0::2] -= px
+        out[:, 0::2] /= sx
+        out[:, 1::2] -= py
+        out[:, 1::2] /= sy
+        out[:, 0::2] = out[:, 0::2].clip(0, width)
+        out[:, 1::2] = out[:, 1::2].clip(0, height)
+        return out
+
+
+def preprocess(
+    frames: Union[CuframesFrame, Sequence[CuframesFrame]],
+    size: Union[int, Tuple[int, int]] = (640, 640),
+    *,
+    dtype: str = "float16",
+    layout: str = "nchw",
+    channels: str = "rgb",
+    resize: str = "letterbox",
+    pad_value: float = 114,
+    scale: float = 1 / 255,
+    mean: Optional[Sequence[float]] = None,
+    std: Optional[Sequence[float]] = None,
+    stream: object = None,
+) -> CuframesBatch:
+    """Converts frames (of any rings, sizes and formats) into one batch for a model.
+
+    frames: one CuframesFrame or a sequence of them, all in host memory or all on one GPU.
+    size: (height, width) of each image, or one int for a square. dtype: "uint8" (the 0..255
+    level), "float16" or "float32"; layout: "nchw" or "nhwc"; channels: "rgb" or "bgr"; resize:
+    "letterbox" (keep the aspect, centre, pad with pad_value, a 0..255 level) or "stretch".
+    Float values are (level * scale - mean[c]) / std[c], c the output channel; mean and std are
+    None or 3 numbers. Colours follow each frame's color_matrix and color_range (UNKNOWN: BT.709
+    from 720 rows up, BT.601 below, limited range). stream: the CUDA stream to work on (default:
+    frames[0]'s subscriber's consumer_stream); None for host frames.
+
+    Returns a CuframesBatch on the frames' device: ``.transforms`` per frame, ``.to_frame(boxes,
+    i)``. The frames may be released right after the call: their release waits for the work.
+    Raises CuframesInvalidArgument (a ValueError) naming a bad argument, TypeError for a wrong
+    type, CuframesDeviceLost for CUDA failures.
+    """
+    return CuframesBatch(frames, size, dtype=dtype, layout=layout, channels=channels,
+                         resize=resize, pad_value=pad_value, scale=scale, mean=mean, std=std,
+                         stream=stream)
 
 
 def _stub_signatures() -> dict[str, inspect.Signature]:

@@ -43,6 +43,8 @@ py::object publisher_policy(cuframes_policy_t policy);
 // What the dicts (stats(), observe()) hold for an enum-valued field: the member's name ("NV12",
 // "DROP", "NEWEST_ONLY"), ready for JSON; properties give the enum members themselves.
 py::str enum_name(const py::object& member);
+py::object color_matrix(cuframes_color_matrix_t matrix);
+py::object color_range(cuframes_color_range_t range);
 // Any int-like (the IntEnum members included) to the C value; out-of-range values are passed on
 // and refused by the core as INVALID_ARGUMENT.
 int32_t enum_value(const py::handle& value, const char* what);
@@ -73,6 +75,7 @@ void register_frame(py::module_& m);
 void register_subscriber(py::module_& m);
 void register_publisher(py::module_& m);
 void register_packets(py::module_& m);
+void register_preprocess(py::module_& m);
 
 // Set by the atexit hook: no more calls into Python from library threads.
 bool interpreter_exiting();

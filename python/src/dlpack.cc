@@ -20,15 +20,15 @@ constexpr const char* kUsedVersionedName = "used_dltensor_versioned";
 struct LegacyExport {
   DLManagedTensor managed{};
   std::shared_ptr<void> owner;
-  int64_t shape[2] = {0, 0};
-  int64_t strides[2] = {0, 0};
+  int64_t shape[ExportView::kMaxDims] = {};
+  int64_t strides[ExportView::kMaxDims] = {};
 };
 
 struct VersionedExport {
   DLManagedTensorVersioned managed{};
   std::shared_ptr<void> owner;
-  int64_t shape[2] = {0, 0};
-  int64_t strides[2] = {0, 0};
+  int64_t shape[ExportView::kMaxDims] = {};
+  int64_t strides[ExportView::kMaxDims] = {};
 };
 
 // Deleters: no Python API, so they may run on any thread, with or without the GIL. Dropping the
@@ -67,13 +67,13 @@ void capsule_destructor(PyObject* capsule) {
 template <class Export>
 void fill_tensor(Export* e, const ExportView& v) {
   DLTensor& t = e->managed.dl_tensor;
-  e->shape[0] = v.shape[0];
-  e->shape[1] = v.shape[1];
-  e->strides[0] = v.strides[0];
-  e->strides[1] = v.strides[1];
+  for (int d = 0; d < v.ndim; ++d) {
+    e->shape[d] = v.shape[d];
+    e->strides[d] = v.strides[d];
+  }
   t.data = v.data;
   t.device = v.device;
-  t.ndim = 2;
+  t.ndim = v.ndim;
   t.dtype = v.dtype;
   t.shape = e->shape;
   t.strides = e->strides;

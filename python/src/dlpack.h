@@ -14,13 +14,15 @@ namespace cfpy {
 
 enum class Plane { kY = 0, kUV = 1, kYUV = 2 };
 
-// One 2-D strided view of frame memory.
+// One strided view of memory to export: a frame plane (2-D) or a preprocessed batch (4-D).
 struct ExportView {
+  static constexpr int kMaxDims = 4;
   void* data = nullptr;
   DLDevice device{};
   DLDataType dtype{};
-  int64_t shape[2] = {0, 0};
-  int64_t strides[2] = {0, 0};  // in elements, as DLPack wants them
+  int ndim = 2;
+  int64_t shape[kMaxDims] = {0, 0, 0, 0};
+  int64_t strides[kMaxDims] = {0, 0, 0, 0};  // in elements, as DLPack wants them
 };
 
 DLDevice frame_device(const cuframes_frame_info_t& info);

@@ -20,7 +20,8 @@ cuframes_status_t FrameHold::release(std::string* message) {
   return st;
 }
 
-Frame::Frame(cuframes_frame_t* frame) : hold_(std::make_shared<FrameHold>(frame)) {
+Frame::Frame(cuframes_frame_t* frame, uintptr_t consumer_stream)
+    : hold_(std::make_shared<FrameHold>(frame)), consumer_stream_(consumer_stream) {
   info_ = hold_->info();
 }
 
@@ -115,6 +116,12 @@ void register_frame(py::module_& m) {
       .def_property_readonly("device", [](const Frame& f) { return f.frame_info().device; },
                              "CUDA device of the pointers; -1 for host frames.")
       .def_property_readonly("slot", [](const Frame& f) { return f.frame_info().slot; })
+      .def_property_readonly(
+          "color_matrix", [](const Frame& f) { return color_matrix(f.frame_info().color_matrix); },
+          "ColorMatrix the publisher described the frame with (UNKNOWN if it did not).")
+      .def_property_readonly(
+          "color_range", [](const Frame& f) { return color_range(f.frame_info().color_range); },
+          "ColorRange the publisher described the frame with (UNKNOWN if it did not).")
       .def("dlpack_y", [](Frame& f, const py::object& stream, const py::object& max_version) {
              return f.export_plane(Plane::kY, stream, max_version, py::none(), py::none());
            },

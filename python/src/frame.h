@@ -20,6 +20,7 @@ class FrameHold {
   FrameHold& operator=(const FrameHold&) = delete;
 
   const cuframes_frame_info_t& info() const { return info_; }
+  cuframes_frame_t* handle() const { return frame_; }
   StreamSet& streams() { return streams_; }
   // Releases now (idempotent); the status of cuframes_frame_release.
   cuframes_status_t release(std::string* message);
@@ -32,7 +33,8 @@ class FrameHold {
 
 class Frame : public Exportable {
  public:
-  explicit Frame(cuframes_frame_t* frame);
+  // consumer_stream: its subscriber's.
+  Frame(cuframes_frame_t* frame, uintptr_t consumer_stream);
   ~Frame() override = default;
 
   const cuframes_frame_info_t& frame_info() const override { return info_; }
@@ -42,10 +44,14 @@ class Frame : public Exportable {
   // used on, added to those recorded by DLPack exports.
   void release(const py::object& stream);
   bool released() const { return !hold_; }
+  // The hold (null once released): whoever keeps a copy keeps the frame held.
+  const std::shared_ptr<FrameHold>& hold() const { return hold_; }
+  uintptr_t consumer_stream() const { return consumer_stream_; }
 
  private:
   std::shared_ptr<FrameHold> hold_;
   cuframes_frame_info_t info_{};
+  uintptr_t consumer_stream_ = 0;
 };
 
 }  // namespace cfpy

@@ -17,6 +17,8 @@ namespace {
 PyObject* g_mode_cls = nullptr;
 PyObject* g_format_cls = nullptr;
 PyObject* g_policy_cls = nullptr;
+PyObject* g_matrix_cls = nullptr;
+PyObject* g_range_cls = nullptr;
 
 PyObject* make_int_enum(py::module_& m, const char* name,
                         const std::vector<std::pair<const char*, int>>& members, const char* doc) {
@@ -43,6 +45,8 @@ py::object subscriber_mode(cuframes_mode_t mode) { return enum_member(g_mode_cls
 py::object pixel_format(cuframes_format_t format) { return enum_member(g_format_cls, format); }
 py::object publisher_policy(cuframes_policy_t policy) { return enum_member(g_policy_cls, policy); }
 py::str enum_name(const py::object& member) { return member.attr("name"); }
+py::object color_matrix(cuframes_color_matrix_t matrix) { return enum_member(g_matrix_cls, matrix); }
+py::object color_range(cuframes_color_range_t range) { return enum_member(g_range_cls, range); }
 
 int32_t enum_value(const py::handle& value, const char* what) {
   if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr())) {
@@ -286,11 +290,29 @@ PYBIND11_MODULE(_cuframes, m) {
       "What a publisher does when every slot is held: DROP the new frame (counted), or "
       "STRICT_WAIT for a slot up to wait_timeout_ms.");
 
+  // Members named after the C enums (cuframes_color_matrix_name gives "bt709" for BT709).
+  g_matrix_cls = make_int_enum(
+      m, "ColorMatrix",
+      {{"UNKNOWN", CUFRAMES_COLOR_MATRIX_UNKNOWN},
+       {"BT601", CUFRAMES_COLOR_MATRIX_BT601},
+       {"BT709", CUFRAMES_COLOR_MATRIX_BT709},
+       {"BT2020", CUFRAMES_COLOR_MATRIX_BT2020}},
+      "A frame's YUV -> RGB matrix, as its publisher described it. UNKNOWN: preprocess() "
+      "takes BT709 for frames at least 720 rows high, BT601 below.");
+  g_range_cls = make_int_enum(
+      m, "ColorRange",
+      {{"UNKNOWN", CUFRAMES_COLOR_RANGE_UNKNOWN},
+       {"LIMITED", CUFRAMES_COLOR_RANGE_LIMITED},
+       {"FULL", CUFRAMES_COLOR_RANGE_FULL}},
+      "A frame's sample range: LIMITED (Y 16..235, \"TV\") or FULL (0..255, \"PC\"), 10-bit "
+      "values 4x. UNKNOWN: preprocess() takes LIMITED (FULL for GRAY8).");
+
   register_dlpack(m);
   register_frame(m);
   register_subscriber(m);
   register_publisher(m);
   register_packets(m);
+  register_preprocess(m);
 
   m.def("version_string", [] { return std::string(cuframes_version_string()); },
         "The libcuframes version, e.g. \"0.5.0\".");

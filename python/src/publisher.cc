@@ -207,7 +207,7 @@ class Publisher {
   bool has_packet_ring() const { return has_packets_; }
 
   uint64_t publish(const py::object& source, std::optional<int64_t> pts_ns,
-                   const py::object& stream) {
+                   const py::object& stream, const py::object& matrix, const py::object& range) {
     std::shared_ptr<PubCore> core = open_core();
     const uintptr_t s = stream.is_none() ? 0 : parse_stream(stream, "stream");
     const cuframes_geometry_t& g = geometry_;
@@ -219,6 +219,8 @@ class Publisher {
     cuframes_source_t src;
     cuframes_source_init(&src);
     src.cuda_stream = reinterpret_cast<void*>(s);
+    src.color_matrix = static_cast<cuframes_color_matrix_t>(enum_value(matrix, "color_matrix"));
+    src.color_range = static_cast<cuframes_color_range_t>(enum_value(range, "color_range"));
     std::vector<std::unique_ptr<ImportedTensor>> tensors;
     const bool pair = py::isinstance<py::tuple>(source) || py::isinstance<py::list>(source);
     if (pair) {
@@ -462,6 +464,25 @@ class Loan : public Exportable {
   const char* state() const { return state_; }
   std::optional<int64_t> pts() const { return pts_; }
   void set_pts(std::optional<int64_t> v) { pts_ = v; }
+  // The colour description commit publishes with the frame.
+  void set_color(const py::object& matrix, const py::object& range) {
+    require_pending();
+    const auto m = static_cast<cuframes_color_matrix_t>(enum_value(matrix, "color_matrix"));
+    const auto r = static_cast<cuframes_color_range_t>(enum_value(range, "color_range"));
+    cuframes_status_t rc = CUFRAMES_ERR_INVALID_ARGUMENT;
+    std::string msg = "the publisher of '" + key_ + "' was closed: the loan was abandoned";
+    {
+      py::gil_scoped_release nogil;  // the lock may be held by a publish() waiting for a slot
+      std::lock_guard<std::mutex> lock(st_->core->mu);
+      if (st_->loan != nullptr) {
+        rc = cuframes_loan_set_color(st_->loan, m, r);
+        if (rc != CUFRAMES_OK) msg = cuframes_last_error();
+      }
+    }
+    if (rc != CUFRAMES_OK) throw_status(rc, msg);
+    info_.color_matrix = m;
+    info_.color_range = r;
+  }
 
  private:
   void require_pending() const {
@@ -602,13 +623,17 @@ void register_publisher(py::module_& m) {
       .def_property_readonly("has_packet_ring", &Publisher::has_packet_ring)
       .def("publish", &Publisher::publish, py::arg("source"), py::arg("pts_ns") = py::none(),
            py::kw_only(), py::arg("stream") = py::none(),
+           py::arg("color_matrix") = color_matrix(CUFRAMES_COLOR_MATRIX_UNKNOWN),
+           py::arg("color_range") = color_range(CUFRAMES_COLOR_RANGE_UNKNOWN),
            "Copies a frame into a free slot and publishes it; returns its seq. source: any "
            "DLPack array (numpy, torch, cupy) holding the whole frame, (height * 3 // 2, width) "
            "for NV12 (uint8) and P010 (uint16), (height, width) for GRAY8, any row stride, host "
            "or device memory; or a (y, uv) pair of plane arrays. pts_ns defaults to "
            "CLOCK_MONOTONIC now. Returns 0 when the DROP policy dropped the frame (every slot "
            "held); STRICT_WAIT raises CuframesFrameTimeout after wait_timeout_ms. stream: the "
-           "CUDA stream to copy on (default: the legacy default stream).")
+           "CUDA stream to copy on (default: the legacy default stream). color_matrix, "
+           "color_range: the frame's colour description (ColorMatrix, ColorRange), published "
+           "with it.")
       .def("loan", &Publisher::loan, py::arg("stream") = py::none(),
            "Lends a free slot for writing in place: ``with pub.loan() as frame:`` fill "
            "frame.y / frame.uv (writable DLPack), published on leaving the block (abandoned on "
@@ -680,6 +705,18 @@ void register_publisher(py::module_& m) {
       .def("abandon", &Loan::abandon, "Gives the slot back unpublished (idempotent).")
       .def_property("pts_ns", &Loan::pts, &Loan::set_pts,
                     "The pts the frame is published with (None: CLOCK_MONOTONIC at commit).")
+      .def_property(
+          "color_matrix", [](const Loan& l) { return color_matrix(l.frame_info().color_matrix); },
+          [](Loan& l, const py::object& v) {
+            l.set_color(v, color_range(l.frame_info().color_range));
+          },
+          "The ColorMatrix the frame is published with (default UNKNOWN).")
+      .def_property(
+          "color_range", [](const Loan& l) { return color_range(l.frame_info().color_range); },
+          [](Loan& l, const py::object& v) {
+            l.set_color(color_matrix(l.frame_info().color_matrix), v);
+          },
+          "The ColorRange the frame is published with (default UNKNOWN).")
       .def_property_readonly("seq", &Loan::seq, "The published seq; 0 until committed.")
       .def_property_readonly("state", &Loan::state,
                              "\"pending\", \"committed\", \"abandoned\" or \"failed\".")

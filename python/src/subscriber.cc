@@ -26,6 +26,7 @@ struct CallbackState {
   py::object on_error;
   py::object self;  // keeps the Python subscriber alive while its thread runs
   std::atomic<bool> stop{false};
+  uintptr_t consumer_stream = 0;  // the subscriber's, for the frames it hands out
 };
 
 // The callback whose trampoline is running on this thread, if any.
@@ -102,7 +103,7 @@ class Subscriber {
     const int64_t deadline = deadline_after(timeout_ms);
     for (;;) {
       cuframes_frame_t* f = try_next();
-      if (f != nullptr) return py::cast(std::make_unique<Frame>(f));
+      if (f != nullptr) return py::cast(std::make_unique<Frame>(f, consumer_stream_));
       const int left = ms_left(deadline);
       if (left == 0) {
         if (timeout_ms != 0) cuframes_subscriber_note_timeout(sub_);
@@ -118,7 +119,7 @@ class Subscriber {
     Busy busy(this);
     cuframes_frame_t* f = try_next();
     if (f == nullptr) return py::none();
-    return py::cast(std::make_unique<Frame>(f));
+    return py::cast(std::make_unique<Frame>(f, consumer_stream_));
   }
 
   // For the asyncio half: its wait on the fd expired. Counts it (as next_frame does) and raises
@@ -159,6 +160,7 @@ class Subscriber {
     state->owner = this;
     state->callback = callback;
     state->on_error = on_error;
+    state->consumer_stream = consumer_stream_;
     state->self = py::cast(this, py::return_value_policy::reference);
     {
       std::lock_guard<std::mutex> lock(g_active_mu);
@@ -330,7 +332,7 @@ void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status) {
   tl_running_callback = state;
   try {
     if (frame != nullptr) {
-      py::object pyframe = py::cast(std::make_unique<Frame>(frame));
+      py::object pyframe = py::cast(std::make_unique<Frame>(frame, state->consumer_stream));
       try {
         state->callback(pyframe);
       } catch (py::error_already_set& e) {

@@ -77,6 +77,22 @@ cuframes_codec_t codec_of(AVCodecID id) {
   }
 }
 
+// The frame's colour description as the stream gave it (H.264/HEVC VUI: matrix_coefficients,
+// video_full_range_flag), published with it for preprocessing; unknown where it says nothing or
+// names a matrix cuframes does not convert.
+void describe_color(const AVFrame* f, cuframes_source_t* s) {
+  switch (f->colorspace) {
+    case AVCOL_SPC_BT709: s->color_matrix = CUFRAMES_COLOR_MATRIX_BT709; break;
+    case AVCOL_SPC_BT470BG:
+    case AVCOL_SPC_SMPTE170M: s->color_matrix = CUFRAMES_COLOR_MATRIX_BT601; break;
+    case AVCOL_SPC_BT2020_NCL: s->color_matrix = CUFRAMES_COLOR_MATRIX_BT2020; break;
+    default: s->color_matrix = CUFRAMES_COLOR_MATRIX_UNKNOWN; break;
+  }
+  s->color_range = f->color_range == AVCOL_RANGE_JPEG   ? CUFRAMES_COLOR_RANGE_FULL
+                   : f->color_range == AVCOL_RANGE_MPEG ? CUFRAMES_COLOR_RANGE_LIMITED
+                                                        : CUFRAMES_COLOR_RANGE_UNKNOWN;
+}
+
 struct FormatCloser {
   void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
 };
@@ -496,6 +512,7 @@ class FfmpegSource final : public Source {
       }
       sw_frame_->width = f->width;
       sw_frame_->height = f->height;
+      (void)av_frame_copy_props(sw_frame_.get(), f);  // the colour description with it
       out.decoder = "nvdec";
       bool ok = deliver_software(sink, sw_frame_.get(), out, error);
       av_frame_unref(sw_frame_.get());
@@ -527,6 +544,7 @@ class FfmpegSource final : public Source {
       out.planes.pitches[1] = static_cast<uint64_t>(f->linesize[1]);
       out.planes.memory = CUFRAMES_MEMORY_CUDA;
       out.planes.cuda_stream = stream_;
+      describe_color(f, &out.planes);
       out.device = opt_.cuda_device;
       return sink->on_frame(out);
     }
@@ -565,6 +583,7 @@ class FfmpegSource final : public Source {
     const AVPixelFormat want = deep ? AV_PIX_FMT_P010LE : AV_PIX_FMT_NV12;
     cuframes_source_init(&out.planes);
     out.planes.memory = CUFRAMES_MEMORY_HOST;
+    describe_color(f, &out.planes);
     if (fmt == want) {  // already what rings hold: publish straight from the decoder's buffers
       out.planes.planes[0] = f->data[0];
       out.planes.planes[1] = f->data[1];
@@ -586,6 +605,11 @@ class FfmpegSource final : public Source {
                        nullptr, nullptr};
     int dst_stride[4] = {pitch, pitch, 0, 0};
     sws_scale(sws_, f->data, f->linesize, 0, f->height, dst, dst_stride);
+    // swscale takes the "J" formats (yuvj420p: full range) to limited range on the way to
+    // NV12/P010; other formats keep their samples, and so their range.
+    if (std::strncmp(desc->name, "yuvj", 4) == 0) {
+      out.planes.color_range = CUFRAMES_COLOR_RANGE_LIMITED;
+    }
     out.planes.planes[0] = dst[0];
     out.planes.planes[1] = dst[1];
     out.planes.pitches[0] = out.planes.pitches[1] = static_cast<uint64_t>(pitch);

@@ -63,6 +63,23 @@ int main(void) {
     CHECK(fi.geometry.width == 64 && fi.geometry.pitch_y == 64 && fi.geometry.num_planes == 2);
     CHECK(((const unsigned char*)fi.plane_y)[5] == 0x10);
     CHECK(((const unsigned char*)fi.plane_uv)[5] == 0x80);
+    CHECK(fi.color_matrix == CUFRAMES_COLOR_MATRIX_UNKNOWN && fi.color_range == 0);
+
+    /* Y 16 (limited range black) to a quarter-size RGB batch of uint8 levels: all 0. */
+    cuframes_preprocess_options_t pp;
+    cuframes_preprocess_options_init(&pp);
+    pp.width = 16;
+    pp.height = 8;
+    pp.dtype = CUFRAMES_DTYPE_UINT8;
+    unsigned char img[3 * 16 * 8];
+    cuframes_transform_t tf;
+    memset(img, 0xAB, sizeof img);
+    CHECK(cuframes_preprocess_bytes(&pp, 1) == sizeof img);
+    CHECK(cuframes_preprocess(&frame, 1, &pp, img, sizeof img, &tf) == CUFRAMES_OK);
+    CHECK(img[0] == 0 && img[sizeof img - 1] == 0);
+    CHECK(tf.scale_x == 0.25f && tf.scale_y == 0.25f && tf.pad_x == 0.0f && tf.pad_y == 0.0f);
+    CHECK(cuframes_preprocess(&frame, 1, &pp, img, sizeof img - 1, NULL) ==
+          CUFRAMES_ERR_INVALID_ARGUMENT);
     CHECK(cuframes_frame_release(frame, NULL) == CUFRAMES_OK);
   }
   CHECK(cuframes_subscriber_next(sub, 10, &frame) == CUFRAMES_ERR_FRAME_TIMEOUT);

@@ -6,7 +6,9 @@
 # .gpu-media: the clips made by tests/service/media.py):
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
-# Stages: build ctest core bench python service rtsp repeat detector cli servicebench
+# Stages: build ctest core bench python preprocess service rtsp repeat detector cli servicebench
+# preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
+# test_preprocess_gpu.py), then bench/preprocess_bench.py (installs the package if `python` did not).
 # repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
 # time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench python service rtsp repeat detector cli servicebench}
+STAGES=${STAGES:-build ctest core bench python preprocess service rtsp repeat detector cli servicebench}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
@@ -66,7 +68,19 @@ fi
 if want python; then
   step "python: pip install ./python + GPU tests"
   python3 -m pip install --no-build-isolation ./python >"$OUT/pip.log" 2>&1 || status=1
-  gpu_pytest tests/python/gpu
+  # the preprocess stage runs its own test file
+  gpu_pytest tests/python/gpu $(want preprocess && echo --ignore=tests/python/gpu/test_preprocess_gpu.py)
+fi
+
+if want preprocess; then
+  step "preprocess: the kernel against its CPU twin, then bench/preprocess_bench.py"
+  if ! want python; then
+    python3 -m pip install --no-build-isolation ./python >"$OUT/pip.log" 2>&1 || status=1
+  fi
+  gpu_pytest tests/python/gpu/test_preprocess_gpu.py
+  grep -E "max \|GPU - CPU twin\||release ordered" "$OUT/python-gpu.log" | tail -2 | tee -a "$OUT/summary.txt"
+  python3 bench/preprocess_bench.py ${PREPROCESS_BENCH_ARGS:-} >"$OUT/preprocess-bench.txt" 2>&1 || status=1
+  tee -a "$OUT/summary.txt" <"$OUT/preprocess-bench.txt"
 fi
 
 if want service; then

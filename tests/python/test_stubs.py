@@ -137,6 +137,10 @@ def test_public_package_signatures() -> None:
     base = pybind_params(_cuframes._SubscriberBase.__init__.__doc__ or "")
     assert [(p.name, p.kind == p.KEYWORD_ONLY) for p in sub.parameters.values()] == \
            [(n, k) for n, _, k in base]
+    pre = inspect.signature(cuframes.preprocess)
+    base = pybind_params(_cuframes._BatchBase.__init__.__doc__ or "")
+    assert [(p.name, p.kind == p.KEYWORD_ONLY) for p in pre.parameters.values()] == \
+           [(n, k) for n, _, k in base]
 
 
 def test_mypy_stubtest() -> None:

@@ -3,6 +3,7 @@ the ring and verified frame by frame through pattern.py's barcode, box and backg
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -227,3 +228,35 @@ def test_file_removed_while_running(clip: Callable[[str], tuple[media.Clip, Path
                 seqs.append(f.seq)
         assert seqs == list(range(seqs[0], seqs[0] + 20))
     s.assert_running()
+
+
+def test_colour_description_from_the_stream(service: Callable[..., svc.Service], workdir: Path,
+                                            runtime_dir: str) -> None:
+    """Frames carry the stream's colour description (its VUI) as the service decoded it: a
+    full-range BT.709 H.264 clip (decoded as yuvj420p, which swscale takes to limited range on
+    the way to NV12: white is Y 235 and the frames say limited) and a limited-range BT.2020
+    10-bit HEVC clip (P010, white Y 940)."""
+    clips = {
+        "hd709": ("libx264", "yuvj420p", "bt709", "pc", ()),
+        "uhd2020": ("libx265", "yuv420p10le", "bt2020nc", "tv",
+                    ("-x265-params", "log-level=error", "-tag:v", "hvc1")),
+    }
+    cams = {}
+    for name, (codec, pix, matrix, rng, extra) in clips.items():
+        path = workdir / f"{name}.mp4"
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                        "-f", "lavfi", "-i", "color=c=white:size=320x240:rate=10:duration=1",
+                        "-c:v", codec, "-pix_fmt", pix, "-colorspace", matrix,
+                        "-color_range", rng, *extra, "-an", str(path)], check=True, timeout=120)
+        cams[name] = {"url": str(path), "loop": True, "decoder": "software"}
+    service(cams)
+    want = {"hd709": (cuframes.ColorMatrix.BT709, cuframes.ColorRange.LIMITED, 235),
+            "uhd2020": (cuframes.ColorMatrix.BT2020, cuframes.ColorRange.LIMITED, 940)}
+    for name, (matrix, rng, white) in want.items():
+        with cuframes.subscribe(f"cam-{name}", connect_timeout_ms=20000,
+                                runtime_dir=runtime_dir) as sub:
+            with sub.next_frame(timeout_ms=10000) as f:
+                assert (f.color_matrix, f.color_range) == (matrix, rng), name
+                y, _ = svc.planes(f)
+                level = int(np.median(y)) >> (6 if f.format == cuframes.PixelFormat.P010 else 0)
+                assert abs(level - white) <= 2, (name, level)

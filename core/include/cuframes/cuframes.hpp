@@ -89,6 +89,10 @@ class Loan {
   void abandon() noexcept {
     if (loan_ != nullptr) cuframes_publisher_abandon(pub_, std::exchange(loan_, nullptr));
   }
+  // The colour description commit publishes with the frame.
+  void set_color(cuframes_color_matrix_t matrix, cuframes_color_range_t range) {
+    check(cuframes_loan_set_color(loan_, matrix, range));
+  }
 
  private:
   friend class Publisher;
@@ -179,6 +183,7 @@ class Frame {
   ~Frame() { reset(); }
 
   explicit operator bool() const noexcept { return f_ != nullptr; }
+  cuframes_frame_t* get() const noexcept { return f_; }
   cuframes_frame_info_t info() const noexcept {
     cuframes_frame_info_t i{};
     cuframes_frame_get_info(f_, &i);
@@ -249,6 +254,34 @@ class Subscriber {
  private:
   Handle<cuframes_subscriber_t, cuframes_subscriber_destroy> h_;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Preprocessing: frames to one model-ready batch (cuframes_preprocess) in memory of the caller's.
+struct PreprocessOptions : cuframes_preprocess_options_t {
+  PreprocessOptions() { cuframes_preprocess_options_init(this); }
+  PreprocessOptions(uint32_t w, uint32_t h) : PreprocessOptions() {
+    width = w;
+    height = h;
+  }
+};
+
+// Bytes the batch of count frames takes (0 for options cuframes_preprocess refuses).
+inline size_t preprocess_bytes(const PreprocessOptions& options, size_t count) noexcept {
+  return cuframes_preprocess_bytes(&options, count);
+}
+
+// Writes frames as one batch into out; returns each frame's transform. Throws Error.
+inline std::vector<cuframes_transform_t> preprocess(const std::vector<const Frame*>& frames,
+                                                    const PreprocessOptions& options, void* out,
+                                                    size_t out_bytes) {
+  std::vector<cuframes_frame_t*> handles;
+  handles.reserve(frames.size());
+  for (const Frame* f : frames) handles.push_back(f != nullptr ? f->get() : nullptr);
+  std::vector<cuframes_transform_t> transforms(frames.size());
+  check(cuframes_preprocess(handles.data(), handles.size(), &options, out, out_bytes,
+                            transforms.data()));
+  return transforms;
+}
 
 // ---------------------------------------------------------------------------------------------
 class Observer {
