@@ -256,6 +256,30 @@ def test_dockerfile_bases_and_cuda_are_build_args() -> None:
     assert {"libpaho-mqttpp-dev", "libssl-dev", "ca-certificates", "python3-venv"} <= pkgs, pkgs
 
 
+def test_no_gpu_override_takes_away_only_what_it_must(compose: dict[str, Any]) -> None:
+    """The override for machines without an NVIDIA GPU (deploy/no-gpu.override.yml, what CI's
+    image stage runs) removes the GPU requests and the tmpfs size podman 4.3 refuses, and
+    changes nothing else."""
+    import yaml
+
+    reset = object()
+
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.add_constructor("!reset", lambda loader, node: reset)
+    override = yaml.load((dh.DEPLOY / "no-gpu.override.yml").read_text(), Loader=Loader)
+    gpu_services = sorted(n for n, s in compose["services"].items() if _devices(s))
+    assert gpu_services == sorted([SERVICE, DETECTOR]), gpu_services
+    no_devices = {"deploy": {"resources": {"reservations": {"devices": reset}}}}
+    assert set(override) == {"services", "volumes"}, override
+    assert override["services"] == {n: no_devices for n in gpu_services}, override["services"]
+    raw = yaml.safe_load((dh.DEPLOY / "docker-compose.yml").read_text())
+    opts = raw["volumes"]["cuframes-run"]["driver_opts"]["o"].split(",")
+    assert any(o.startswith("size=") for o in opts), opts
+    assert override["volumes"] == {"cuframes-run": {"driver_opts": {"o": ",".join(
+        o for o in opts if not o.startswith("size="))}}}, override["volumes"]
+
+
 def test_runtime_stages_run_as_a_user_and_download_nothing() -> None:
     _, stages = dh.parse_dockerfile(dh.DEPLOY / "Dockerfile")
     for target in ("service", "detector"):
