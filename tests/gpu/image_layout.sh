@@ -92,7 +92,9 @@ if [ -z "${CUFRAMES_LAYOUT_NS:-}" ]; then
   for f in service/cuframes-service cli/cuframes; do
     [ -x "$BUILD/$f" ] || fail "$BUILD/$f is missing: build first (see the top of this file)"
   done
-  rm -rf "$OUT"
+  # what an earlier run left in OUT (only that: OUT may be a directory of other things too)
+  rm -rf "${OUT:?}"/{staging,wheels,buildvenv,media,venv,ovl,site-dirs} "$OUT"/clip.* \
+    "$OUT"/{install,wheel,service,detector}.log "$OUT/detector.out"
   mkdir -p "$OUT"
   chmod 755 "$OUT"
   # cmake --install as the build stage runs it (prefix /usr/local, into a staging root)
@@ -221,7 +223,10 @@ for c in "${SERVICE_COPIES[@]}" "${DETECTOR_COPIES[@]}"; do
        cp "$ROOT/$src" "$dst" ;;
   esac
 done
-# The config the image's CMD names
+# The config the image's CMD names, and the clip next to it (where uid 10001 reads it, whatever
+# OUT's parents allow)
+cp "$CLIP" "/etc/cuframes/clip.${CLIP##*.}"
+CLIP=/etc/cuframes/clip.${CLIP##*.}
 if [ -n "${CONFIG:-}" ]; then
   cp "$CONFIG" /etc/cuframes/cuframes.yaml
 else
@@ -256,11 +261,10 @@ else
   n=0
   while read -r d; do
     n=$((n + 1))
-    mkdir -p "$OUT/site/$n"
-    mount --bind -o ro "$d" "$OUT/site/$n"
-    echo "$OUT/site/$n" >>"$site/zz-layout-system-packages.pth"
+    mkdir -p "$VENV/layout-site/$n"
+    mount --bind -o ro "$d" "$VENV/layout-site/$n"
+    echo "$VENV/layout-site/$n" >>"$site/zz-layout-system-packages.pth"
   done <"$OUT/site-dirs"
-  chmod 755 "$OUT/site"
 fi
 # The image's ENV names /opt/venv
 if [ "$VENV" != /opt/venv ]; then
