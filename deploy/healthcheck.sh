@@ -12,6 +12,8 @@
 #     ring's socket (what a subscriber in another container does first);
 #  4. at least CUFRAMES_HEALTH_MIN_STREAMING cameras are streaming (default 1; 0 keeps the
 #     container healthy while every camera is offline: Home Assistant still shows them).
+# The line names every camera that is not streaming, with its state and the service's reason
+# ("not streaming: front (error: memory: cuda, but CUDA device 0 is not usable ...)").
 #
 # Environment: CUFRAMES_RUNTIME_DIR (default /run/cuframes), CUFRAMES_HEALTH_MAX_AGE,
 # CUFRAMES_HEALTH_MIN_STREAMING, CUFRAMES_CLI (the `cuframes` tool, default from PATH).
@@ -40,13 +42,15 @@ mtime=$(stat -c %Y "$status") || unhealthy "cannot stat $status"
 age=$((now - mtime))
 [ "$age" -le "$max_age" ] || unhealthy "$status was last written ${age} s ago (limit ${max_age} s): the service is stuck"
 
-# "name state key" per camera, in config order (names and keys have no spaces)
-cams=$(printf '%s' "$doc" | jq -r '.cameras | to_entries[] | "\(.key) \(.value.state) \(.value.key)"') ||
+# "name state key why" per camera, in config order (names and keys have no spaces; why, the
+# service's reason for a camera in state error or stalled, is the rest of the line)
+cams=$(printf '%s' "$doc" | jq -r '.cameras | to_entries[] |
+  "\(.key) \(.value.state) \(.value.key) \(.value.error // "" | gsub("[\\n\\t]"; " "))"') ||
   unhealthy "$status has no cameras object"
 total=0
 streaming=0
 down=""
-while read -r name state key; do
+while read -r name state key why; do
   [ -n "$name" ] || continue
   total=$((total + 1))
   if [ "$state" = streaming ]; then
@@ -54,13 +58,13 @@ while read -r name state key; do
       unhealthy "camera $name is streaming but its ring $key does not answer in $dir: ${err:-no answer within 5 s}"
     streaming=$((streaming + 1))
   else
-    down="$down $name ($state)"
+    down="${down:+$down; }$name ($state${why:+: $why})"
   fi
 done <<EOF
 $cams
 EOF
 
 [ "$streaming" -ge "$min_streaming" ] ||
-  unhealthy "$streaming of $total cameras streaming, at least $min_streaming wanted${down:+; not streaming:$down}"
-echo "healthy: $streaming of $total cameras streaming, their rings answer in $dir${down:+; not streaming:$down}"
+  unhealthy "$streaming of $total cameras streaming, at least $min_streaming wanted${down:+; not streaming: $down}"
+echo "healthy: $streaming of $total cameras streaming, their rings answer in $dir${down:+; not streaming: $down}"
 exit 0

@@ -11,10 +11,11 @@ apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)
 # cuframes-service (service/): FFmpeg's libraries, yaml-cpp, spdlog.
 apt_pkgs+=(libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libyaml-cpp-dev
            libspdlog-dev)
-# Its MQTT health monitor: Eclipse Paho MQTT C++ (and the C library under it); the tests run a real
-# mosquitto broker (started by the tests on a free port, with the Debian package's binary;
-# openssl makes the certificates of its TLS listener).
-apt_pkgs+=(libpaho-mqtt-dev libpaho-mqttpp-dev mosquitto openssl)
+# Its MQTT health monitor: Eclipse Paho MQTT C++ (and the C library under it; libssl-dev because
+# libpaho-mqttpp-dev's CMake config looks for OpenSSL); the tests run a real mosquitto broker
+# (started by the tests on a free port, with the Debian package's binary; openssl makes the
+# certificates of its TLS listener).
+apt_pkgs+=(libpaho-mqtt-dev libpaho-mqttpp-dev libssl-dev mosquitto openssl)
 # The deployment's tests (tests/deploy): docker-compose 1.29 validates deploy/docker-compose.yml
 # (no Docker daemon needed); jq runs in the service container's healthcheck.
 apt_pkgs+=(docker-compose jq)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -21,6 +20,7 @@ import numpy as np
 import cuframes
 
 import svc
+from dockerfile import Instruction, Stage, parse_dockerfile  # noqa: F401  (the suite's)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -208,61 +208,3 @@ def compose_run(*args: str, env: Optional[dict[str, str]] = None,
                            "-f", str(DEPLOY / "docker-compose.yml"),
                            "--project-directory", str(DEPLOY), *args],
                           capture_output=True, text=True, timeout=60, env=e)
-
-
-# ---- the Dockerfile ------------------------------------------------------------------------
-
-@dataclass
-class Instruction:
-    line: int
-    cmd: str  # upper case: FROM, RUN, COPY, ...
-    args: str
-
-
-@dataclass
-class Stage:
-    name: str
-    base: str
-    instructions: list[Instruction] = field(default_factory=list)
-
-    def all(self, cmd: str) -> list[Instruction]:
-        return [i for i in self.instructions if i.cmd == cmd]
-
-    def last(self, cmd: str) -> Optional[Instruction]:
-        found = self.all(cmd)
-        return found[-1] if found else None
-
-
-def parse_dockerfile(path: Path) -> tuple[dict[str, str], list[Stage]]:
-    """(global ARG defaults, stages) of a Dockerfile: comments dropped, continuation lines
-    joined, ${ARG} in FROM substituted with the defaults."""
-    args: dict[str, str] = {}
-    stages: list[Stage] = []
-    lines = path.read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        start = i
-        text = lines[i]
-        i += 1
-        if not text.strip() or text.lstrip().startswith("#"):
-            continue
-        while text.rstrip().endswith("\\") and i < len(lines):
-            nxt = lines[i]
-            i += 1
-            if nxt.lstrip().startswith("#"):
-                continue
-            text = text.rstrip()[:-1] + " " + nxt.strip()
-        cmd, _, rest = text.strip().partition(" ")
-        ins = Instruction(start + 1, cmd.upper(), rest.strip())
-        if ins.cmd == "ARG" and not stages:
-            name, _, default = ins.args.partition("=")
-            args[name.strip()] = default.strip()
-        elif ins.cmd == "FROM":
-            ref = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), ins.args)
-            m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?$", ref, re.IGNORECASE)
-            assert m, f"{path}:{ins.line}: cannot read FROM {ins.args!r}"
-            stages.append(Stage(m.group(2) or str(len(stages)), m.group(1), [ins]))
-        else:
-            assert stages, f"{path}:{ins.line}: {ins.cmd} before the first FROM"
-            stages[-1].instructions.append(ins)
-    return args, stages

@@ -226,6 +226,60 @@ def test_dockerfile_stages(compose: dict[str, Any]) -> None:
     assert "ffmpeg.org" not in runs and "FFmpeg.git" not in runs
 
 
+def test_dockerfile_bases_and_cuda_are_build_args() -> None:
+    """The bases are build args, NVIDIA's CUDA images by default, so that any Debian or Ubuntu
+    base can stand in (CI's scripts/image-test.sh builds on Debian 12); CUFRAMES_CUDA=OFF builds
+    without nvcc; the build stage installs what it needs by name."""
+    path = dh.DEPLOY / "Dockerfile"
+    _, stages = dh.parse_dockerfile(path)
+    for st in stages:
+        assert re.fullmatch(r"\$\{(BUILD|RUNTIME)_IMAGE\}\s+AS\s+\w+", st.instructions[0].args,
+                            re.IGNORECASE), f"stage {st.name}: FROM {st.instructions[0].args}"
+    _, given = dh.parse_dockerfile(path, {"BUILD_IMAGE": "debian:12",
+                                          "RUNTIME_IMAGE": "debian:12-slim"})
+    assert {s.name: s.base for s in given} == {
+        "build": "debian:12", "detector": "debian:12-slim", "service": "debian:12-slim"}
+    _, other_cuda = dh.parse_dockerfile(path, {"CUDA_VERSION": "12.4.1"})
+    assert all(s.base.startswith("nvidia/cuda:12.4.1-") for s in other_cuda), other_cuda
+    build = _stage(stages, "build")
+    assert [a.args for a in build.all("ARG") if a.args.startswith("CUFRAMES_CUDA")] == [
+        "CUFRAMES_CUDA=ON"], build.all("ARG")
+    runs = " ".join(r.args for r in build.all("RUN"))
+    # the CMake build and the wheel both follow it; nothing else decides
+    assert '-DCUFRAMES_CUDA="${CUFRAMES_CUDA}"' in runs, runs
+    assert 'cmake.define.CUFRAMES_CUDA="${CUFRAMES_CUDA}"' in runs, runs
+    assert not re.search(r"CUFRAMES_CUDA=(ON|OFF|AUTO)\b", runs), runs
+    apt = re.search(r"apt-get install ([^&]*)", runs)
+    assert apt, runs
+    pkgs = set(apt.group(1).split())
+    # Paho MQTT C++'s CMake config looks for OpenSSL; pip needs the CA store on a bare base
+    assert {"libpaho-mqttpp-dev", "libssl-dev", "ca-certificates", "python3-venv"} <= pkgs, pkgs
+
+
+def test_no_gpu_override_takes_away_only_what_it_must(compose: dict[str, Any]) -> None:
+    """The override for machines without an NVIDIA GPU (deploy/no-gpu.override.yml, what CI's
+    image stage runs) removes the GPU requests and the tmpfs size podman 4.3 refuses, and
+    changes nothing else."""
+    import yaml
+
+    reset = object()
+
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.add_constructor("!reset", lambda loader, node: reset)
+    override = yaml.load((dh.DEPLOY / "no-gpu.override.yml").read_text(), Loader=Loader)
+    gpu_services = sorted(n for n, s in compose["services"].items() if _devices(s))
+    assert gpu_services == sorted([SERVICE, DETECTOR]), gpu_services
+    no_devices = {"deploy": {"resources": {"reservations": {"devices": reset}}}}
+    assert set(override) == {"services", "volumes"}, override
+    assert override["services"] == {n: no_devices for n in gpu_services}, override["services"]
+    raw = yaml.safe_load((dh.DEPLOY / "docker-compose.yml").read_text())
+    opts = raw["volumes"]["cuframes-run"]["driver_opts"]["o"].split(",")
+    assert any(o.startswith("size=") for o in opts), opts
+    assert override["volumes"] == {"cuframes-run": {"driver_opts": {"o": ",".join(
+        o for o in opts if not o.startswith("size="))}}}, override["volumes"]
+
+
 def test_runtime_stages_run_as_a_user_and_download_nothing() -> None:
     _, stages = dh.parse_dockerfile(dh.DEPLOY / "Dockerfile")
     for target in ("service", "detector"):
@@ -470,12 +524,30 @@ def test_healthcheck_clean_stop(service: Callable[..., svc.Service], runtime_dir
 def test_healthcheck_cameras_down(service: Callable[..., svc.Service], runtime_dir: str,
                                   workdir: Path) -> None:
     s = service({"front": CAMS["front"], "gone": {"url": str(workdir / "missing.mp4")}})
-    s.wait_state("gone", "error", 15)
-    r = _wait_health(runtime_dir, True, r"^healthy: 1 of 2 cameras streaming.*gone \(error\)",
-                     15, s)
+    why = s.wait_state("gone", "error", 15)["error"]
+    assert why, "a camera in state error has a reason"
+    # the line names the camera that is down, its state and the service's reason
+    r = _wait_health(runtime_dir, True, r"^healthy: 1 of 2 cameras streaming.*; not streaming: "
+                     + re.escape(f"gone (error: {why})"), 15, s)
     r = _health(runtime_dir, CUFRAMES_HEALTH_MIN_STREAMING="2")
     assert r.returncode == 1, r
-    assert "1 of 2 cameras streaming, at least 2 wanted; not streaming: gone (error)" in r.stdout
+    assert (f"1 of 2 cameras streaming, at least 2 wanted; not streaming: gone (error: {why})"
+            in r.stdout), r.stdout
+
+
+@pytest.mark.skipif(svc.gpu_present(), reason="needs a machine without a GPU: CI")
+def test_healthcheck_cuda_camera_without_gpu(service: Callable[..., svc.Service],
+                                             runtime_dir: str) -> None:
+    """The shipped deploy config's `memory: cuda` on a machine without a GPU: the healthcheck
+    says which cameras are down and why, in the service's words."""
+    s = service({"front": CAMS["front"], "back": dict(CAMS["back"], memory="cuda")})
+    why = s.wait_state("back", "error", 15)["error"]
+    assert why.startswith("memory: cuda, but CUDA device 0 is not usable"), why
+    r = _wait_health(runtime_dir, True, r"^healthy: 1 of 2", 15, s)
+    assert r.stdout.rstrip().endswith(f"; not streaming: back (error: {why})"), r.stdout
+    r = _health(runtime_dir, CUFRAMES_HEALTH_MIN_STREAMING="2")
+    assert r.returncode == 1, r
+    assert f"not streaming: back (error: {why})" in r.stdout, r.stdout
 
 
 def test_healthcheck_hung_service(service: Callable[..., svc.Service], runtime_dir: str) -> None:
