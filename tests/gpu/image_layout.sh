@@ -57,6 +57,13 @@ OUT=${OUT:-/tmp/cuframes-image-layout}
 T0=$((SECONDS - ${CUFRAMES_LAYOUT_ELAPSED:-0}))
 STEP=setup
 
+# The system's tools with the system's libraries: on the GPU machine .gpu/env.sh puts its bundle
+# on LD_LIBRARY_PATH (a libmount among them, too old for the machine's mount); the service and
+# the detector keep it.
+for tool in mount umount; do
+  eval "$tool() { env -u LD_LIBRARY_PATH $tool \"\$@\"; }"
+done
+
 say() { printf '%s\n' "$*"; }
 step() { STEP=$1; say "== [layout $((SECONDS - T0)) s] $STEP"; }
 ok() { say "   ok: $*"; }

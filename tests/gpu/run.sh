@@ -8,7 +8,8 @@
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
 # Stages: build ctest core bench python preprocess service rtsp repeat detector cli servicebench
 # preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
-# test_preprocess_gpu.py), then bench/preprocess_bench.py (installs the package if `python` did not).
+# test_preprocess_gpu.py), then bench/preprocess_bench.py. Every stage that needs the Python
+# package installs it from this tree first, once per run.
 # repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
 # time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
@@ -28,8 +29,11 @@ step() { echo "=== $*" | tee -a "$OUT/summary.txt"; }
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 # pytest on the GPU machine's python3, logs appended to python-gpu.log, summary lines kept.
 gpu_pytest() {
+  local from
+  from=$(($(wc -l <"$OUT/python-gpu.log" 2>/dev/null || echo 0) + 1))
   python3 -m pytest -v -s -p no:cacheprovider "$@" >>"$OUT/python-gpu.log" 2>&1 || status=1
-  grep -E "checked|passed|failed|Error|SKIP" "$OUT/python-gpu.log" | tail -6 | tee -a "$OUT/summary.txt"
+  tail -n +"$from" "$OUT/python-gpu.log" | grep -E "checked|passed|failed|Error|SKIP" | tail -6 |
+    tee -a "$OUT/summary.txt"
 }
 
 if want build; then
@@ -65,18 +69,28 @@ if want bench; then
   tee -a "$OUT/summary.txt" <"$OUT/bench.txt"
 fi
 
+# The Python package from this tree, installed once per run by the first stage that needs it
+# (the machine may be fresh: nothing of an earlier call is there).
+installed=0
+need_package() {
+  [ "$installed" = 1 ] && return 0
+  installed=1
+  python3 -m pip install --no-build-isolation ./python >"$OUT/pip.log" 2>&1 || {
+    status=1
+    echo "pip install ./python FAILED (pip.log)" | tee -a "$OUT/summary.txt"
+  }
+}
+
 if want python; then
   step "python: pip install ./python + GPU tests"
-  python3 -m pip install --no-build-isolation ./python >"$OUT/pip.log" 2>&1 || status=1
+  need_package
   # the preprocess stage runs its own test file
   gpu_pytest tests/python/gpu $(want preprocess && echo --ignore=tests/python/gpu/test_preprocess_gpu.py)
 fi
 
 if want preprocess; then
   step "preprocess: the kernel against its CPU twin, then bench/preprocess_bench.py"
-  if ! want python; then
-    python3 -m pip install --no-build-isolation ./python >"$OUT/pip.log" 2>&1 || status=1
-  fi
+  need_package
   gpu_pytest tests/python/gpu/test_preprocess_gpu.py
   grep -E "max \|GPU - CPU twin\||release ordered" "$OUT/python-gpu.log" | tail -2 | tee -a "$OUT/summary.txt"
   python3 bench/preprocess_bench.py ${PREPROCESS_BENCH_ARGS:-} >"$OUT/preprocess-bench.txt" 2>&1 || status=1
@@ -85,17 +99,20 @@ fi
 
 if want service; then
   step "service: NVDEC file cameras verified by a torch subscriber"
+  need_package
   gpu_pytest tests/gpu/test_service_nvdec.py
 fi
 
 if want rtsp && [ -f tests/gpu/test_mini_rtsp.py ]; then
   step "service: NVDEC over RTSP (tests/gpu/mini_rtsp.py), verified by a torch subscriber"
+  need_package
   gpu_pytest tests/gpu/test_mini_rtsp.py
 fi
 
 if want repeat; then
   runs=${REPEAT_RUNS:-50}
   step "test_rtp_stream x$runs, 10 at a time, $(nproc) busy loops beside"
+  need_package
   hogs=()
   for ((i = 0; i < $(nproc); i++)); do (while :; do :; done) & hogs+=($!); done
   scripts/repeat.sh "$runs" 10 "$OUT/repeat-failures" -- python3 -m pytest -q -p no:cacheprovider \
@@ -106,11 +123,13 @@ fi
 
 if want detector && [ -f tests/gpu/test_detector_gpu.py ]; then
   step "examples/detector.py on CUDA rings"
+  need_package
   gpu_pytest tests/gpu/test_detector_gpu.py
 fi
 
 if want cli && [ -f tests/gpu/test_cli_gpu.py ]; then
   step "the cuframes CLI on a CUDA ring"
+  need_package
   gpu_pytest tests/gpu/test_cli_gpu.py
 fi
 
