@@ -436,15 +436,27 @@ class Mqtt:
             payload[k] = None if v != v else round(v, 4)  # NaN before the first frame
         self.client.publish(f"{self.base}/{cam}", json.dumps(payload), qos=0, retain=True)
 
-    def close(self) -> None:
-        try:
-            if self.connected:
-                self.client.publish(f"{self.base}/status", "offline", qos=1,
-                                    retain=True).wait_for_publish(2)
-            self.client.disconnect()
-        except (RuntimeError, ValueError, OSError):
-            pass
-        self.client.loop_stop()
+    def close(self, timeout: float = 3.0) -> None:
+        """Says offline and disconnects, for at most `timeout` seconds: a broker that went away
+        first (`docker compose down` stops them together) must not keep the detector from
+        exiting. paho's thread may be reconnecting by then, blocked in a name lookup or a
+        connect that loop_stop() would wait for; it is a daemon thread, left behind."""
+        def goodbye() -> None:
+            try:
+                if self.connected:
+                    self.client.publish(f"{self.base}/status", "offline", qos=1,
+                                        retain=True).wait_for_publish(timeout * 2 / 3)
+                self.client.disconnect()
+            except (RuntimeError, ValueError, OSError):
+                pass
+            self.client.loop_stop()
+
+        t = threading.Thread(target=goodbye, name="mqtt-close", daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            log.warning("MQTT: no clean disconnect from %s:%d within %.0f s (the broker is "
+                        "gone or unreachable); exiting without it", self.host, self.port, timeout)
 
 
 # ---- main --------------------------------------------------------------------------------
