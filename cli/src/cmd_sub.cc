@@ -26,10 +26,17 @@ constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
 
 constexpr int64_t kSecond = 1'000'000'000;
 
+// A mode by its name (cuframes_mode_name: newest_only, strict_order) or the name's first word
+// (newest, strict).
 cuframes_mode_t parse_mode(const std::optional<std::string>& v) {
-  if (!v || *v == "newest") return CUFRAMES_MODE_NEWEST_ONLY;
-  if (*v == "strict") return CUFRAMES_MODE_STRICT_ORDER;
-  throw UsageError("option --mode: '" + *v + "' is not newest or strict");
+  if (!v) return CUFRAMES_MODE_NEWEST_ONLY;
+  for (cuframes_mode_t m : {CUFRAMES_MODE_NEWEST_ONLY, CUFRAMES_MODE_STRICT_ORDER}) {
+    const std::string name = cuframes_mode_name(m);
+    if (*v == name || *v == name.substr(0, name.find('_'))) return m;
+  }
+  throw UsageError("option --mode: '" + *v + "' is not " +
+                   cuframes_mode_name(CUFRAMES_MODE_NEWEST_ONLY) + " (newest) or " +
+                   cuframes_mode_name(CUFRAMES_MODE_STRICT_ORDER) + " (strict)");
 }
 
 std::string latency_text(const LatencyHistogram& h) {
@@ -102,7 +109,7 @@ int cmd_sub(int argc, char** argv, int first) {
   std::printf("subscribed to '%s' (%s %ux%u, %s) as '%s', mode %s\n", key.c_str(),
               cuframes_format_name(ring.geometry.format), ring.geometry.width,
               ring.geometry.height, memory_name(ring.memory, ring.device).c_str(),
-              sub.name().c_str(), mode_name(mode));
+              sub.name().c_str(), cuframes_mode_name(mode));
 
   Taken interval, total;
   const int64_t start = cuframes::now_ns();

@@ -19,27 +19,8 @@ std::optional<double> ms(std::optional<int64_t> ns) {
 }  // namespace
 
 std::string memory_name(cuframes_memory_t memory, int32_t device) {
-  switch (memory) {
-    case CUFRAMES_MEMORY_HOST: return "host";
-    case CUFRAMES_MEMORY_CUDA: return strf("cuda:%d", device);
-    default: return "unknown";
-  }
-}
-
-const char* policy_name(cuframes_policy_t policy) {
-  switch (policy) {
-    case CUFRAMES_POLICY_DROP: return "DROP";
-    case CUFRAMES_POLICY_STRICT_WAIT: return "STRICT_WAIT";
-    default: return "unknown";
-  }
-}
-
-const char* mode_name(cuframes_mode_t mode) {
-  switch (mode) {
-    case CUFRAMES_MODE_NEWEST_ONLY: return "newest";
-    case CUFRAMES_MODE_STRICT_ORDER: return "strict";
-    default: return "unknown";
-  }
+  const char* name = cuframes_memory_name(memory);
+  return memory == CUFRAMES_MEMORY_CUDA ? strf("%s:%d", name, device) : name;
 }
 
 std::optional<double> average_fps(const cuframes_ring_status_t& ring, int64_t now_ns) {
@@ -63,10 +44,10 @@ void ring_json(Json& j, const cuframes_ring_status_t& r, int64_t now_ns,
   j.key("pitch_y").num(g.pitch_y);
   j.key("pitch_uv").num(g.pitch_uv);
   j.key("frame_bytes").num(g.frame_bytes);
-  j.key("memory").str(r.memory == CUFRAMES_MEMORY_CUDA ? "cuda" : "host");
+  j.key("memory").str(cuframes_memory_name(r.memory));
   j.key("device").num(r.device);
   j.key("transport").str(r.transport);
-  j.key("policy").str(policy_name(r.policy));
+  j.key("policy").str(cuframes_policy_name(r.policy));
   j.key("slots").num(s.slots);
   j.key("held_slots").num(s.held_slots);
   j.key("subscribers").num(s.subscribers);
@@ -92,7 +73,7 @@ void subscriber_json(Json& j, const cuframes_subscriber_stats_t& s, int64_t now_
   j.begin_object();
   j.key("name").str(s.name);
   j.key("pid").num(s.pid);
-  j.key("mode").str(mode_name(s.mode));
+  j.key("mode").str(cuframes_mode_name(s.mode));
   j.key("frames").num(s.frames_received);
   j.key("fps").num(fps);
   j.key("gaps").num(s.gaps);
@@ -127,7 +108,7 @@ std::string ring_text(const cuframes_ring_status_t& r, int64_t now_ns,
   geometry += strf(", %llu bytes/frame", static_cast<unsigned long long>(g.frame_bytes));
   row("geometry", geometry);
   row("memory", memory_name(r.memory, r.device) + ", transport " + r.transport);
-  row("policy", policy_name(r.policy));
+  row("policy", cuframes_policy_name(r.policy));
   row("slots", strf("%u, %u held (occupancy %u%%)", s.slots, s.held_slots,
                     s.slots ? s.held_slots * 100 / s.slots : 0));
   std::string published = strf("%llu", static_cast<unsigned long long>(s.published));
@@ -165,7 +146,7 @@ std::string subscribers_text(const std::vector<cuframes_subscriber_stats_t>& sub
   auto u = [](uint64_t v) { return std::to_string(v); };
   for (size_t i = 0; i < subs.size(); ++i) {
     const cuframes_subscriber_stats_t& s = subs[i];
-    std::vector<std::string> row = {s.name, std::to_string(s.pid), mode_name(s.mode),
+    std::vector<std::string> row = {s.name, std::to_string(s.pid), cuframes_mode_name(s.mode),
                                     u(s.frames_received)};
     if (fps) row.push_back(human_fps(i < fps->size() ? (*fps)[i] : std::nullopt));
     std::optional<int64_t> hb = age_ns(s.heartbeat_ns, now_ns);

@@ -12,9 +12,9 @@
 
 namespace cli {
 
-std::string memory_name(cuframes_memory_t memory, int32_t device);  // "host", "cuda:0"
-const char* policy_name(cuframes_policy_t policy);                  // "DROP", "STRICT_WAIT"
-const char* mode_name(cuframes_mode_t mode);                        // "newest", "strict"
+// "host", "cuda:0": cuframes_memory_name() and the device. (The policy and the mode print as
+// cuframes_policy_name() and cuframes_mode_name() give them.)
+std::string memory_name(cuframes_memory_t memory, int32_t device);
 
 // Frames per second published since the ring was created (nullopt while too young to say).
 std::optional<double> average_fps(const cuframes_ring_status_t& ring, int64_t now_ns);

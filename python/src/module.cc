@@ -3,6 +3,7 @@
 
 #include <pybind11/stl.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -20,10 +21,17 @@ PyObject* g_policy_cls = nullptr;
 PyObject* g_matrix_cls = nullptr;
 PyObject* g_range_cls = nullptr;
 
-PyObject* make_int_enum(py::module_& m, const char* name,
-                        const std::vector<std::pair<const char*, int>>& members, const char* doc) {
+// An IntEnum of `values`, each member named as the core names it, upper-cased
+// (cuframes_mode_name's "newest_only" is SubscriberMode.NEWEST_ONLY).
+template <typename E>
+PyObject* make_int_enum(py::module_& m, const char* name, std::initializer_list<E> values,
+                        const char* (*name_of)(E), const char* doc) {
   py::list items;
-  for (const auto& [n, v] : members) items.append(py::make_tuple(n, v));
+  for (E v : values) {
+    std::string n = name_of(v);
+    for (char& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    items.append(py::make_tuple(n, static_cast<int>(v)));
+  }
   py::object cls = py::module_::import("enum").attr("IntEnum")(name, items,
                                                                py::arg("module") = "cuframes");
   cls.attr("__doc__") = doc;
@@ -273,37 +281,32 @@ PYBIND11_MODULE(_cuframes, m) {
 
   register_errors(m);
   g_mode_cls = make_int_enum(
-      m, "SubscriberMode",
-      {{"NEWEST_ONLY", CUFRAMES_MODE_NEWEST_ONLY}, {"STRICT_ORDER", CUFRAMES_MODE_STRICT_ORDER}},
+      m, "SubscriberMode", {CUFRAMES_MODE_NEWEST_ONLY, CUFRAMES_MODE_STRICT_ORDER},
+      cuframes_mode_name,
       "NEWEST_ONLY: next_frame returns the newest frame, frames skipped in between are counted "
       "as gaps. STRICT_ORDER: every frame in order; CuframesOverrun when the publisher lapped "
       "the subscriber.");
   g_format_cls = make_int_enum(m, "PixelFormat",
-                               {{"NV12", CUFRAMES_FORMAT_NV12},
-                                {"P010", CUFRAMES_FORMAT_P010},
-                                {"GRAY8", CUFRAMES_FORMAT_GRAY8}},
+                               {CUFRAMES_FORMAT_NV12, CUFRAMES_FORMAT_P010, CUFRAMES_FORMAT_GRAY8},
+                               cuframes_format_name,
                                "Pixel formats: NV12 (8-bit 4:2:0, Y plane then interleaved UV), "
                                "P010 (10-bit in 16-bit samples, value in the high bits), GRAY8.");
   g_policy_cls = make_int_enum(
-      m, "PublisherPolicy",
-      {{"DROP", CUFRAMES_POLICY_DROP}, {"STRICT_WAIT", CUFRAMES_POLICY_STRICT_WAIT}},
+      m, "PublisherPolicy", {CUFRAMES_POLICY_DROP, CUFRAMES_POLICY_STRICT_WAIT},
+      cuframes_policy_name,
       "What a publisher does when every slot is held: DROP the new frame (counted), or "
       "STRICT_WAIT for a slot up to wait_timeout_ms.");
-
-  // Members named after the C enums (cuframes_color_matrix_name gives "bt709" for BT709).
   g_matrix_cls = make_int_enum(
       m, "ColorMatrix",
-      {{"UNKNOWN", CUFRAMES_COLOR_MATRIX_UNKNOWN},
-       {"BT601", CUFRAMES_COLOR_MATRIX_BT601},
-       {"BT709", CUFRAMES_COLOR_MATRIX_BT709},
-       {"BT2020", CUFRAMES_COLOR_MATRIX_BT2020}},
+      {CUFRAMES_COLOR_MATRIX_UNKNOWN, CUFRAMES_COLOR_MATRIX_BT601, CUFRAMES_COLOR_MATRIX_BT709,
+       CUFRAMES_COLOR_MATRIX_BT2020},
+      cuframes_color_matrix_name,
       "A frame's YUV -> RGB matrix, as its publisher described it. UNKNOWN: preprocess() "
       "takes BT709 for frames at least 720 rows high, BT601 below.");
   g_range_cls = make_int_enum(
       m, "ColorRange",
-      {{"UNKNOWN", CUFRAMES_COLOR_RANGE_UNKNOWN},
-       {"LIMITED", CUFRAMES_COLOR_RANGE_LIMITED},
-       {"FULL", CUFRAMES_COLOR_RANGE_FULL}},
+      {CUFRAMES_COLOR_RANGE_UNKNOWN, CUFRAMES_COLOR_RANGE_LIMITED, CUFRAMES_COLOR_RANGE_FULL},
+      cuframes_color_range_name,
       "A frame's sample range: LIMITED (Y 16..235, \"TV\") or FULL (0..255, \"PC\"), 10-bit "
       "values 4x. UNKNOWN: preprocess() takes LIMITED (FULL for GRAY8).");
 

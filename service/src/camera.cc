@@ -22,17 +22,6 @@ int64_t jittered(std::chrono::milliseconds d) {
 
 }  // namespace
 
-const char* to_string(CameraState s) {
-  switch (s) {
-    case CameraState::kConnecting: return "connecting";
-    case CameraState::kStreaming: return "streaming";
-    case CameraState::kStalled: return "stalled";
-    case CameraState::kStopped: return "stopped";
-    case CameraState::kError: return "error";
-  }
-  return "?";
-}
-
 std::string mask_credentials(const std::string& url) {
   const size_t scheme = url.find("://");
   if (scheme == std::string::npos) return url;
@@ -223,7 +212,7 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
   codec_pending_ = codec_params_.has_value();  // a new ring's packet ring needs them too
   log_->info("ring '{}': {} {}x{} (pitch {}), {} slots in {} memory", cfg_.key(),
              cuframes_format_name(f.format), f.width, f.height, pub_->geometry().pitch_y,
-             cfg_.slots, memory_ == CUFRAMES_MEMORY_CUDA ? "cuda" : "host");
+             cfg_.slots, cuframes_memory_name(memory_));
   return true;
 }
 
@@ -352,7 +341,7 @@ CameraStatus Camera::status() const {
     s.error = error_;
     s.codec = codec_;
     s.decoder = decoder_;
-    s.memory = memory_ == CUFRAMES_MEMORY_CUDA ? "cuda" : "host";
+    s.memory = cuframes_memory_name(memory_);
     if (state_ == CameraState::kStreaming) {
       quiet_ns = now - std::max(last, streaming_since_ns_.load());
       s.fps = rate_.rate(now);

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "camera_state.h"
 #include "config.h"
 #include "cuframes/cuframes.hpp"
 #include "logging.h"
@@ -33,8 +34,6 @@
 
 namespace cfsvc {
 
-enum class CameraState { kConnecting, kStreaming, kStalled, kStopped, kError };
-const char* to_string(CameraState s);
 
 struct CameraStatus {
   std::string name, key, url, state, error, codec, decoder, format, memory;

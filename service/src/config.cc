@@ -18,6 +18,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "cuframes/cuframes.h"
 #include "ha_id.h"
 
 namespace cfsvc {
@@ -375,6 +376,15 @@ class Parser {
     fail(v, k, key, msg);
   }
 
+  // One of `values`, by the names to_string() gives them (the same names the service prints).
+  template <typename E>
+  E choice_of(const YAML::Node& k, const YAML::Node& v, const std::string& key,
+              std::initializer_list<E> values) const {
+    std::vector<std::string_view> names;
+    for (E e : values) names.emplace_back(to_string(e));
+    return values.begin()[choice(k, v, key, names)];
+  }
+
   Duration duration(const YAML::Node& k, const YAML::Node& v, const std::string& key,
                     Duration lo, Duration hi = kMaxDuration) const {
     const std::string what = "a duration " + format_duration(lo) + ".." +
@@ -459,7 +469,8 @@ class Parser {
     static const std::vector<CameraKey> keys = {
         {"memory", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
-           c->memory = static_cast<MemoryChoice>(p.choice(k, v, key, {"auto", "cuda", "host"}));
+           c->memory = p.choice_of(
+               k, v, key, {MemoryChoice::kAuto, MemoryChoice::kCuda, MemoryChoice::kHost});
          }},
         {"cuda_device", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
@@ -468,13 +479,13 @@ class Parser {
          }},
         {"decoder", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
-           c->decoder =
-               static_cast<DecoderChoice>(p.choice(k, v, key, {"auto", "nvdec", "software"}));
+           c->decoder = p.choice_of(
+               k, v, key, {DecoderChoice::kAuto, DecoderChoice::kNvdec, DecoderChoice::kSoftware});
          }},
         {"output_format", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
-           c->output_format =
-               static_cast<OutputFormat>(p.choice(k, v, key, {"auto", "nv12", "p010"}));
+           c->output_format = p.choice_of(
+               k, v, key, {OutputFormat::kAuto, OutputFormat::kNv12, OutputFormat::kP010});
          }},
         {"slots", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
@@ -482,7 +493,7 @@ class Parser {
          }},
         {"policy", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
-           c->policy = static_cast<RingPolicy>(p.choice(k, v, key, {"drop", "strict_wait"}));
+           c->policy = p.choice_of(k, v, key, {RingPolicy::kDrop, RingPolicy::kStrictWait});
          }},
         {"wait_timeout", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
@@ -1224,9 +1235,9 @@ const char* to_string(MemoryChoice m) {
     case MemoryChoice::kAuto:
       return "auto";
     case MemoryChoice::kCuda:
-      return "cuda";
+      return cuframes_memory_name(CUFRAMES_MEMORY_CUDA);
     case MemoryChoice::kHost:
-      return "host";
+      return cuframes_memory_name(CUFRAMES_MEMORY_HOST);
   }
   return "?";
 }
@@ -1258,9 +1269,9 @@ const char* to_string(OutputFormat f) {
 const char* to_string(RingPolicy p) {
   switch (p) {
     case RingPolicy::kDrop:
-      return "drop";
+      return cuframes_policy_name(CUFRAMES_POLICY_DROP);
     case RingPolicy::kStrictWait:
-      return "strict_wait";
+      return cuframes_policy_name(CUFRAMES_POLICY_STRICT_WAIT);
   }
   return "?";
 }

@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "camera_state.h"
 #include "cuframes/cuframes.h"
 #include "json.h"
 
 namespace cfsvc {
 namespace {
-
-constexpr const char* kStates[] = {"connecting", "streaming", "stalled", "error", "stopped"};
 
 std::string node_prefix(const MqttConfig& m) {
   return "cuframes_" + m.node_id;
@@ -61,7 +60,7 @@ Discovery make(const MqttConfig& m, const std::string& id_prefix, const Entity& 
   if (!e.device_class.empty()) w.field("device_class", e.device_class);
   if (e.enum_states) {
     w.key("options").begin_array();
-    for (const char* s : kStates) w.value(s);
+    for (CameraState s : kCameraStates) w.value(to_string(s));
     w.end_array();
   }
   if (!e.state_class.empty()) w.field("state_class", e.state_class);
@@ -84,10 +83,6 @@ Discovery make(const MqttConfig& m, const std::string& id_prefix, const Entity& 
   w.end_object();
   d.message = {discovery_topic(m, e.component, d.object_id), w.str(), true};
   return d;
-}
-
-const char* mode_name(cuframes_mode_t mode) {
-  return mode == CUFRAMES_MODE_STRICT_ORDER ? "strict_order" : "newest_only";
 }
 
 }  // namespace
@@ -190,7 +185,7 @@ std::string subscriber_state_json(const SubscriberReport& r) {
   w.begin_object();
   w.field("connected", r.connected);
   w.field("name", std::string(s.name));
-  w.field("mode", mode_name(s.mode));
+  w.field("mode", cuframes_mode_name(s.mode));
   w.field("pid", static_cast<int64_t>(s.pid));
   w.field("frames", s.frames_received);
   w.field("gaps", s.gaps);
@@ -267,7 +262,10 @@ std::vector<SubscriberReport> SubscriberTracker::update(
 
 // ---- discovery
 
-std::vector<Discovery> service_discovery(const MqttConfig& m, bool with_gpu) {
+namespace {
+
+// The service's own entities; the GPU's only where NVML answers.
+std::vector<Entity> service_entities(bool with_gpu) {
   std::vector<Entity> entities = {
       {"cameras", "sensor", "Cameras", "{{ value_json.cameras }}", "", "measurement", "", "", -1},
       {"streaming", "sensor", "Streaming cameras", "{{ value_json.streaming }}", "", "measurement",
@@ -285,18 +283,22 @@ std::vector<Discovery> service_discovery(const MqttConfig& m, bool with_gpu) {
                         "{{ value_json.gpu.decoder_utilization_percent }}", "", "measurement", "%",
                         "", 0});
   }
+  return entities;
+}
+
+}  // namespace
+
+std::vector<Discovery> service_discovery(const MqttConfig& m, bool with_gpu) {
   std::vector<Discovery> out;
-  for (const Entity& e : entities) {
+  for (const Entity& e : service_entities(with_gpu)) {
     out.push_back(make(m, node_prefix(m), e, stats_topic(m), nullptr));
   }
   return out;
 }
 
 bool is_service_object_id(const MqttConfig& m, std::string_view object_id) {
-  static const char* kWhats[] = {"cameras",         "streaming",       "uptime",
-                                 "gpu_memory_used", "gpu_utilization", "gpu_decoder_utilization"};
-  for (const char* w : kWhats) {
-    if (object_id == node_prefix(m) + "_" + w) return true;
+  for (const Entity& e : service_entities(true)) {
+    if (object_id == node_prefix(m) + "_" + e.what) return true;
   }
   return false;
 }

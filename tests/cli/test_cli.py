@@ -53,7 +53,7 @@ def test_version_and_help() -> None:
     (["snapshot", "k"], "missing KEY and FILE"),
     (["snapshot", "k", "frame.gif"], "must end in .jpg, .jpeg or .png"),
     (["snapshot", "k", "frame.png", "--timeout", "-5"], "option --timeout: '-5'"),
-    (["sub", "k", "--mode", "fast"], "option --mode: 'fast' is not newest or strict"),
+    (["sub", "k", "--mode", "fast"], "option --mode: 'fast' is not newest_only (newest) or strict_order (strict)"),
     (["sub", "k", "--seconds", "x"], "option --seconds: 'x' is not a number"),
     # Values the library refuses are bad values too (issue 20).
     (["stat", "bad key"], "invalid key 'bad key'"),
@@ -165,7 +165,7 @@ def test_list(runtime_dir: str, key: str, publish: Callable[..., Any]) -> None:
     assert (ra["slots"], ra["subscribers"], ra["published"], ra["dropped"]) == (4, 1, 3, 0)
     assert ra["pitch_y"] == a.pitch_y and ra["publisher_pid"] == os.getpid()
     assert rb["format"] == "GRAY8" and (rb["width"], rb["height"]) == (1365, 767)
-    assert rb["policy"] == "STRICT_WAIT" and rb["pitch_uv"] == 0
+    assert rb["policy"] == "strict_wait" and rb["pitch_uv"] == 0
 
 
 # ---- stat ----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_stat_once(runtime_dir: str, key: str, publish: Callable[..., Any],
         for pattern in [r"\n  geometry +NV12 1366x768, 1 byte/sample, pitch Y 1408 UV 1408, "
                         rf"{1408 * 768 * 3 // 2} bytes/frame\n",
                         r"\n  memory +host, transport memfd\n",
-                        r"\n  policy +DROP\n",
+                        r"\n  policy +drop\n",
                         r"\n  slots +6, 1 held \(occupancy 16%\)\n",
                         r"\n  published +3, last seq 3, \S+ \S+ ago\n",
                         r"\n  dropped +0\n",
@@ -206,9 +206,9 @@ def test_stat_once(runtime_dir: str, key: str, publish: Callable[..., Any],
                                     "ERRORS", "OVERRUNS", "LAG", "LATENCY", "HELD", "HEARTBEAT"]
         rows = {ln.split()[0]: ln.split() for ln in table[1:]}
         assert set(rows) == {"det-py", "det-cli"}
-        assert rows["det-py"][1:9] == [str(os.getpid()), "strict", "1", "0", "0", "0", "0", "0"]
+        assert rows["det-py"][1:9] == [str(os.getpid()), "strict_order", "1", "0", "0", "0", "0", "0"]
         assert rows["det-py"][11] == "1"  # held
-        assert rows["det-cli"][1:9] == [str(cli_sub.proc.pid), "newest", "1", "0", "0", "0", "0",
+        assert rows["det-cli"][1:9] == [str(cli_sub.proc.pid), "newest_only", "1", "0", "0", "0", "0",
                                         "0"]
         assert rows["det-cli"][11] == "0"
 
@@ -220,7 +220,7 @@ def test_stat_once(runtime_dir: str, key: str, publish: Callable[..., Any],
     assert ring["key"] == key and ring["publisher_pid"] == os.getpid()
     assert (ring["format"], ring["width"], ring["height"]) == ("NV12", 1366, 768)
     assert (ring["pitch_y"], ring["pitch_uv"], ring["bytes_per_sample"]) == (1408, 1408, 1)
-    assert (ring["memory"], ring["transport"], ring["policy"]) == ("host", "memfd", "DROP")
+    assert (ring["memory"], ring["transport"], ring["policy"]) == ("host", "memfd", "drop")
     assert (ring["slots"], ring["held_slots"], ring["max_subscribers"]) == (6, 1, 64)
     assert (ring["published"], ring["dropped"], ring["last_seq"]) == (3, 0, 3)
     assert ring["waiting"] is False and ring["packet_ring"] is False
@@ -230,11 +230,11 @@ def test_stat_once(runtime_dir: str, key: str, publish: Callable[..., Any],
     subs = {s["name"]: s for s in doc["subscribers"]}
     py = subs["det-py"]
     assert (py["pid"], py["mode"], py["frames"], py["held"], py["last_seq"]) == (
-        os.getpid(), "strict", 1, 1, 3)
+        os.getpid(), "strict_order", 1, 1, 3)
     assert (py["gaps"], py["timeouts"], py["errors"], py["overruns"], py["lag"]) == (0, 0, 0, 0, 0)
     assert py["last_latency_ns"] > 0 and py["heartbeat_age_ms"] >= 0 and py["fps"] is None
     assert (subs["det-cli"]["pid"], subs["det-cli"]["mode"], subs["det-cli"]["held"]) == (
-        cli_sub.proc.pid, "newest", 0)
+        cli_sub.proc.pid, "newest_only", 0)
     rc, _ = clitest.stop(cli_sub)
     assert rc == 0
 
@@ -424,7 +424,7 @@ def test_sub_prints_fps_and_totals(runtime_dir: str, key: str, publish: Callable
     sub = cli_proc("sub", key, "--runtime-dir", runtime_dir, "--seconds", "2.5", "--name",
                    "det-s")
     sub.expect(rf"^subscribed to '{re.escape(key)}' \(NV12 640x480, host\) as 'det-s', "
-               r"mode newest$")
+               r"mode newest_only$")
     lines = sub.rest(30)
     assert sub.wait() == 0, sub.stderr_text()
     per_second = [m for m in map(LINE.match, lines) if m]
@@ -481,7 +481,7 @@ def test_sub_strict_counts_overruns(runtime_dir: str, key: str, publish: Callabl
     pub = publish(key, 320, 240, slots=4)
     frame = clitest.make_frame(NV12, 320, 240)
     sub = cli_proc("sub", key, "--runtime-dir", runtime_dir, "--mode", "strict", "--name", "det-o")
-    sub.expect(r"mode strict$")
+    sub.expect(r"mode strict_order$")
     pub.publish(frame)
     clitest.wait_for(lambda: (clitest.subscriber_entry(key, runtime_dir, "det-o")
                               or {}).get("last_seq") == 1, 10, "frame 1 to be read")

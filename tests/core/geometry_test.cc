@@ -105,6 +105,16 @@ TEST(Names, EnumsHaveNames) {
   EXPECT_STREQ(cuframes_status_name(CUFRAMES_ERR_OVERRUN), "OVERRUN");
   EXPECT_STREQ(cuframes_status_name(static_cast<cuframes_status_t>(77)), "UNKNOWN");
   EXPECT_STREQ(cuframes_codec_name(CUFRAMES_CODEC_HEVC), "hevc");
+  // what the CLI, the service's status file and MQTT print
+  EXPECT_STREQ(cuframes_memory_name(CUFRAMES_MEMORY_HOST), "host");
+  EXPECT_STREQ(cuframes_memory_name(CUFRAMES_MEMORY_CUDA), "cuda");
+  EXPECT_STREQ(cuframes_memory_name(static_cast<cuframes_memory_t>(9)), "invalid");
+  EXPECT_STREQ(cuframes_policy_name(CUFRAMES_POLICY_DROP), "drop");
+  EXPECT_STREQ(cuframes_policy_name(CUFRAMES_POLICY_STRICT_WAIT), "strict_wait");
+  EXPECT_STREQ(cuframes_policy_name(static_cast<cuframes_policy_t>(9)), "invalid");
+  EXPECT_STREQ(cuframes_mode_name(CUFRAMES_MODE_NEWEST_ONLY), "newest_only");
+  EXPECT_STREQ(cuframes_mode_name(CUFRAMES_MODE_STRICT_ORDER), "strict_order");
+  EXPECT_STREQ(cuframes_mode_name(static_cast<cuframes_mode_t>(9)), "invalid");
   EXPECT_STREQ(cuframes_version_string(), CUFRAMES_VERSION_STRING);  // the header's, from CMake
   EXPECT_EQ(std::string(CUFRAMES_VERSION_STRING),
             std::to_string(CUFRAMES_VERSION_MAJOR) + "." + std::to_string(CUFRAMES_VERSION_MINOR) +

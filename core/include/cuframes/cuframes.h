@@ -143,6 +143,10 @@ typedef enum cuframes_memory_t {
   CUFRAMES_MEMORY_MAX_ENUM = 0x7FFFFFFF
 } cuframes_memory_t;
 
+/* "host", "cuda"; "invalid" otherwise. Static storage. These names (and those of the policy and
+ * the mode) are what the CLI, the service's status file and MQTT print. */
+CUFRAMES_EXPORT const char* cuframes_memory_name(cuframes_memory_t memory);
+
 /* Layout of one frame in a slot. Planes start at offset_y / offset_uv from the slot base. */
 typedef struct cuframes_geometry_t {
   cuframes_format_t format;
@@ -182,6 +186,9 @@ typedef enum cuframes_policy_t {
   CUFRAMES_POLICY_STRICT_WAIT = 1,
   CUFRAMES_POLICY_MAX_ENUM = 0x7FFFFFFF
 } cuframes_policy_t;
+
+/* "drop", "strict_wait"; "invalid" otherwise. Static storage. */
+CUFRAMES_EXPORT const char* cuframes_policy_name(cuframes_policy_t policy);
 
 typedef struct cuframes_publisher_options_t {
   const char* runtime_dir;        /* rendezvous directory; default NULL = resolved (see top) */
@@ -301,6 +308,9 @@ typedef enum cuframes_mode_t {
   CUFRAMES_MODE_STRICT_ORDER = 1,
   CUFRAMES_MODE_MAX_ENUM = 0x7FFFFFFF
 } cuframes_mode_t;
+
+/* "newest_only", "strict_order"; "invalid" otherwise. Static storage. */
+CUFRAMES_EXPORT const char* cuframes_mode_name(cuframes_mode_t mode);
 
 typedef struct cuframes_subscriber_options_t {
   const char* runtime_dir;    /* rendezvous directory; default NULL = resolved (see top) */
