@@ -167,6 +167,20 @@ def fit_geometry(width: int, height: int, resize: str, size: tuple[int, int] = (
     return cw / width, ch / height, float((ow - cw) // 2), float((oh - ch) // 2)
 
 
+POSTPROCESS_CHECK = HERE / "postprocess_check.py"
+
+
+def person_weights(workdir: Path, python: str) -> Path:
+    """A state dict that finds a few large "persons" in any picture (random weights score every
+    class 1/91 everywhere: nothing would be detected), made by `python` (it needs torchvision):
+    postprocess_check.py --make-weights."""
+    path = workdir / "person.pt"
+    r = subprocess.run([python, str(POSTPROCESS_CHECK), "--make-weights", str(path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return path
+
+
 def check_detections(s: dict[str, str], resize: str, min_detected: int = 1) -> None:
     """A camera's summary with --detect: frames went through the model, it found objects, and
     its best box in frame pixels is its box in tensor pixels mapped back (geometry computed here
