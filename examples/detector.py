@@ -394,12 +394,17 @@ class Camera(threading.Thread):
 
 MODEL_NAME = "ssdlite320_mobilenet_v3_large"
 PAD_VALUE = 114  # the letterbox border, as cuframes.preprocess's default
-INSTALL_HINT = ("install it: `pip install torch torchvision` (pytorch.org lists the builds for each "
-                "CUDA), or on Debian 12 `apt-get install python3-torchvision` (CPU only)")
+INSTALL_HINT = ("install it: `pip install torch torchvision` (pytorch.org lists the builds for "
+                "each CUDA), or on Debian 12 `apt-get install python3-torchvision` (CPU only)")
 
 
 class SetupError(Exception):
     """A problem with the detection setup (torchvision, weights), said to the user."""
+
+
+def first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def load_model(weights: str, score_threshold: float) -> tuple[Any, list[str]]:
@@ -423,7 +428,7 @@ def load_model(weights: str, score_threshold: float) -> tuple[Any, list[str]]:
         except Exception as e:
             raise SetupError(
                 f"--weights default: cannot get torchvision's pretrained {MODEL_NAME} weights "
-                f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}); "
+                f"({type(e).__name__}: {first_line(e)}); "
                 "without internet give --weights FILE (a state dict), or no --weights (random "
                 "weights)") from None
         return model.eval(), categories
@@ -438,8 +443,8 @@ def load_model(weights: str, score_threshold: float) -> tuple[Any, list[str]]:
             except TypeError:  # a torch without weights_only
                 state = torch.load(weights, map_location="cpu")
         except Exception as e:
-            raise SetupError(f"--weights {weights}: not a PyTorch state dict ({type(e).__name__}: "
-                             f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+            raise SetupError(f"--weights {weights}: not a PyTorch state dict "
+                             f"({type(e).__name__}: {first_line(e)})") from None
         if not isinstance(state, dict):
             raise SetupError(f"--weights {weights}: holds a {type(state).__name__}, not a state "
                              f"dict of {MODEL_NAME}")
@@ -628,6 +633,7 @@ class Batcher(threading.Thread):
         self.last_error = ""
         self.window: deque[tuple[int, int, float, float]] = deque()  # (t_ns, n, infer ms, lat)
         self.records: list[tuple[int, int, float, float, list[float]]] = []  # --stats-json
+        self.last_batch: tuple[int, float, float] = (0, float("nan"), float("nan"))  # n, ms
         self.model: Any = None
         self.stream: Any = None
         self.device = "cpu"
@@ -711,7 +717,8 @@ class Batcher(threading.Thread):
     def _batch(self, items: list[Item]) -> None:
         a = self.args
         t0 = time.perf_counter()
-        ctx = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+        ctx = (torch.cuda.stream(self.stream) if self.stream is not None
+               else contextlib.nullcontext())
         with ctx, torch.inference_mode():
             batch = None
             if items[0].frame is not None:  # cuframes: one kernel, frames read in the ring
@@ -788,7 +795,7 @@ class Batcher(threading.Thread):
             w = [r for r in self.window if r[0] >= now - 5_000_000_000]
             span = (w[-1][0] - w[0][0]) / 1e9 if len(w) > 1 else 0.0
             lat = sorted(r[3] for r in w)
-            nb = getattr(self, "last_batch", (0, float("nan"), float("nan")))
+            nb = self.last_batch
             return {"device": self.device, "batches": self.batches, "frames": self.frames,
                     "fps": (len(w) / span) if span > 0 else 0.0,
                     "batch_size": nb[0], "preprocess_ms": nb[1], "inference_ms": nb[2],
@@ -803,6 +810,12 @@ class Detection:
     def __init__(self, args: argparse.Namespace, stop: threading.Event) -> None:
         self.args = args
         self.stop_ev = stop
+        if args.feed == "host-opencv":
+            try:
+                import cv2  # noqa: F401
+            except ImportError as e:
+                raise SetupError(f"--feed host-opencv needs OpenCV ({e}): pip install "
+                                 "opencv-python-headless") from None
         self.model, self.categories = load_model(args.weights, args.score_threshold)
         self.lock = threading.Lock()
         self.batchers: dict[str, Batcher] = {}
