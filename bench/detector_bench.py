@@ -236,6 +236,8 @@ def main() -> int:
                     help="development without a GPU: software decoding into host rings, the "
                          "model on the CPU (a check that the benchmark runs, not a benchmark)")
     args = ap.parse_args()
+    # SIGTERM (run.sh's timeout) unwinds: the service and the detector are stopped on the way
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.decoder, args.memory, args.kind = (("software", "host", "cpu") if args.cpu
                                             else ("nvdec", "cuda", "cuda"))
     for path, what in ((args.service, "--service"), (args.clip, "--clip")):
