@@ -252,9 +252,13 @@ def main() -> int:
     gpu = Gpu()
     import torch
     import torchvision
-    print(f"detector_bench: {os.path.basename(args.clip)} paced at {FPS:.0f} fps per camera, NVDEC "
-          f"into cuda rings -> examples/detector.py (SSDlite320 MobileNetV3, random weights, "
-          f"float16, batches of every camera, one stream) on {gpu.name}; "
+    where = ("software decoding into host rings -> examples/detector.py (SSDlite320 "
+             "MobileNetV3, random weights, float32 on the CPU: --cpu, a check, not a benchmark)"
+             if args.cpu else
+             "NVDEC into cuda rings -> examples/detector.py (SSDlite320 MobileNetV3, random "
+             "weights, float16, batches of every camera, one stream)")
+    print(f"detector_bench: {os.path.basename(args.clip)} paced at {FPS:.0f} fps per camera, "
+          f"{where} on {gpu.name}; "
           f"torch {torch.__version__}, torchvision {torchvision.__version__}")
     print(f"{args.repeat} runs per feed and count, interleaved; {args.warmup:.0f} s warm-up, "
           f"{args.window:.0f} s window; medians{'; ' + gpu.error if gpu.error else ''}")

@@ -126,18 +126,19 @@ if want repeat; then
 fi
 
 if want detector && [ -f tests/gpu/test_detector_gpu.py ]; then
-  step "examples/detector.py on CUDA rings"
+  step "examples/detector.py on CUDA rings (also --detect)"
   need_package
   gpu_pytest tests/gpu/test_detector_gpu.py
+  grep -oE "(detection on [a-z0-9:]+: [0-9]+ batches|postprocess cuda ).*" "$OUT/python-gpu.log" \
+    | tail -8 | tee -a "$OUT/summary.txt"
 fi
 
 if want detectorbench; then
   step "detector benchmark (bench/detector_bench.py)"
   need_package
-  clip=.gpu-media/bench-1080p30.mp4
-  [ -f "$clip" ] || python3 tests/service/media.py .gpu-media bench >>"$OUT/detector-bench.txt" 2>&1
   timeout -k 10 560 python3 bench/detector_bench.py --service "$BUILD/service/cuframes-service" \
-    --clip "$clip" ${DETECTOR_BENCH_ARGS:-} >>"$OUT/detector-bench.txt" 2>&1 || status=1
+    --clip .gpu-media/bench-1080p30.mp4 ${DETECTOR_BENCH_ARGS:-} >"$OUT/detector-bench.txt" 2>&1 \
+    || status=1
   tee -a "$OUT/summary.txt" <"$OUT/detector-bench.txt"
 fi
 
