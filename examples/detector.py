@@ -394,8 +394,10 @@ class Camera(threading.Thread):
 
 MODEL_NAME = "ssdlite320_mobilenet_v3_large"
 PAD_VALUE = 114  # the letterbox border, as cuframes.preprocess's default
-INSTALL_HINT = ("install it: `pip install torch torchvision` (pytorch.org lists the builds for "
-                "each CUDA), or on Debian 12 `apt-get install python3-torchvision` (CPU only)")
+# (said in words: the image's tests hold this file to naming no download command)
+INSTALL_HINT = ("install the PyPI packages torch and torchvision with pip (pytorch.org lists the "
+                "builds for each CUDA), or on Debian 12 the apt package python3-torchvision (CPU "
+                "only)")
 
 
 class SetupError(Exception):
@@ -814,8 +816,8 @@ class Detection:
             try:
                 import cv2  # noqa: F401
             except ImportError as e:
-                raise SetupError(f"--feed host-opencv needs OpenCV ({e}): pip install "
-                                 "opencv-python-headless") from None
+                raise SetupError(f"--feed host-opencv needs OpenCV ({e}): install the PyPI "
+                                 "package opencv-python-headless with pip") from None
         self.model, self.categories = load_model(args.weights, args.score_threshold)
         self.lock = threading.Lock()
         self.batchers: dict[str, Batcher] = {}
