@@ -25,8 +25,23 @@ value. At exit (--seconds, SIGTERM or Ctrl-C) it prints one summary line per cam
           backend=numpy|torch device=DEV connects=C gaps=G errors=X
 (luma, edges and motion are "-" until a frame has given them)
 
+With --detect (or --weights) it also runs an object detector: torchvision's SSDlite320
+MobileNetV3-Large (see "detection" below for how it is fed). The newest frame of every camera
+goes into one batch per device (the cuda rings' frames on the GPU in float16, on one CUDA
+stream; host rings' frames on the CPU in float32), made by cuframes.preprocess in one pass;
+the boxes come back in each frame's pixels through batch.to_frame. Per camera it reports the
+objects scoring at least --score-threshold in its latest batched frame (MQTT: `objects`, and
+`labels` by COCO class), per device the throughput, the model's time per batch and the latency
+from a frame's publication to its detections (MQTT `<base>/detection/<cuda|cpu>`, Home
+Assistant sensors). The summary lines gain detected=N skipped=N detected_seq=S objects=N
+width=W height=H box=x1,y1,x2,y2 tbox=x1,y1,x2,y2 (the best detection in frame and in tensor
+pixels), and a line `summary-detection device=D batches=N frames=N errors=N` per device.
+--weights default takes torchvision's pretrained COCO weights (downloaded once), --weights FILE
+a state dict; without --weights the weights are random (nothing is detected: for throughput).
+
 Usage:
   detector.py [--runtime-dir DIR] [--cameras a,b] [--mqtt HOST[:PORT]] [--seconds N]
+              [--detect] [--weights default|FILE] [--score-threshold 0.5]
 
 The MQTT user and password come from --mqtt-username and the environment (CUFRAMES_MQTT_USERNAME,
 CUFRAMES_MQTT_PASSWORD) or --mqtt-password-file; a password is never taken on the command line.
@@ -35,6 +50,7 @@ CUFRAMES_MQTT_PASSWORD) or --mqtt-password-file; a password is never taken on th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -143,6 +159,8 @@ class Stats:
     errors: int = 0
     last_error: str = ""
     window: deque[int] = field(default_factory=deque)  # frame times (ns) of the last 5 s
+    width: int = 0  # of the ring's frames
+    height: int = 0
 
 
 class Camera(threading.Thread):
@@ -151,12 +169,14 @@ class Camera(threading.Thread):
     BACKOFF_MIN = 0.1
     BACKOFF_MAX = 5.0
 
-    def __init__(self, name: str, args: argparse.Namespace, stop: threading.Event) -> None:
+    def __init__(self, name: str, args: argparse.Namespace, stop: threading.Event,
+                 detection: Optional["Detection"] = None) -> None:
         super().__init__(name=f"cam-{name}", daemon=True)
         self.cam = name
         self.key = RING_PREFIX + name
         self.args = args
         self.stop_ev = stop
+        self.detection = detection
         self.lock = threading.Lock()
         self.stats = Stats()
         self.stream: Any = None
@@ -207,7 +227,14 @@ class Camera(threading.Thread):
                     "fps_now": fps_now, "seq": s.seq, "luma": s.values[0], "edges": s.values[1],
                     "motion": s.values[2], "memory": s.memory, "backend": s.backend,
                     "device": s.device, "connects": s.connects, "connected": s.connected,
-                    "gaps": s.gaps + s.cur_gaps, "errors": s.errors, "last_error": s.last_error}
+                    "width": s.width, "height": s.height,
+                    "gaps": s.gaps + s.cur_gaps, "errors": s.errors, "last_error": s.last_error,
+                    "detect": self.detection is not None and self._detections()}
+
+    def _detections(self) -> dict[str, Any]:
+        """The latest detections of this camera (--detect); {} before its first batch."""
+        c = self.detection.cam_snapshot(self.cam) if self.detection is not None else None
+        return {} if c is None else vars(c)
 
     def _error(self, msg: str) -> None:
         with self.lock:
@@ -254,6 +281,7 @@ class Camera(threading.Thread):
                     self.stats.connects += 1
                     self.stats.connected = True
                     self.stats.memory = sub.memory
+                    self.stats.width, self.stats.height = sub.width, sub.height
                 log.info("%s: subscribed (%s %dx%d, %s memory)", self.key, sub.format.name,
                          sub.width, sub.height, sub.memory)
                 try:
@@ -284,8 +312,11 @@ class Camera(threading.Thread):
                 self._error(f"next_frame: {e}")
                 return
             t_ns = time.monotonic_ns()
-            with frame:
-                if frame.memory == "cuda":
+            handed_over = False
+            try:
+                if self.args.no_measure:
+                    self._record((float("nan"),) * 3, frame.seq, t_ns)
+                elif frame.memory == "cuda":
                     prev = self._gpu(frame, prev, t_ns)
                 else:
                     with self.lock:
@@ -293,10 +324,31 @@ class Camera(threading.Thread):
                         self.stats.device = "cpu"
                     values, prev = measure_numpy(frame, prev)
                     self._record(values, frame.seq, t_ns)
-            # the frame is released here: at once for host memory; for a cuda ring once the
-            # work queued on this camera's stream has finished
+                if self.detection is not None:
+                    handed_over = self._offer(frame)
+            finally:
+                # the frame is released here (unless the next batch holds it now): at once for
+                # host memory; for a cuda ring once the work queued on its streams has finished
+                if not handed_over:
+                    frame.release()
             with self.lock:
                 self.stats.cur_gaps = sub.gap_count
+
+    def _offer(self, frame: Any) -> bool:
+        """--detect: the frame to the batch of its device. Returns whether the batcher holds it
+        now (feed cuframes) or this thread is done with it (host-opencv: its picture went)."""
+        assert self.detection is not None
+        kind = "cuda" if frame.memory == "cuda" else "cpu"
+        item = Item(self.cam, frame.seq, frame.publish_ns,
+                    frame_size=(frame.width, frame.height))
+        if self.args.feed == "host-opencv":
+            item.image, item.transform = host_opencv_image(frame, self.stream, self.args.size,
+                                                           self.args.resize, PAD_VALUE)
+            self.detection.batcher(kind).offer(item)
+            return False
+        item.frame = frame
+        self.detection.batcher(kind).offer(item)
+        return True
 
     def _gpu(self, frame: Any, prev: Any, t_ns: int) -> Any:
         if self.stream is None:
@@ -316,6 +368,483 @@ class Camera(threading.Thread):
         return small
 
 
+# ---- detection (--detect) ------------------------------------------------------------------
+#
+# The model is torchvision's SSDlite320 MobileNetV3-Large, used as torchvision builds it
+# (backbone, heads, anchors, box coder, weights). Two of its parts are set aside, on purpose:
+#
+#   model.transform   torchvision's GeneralizedRCNNTransform normalises each image ((x - 0.5) /
+#                     0.5) and resizes it to 320x320, image by image. cuframes.preprocess already
+#                     does both, for the whole batch in one kernel, with the model's own mean and
+#                     std (read from the transform) and its own input size (320x320, stretched
+#                     like torchvision does; --resize letterbox keeps the aspect instead). So the
+#                     transform becomes `PreparedInput`: the batch goes in as it is, and boxes come
+#                     out in tensor pixels (320x320), which `batch.to_frame` maps to each frame.
+#   postprocess       torchvision's SSD.postprocess_detections loops over every image and each of
+#                     the 90 classes (a GPU sync and a dozen small kernels each: about 90 syncs per
+#                     image). `batched_postprocess` computes the same detections for the whole
+#                     batch at once (the same softmax, box decoding, clipping, per-class top-k,
+#                     score threshold, class-wise NMS and detections per image);
+#                     tests/gpu/test_detector_gpu.py and tests/deploy/test_detector_torch.py
+#                     compare the two. --postprocess torchvision uses the model's own.
+#
+# The model's score threshold is --score-threshold (torchvision's default, 0.001, is for
+# measuring mAP): non-maximum suppression only ever removes a box for a higher-scored one, so the
+# detections above the threshold are the same as with 0.001, found with far less work.
+
+MODEL_NAME = "ssdlite320_mobilenet_v3_large"
+PAD_VALUE = 114  # the letterbox border, as cuframes.preprocess's default
+# (said in words: the image's tests hold this file to naming no download command)
+INSTALL_HINT = ("install the PyPI packages torch and torchvision with pip (pytorch.org lists the "
+                "builds for each CUDA), or on Debian 12 the apt package python3-torchvision (CPU "
+                "only)")
+
+
+class SetupError(Exception):
+    """A problem with the detection setup (torchvision, weights), said to the user."""
+
+
+def first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def load_model(weights: str, score_threshold: float) -> tuple[Any, list[str]]:
+    """torchvision's SSDlite320 on the CPU, in eval mode, and its class names. weights: "" (random
+    init, seeded), "default" (torchvision's pretrained COCO weights, downloaded) or a file (a
+    state dict saved with torch.save(model.state_dict(), FILE))."""
+    if torch is None:
+        raise SetupError(f"--detect needs PyTorch and torchvision, and torch is missing: "
+                         f"{INSTALL_HINT}")
+    try:
+        import torchvision  # noqa: F401
+        from torchvision.models.detection import (SSDLite320_MobileNet_V3_Large_Weights,
+                                                  ssdlite320_mobilenet_v3_large)
+    except ImportError as e:
+        raise SetupError(f"--detect needs torchvision ({e}): {INSTALL_HINT}") from None
+    categories = list(SSDLite320_MobileNet_V3_Large_Weights.COCO_V1.meta["categories"])
+    kw = {"score_thresh": score_threshold}
+    if weights == "default":
+        try:
+            model = ssdlite320_mobilenet_v3_large(weights="DEFAULT", **kw)
+        except Exception as e:
+            raise SetupError(
+                f"--weights default: cannot get torchvision's pretrained {MODEL_NAME} weights "
+                f"({type(e).__name__}: {first_line(e)}); "
+                "without internet give --weights FILE (a state dict), or no --weights (random "
+                "weights)") from None
+        return model.eval(), categories
+    torch.manual_seed(0)  # random weights: the same ones every run
+    model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, **kw)
+    if weights:
+        if not os.path.isfile(weights):
+            raise SetupError(f"--weights {weights}: no such file")
+        try:
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+            except TypeError:  # a torch without weights_only
+                state = torch.load(weights, map_location="cpu")
+        except Exception as e:
+            raise SetupError(f"--weights {weights}: not a PyTorch state dict "
+                             f"({type(e).__name__}: {first_line(e)})") from None
+        if not isinstance(state, dict):
+            raise SetupError(f"--weights {weights}: holds a {type(state).__name__}, not a state "
+                             f"dict of {MODEL_NAME}")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            lines = str(e).strip().splitlines()
+            raise SetupError(f"--weights {weights}: not a state dict of {MODEL_NAME}: "
+                             + " ".join(ln.strip() for ln in lines[:3])[:400]) from None
+    return model.eval(), categories
+
+
+def batched_postprocess(model: Any, head_outputs: dict[str, Any], image_anchors: list[Any],
+                        image_shapes: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """torchvision's SSD.postprocess_detections for a whole batch at once: per image and class
+    the top `topk_candidates` anchors scoring above `score_thresh`, class-wise non-maximum
+    suppression, the best `detections_per_img` per image."""
+    from torchvision.ops import nms
+    scores = torch.softmax(head_outputs["cls_logits"], dim=-1)[:, :, 1:]  # (N, A, C-1)
+    n, a, c = scores.shape
+    reg = head_outputs["bbox_regression"]
+    anchors = torch.stack(image_anchors)
+    boxes = model.box_coder.decode_single(reg.reshape(-1, 4), anchors.reshape(-1, 4)).view(n, a, 4)
+    h, w = image_shapes[0]  # every image of the batch has the tensor's size
+    boxes = torch.stack([boxes[..., 0].clamp(0, w), boxes[..., 1].clamp(0, h),
+                         boxes[..., 2].clamp(0, w), boxes[..., 3].clamp(0, h)], dim=-1)
+    top, idx = scores.transpose(1, 2).topk(min(model.topk_candidates, a), dim=2)  # (N, C-1, k)
+    img_i, cls_i, k_i = (top > model.score_thresh).nonzero(as_tuple=True)
+    cand_scores = top[img_i, cls_i, k_i]
+    cand_boxes = boxes[img_i, idx[img_i, cls_i, k_i]]
+    labels = cls_i + 1
+    out: list[dict[str, Any]] = []
+    if cand_scores.numel() > 20000:  # pathological scores: the memory of one NMS over all
+        from torchvision.ops import batched_nms
+        for i in range(n):
+            m = img_i == i
+            b, s, lab = cand_boxes[m], cand_scores[m], labels[m]
+            keep = batched_nms(b.double(), s.double(), lab, model.nms_thresh)[
+                :model.detections_per_img]
+            out.append({"boxes": b[keep], "scores": s[keep], "labels": lab[keep]})
+        return out
+    # One NMS for every (image, class): each group moved apart by the coordinate trick
+    # (torchvision's batched_nms), in float64 so the offsets cost no precision.
+    group = img_i * (c + 1) + labels
+    b64 = cand_boxes.double()
+    offset = group.double() * (b64.max() + 1 if b64.numel() else 1.0)
+    keep = nms(b64 + offset[:, None], cand_scores.double(), model.nms_thresh)  # by score, desc
+    kimg = img_i[keep]
+    order = torch.sort(kimg, stable=True).indices  # by image, scores still descending
+    keep, kimg = keep[order], kimg[order]
+    counts = torch.bincount(kimg, minlength=n)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(keep.numel(), device=keep.device) - starts[kimg]
+    sel = rank < model.detections_per_img
+    keep, kimg = keep[sel], kimg[sel]
+    for i, cnt in enumerate(torch.bincount(kimg, minlength=n).tolist()):
+        k = keep[:cnt]
+        keep = keep[cnt:]
+        out.append({"boxes": cand_boxes[k], "scores": cand_scores[k], "labels": labels[k]})
+    return out
+
+
+def prepare_model(model: Any, device: Any, half: bool, postprocess: str) -> Any:
+    """A copy of the CPU model on `device` that takes a preprocessed batch as it is."""
+    import copy
+    import types
+
+    from torchvision.models.detection.image_list import ImageList
+
+    class PreparedInput(torch.nn.Module):
+        """Stands in for GeneralizedRCNNTransform: the batch is already normalised and sized."""
+
+        def forward(self, images: Any, targets: Any = None) -> Any:
+            n, _, h, w = images.shape
+            return ImageList(images, [(int(h), int(w))] * int(n)), targets
+
+        def postprocess(self, result: Any, image_shapes: Any, original_sizes: Any) -> Any:
+            return result  # boxes stay in tensor pixels
+
+    m = copy.deepcopy(model)
+    m.transform = PreparedInput()
+    if postprocess == "batched":
+        m.postprocess_detections = types.MethodType(batched_postprocess, m)
+    m = m.to(device)
+    return m.half() if half else m
+
+
+@dataclass
+class Item:
+    """A camera's newest frame waiting for the next batch (or, fed the Frigate way, its picture
+    already on the host)."""
+    cam: str
+    seq: int
+    publish_ns: int  # CLOCK_MONOTONIC, like time.monotonic_ns()
+    frame: Any = None  # the held CuframesFrame (feed cuframes)
+    image: Any = None  # (H, W, 3) uint8 RGB, letterboxed (feed host-opencv)
+    transform: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 0.0)
+    frame_size: tuple[int, int] = (0, 0)  # (width, height)
+
+    def drop(self) -> None:
+        if self.frame is not None:
+            self.frame.release()
+            self.frame = None
+
+
+def fit(w: int, h: int, size: tuple[int, int], resize: str) -> tuple[float, float, int, int,
+                                                                     int, int]:
+    """Letterbox/stretch geometry as cuframes.preprocess computes it (docs/python.md): scale_x,
+    scale_y, pad_x, pad_y, content width and height, for a w x h frame into size (H, W)."""
+    oh, ow = size
+    if resize == "stretch":
+        return ow / w, oh / h, 0, 0, ow, oh
+    s = min(ow / w, oh / h)
+    cw, ch = round(w * s), round(h * s)
+    return cw / w, ch / h, (ow - cw) // 2, (oh - ch) // 2, cw, ch
+
+
+def host_opencv_image(frame: Any, stream: Any, size: tuple[int, int], resize: str,
+                      pad: int) -> tuple[Any, tuple[float, float, float, float]]:
+    """Frigate's way: the NV12 frame copied to host memory, OpenCV cvtColor and resize, a
+    letterbox canvas on the host. Returns the (H, W, 3) RGB image and its transform."""
+    import cv2
+    if frame.format != cuframes.PixelFormat.NV12:
+        raise RuntimeError(f"--feed host-opencv reads NV12 frames only, not {frame.format.name}")
+    if frame.memory == "cuda":
+        with torch.cuda.stream(stream):
+            nv12 = torch.from_dlpack(frame.yuv).cpu().numpy()  # download (waits for it)
+    else:
+        nv12 = np.ascontiguousarray(np.from_dlpack(frame.yuv))
+    rgb = cv2.cvtColor(nv12, cv2.COLOR_YUV2RGB_NV12)
+    sx, sy, px, py, cw, ch = fit(frame.width, frame.height, size, resize)
+    small = cv2.resize(rgb, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    if (cw, ch) == (size[1], size[0]):
+        return small, (sx, sy, px, py)
+    canvas = np.full((size[0], size[1], 3), pad, np.uint8)
+    canvas[py:py + ch, px:px + cw] = small
+    return canvas, (sx, sy, float(px), float(py))
+
+
+def to_frame(boxes: Any, transform: tuple[float, float, float, float],
+             frame_size: tuple[int, int]) -> Any:
+    """CuframesBatch.to_frame for the host-opencv feed (the same formula)."""
+    sx, sy, px, py = transform
+    out = boxes * 1.0
+    out[:, 0::2] = ((out[:, 0::2] - px) / sx).clip(0, frame_size[0])
+    out[:, 1::2] = ((out[:, 1::2] - py) / sy).clip(0, frame_size[1])
+    return out
+
+
+@dataclass
+class CamDetections:
+    """The latest detections of one camera."""
+    frames: int = 0  # frames that went through the model
+    skipped: int = 0  # frames replaced by a newer one before a batch took them
+    seq: int = 0
+    objects: int = 0  # detections scoring >= --score-threshold in the latest frame
+    labels: dict[str, int] = field(default_factory=dict)
+    box: Optional[list[float]] = None  # the best detection: frame pixels
+    tbox: Optional[list[float]] = None  # the same in tensor pixels
+    score: float = float("nan")
+
+
+class Batcher(threading.Thread):
+    """Batches the newest frame of every camera of one device (the GPU or the CPU) and runs the
+    model on them: one batch at a time, on one CUDA stream. A batch goes as soon as every camera
+    that recently had frames has one waiting, or --batch-window ms after its first frame came."""
+
+    ACTIVE_NS = 1_000_000_000  # a camera with no frame for this long is not waited for
+
+    def __init__(self, kind: str, args: argparse.Namespace, stop: threading.Event,
+                 base: Any, categories: list[str]) -> None:
+        super().__init__(name=f"detect-{kind}", daemon=True)
+        self.kind = kind  # "cuda" or "cpu"
+        self.args = args
+        self.stop_ev = stop
+        self.base = base
+        self.categories = categories
+        self.cv = threading.Condition()
+        self.pending: dict[str, Item] = {}
+        self.last_offer: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.cams: dict[str, CamDetections] = {}
+        self.batches = 0
+        self.frames = 0
+        self.errors = 0
+        self.last_error = ""
+        self.window: deque[tuple[int, int, float, float]] = deque()  # (t_ns, n, infer ms, lat)
+        self.records: list[tuple[int, int, float, float, list[float]]] = []  # --stats-json
+        self.last_batch: tuple[int, float, float] = (0, float("nan"), float("nan"))  # n, ms
+        self.model: Any = None
+        self.stream: Any = None
+        self.device = "cpu"
+
+    # -- camera threads --
+    def offer(self, item: Item) -> None:
+        """A camera's newest frame for the next batch; the one it replaces is released."""
+        with self.cv:
+            old = self.pending.get(item.cam)
+            self.pending[item.cam] = item
+            self.last_offer[item.cam] = time.monotonic_ns()
+            self.cv.notify()
+        if old is not None:
+            old.drop()
+            with self.lock:
+                self.cams.setdefault(item.cam, CamDetections()).skipped += 1
+
+    # -- the batch loop --
+    def _take(self) -> list[Item]:
+        window_ns = int(self.args.batch_window * 1e6)
+        with self.cv:
+            while not self.stop_ev.is_set():
+                if self.pending:
+                    now = time.monotonic_ns()
+                    active = [c for c, t in self.last_offer.items() if now - t < self.ACTIVE_NS]
+                    first = min(self.last_offer[c] for c in self.pending)
+                    if all(c in self.pending for c in active) or now - first >= window_ns:
+                        items = [self.pending[c] for c in sorted(self.pending)]
+                        self.pending.clear()
+                        return items
+                    self.cv.wait(max(0.0005, (first + window_ns - now) / 1e9))
+                else:
+                    self.cv.wait(0.2)
+            items = list(self.pending.values())
+            self.pending.clear()
+        for it in items:
+            it.drop()
+        return []
+
+    def run(self) -> None:
+        try:
+            if self.kind == "cuda":
+                dev = torch.device("cuda", self.args.cuda_device)
+                self.stream = torch.cuda.Stream(device=dev)
+                self.device = f"cuda:{self.args.cuda_device}"
+                self.model = prepare_model(self.base, dev, half=True,
+                                           postprocess=self.args.postprocess)
+            else:
+                torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+                self.model = prepare_model(self.base, torch.device("cpu"), half=False,
+                                           postprocess=self.args.postprocess)
+            tf = self.base.transform
+            self.mean = tuple(float(v) for v in tf.image_mean)
+            self.std = tuple(float(v) for v in tf.image_std)
+            log.info("detection on %s: %s (%s weights), batches of up to every camera, %s %dx%d, "
+                     "%s postprocess", self.device, MODEL_NAME, self.args.weights or "random",
+                     self.args.resize, self.args.size[1], self.args.size[0], self.args.postprocess)
+        except Exception as e:
+            self._error(f"cannot set the model up on {self.kind}: {e!r}")
+            log.exception("detection on %s", self.kind)
+            return
+        while not self.stop_ev.is_set():
+            items = self._take()
+            if not items:
+                continue
+            try:
+                self._batch(items)
+            except Exception as e:  # reported; the next batch tries again
+                self._error(f"batch of {len(items)} failed: {e!r}")
+            finally:
+                for it in items:
+                    it.drop()
+
+    def _error(self, msg: str) -> None:
+        with self.lock:
+            self.errors += 1
+            repeated = self.last_error == msg
+            self.last_error = msg
+        (log.debug if repeated else log.warning)("detection %s: %s", self.kind, msg)
+
+    def _batch(self, items: list[Item]) -> None:
+        a = self.args
+        t0 = time.perf_counter()
+        ctx = (torch.cuda.stream(self.stream) if self.stream is not None
+               else contextlib.nullcontext())
+        with ctx, torch.inference_mode():
+            batch = None
+            if items[0].frame is not None:  # cuframes: one kernel, frames read in the ring
+                batch = cuframes.preprocess(
+                    [it.frame for it in items], a.size, resize=a.resize,
+                    dtype="float16" if self.kind == "cuda" else "float32",
+                    mean=self.mean, std=self.std, stream=self.stream)
+                for it in items:
+                    it.drop()  # ordered after the kernel on self.stream
+                x = torch.from_dlpack(batch)
+            else:  # host-opencv: upload the host pictures, convert and normalise on the device
+                host = torch.from_numpy(np.stack([it.image for it in items]))
+                dev = host.to(self.device)
+                x = dev.permute(0, 3, 1, 2).to(torch.float16 if self.kind == "cuda"
+                                               else torch.float32)
+                mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+                std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+                x = ((x / 255 - mean) / std).contiguous()
+            t1 = time.perf_counter()
+            dets = self.model(x)
+            # everything the report needs, in one copy to the host
+            lens = [int(d["scores"].shape[0]) for d in dets]
+            flat = torch.cat([torch.cat([d["boxes"].float(), d["scores"].float()[:, None],
+                                         d["labels"].float()[:, None]], 1) for d in dets])
+            flat = flat.cpu()
+        t2 = time.perf_counter()
+        done_ns = time.monotonic_ns()
+        infer_ms = (t2 - t1) * 1e3
+        lat = [(done_ns - it.publish_ns) / 1e6 for it in items]
+        results = []
+        for i, (it, rows) in enumerate(zip(items, torch.split(flat, lens))):
+            keep = rows[rows[:, 4] >= a.score_threshold]
+            tboxes = keep[:, :4]
+            if batch is not None:
+                fboxes = batch.to_frame(tboxes, i)
+            else:
+                fboxes = to_frame(tboxes, it.transform, it.frame_size)
+            labels: dict[str, int] = {}
+            for lab in keep[:, 5].tolist():
+                name = self.categories[int(lab)] if int(lab) < len(self.categories) else str(lab)
+                labels[name] = labels.get(name, 0) + 1
+            best = int(keep[:, 4].argmax()) if keep.shape[0] else -1
+            results.append((it, keep.shape[0], labels,
+                            fboxes[best].tolist() if best >= 0 else None,
+                            tboxes[best].tolist() if best >= 0 else None,
+                            float(keep[best, 4]) if best >= 0 else float("nan")))
+        with self.lock:
+            self.batches += 1
+            self.frames += len(items)
+            for it, count, labels, box, tbox, score in results:
+                c = self.cams.setdefault(it.cam, CamDetections())
+                c.frames += 1
+                c.seq, c.objects, c.labels, c.box, c.tbox, c.score = (it.seq, count, labels, box,
+                                                                      tbox, score)
+            for v in lat:
+                self.window.append((done_ns, 1, infer_ms, v))
+            cut = done_ns - 5_000_000_000
+            while self.window and self.window[0][0] < cut:
+                self.window.popleft()
+            self.last_batch = (len(items), (t1 - t0) * 1e3, infer_ms)
+            if a.stats_json:
+                self.records.append((done_ns, len(items), (t1 - t0) * 1e3, infer_ms, lat))
+
+    # -- reports --
+    def cam_snapshot(self, cam: str) -> Optional[CamDetections]:
+        with self.lock:
+            c = self.cams.get(cam)
+            return None if c is None else CamDetections(**vars(c))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Throughput (frames/s), batches, inference ms and latency ms over the last 5 s."""
+        with self.lock:
+            now = time.monotonic_ns()
+            w = [r for r in self.window if r[0] >= now - 5_000_000_000]
+            span = (w[-1][0] - w[0][0]) / 1e9 if len(w) > 1 else 0.0
+            lat = sorted(r[3] for r in w)
+            nb = self.last_batch
+            return {"device": self.device, "batches": self.batches, "frames": self.frames,
+                    "fps": (len(w) / span) if span > 0 else 0.0,
+                    "batch_size": nb[0], "preprocess_ms": nb[1], "inference_ms": nb[2],
+                    "latency_ms": lat[len(lat) // 2] if lat else float("nan"),
+                    "errors": self.errors}
+
+
+class Detection:
+    """--detect: the model (loaded once, on the CPU) and a Batcher per device, started when a
+    camera first offers a frame of that device."""
+
+    def __init__(self, args: argparse.Namespace, stop: threading.Event) -> None:
+        self.args = args
+        self.stop_ev = stop
+        if args.feed == "host-opencv":
+            try:
+                import cv2  # noqa: F401
+            except ImportError as e:
+                raise SetupError(f"--feed host-opencv needs OpenCV ({e}): install the PyPI "
+                                 "package opencv-python-headless with pip") from None
+        self.model, self.categories = load_model(args.weights, args.score_threshold)
+        self.lock = threading.Lock()
+        self.batchers: dict[str, Batcher] = {}
+
+    def batcher(self, kind: str) -> Batcher:
+        with self.lock:
+            b = self.batchers.get(kind)
+            if b is None:
+                b = self.batchers[kind] = Batcher(kind, self.args, self.stop_ev, self.model,
+                                                  self.categories)
+                b.start()
+            return b
+
+    def cam_snapshot(self, cam: str) -> Optional[CamDetections]:
+        with self.lock:
+            bs = list(self.batchers.values())
+        for b in bs:
+            c = b.cam_snapshot(cam)
+            if c is not None:
+                return c
+        return None
+
+    def all(self) -> list[Batcher]:
+        with self.lock:
+            return [self.batchers[k] for k in sorted(self.batchers)]
+
+
 # ---- MQTT ---------------------------------------------------------------------------------
 
 class Mqtt:
@@ -329,6 +858,15 @@ class Mqtt:
         ("edges", "Edges", None, "measurement", "diagnostic"),
         ("frames", "Detector frames", None, "total_increasing", "diagnostic"),
     ]
+    DETECT_SENSORS = [  # --detect, per camera
+        ("objects", "Objects", None, "measurement", None),
+    ]
+    DETECTION_SENSORS = [  # --detect, per device the model runs on
+        ("fps", "Detection throughput", "fps", "measurement", None),
+        ("inference_ms", "Detection inference time", "ms", "measurement", None),
+        ("latency_ms", "Detection latency", "ms", "measurement", "diagnostic"),
+        ("batch_size", "Detection batch size", None, "measurement", "diagnostic"),
+    ]
 
     def __init__(self, args: argparse.Namespace) -> None:
         import paho.mqtt.client as mqtt  # optional dependency: only with --mqtt
@@ -340,6 +878,8 @@ class Mqtt:
         self.name = args.name
         self.node = ha_id(args.name)
         self.cameras: set[str] = set()
+        self.kinds: set[str] = set()  # --detect: the devices the model runs on
+        self.detect = bool(args.detect)
         self.lock = threading.Lock()
         self.connected = False
         self.refusal = ""
@@ -380,11 +920,14 @@ class Mqtt:
         with self.lock:
             self.connected = True
             cams = sorted(self.cameras)
+            kinds = sorted(self.kinds)
         client.publish(f"{self.base}/status", "online", qos=1, retain=True)
         if self.prefix:
             client.subscribe(f"{self.prefix}/status", qos=1)
             for cam in cams:
                 self._announce(cam)
+            for kind in kinds:
+                self._announce_detection(kind)
 
     def _on_disconnect(self, client: Any, userdata: Any, *rest: Any) -> None:
         with self.lock:
@@ -394,20 +937,33 @@ class Mqtt:
         if msg.topic == f"{self.prefix}/status" and msg.payload == b"online":
             with self.lock:
                 cams = sorted(self.cameras)
+                kinds = sorted(self.kinds)
             for cam in cams:  # Home Assistant restarted: announce again
                 self._announce(cam)
+            for kind in kinds:
+                self._announce_detection(kind)
 
     def _announce(self, cam: str) -> None:
-        cid = ha_id(cam)
+        sensors = self.SENSORS + (self.DETECT_SENSORS if self.detect else [])
+        self._configs(ha_id(cam), cam, f"{self.base}/{cam}", sensors)
+
+    def _announce_detection(self, kind: str) -> None:
+        self._configs(f"detection_{kind}", f"Detection ({kind})", f"{self.base}/detection/{kind}",
+                      [(v, label.replace("Detection ", "", 1), u, sc, ec)
+                       for v, label, u, sc, ec in self.DETECTION_SENSORS])
+
+    def _configs(self, oid: str, name: str, state_topic: str,
+                 sensors: list[tuple[str, str, Optional[str], str, Optional[str]]]) -> None:
+        """Home Assistant discovery: a sensor per value of the JSON at state_topic."""
         device = {"identifiers": [f"cuframes_detector_{self.node}"],
                   "name": f"cuframes detector {self.name}", "manufacturer": "cuframes",
                   "model": "examples/detector.py"}
-        for value, label, unit, state_class, category in self.SENSORS:
-            uid = f"cuframes_detector_{self.node}_{cid}_{value}"
+        for value, label, unit, state_class, category in sensors:
+            uid = f"cuframes_detector_{self.node}_{oid}_{value}"
             cfg: dict[str, Any] = {
-                "name": f"{cam} {label}", "unique_id": uid,
+                "name": f"{name} {label}", "unique_id": uid,
                 "default_entity_id": f"sensor.{uid}",
-                "state_topic": f"{self.base}/{cam}",
+                "state_topic": state_topic,
                 "value_template": f"{{{{ value_json.{value} }}}}",
                 "availability_topic": f"{self.base}/status", "state_class": state_class,
                 "device": device, "origin": {"name": "cuframes detector example"}}
@@ -415,8 +971,25 @@ class Mqtt:
                 cfg["unit_of_measurement"] = unit
             if category:
                 cfg["entity_category"] = category
-            self.client.publish(f"{self.prefix}/sensor/cuframes_detector_{self.node}/{cid}_{value}"
+            self.client.publish(f"{self.prefix}/sensor/cuframes_detector_{self.node}/{oid}_{value}"
                                 "/config", json.dumps(cfg), qos=1, retain=True)
+
+    def publish_detection(self, kind: str, snap: dict[str, Any]) -> None:
+        """--detect: throughput, inference time per batch, latency and batch size of a device."""
+        with self.lock:
+            new = kind not in self.kinds
+            self.kinds.add(kind)
+            connected = self.connected
+        if not connected:
+            return
+        if new and self.prefix:
+            self._announce_detection(kind)
+        payload = {k: snap[k] for k in ("device", "batches", "frames", "batch_size", "errors")}
+        for k in ("fps", "inference_ms", "preprocess_ms", "latency_ms"):
+            v = snap[k]
+            payload[k] = None if v != v else round(v, 3)
+        self.client.publish(f"{self.base}/detection/{kind}", json.dumps(payload), qos=0,
+                            retain=True)
 
     def publish(self, snap: dict[str, Any]) -> None:
         cam = snap["camera"]
@@ -434,6 +1007,11 @@ class Mqtt:
         for k in ("luma", "edges", "motion"):
             v = snap[k]
             payload[k] = None if v != v else round(v, 4)  # NaN before the first frame
+        d = snap.get("detect")
+        if d is not False:  # --detect: the latest batched frame's detections
+            d = d or {}
+            payload.update(objects=d.get("objects", 0), labels=d.get("labels", {}),
+                           detected=d.get("frames", 0), detected_seq=d.get("seq", 0))
         self.client.publish(f"{self.base}/{cam}", json.dumps(payload), qos=0, retain=True)
 
     def close(self, timeout: float = 3.0) -> None:
@@ -488,7 +1066,40 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--log-interval", type=float, default=60.0,
                    help="seconds between status lines on stderr (default 60; 0: none)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--no-measure", action="store_true",
+                   help="skip the luma/edges/motion measurements (only --detect's work)")
+    g = p.add_argument_group("detection (torchvision's SSDlite320 MobileNetV3, see the "
+                             "detection section of this file)")
+    g.add_argument("--detect", action="store_true",
+                   help="run the model on the newest frame of every camera, batched per device")
+    g.add_argument("--weights", default="", metavar="default|FILE",
+                   help="'default': torchvision's pretrained COCO weights (downloaded once into "
+                        "torch's cache); FILE: a state dict; none: random weights, for "
+                        "throughput tests. Implies --detect")
+    g.add_argument("--score-threshold", type=float, default=0.5,
+                   help="detections scoring at least this are counted (default 0.5)")
+    g.add_argument("--resize", default="stretch", choices=["stretch", "letterbox"],
+                   help="how frames fit the model's 320x320 input: stretch (default, as "
+                        "torchvision's own transform does) or letterbox (keeps the aspect)")
+    g.add_argument("--batch-window", type=float, default=33.0, metavar="MS",
+                   help="a batch waits at most this long after its first frame for the other "
+                        "cameras' (default 33: one frame at 30 fps)")
+    g.add_argument("--postprocess", default="batched", choices=["batched", "torchvision"],
+                   help="the model's box post-processing: for the whole batch at once (default) "
+                        "or torchvision's own, image by image and class by class")
+    g.add_argument("--feed", default="cuframes", choices=["cuframes", "host-opencv"],
+                   help="cuframes: cuframes.preprocess on the frames in the ring (default); "
+                        "host-opencv: Frigate's way (copy to host, OpenCV, upload), to compare")
+    g.add_argument("--stats-json", default="", metavar="FILE",
+                   help="at exit, write every batch's sizes, times and latencies there")
     args = p.parse_args(argv)
+    if args.weights:
+        args.detect = True
+    args.size = (320, 320)  # SSDlite320's input (height, width)
+    if not 0 <= args.score_threshold <= 1:
+        p.error("--score-threshold: 0..1")
+    if args.batch_window < 0:
+        p.error("--batch-window: >= 0")
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", args.name):
         p.error("--name: 1-63 characters of [A-Za-z0-9._-]")
     args.camera_filter = [c for c in (s.strip() for s in args.cameras.split(",")) if c]
@@ -514,12 +1125,29 @@ def fmt(v: float) -> str:
     return "-" if v != v else f"{v:.4f}"
 
 
+def fmt_box(b: Optional[list[float]]) -> str:
+    return "-" if b is None else ",".join(f"{v:.2f}" for v in b)
+
+
 def summary_line(s: dict[str, Any]) -> str:
-    return (f"summary camera={s['camera']} key={s['key']} frames={s['frames']} fps={s['fps']:.2f} "
-            f"seq={s['seq']} luma={fmt(s['luma'])} edges={fmt(s['edges'])} "
+    line = (f"summary camera={s['camera']} key={s['key']} frames={s['frames']} "
+            f"fps={s['fps']:.2f} seq={s['seq']} luma={fmt(s['luma'])} edges={fmt(s['edges'])} "
             f"motion={fmt(s['motion'])} memory={s['memory'] or '-'} "
             f"backend={s['backend'] or '-'} device={s['device'] or '-'} "
             f"connects={s['connects']} gaps={s['gaps']} errors={s['errors']}")
+    d = s.get("detect")
+    if d is not False:  # --detect: what the model saw in this camera's latest batched frame
+        d = d or {}
+        line += (f" detected={d.get('frames', 0)} skipped={d.get('skipped', 0)} "
+                 f"detected_seq={d.get('seq', 0)} objects={d.get('objects', 0)} "
+                 f"width={s.get('width', 0)} height={s.get('height', 0)} "
+                 f"box={fmt_box(d.get('box'))} tbox={fmt_box(d.get('tbox'))}")
+    return line
+
+
+def detection_line(d: dict[str, Any]) -> str:
+    return (f"summary-detection device={d['device']} batches={d['batches']} frames={d['frames']} "
+            f"errors={d['errors']}")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -534,6 +1162,13 @@ def main(argv: Optional[list[str]] = None) -> int:
              else "not supported here (no torch with CUDA)")
 
     stop = threading.Event()
+    detection: Optional[Detection] = None
+    if args.detect:
+        try:
+            detection = Detection(args, stop)
+        except SetupError as e:
+            print(f"detector.py: error: {e}", file=sys.stderr)
+            return 2
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping", signum)
@@ -547,7 +1182,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     def start(name: str) -> None:
         if name not in cameras:
             log.info("camera %s: starting (ring %s%s)", name, RING_PREFIX, name)
-            cameras[name] = Camera(name, args, stop)
+            cameras[name] = Camera(name, args, stop, detection)
             cameras[name].start()
 
     for name in args.camera_filter:  # named cameras: waited for even before they exist
@@ -566,6 +1201,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             if mqtt is not None and now >= next_mqtt:
                 for cam in list(cameras.values()):
                     mqtt.publish(cam.snapshot())
+                for b in detection.all() if detection is not None else []:
+                    mqtt.publish_detection(b.kind, b.snapshot())
                 next_mqtt = now + args.mqtt_interval
             if args.log_interval > 0 and now >= next_log:
                 for cam in list(cameras.values()):
@@ -574,6 +1211,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                              s["camera"], "connected" if s["connected"] else "waiting",
                              s["frames"], s["fps_now"], fmt(s["luma"]), fmt(s["edges"]),
                              fmt(s["motion"]))
+                for b in detection.all() if detection is not None else []:
+                    d = b.snapshot()
+                    log.info("detection on %s: %d batches, %.1f frames/s, last batch %d frames "
+                             "(preprocess %.2f ms, model %.2f ms), latency p50 %.1f ms",
+                             d["device"], d["batches"], d["fps"], d["batch_size"],
+                             d["preprocess_ms"], d["inference_ms"], d["latency_ms"])
                 next_log = now + args.log_interval
             due = [t for t in (None if args.camera_filter else next_scan,
                                next_mqtt if mqtt is not None else None,
@@ -585,13 +1228,39 @@ def main(argv: Optional[list[str]] = None) -> int:
         stop.set()
         for cam in cameras.values():
             cam.join(timeout=10)
+        batchers = detection.all() if detection is not None else []
+        for b in batchers:
+            b.join(timeout=30)
         if mqtt is not None:
             for cam in cameras.values():
                 mqtt.publish(cam.snapshot())
+            for b in batchers:
+                mqtt.publish_detection(b.kind, b.snapshot())
             mqtt.close()
         for name in sorted(cameras):
             print(summary_line(cameras[name].snapshot()), flush=True)
+        for b in batchers:
+            print(detection_line(b.snapshot()), flush=True)
+        if args.stats_json:
+            write_stats(args, cameras, batchers)
     return 0
+
+
+def write_stats(args: argparse.Namespace, cameras: dict[str, Camera],
+                batchers: list[Batcher]) -> None:
+    """--stats-json: the cameras' summaries and every batch (for bench/detector_bench.py)."""
+    doc = {"model": MODEL_NAME, "weights": args.weights or "random", "feed": args.feed,
+           "resize": args.resize, "size": list(args.size),
+           "cameras": {n: cameras[n].snapshot() for n in sorted(cameras)},
+           "detection": {b.kind: dict(b.snapshot(), last_error=b.last_error,
+                                      batches_list=[{"t_ns": t, "n": n, "preprocess_ms": p,
+                                                     "inference_ms": i, "latency_ms": lat}
+                                                    for t, n, p, i, lat in b.records])
+                         for b in batchers}}
+    tmp = args.stats_json + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, default=lambda o: None if o != o else str(o))
+    os.replace(tmp, args.stats_json)
 
 
 if __name__ == "__main__":

@@ -47,11 +47,11 @@ def parse_summaries(text: str) -> dict[str, dict[str, str]]:
 
 
 class Detector:
-    """examples/detector.py as a process (the interpreter running the tests, so the same
-    cuframes module), stdout and stderr in files."""
+    """examples/detector.py as a process (by default the interpreter running the tests, so the
+    same cuframes module), stdout and stderr in files."""
 
     def __init__(self, workdir: Path, args: list[str],
-                 env: Optional[dict[str, str]] = None) -> None:
+                 env: Optional[dict[str, str]] = None, python: str = sys.executable) -> None:
         tag = time.monotonic_ns()
         self.out_path = workdir / f"detector-{tag}.out"
         self.err_path = workdir / f"detector-{tag}.err"
@@ -59,7 +59,7 @@ class Detector:
         self._err = open(self.err_path, "wb")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, str(DETECTOR), "--log-interval", "1",
+        self.proc = subprocess.Popen([python, str(DETECTOR), "--log-interval", "1",
                                       *args], stdin=subprocess.DEVNULL, stdout=self._out,
                                      stderr=self._err, env=e)
 
@@ -101,6 +101,10 @@ class Detector:
         out = self.out_path.read_text(errors="replace")
         assert rc == 0, f"the detector exited with {rc}\nstdout: {out}\n{self.describe()}"
         return parse_summaries(out)
+
+    def stdout(self) -> str:
+        """What it printed (once it has exited)."""
+        return self.out_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> dict[str, dict[str, str]]:
         self.assert_running()
@@ -147,6 +151,52 @@ def check_summary(s: dict[str, str], width: int, height: int, fps: float, memory
     motion = float(s["motion"])
     assert 0 < motion < 255, what  # the pattern moves by 3 levels a frame
     assert int(s["errors"]) == 0, what
+
+
+# ---- --detect -----------------------------------------------------------------------------
+
+def fit_geometry(width: int, height: int, resize: str, size: tuple[int, int] = (320, 320)
+                 ) -> tuple[float, float, float, float]:
+    """(scale_x, scale_y, pad_x, pad_y) of a width x height frame in a (H, W) tensor, from
+    docs/python.md's definition."""
+    oh, ow = size
+    if resize == "stretch":
+        return ow / width, oh / height, 0.0, 0.0
+    s = min(ow / width, oh / height)
+    cw, ch = round(width * s), round(height * s)
+    return cw / width, ch / height, float((ow - cw) // 2), float((oh - ch) // 2)
+
+
+POSTPROCESS_CHECK = HERE / "postprocess_check.py"
+
+
+def person_weights(workdir: Path, python: str) -> Path:
+    """A state dict that finds a few large "persons" in any picture (random weights score every
+    class 1/91 everywhere: nothing would be detected), made by `python` (it needs torchvision):
+    postprocess_check.py --make-weights."""
+    path = workdir / "person.pt"
+    r = subprocess.run([python, str(POSTPROCESS_CHECK), "--make-weights", str(path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return path
+
+
+def check_detections(s: dict[str, str], resize: str, min_detected: int = 1) -> None:
+    """A camera's summary with --detect: frames went through the model, it found objects, and
+    its best box in frame pixels is its box in tensor pixels mapped back (geometry computed here
+    from the frame's size), inside the frame."""
+    what = f"summary {s}"
+    assert int(s["detected"]) >= min_detected, what
+    assert int(s["objects"]) >= 1 and s["box"] != "-", what
+    w, h = int(s["width"]), int(s["height"])
+    sx, sy, px, py = fit_geometry(w, h, resize)
+    tbox = [float(v) for v in s["tbox"].split(",")]
+    box = [float(v) for v in s["box"].split(",")]
+    want = [min(max((tbox[0] - px) / sx, 0), w), min(max((tbox[1] - py) / sy, 0), h),
+            min(max((tbox[2] - px) / sx, 0), w), min(max((tbox[3] - py) / sy, 0), h)]
+    assert all(abs(a - b) <= 0.01 / min(sx, sy) + 0.006 for a, b in zip(box, want)), (what, want)
+    assert 0 <= box[0] <= box[2] <= w and 0 <= box[1] <= box[3] <= h, what
+    assert 0 < int(s["detected_seq"]) <= int(s["seq"]), what
 
 
 # ---- the rings' subscriber tables ----------------------------------------------------------

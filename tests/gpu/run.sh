@@ -6,10 +6,14 @@
 # .gpu-media: the clips made by tests/service/media.py):
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
-# Stages: build ctest core bench python preprocess service rtsp repeat detector cli servicebench
+# Stages: build ctest core bench python preprocess service rtsp repeat detector detectorbench cli
+# servicebench
 # preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
 # test_preprocess_gpu.py), then bench/preprocess_bench.py. Every stage that needs the Python
 # package installs it from this tree first, once per run.
+# detector: examples/detector.py on CUDA rings, with --detect too (torchvision's SSDlite320).
+# detectorbench: bench/detector_bench.py (8 and 32 NVDEC cameras -> one detector, cuframes against
+# Frigate's path), about 4 minutes; DETECTOR_BENCH_ARGS adds arguments.
 # repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
 # time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
@@ -17,7 +21,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench python preprocess service rtsp repeat detector cli servicebench}
+STAGES=${STAGES:-build ctest core bench python preprocess service rtsp repeat detector detectorbench cli servicebench}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
@@ -122,9 +126,20 @@ if want repeat; then
 fi
 
 if want detector && [ -f tests/gpu/test_detector_gpu.py ]; then
-  step "examples/detector.py on CUDA rings"
+  step "examples/detector.py on CUDA rings (also --detect)"
   need_package
   gpu_pytest tests/gpu/test_detector_gpu.py
+  grep -oE "(detection on [a-z0-9:]+: [0-9]+ batches|postprocess cuda ).*" "$OUT/python-gpu.log" \
+    | tail -8 | tee -a "$OUT/summary.txt"
+fi
+
+if want detectorbench; then
+  step "detector benchmark (bench/detector_bench.py)"
+  need_package
+  timeout -k 10 560 python3 bench/detector_bench.py --service "$BUILD/service/cuframes-service" \
+    --clip .gpu-media/bench-1080p30.mp4 ${DETECTOR_BENCH_ARGS:-} >"$OUT/detector-bench.txt" 2>&1 \
+    || status=1
+  tee -a "$OUT/summary.txt" <"$OUT/detector-bench.txt"
 fi
 
 if want cli && [ -f tests/gpu/test_cli_gpu.py ]; then

@@ -3,6 +3,13 @@ rings, read by the detector with PyTorch on the GPU (one CUDA stream per camera,
 copy), next to a camera in a host ring read with NumPy by the same process. The values it
 reports must be exactly those of the testsrc frame it names; it must survive the service being
 killed and started again. tests/deploy/test_detector.py is the same on host memory (CI).
+With --detect (torchvision's SSDlite320, random weights made to see "persons", float16 on
+the GPU): the cuda rings'
+frames batched through cuframes.preprocess on one stream, boxes mapped back into each frame, the
+host ring's frames through the same model on the CPU, the detector's own report of its batches
+(--stats-json; there is no MQTT broker on the GPU machine: tests/deploy/test_detector_torch.py
+checks the sensors over a real mosquitto), and the batched post-processing against torchvision's
+own on CUDA.
 
 Run on the GPU machine (the Python package installed or on PYTHONPATH, the service built):
 
@@ -15,8 +22,10 @@ Skipped where there is no NVIDIA GPU or no torch with CUDA, unless CUFRAMES_TEST
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -129,3 +138,47 @@ def test_detector_survives_a_killed_service(
     _check(summaries, min_frames=20, d=d)
     for cam in CAMS:
         assert summaries[cam]["connects"] == "2", summaries[cam]
+
+
+def test_detection_on_cuda_rings(run: tuple[Path, str, list[svc.Service], list[dh.Detector]]
+                                 ) -> None:
+    tmp, rt, services, detectors = run
+    _start_service(tmp, rt, services)
+    stats = tmp / "stats.json"
+    weights = dh.person_weights(tmp, sys.executable)  # a few large "persons" in any picture
+    d = dh.Detector(tmp, ["--runtime-dir", rt, "--seconds", "8", "--weights", str(weights),
+                          "--resize", "letterbox", "--stats-json", str(stats)])
+    detectors.append(d)
+    summaries = d.wait_exit(180)
+    assert "frames on the GPU: torch" in d.log(), d.describe()
+    assert "detection on cuda:0" in d.log() and "detection on cpu" in d.log(), d.describe()
+    _check(summaries, min_frames=20, d=d)  # the measurements are still exactly right
+    for cam in CAMS:
+        try:
+            dh.check_detections(summaries[cam], "letterbox", min_detected=5)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{d.describe()}") from None
+    doc = json.loads(stats.read_text())
+    for kind, cams in (("cuda", 2), ("cpu", 1)):
+        det = doc["detection"][kind]
+        assert det["errors"] == 0, (kind, det["last_error"])
+        batches = det["batches_list"]
+        assert batches and all(1 <= b["n"] <= cams for b in batches), (kind, batches[:5])
+        lat = sorted(v for b in batches for v in b["latency_ms"])
+        infer = sorted(b["inference_ms"] for b in batches)
+        assert all(0 < v < 10_000 for v in lat) and infer[0] > 0, (kind, lat[:5], infer[:5])
+        print(f"detection on {det['device']}: {len(batches)} batches, "
+              f"{sum(b['n'] for b in batches)} frames, model p50 {infer[len(infer) // 2]:.2f} "
+              f"ms/batch, publish->detections p50 {lat[len(lat) // 2]:.1f} ms")
+    # the two cuda cameras share batches (one kernel, one model call)
+    assert sum(b["n"] == 2 for b in doc["detection"]["cuda"]["batches_list"]) >= 10, \
+        doc["detection"]["cuda"]["batches_list"][:20]
+    assert doc["detection"]["cuda"]["device"] == "cuda:0"
+
+
+def test_batched_postprocess_is_torchvisions_on_cuda() -> None:
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "deploy" / "postprocess_check.py"),
+                        "--device", "cuda"], capture_output=True, text=True, timeout=600)
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("same as torchvision") == 6, r.stdout

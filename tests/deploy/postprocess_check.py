@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""examples/detector.py's batched SSD post-processing against torchvision's own
+(SSD.postprocess_detections, image by image and class by class) on the same head outputs: the
+model's real heads and anchors on a batch of pictures with random weights, and head outputs
+made up to give many overlapping candidates (NMS at work). Prints one line per case and exits 1
+on any difference. Run by tests/deploy/test_detector_torch.py (CPU) and
+tests/gpu/test_detector_gpu.py (CUDA, float16) with an interpreter that has torchvision:
+
+    postprocess_check.py [--device cpu|cuda] [--half]
+
+With --make-weights FILE it writes a state dict for the tests instead: random weights (which
+score every class about 1/91 everywhere, so nothing is detected) with the coarsest head level
+(6 anchors on a 1x1 map) made to say "person" (class 1) with a score of about 0.8, so a few
+large detections come out of any picture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_detector():
+    spec = importlib.util.spec_from_file_location("detector_example",
+                                                  ROOT / "examples" / "detector.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def same(a: list, b: list, tol: float) -> str:
+    """'' if the two lists of detections agree (as sets per image: ties may be ordered apart),
+    else what differs."""
+    import torch
+    if len(a) != len(b):
+        return f"{len(a)} images vs {len(b)}"
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x["scores"].numel() != y["scores"].numel():
+            return f"image {i}: {x['scores'].numel()} detections vs {y['scores'].numel()}"
+        if x["scores"].numel() == 0:
+            continue
+
+        def rows(d: dict) -> "torch.Tensor":
+            r = torch.cat([d["scores"].double()[:, None], d["labels"].double()[:, None],
+                           d["boxes"].double()], 1).cpu()
+            return r[torch.argsort(r[:, 0] * 1000 + r[:, 1] + r[:, 2] * 1e-6, descending=True)]
+        rx, ry = rows(x), rows(y)
+        d = float((rx - ry).abs().max())
+        if d > tol:
+            return f"image {i}: max |difference| {d:.6f} > {tol}"
+    return ""
+
+
+def see_persons(model) -> None:
+    """The coarsest head level (6 anchors on the 1x1 map) made to say "person"."""
+    import torch
+    head = model.head.classification_head.module_list[-1][-1]  # the 1x1 map's last conv
+    classes = 91
+    with torch.no_grad():
+        for a in range(head.out_channels // classes):
+            # softmax: about e^6 / (e^6 + 90) = 0.82; a little apart, so that no two anchors
+            # tie (the order NMS takes tied boxes in is its own)
+            head.bias[a * classes + 1] = 6.0 + 0.1 * a
+
+
+def make_weights(det, path: str) -> None:
+    import torch
+    model, _ = det.load_model("", 0.5)
+    see_persons(model)
+    torch.save(model.state_dict(), path)
+    print(f"wrote {path}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--half", action="store_true")
+    ap.add_argument("--make-weights", default="", metavar="FILE")
+    args = ap.parse_args()
+    det = load_detector()
+    import torch
+    if args.make_weights:
+        make_weights(det, args.make_weights)
+        return 0
+    dev = torch.device(args.device)
+    # float64: both sides' non-maximum suppression decides alike (in float32 an IoU within
+    # rounding of the threshold could go either way between a CPU and a GPU kernel)
+    dtype = torch.float16 if args.half else torch.float64
+    tol = 2e-2 if args.half else 1e-6
+    failed = 0
+    for thresh in (0.5, 0.02, 0.011):
+        base, _ = det.load_model("", thresh)
+        see_persons(base)  # random weights alone detect nothing
+        ours = det.prepare_model(base, dev, args.half, "batched").to(dtype)
+        theirs = det.prepare_model(base, dev, args.half, "torchvision").to(dtype)
+        g = torch.Generator().manual_seed(1)
+        x = (torch.rand(4, 3, 320, 320, generator=g) * 2 - 1).to(dev, dtype)
+        with torch.inference_mode():
+            # the real model end to end
+            a, b = ours(x), theirs(x)
+            # head outputs with confident, overlapping boxes: NMS and top-k have work to do
+            feats = list(ours.backbone(x).values())
+            anchors = ours.anchor_generator(ours.transform(x)[0], feats)
+            n, an = x.shape[0], anchors[0].shape[0]
+            logits = torch.randn(n, an, 91, generator=g) * 4
+            reg = torch.randn(n, an, 4, generator=g) * 0.3
+            heads = {"cls_logits": logits.to(dev, dtype), "bbox_regression": reg.to(dev, dtype)}
+            shapes = [(320, 320)] * n
+            c = ours.postprocess_detections(heads, anchors, shapes)
+            d = theirs.postprocess_detections(heads, anchors, shapes)
+        for what, p, q in (("model", a, b), ("made-up heads", c, d)):
+            diff = same(p, q, tol)
+            count = sum(int(r["scores"].numel()) for r in p)
+            print(f"postprocess {args.device}{' half' if args.half else ''} threshold {thresh} "
+                  f"{what}: {count} detections in {len(p)} images: "
+                  f"{'same as torchvision' if not diff else 'DIFFERENT: ' + diff}")
+            failed += bool(diff)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
