@@ -34,7 +34,7 @@ want() { [[ " $STAGES " == *" $1 "* ]]; }
 # pytest on the GPU machine's python3, logs appended to python-gpu.log, summary lines kept.
 gpu_pytest() {
   local from
-  from=$(($(wc -l <"$OUT/python-gpu.log" 2>/dev/null || echo 0) + 1))
+  from=$(($( [ -f "$OUT/python-gpu.log" ] && wc -l <"$OUT/python-gpu.log" || echo 0) + 1))
   python3 -m pytest -v -s -p no:cacheprovider "$@" >>"$OUT/python-gpu.log" 2>&1 || status=1
   tail -n +"$from" "$OUT/python-gpu.log" | grep -E "checked|passed|failed|Error|SKIP" | tail -6 |
     tee -a "$OUT/summary.txt"
