@@ -3,7 +3,8 @@
 (SSD.postprocess_detections, image by image and class by class) on the same head outputs: the
 model's real heads and anchors on a batch of pictures with random weights, and head outputs
 made up to give many overlapping candidates (NMS at work). Prints one line per case and exits 1
-on any difference. Run by tests/deploy/test_detector_torch.py (CPU) and
+on any difference; on a GPU also the detector's CUDA graphs (GraphedSSD) against the model's
+own forward. Run by tests/deploy/test_detector_torch.py (CPU) and
 tests/gpu/test_detector_gpu.py (CUDA, float16) with an interpreter that has torchvision:
 
     postprocess_check.py [--device cpu|cuda] [--half]
@@ -120,6 +121,18 @@ def main() -> int:
                   f"{what}: {count} detections in {len(p)} images: "
                   f"{'same as torchvision' if not diff else 'DIFFERENT: ' + diff}")
             failed += bool(diff)
+        if dev.type == "cuda":  # the detector's CUDA graphs against the model's own forward
+            stream = torch.cuda.Stream(device=dev)
+            graphed = det.GraphedSSD(ours, stream)
+            with torch.cuda.stream(stream), torch.inference_mode():
+                for n in (4, 3):  # a whole bucket, and a batch padded to one
+                    e, f = graphed(x[:n]), ours(x[:n])
+                    diff = same(e, f, tol)
+                    count = sum(int(r["scores"].numel()) for r in e)
+                    print(f"graphs {args.device}{' half' if args.half else ''} threshold {thresh} "
+                          f"batch {n}: {count} detections: "
+                          f"{'same as the forward' if not diff else 'DIFFERENT: ' + diff}")
+                    failed += bool(diff)
     return 1 if failed else 0
 
 

@@ -182,3 +182,4 @@ def test_batched_postprocess_is_torchvisions_on_cuda() -> None:
     print(r.stdout)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("same as torchvision") == 6, r.stdout
+    assert r.stdout.count("same as the forward") == 6, r.stdout  # CUDA graphs, 3 x 2 batches
