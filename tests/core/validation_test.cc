@@ -694,8 +694,8 @@ TEST_F(PublisherUnderAttack, ScribbledOwnEntryDoesNotBreakThePublisher) {
   still_serves();
 }
 
-// Observers read the counters as the publisher last copied them: fresh at attach, then within
-// 100 ms (docs/protocol.md 4.3).
+// Observers read the counters as the publisher copied them: at attach, and again before each
+// read, which first asks the publisher for a refresh (docs/protocol.md 3.7, 4.3).
 TEST_F(PublisherUnderAttack, ObserversSeeCountersCopiedByThePublisher) {
   cuframes::Subscriber sub("cam", cftest::sub_options(dir_, CUFRAMES_MODE_NEWEST_ONLY, "reader"));
   cuframes::Observer obs("cam", 1000, dir_.c_str());
