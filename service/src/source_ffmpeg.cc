@@ -230,7 +230,8 @@ class FfmpegSource final : public Source {
         if (!live_ && cfg_.loop && frames > 0 && rewind(&why_not)) {
           // Once at info: a looping clip would otherwise log a line per pass.
           log_->log(passes_++ == 0 ? spdlog::level::info : spdlog::level::debug,
-                    "end of file after {} frames: starting over in place", frames);
+                    "end of file after {} frame{}: starting over in place", frames,
+                    frames == 1 ? "" : "s");
           delivered_ = 0;
           deadline_ns_ = mono_ns() + stall_ns;
           continue;

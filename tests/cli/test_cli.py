@@ -405,7 +405,7 @@ def test_snapshot_unwritable(runtime_dir: str, key: str, publish: Callable[..., 
 
 LINE = re.compile(r"^ +(\d+\.\d) s  fps (\d+\.\d)  latency p50 (\S+ \S+|-) p99 (\S+ \S+|-)  "
                   r"gaps (\d+)  overruns (\d+)$")
-TOTAL = re.compile(r"^total: (\d+) frames in (\d+\.\d) s \((\d+\.\d) fps\), latency p50 "
+TOTAL = re.compile(r"^total: (\d+) frames? in (\d+\.\d) s \((\d+\.\d) fps\), latency p50 "
                    r"(\S+ \S+|-) p99 (\S+ \S+|-) max (\S+ \S+|-), gaps (\d+), overruns (\d+), "
                    r"errors (\d+), publisher dropped (\d+)$")
 
