@@ -121,14 +121,17 @@ def test_packet_ring_from_demuxer(clip: Callable[[str], tuple[media.Clip, Path]]
                                   service: Callable[..., svc.Service], workdir: Path,
                                   runtime_dir: str) -> None:
     """The camera's packet ring carries the demuxer's packets (codec parameters, key frames);
-    `packet_ring: off` has none. Also: a relative file path resolves against the config's
+    `packet_ring: off` has none, and neither has testsrc (no packets to carry): a packet reader
+    is told so at once, by key. Also: a relative file path resolves against the config's
     directory, and `decoder: software` is honoured."""
     c, path = clip("h264-1280x720")
     (workdir / "clips").mkdir()
     (workdir / "clips" / path.name).symlink_to(path)
     s = service({"pk": {"url": f"clips/{path.name}", "packet_ring": "1MiB",
                         "decoder": "software"},
-                 "nopk": {"url": "testsrc://?width=320&height=240&fps=10", "packet_ring": "off"}})
+                 "nopk": {"url": f"clips/{path.name}", "packet_ring": "off",
+                          "decoder": "software"},
+                 "ts": {"url": "testsrc://?width=320&height=240&fps=10"}})
     cam = s.wait_state("pk", "streaming", 20)
     assert cam["decoder"] == "software", cam
     assert cam["url"].endswith(f"clips/{path.name}") and cam["url"].startswith("/"), cam["url"]
@@ -144,9 +147,13 @@ def test_packet_ring_from_demuxer(clip: Callable[[str], tuple[media.Clip, Path]]
         assert sum(p.keyframe for p in pkts) >= 2, [p.keyframe for p in pkts]
         assert all(len(p) > 0 for p in pkts)
         assert reader.stats()["gaps"] == 0
-    s.wait_state("nopk", "streaming", 10)
-    with pytest.raises(cuframes.CuframesInvalidArgument):
-        cuframes.subscribe_packets("cam-nopk", connect_timeout_ms=5000, runtime_dir=runtime_dir)
+    for name in ("nopk", "ts"):
+        s.wait_state(name, "streaming", 10)
+        key = f"cam-{name}"
+        assert cuframes.observe(key, runtime_dir=runtime_dir)["has_packet_ring"] is False
+        with pytest.raises(cuframes.CuframesInvalidArgument,
+                           match=f"^publisher '{key}' has no packet ring$"):
+            cuframes.subscribe_packets(key, connect_timeout_ms=5000, runtime_dir=runtime_dir)
 
 
 def test_loop_starts_over_in_place_until_the_file_is_replaced(
