@@ -73,7 +73,8 @@ def test_packet_errors(runtime_dir: str, key: str) -> None:
         with pytest.raises(cuframes.CuframesInvalidArgument):
             pub.write_packet(b"abc", pts=0)
         with pytest.raises(cuframes.CuframesInvalidArgument,
-                           match=f"^publisher '{key}' has no packet ring$"):
+                           match=f"^read packets of '{key}': publisher refused: publisher '{key}' "
+                           "has no packet ring$"):
             cuframes.subscribe_packets(key, connect_timeout_ms=5000)  # at once, not a timeout
     with pytest.raises(cuframes.CuframesPublisherGone):
         cuframes.subscribe_packets(key, connect_timeout_ms=0)
