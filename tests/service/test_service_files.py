@@ -152,7 +152,8 @@ def test_packet_ring_from_demuxer(clip: Callable[[str], tuple[media.Clip, Path]]
         key = f"cam-{name}"
         assert cuframes.observe(key, runtime_dir=runtime_dir)["has_packet_ring"] is False
         with pytest.raises(cuframes.CuframesInvalidArgument,
-                           match=f"^publisher '{key}' has no packet ring$"):
+                           match=f"^read packets of '{key}': publisher refused: publisher '{key}' "
+                           "has no packet ring$"):
             cuframes.subscribe_packets(key, connect_timeout_ms=5000, runtime_dir=runtime_dir)
 
 
@@ -240,9 +241,9 @@ def test_file_removed_while_running(clip: Callable[[str], tuple[media.Clip, Path
 def test_colour_description_from_the_stream(service: Callable[..., svc.Service], workdir: Path,
                                             runtime_dir: str) -> None:
     """Frames carry the stream's colour description (its VUI) as the service decoded it: a
-    full-range BT.709 H.264 clip (decoded as yuvj420p, which swscale takes to limited range on
-    the way to NV12: white is Y 235 and the frames say limited) and a limited-range BT.2020
-    10-bit HEVC clip (P010, white Y 940)."""
+    full-range BT.709 H.264 clip (decoded as yuvj420p, whose samples stay full range on the way
+    to NV12: white is Y 255 and the frames say full) and a limited-range BT.2020 10-bit HEVC clip
+    (P010, white Y 940)."""
     clips = {
         "hd709": ("libx264", "yuvj420p", "bt709", "pc", ()),
         "uhd2020": ("libx265", "yuv420p10le", "bt2020nc", "tv",
@@ -257,7 +258,7 @@ def test_colour_description_from_the_stream(service: Callable[..., svc.Service],
                         "-color_range", rng, *extra, "-an", str(path)], check=True, timeout=120)
         cams[name] = {"url": str(path), "loop": True, "decoder": "software"}
     service(cams)
-    want = {"hd709": (cuframes.ColorMatrix.BT709, cuframes.ColorRange.LIMITED, 235),
+    want = {"hd709": (cuframes.ColorMatrix.BT709, cuframes.ColorRange.FULL, 255),
             "uhd2020": (cuframes.ColorMatrix.BT2020, cuframes.ColorRange.LIMITED, 940)}
     for name, (matrix, rng, white) in want.items():
         with cuframes.subscribe(f"cam-{name}", connect_timeout_ms=20000,
@@ -267,3 +268,33 @@ def test_colour_description_from_the_stream(service: Callable[..., svc.Service],
                 y, _ = svc.planes(f)
                 level = int(np.median(y)) >> (6 if f.format == cuframes.PixelFormat.P010 else 0)
                 assert abs(level - white) <= 2, (name, level)
+
+
+def test_mjpeg_keeps_full_range_without_swscale_warnings(
+        media_dir: Path, service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    """An MJPEG camera (JFIF: full-range BT.601, which FFmpeg decodes as the deprecated
+    yuvj420p) in software: every frame keeps the JPEG's samples, full range (Y 5 and 250 stay
+    outside 16..235, the chroma band keeps U 30 V 225), and says so (BT.601, FULL); and swscale
+    logs no "deprecated pixel format used" (it did once per frame)."""
+    path = media.make_mjpeg(media_dir)
+    s = service({"mj": {"url": str(path), "decoder": "software"}}, log_level="debug")
+    with cuframes.subscribe("cam-mj", mode=cuframes.SubscriberMode.STRICT_ORDER,
+                            connect_timeout_ms=20000, runtime_dir=runtime_dir) as sub:
+        for _ in range(media.MJPEG_FRAMES + 5):  # the whole clip, and into its second pass
+            with sub.next_frame(timeout_ms=10000) as f:
+                assert (f.width, f.height, f.format) == (320, 240, cuframes.PixelFormat.NV12)
+                assert (f.color_matrix, f.color_range) == (cuframes.ColorMatrix.BT601,
+                                                           cuframes.ColorRange.FULL), f.seq
+                y, uv = svc.planes(f)
+                for i, (want_y, want_u, want_v) in enumerate(media.MJPEG_BANDS):
+                    got = (int(np.median(y[:, i * 80 + 8:i * 80 + 72])),
+                           int(np.median(uv[:, i * 80 + 8:i * 80 + 72:2])),
+                           int(np.median(uv[:, i * 80 + 9:i * 80 + 72:2])))
+                    assert all(abs(g - w) <= 2 for g, w in zip(got, (want_y, want_u, want_v))), (
+                        f"frame {f.seq} band {i}: Y U V {got}, want {(want_y, want_u, want_v)}")
+    cam = s.camera("mj")
+    assert cam is not None and cam["codec"] == "mjpeg" and cam["decoder"] == "software", cam
+    assert s.stop() == 0
+    log = s.log_path.read_text(errors="replace")
+    assert "deprecated pixel format" not in log, s.log_tail()
+    assert "end of file after 30 frames" in log, s.log_tail()  # the clip was looped once
