@@ -64,7 +64,9 @@ done <<EOF
 $cams
 EOF
 
+cameras=cameras
+[ "$total" -eq 1 ] && cameras=camera
 [ "$streaming" -ge "$min_streaming" ] ||
-  unhealthy "$streaming of $total cameras streaming, at least $min_streaming wanted${down:+; not streaming: $down}"
-echo "healthy: $streaming of $total cameras streaming, their rings answer in $dir${down:+; not streaming: $down}"
+  unhealthy "$streaming of $total $cameras streaming, at least $min_streaming wanted${down:+; not streaming: $down}"
+echo "healthy: $streaming of $total $cameras streaming, their rings answer in $dir${down:+; not streaming: $down}"
 exit 0

@@ -88,7 +88,9 @@ int run_subscriber(const Args& a, int index, const std::string& key, bool stamp_
                                     : INT64_MAX;
     std::vector<int64_t> lat;
     uint64_t frames = 0, bad = 0, total = 0;
-    int64_t window = cuframes::now_ns();
+    // The rate counts the frames after the first, from its arrival on: N frames over N frame
+    // intervals (from the attach, the frame already in the ring made 31 fps of a 30 fps source).
+    int64_t window = 0;
     while (cuframes::now_ns() < end) {
       cuframes::Frame f;
       cuframes_status_t st = sub.try_next(1000, &f);
@@ -110,9 +112,13 @@ int run_subscriber(const Args& a, int index, const std::string& key, bool stamp_
         std::fprintf(stderr, "[%s] BAD FRAME: %s\n", name.c_str(), why.c_str());
       }
       f.release();
-      ++frames;
       ++total;
       int64_t now = cuframes::now_ns();
+      if (window == 0) {
+        window = now;
+        continue;
+      }
+      ++frames;
       if (now - window >= 1000000000) {
         double secs = (now - window) / 1e9;
         cuframes_subscriber_stats_t s = sub.stats();

@@ -154,9 +154,10 @@ int cmd_sub(int argc, char** argv, int first) {
   const double elapsed = static_cast<double>(stop - start) / 1e9;
   std::optional<int64_t> max;
   if (total.latency.count() > 0) max = total.latency.max();
-  std::printf("total: %llu frames in %.1f s (%.1f fps), %s max %s, gaps %llu, overruns %llu, "
+  std::printf("total: %llu frame%s in %.1f s (%.1f fps), %s max %s, gaps %llu, overruns %llu, "
               "errors %llu, publisher dropped %llu\n",
-              static_cast<unsigned long long>(s.frames_received), elapsed,
+              static_cast<unsigned long long>(s.frames_received),
+              s.frames_received == 1 ? "" : "s", elapsed,
               elapsed > 0 ? static_cast<double>(total.published_since_start) / elapsed : 0.0,
               latency_text(total.latency).c_str(), max ? human_duration(*max).c_str() : "-",
               static_cast<unsigned long long>(s.gaps),

@@ -25,6 +25,8 @@ void check_cuda(cudaError_t err, const char* what, int device) {
 HostPlanes::HostPlanes(const cuframes_frame_info_t& info) {
   const cuframes_geometry_t& g = info.geometry;
   view_.geometry = g;
+  view_.color_matrix = info.color_matrix;
+  view_.color_range = info.color_range;
   if (info.memory == CUFRAMES_MEMORY_HOST) {
     view_.y = static_cast<const uint8_t*>(info.plane_y);
     view_.uv = static_cast<const uint8_t*>(info.plane_uv);

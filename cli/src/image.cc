@@ -74,8 +74,14 @@ FramePtr to_rgb(const HostImage& in) {
   AVPixelFormat format;
   bool full_range = false;
   switch (g.format) {
-    case CUFRAMES_FORMAT_NV12: format = AV_PIX_FMT_NV12; break;
-    case CUFRAMES_FORMAT_P010: format = AV_PIX_FMT_P010LE; break;
+    case CUFRAMES_FORMAT_NV12:
+      format = AV_PIX_FMT_NV12;
+      full_range = in.color_range == CUFRAMES_COLOR_RANGE_FULL;
+      break;
+    case CUFRAMES_FORMAT_P010:
+      format = AV_PIX_FMT_P010LE;
+      full_range = in.color_range == CUFRAMES_COLOR_RANGE_FULL;
+      break;
     case CUFRAMES_FORMAT_GRAY8:
       format = AV_PIX_FMT_GRAY8;
       full_range = true;
@@ -84,13 +90,18 @@ FramePtr to_rgb(const HostImage& in) {
       throw std::runtime_error(std::string("cannot convert frames of format ") +
                                cuframes_format_name(g.format));
   }
-  const bool hd = g.width >= 1280 || g.height > 576;
+  int colorspace = g.width >= 1280 || g.height > 576 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+  switch (in.color_matrix) {
+    case CUFRAMES_COLOR_MATRIX_BT601: colorspace = SWS_CS_ITU601; break;
+    case CUFRAMES_COLOR_MATRIX_BT709: colorspace = SWS_CS_ITU709; break;
+    case CUFRAMES_COLOR_MATRIX_BT2020: colorspace = SWS_CS_BT2020; break;
+    default: break;  // unknown: the guess above
+  }
   FramePtr rgb = alloc_frame(static_cast<int>(g.width), static_cast<int>(g.height),
                              AV_PIX_FMT_RGB24);
   const uint8_t* planes[4] = {in.y, in.uv, nullptr, nullptr};
   const int strides[4] = {static_cast<int>(in.pitch_y), static_cast<int>(in.pitch_uv), 0, 0};
-  convert(planes, strides, format, full_range, hd ? SWS_CS_ITU709 : SWS_CS_ITU601, rgb.get(),
-          true, SWS_CS_ITU601);
+  convert(planes, strides, format, full_range, colorspace, rgb.get(), true, SWS_CS_ITU601);
   return rgb;
 }
 

@@ -499,10 +499,13 @@ class Parser {
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
            c->wait_timeout = p.duration(k, v, key, Duration{0});
          }},
-        {"packet_ring", kAnyUrl,
+        {"packet_ring", kNetwork | kFile,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
            c->packet_ring_bytes = p.packet_ring(k, v, key);
-         }},
+         },
+         "applies to decoded cameras only (testsrc:// draws its frames: it has no encoded "
+         "packets, and its ring no packet ring)",
+         [](CameraConfig* c) { c->packet_ring_bytes = 0; }},
         {"stall_timeout", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
            c->stall_timeout = p.duration(k, v, key, Duration{1});

@@ -37,7 +37,7 @@ struct CameraConfig {
   uint32_t slots = 8;          // 2..64
   RingPolicy policy = RingPolicy::kDrop;
   Duration wait_timeout{1000};  // strict_wait: longest block per frame
-  uint64_t packet_ring_bytes = 8ull << 20;  // 0 = no packet ring; else 64 KiB..1 GiB
+  uint64_t packet_ring_bytes = 8ull << 20;  // 0 = no packet ring (testsrc); else 64 KiB..1 GiB
   Duration stall_timeout{5000};             // no video for this long: reconnect
   Duration open_timeout{10000};             // connect / open / probe, and socket I/O
   ReconnectConfig reconnect;

@@ -120,7 +120,8 @@ void reload(const std::string& path, cfsvc::Service* service, const std::string&
     configure_mqtt(next.mqtt, *service, monitor);
     if (*monitor) (*monitor)->notify();  // cameras may have come or gone
     *running = std::move(next);
-    spdlog::info("reloaded {} ({} cameras)", path, running->cameras.size());
+    spdlog::info("reloaded {} ({} camera{})", path, running->cameras.size(),
+                 running->cameras.size() == 1 ? "" : "s");
   } catch (const std::bad_alloc&) {
     spdlog::error("reload refused, keeping the running config: out of memory");
   } catch (const std::exception& e) {

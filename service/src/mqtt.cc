@@ -402,7 +402,9 @@ void MqttMonitor::Impl::on_connected() {
 void MqttMonitor::Impl::on_lost() {
   connected = false;
   clears.clear();  // still retained: the next connect's sweep finds them
-  if (dropped > 0) spdlog::debug("MQTT: {} messages dropped so far", dropped);
+  if (dropped > 0) {
+    spdlog::debug("MQTT: {} message{} dropped so far", dropped, dropped == 1 ? "" : "s");
+  }
 }
 
 void MqttMonitor::Impl::announce_all() {

@@ -22,6 +22,7 @@ extern "C" {
 #include <libavformat/avformat.h>
 #include <libavutil/hwcontext.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
@@ -38,7 +39,6 @@ extern "C" {
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <deque>
 #include <thread>
 #include <vector>
@@ -91,6 +91,22 @@ void describe_color(const AVFrame* f, cuframes_source_t* s) {
   s->color_range = f->color_range == AVCOL_RANGE_JPEG   ? CUFRAMES_COLOR_RANGE_FULL
                    : f->color_range == AVCOL_RANGE_MPEG ? CUFRAMES_COLOR_RANGE_LIMITED
                                                         : CUFRAMES_COLOR_RANGE_UNKNOWN;
+}
+
+// The deprecated "J" formats (yuvj420p and kin: full-range YUV, what MJPEG decoders and
+// full-range H.264 give) as their plain twins, *full set. swscale warns "deprecated pixel format
+// used, make sure you did set range correctly" each time it sets up a context for a J format,
+// and takes it to limited range; given the twin and the range, it does neither.
+AVPixelFormat plain_twin(AVPixelFormat f, bool* full) {
+  *full = true;
+  switch (f) {
+    case AV_PIX_FMT_YUVJ420P: return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P: return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P: return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P: return AV_PIX_FMT_YUV440P;
+    case AV_PIX_FMT_YUVJ411P: return AV_PIX_FMT_YUV411P;
+    default: *full = false; return f;
+  }
 }
 
 struct FormatCloser {
@@ -230,7 +246,8 @@ class FfmpegSource final : public Source {
         if (!live_ && cfg_.loop && frames > 0 && rewind(&why_not)) {
           // Once at info: a looping clip would otherwise log a line per pass.
           log_->log(passes_++ == 0 ? spdlog::level::info : spdlog::level::debug,
-                    "end of file after {} frames: starting over in place", frames);
+                    "end of file after {} frame{}: starting over in place", frames,
+                    frames == 1 ? "" : "s");
           delivered_ = 0;
           deadline_ns_ = mono_ns() + stall_ns;
           continue;
@@ -591,11 +608,21 @@ class FfmpegSource final : public Source {
       out.planes.pitches[1] = static_cast<uint64_t>(f->linesize[1]);
       return sink->on_frame(out);
     }
-    sws_ = sws_getCachedContext(sws_, f->width, f->height, fmt, f->width, f->height, want,
-                                SWS_POINT, nullptr, nullptr, nullptr);
-    if (sws_ == nullptr) {
-      if (error) *error = std::string("cannot convert ") + desc->name + " frames";
-      return false;
+    // The samples keep their range (and the frame's colour description says which): a
+    // full-range source, MJPEG above all, stays full range, as NVDEC delivers the same stream.
+    bool jpeg = false;
+    const AVPixelFormat src = plain_twin(fmt, &jpeg);
+    const bool full = jpeg || f->color_range == AVCOL_RANGE_JPEG;
+    if (jpeg) out.planes.color_range = CUFRAMES_COLOR_RANGE_FULL;
+    const SwsKey key{f->width, f->height, src, want, full};
+    if (sws_ == nullptr || !(key == sws_key_)) {
+      sws_freeContext(sws_);
+      sws_ = make_sws(key);
+      if (sws_ == nullptr) {
+        if (error) *error = std::string("cannot convert ") + desc->name + " frames";
+        return false;
+      }
+      sws_key_ = key;
     }
     const int bps = deep ? 2 : 1;
     const int pitch = (f->width * bps + 63) / 64 * 64;
@@ -605,11 +632,6 @@ class FfmpegSource final : public Source {
                        nullptr, nullptr};
     int dst_stride[4] = {pitch, pitch, 0, 0};
     sws_scale(sws_, f->data, f->linesize, 0, f->height, dst, dst_stride);
-    // swscale takes the "J" formats (yuvj420p: full range) to limited range on the way to
-    // NV12/P010; other formats keep their samples, and so their range.
-    if (std::strncmp(desc->name, "yuvj", 4) == 0) {
-      out.planes.color_range = CUFRAMES_COLOR_RANGE_LIMITED;
-    }
     out.planes.planes[0] = dst[0];
     out.planes.planes[1] = dst[1];
     out.planes.pitches[0] = out.planes.pitches[1] = static_cast<uint64_t>(pitch);
@@ -651,7 +673,36 @@ class FfmpegSource final : public Source {
   uint64_t delivered_ = 0;  // frames of this pass over the file
   uint64_t passes_ = 0;     // passes started over in place
   std::atomic<int64_t> deadline_ns_{0};
+  // The conversion to the ring's format: sws_ converts frames of sws_key_.
+  struct SwsKey {
+    int width = 0, height = 0;
+    AVPixelFormat src = AV_PIX_FMT_NONE, dst = AV_PIX_FMT_NONE;
+    bool full = false;  // source and destination range: full (else limited), kept as it is
+    bool operator==(const SwsKey& o) const {
+      return width == o.width && height == o.height && src == o.src && dst == o.dst &&
+             full == o.full;
+    }
+  };
+  static SwsContext* make_sws(const SwsKey& k) {
+    SwsContext* c = sws_alloc_context();
+    if (c == nullptr) return nullptr;
+    av_opt_set_int(c, "srcw", k.width, 0);
+    av_opt_set_int(c, "srch", k.height, 0);
+    av_opt_set_int(c, "src_format", k.src, 0);
+    av_opt_set_int(c, "dstw", k.width, 0);
+    av_opt_set_int(c, "dsth", k.height, 0);
+    av_opt_set_int(c, "dst_format", k.dst, 0);
+    av_opt_set_int(c, "sws_flags", SWS_POINT, 0);
+    av_opt_set_int(c, "src_range", k.full ? 1 : 0, 0);
+    av_opt_set_int(c, "dst_range", k.full ? 1 : 0, 0);
+    if (sws_init_context(c, nullptr, nullptr) < 0) {
+      sws_freeContext(c);
+      return nullptr;
+    }
+    return c;
+  }
   SwsContext* sws_ = nullptr;
+  SwsKey sws_key_;
   std::vector<uint8_t> conv_;
 #ifdef CUFRAMES_WITH_CUDA
   cudaStream_t stream_ = nullptr;

@@ -203,12 +203,12 @@ def make_frame(fmt: int, width: int, height: int) -> np.ndarray:
     return whole.astype(np.uint8)
 
 
-def yuv_to_rgb(yuv: np.ndarray, hd: bool) -> np.ndarray:
-    """Limited-range Y'CbCr (8-bit) to full-range R'G'B', BT.709 (hd) or BT.601."""
+def yuv_to_rgb(yuv: np.ndarray, hd: bool, full: bool = False) -> np.ndarray:
+    """Limited-range (or full) Y'CbCr (8-bit) to full-range R'G'B', BT.709 (hd) or BT.601."""
     kr, kb = (0.2126, 0.0722) if hd else (0.299, 0.114)
-    y = (yuv[..., 0] - 16) * 255 / 219
-    pb = (yuv[..., 1] - 128) * 255 / 224
-    pr = (yuv[..., 2] - 128) * 255 / 224
+    y = yuv[..., 0] if full else (yuv[..., 0] - 16) * 255 / 219
+    pb = (yuv[..., 1] - 128) * (1 if full else 255 / 224)
+    pr = (yuv[..., 2] - 128) * (1 if full else 255 / 224)
     r = y + 2 * (1 - kr) * pr
     b = y + 2 * (1 - kb) * pb
     g = (y - kr * r - kb * b) / (1 - kr - kb)

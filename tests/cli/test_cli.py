@@ -354,6 +354,34 @@ def test_snapshot(fmt: PF, width: int, height: int, pitch: int, name: str, runti
     assert cuframes.observe(key, runtime_dir=runtime_dir)["subscribers"] == []
 
 
+@pytest.mark.parametrize("matrix, rng", [
+    (cuframes.ColorMatrix.BT601, cuframes.ColorRange.FULL),     # an MJPEG camera's frames
+    (cuframes.ColorMatrix.BT709, cuframes.ColorRange.FULL),
+    (cuframes.ColorMatrix.BT709, cuframes.ColorRange.LIMITED),  # SD size, said BT.709
+], ids=lambda v: v.name)
+def test_snapshot_follows_the_colour_description(matrix: cuframes.ColorMatrix,
+                                                 rng: cuframes.ColorRange, runtime_dir: str,
+                                                 key: str, publish: Callable[..., Any],
+                                                 tmp_path: Path) -> None:
+    """The frame's colour description, where it has one, decides the conversion (not the size
+    guess): a flat colour comes out as its matrix and range say."""
+    width, height = 320, 240  # SD: the guess would be limited-range BT.601
+    yuv = np.array([150, 100, 170])
+    pub = publish(key, width, height)
+    frame = np.empty((height * 3 // 2, width), np.uint8)
+    frame[:height] = yuv[0]
+    frame[height:, 0::2] = yuv[1]
+    frame[height:, 1::2] = yuv[2]
+    pub.publish(frame, color_matrix=matrix, color_range=rng)
+    out = tmp_path / "colour.png"
+    r = run_cli("snapshot", key, str(out), "--runtime-dir", runtime_dir)
+    assert r.returncode == 0, r.stderr
+    got = clitest.decode_rgb(out, width, height).reshape(-1, 3).astype(np.float64)
+    want = clitest.yuv_to_rgb(yuv.astype(np.float64), matrix == cuframes.ColorMatrix.BT709,
+                              rng == cuframes.ColorRange.FULL)
+    assert np.abs(got - want).max() <= 2, (np.unique(got, axis=0), want)
+
+
 def test_snapshot_waits_for_a_frame(runtime_dir: str, key: str, publish: Callable[..., Any],
                                     cli_proc: Callable[..., clitest.LineProc],
                                     tmp_path: Path) -> None:
@@ -405,7 +433,7 @@ def test_snapshot_unwritable(runtime_dir: str, key: str, publish: Callable[..., 
 
 LINE = re.compile(r"^ +(\d+\.\d) s  fps (\d+\.\d)  latency p50 (\S+ \S+|-) p99 (\S+ \S+|-)  "
                   r"gaps (\d+)  overruns (\d+)$")
-TOTAL = re.compile(r"^total: (\d+) frames in (\d+\.\d) s \((\d+\.\d) fps\), latency p50 "
+TOTAL = re.compile(r"^total: (\d+) frames? in (\d+\.\d) s \((\d+\.\d) fps\), latency p50 "
                    r"(\S+ \S+|-) p99 (\S+ \S+|-) max (\S+ \S+|-), gaps (\d+), overruns (\d+), "
                    r"errors (\d+), publisher dropped (\d+)$")
 

@@ -514,8 +514,8 @@ def test_healthcheck_healthy_then_crash(service: Callable[..., svc.Service],
 
 
 def test_healthcheck_clean_stop(service: Callable[..., svc.Service], runtime_dir: str) -> None:
-    s = service(CAMS)
-    _wait_health(runtime_dir, True, r"^healthy", 15, s)
+    s = service({"front": CAMS["front"]})
+    _wait_health(runtime_dir, True, r"^healthy: 1 of 1 camera streaming,", 15, s)
     assert s.stop() == 0
     r = _health(runtime_dir)
     assert r.returncode == 1 and "not running" in r.stdout, r

@@ -72,7 +72,9 @@ def test_packet_errors(runtime_dir: str, key: str) -> None:
         assert not pub.has_packet_ring
         with pytest.raises(cuframes.CuframesInvalidArgument):
             pub.write_packet(b"abc", pts=0)
-        with pytest.raises(cuframes.CuframesInvalidArgument):
-            cuframes.subscribe_packets(key, connect_timeout_ms=0)  # no packet ring there
+        with pytest.raises(cuframes.CuframesInvalidArgument,
+                           match=f"^read packets of '{key}': publisher refused: publisher '{key}' "
+                           "has no packet ring$"):
+            cuframes.subscribe_packets(key, connect_timeout_ms=5000)  # at once, not a timeout
     with pytest.raises(cuframes.CuframesPublisherGone):
         cuframes.subscribe_packets(key, connect_timeout_ms=0)

@@ -105,7 +105,7 @@ cameras:
   EXPECT_EQ(c.slots, 8u);
   EXPECT_EQ(c.policy, RingPolicy::kDrop);
   EXPECT_EQ(c.wait_timeout, milliseconds(1000));
-  EXPECT_EQ(c.packet_ring_bytes, 8ull << 20);
+  EXPECT_EQ(c.packet_ring_bytes, 0u);  // testsrc has no packets (ConfigValues.PacketRing*)
   EXPECT_EQ(c.stall_timeout, milliseconds(5000));
   EXPECT_EQ(c.open_timeout, milliseconds(10000));
   EXPECT_EQ(c.reconnect.initial, milliseconds(1000));
@@ -118,7 +118,6 @@ cameras:
   EXPECT_DOUBLE_EQ(c.fps, 30.0);
   // The struct's own defaults are the documented ones.
   EXPECT_EQ(c.slots, d.slots);
-  EXPECT_EQ(c.packet_ring_bytes, d.packet_ring_bytes);
 }
 
 TEST(ConfigValues, EveryKeyParsed) {
@@ -137,7 +136,6 @@ cameras:
     slots: 64
     policy: strict_wait
     wait_timeout: 0
-    packet_ring: 64KiB
     stall_timeout: 2.5s
     open_timeout: 1m
     reconnect:
@@ -163,7 +161,6 @@ cameras:
   EXPECT_EQ(c.slots, 64u);
   EXPECT_EQ(c.policy, RingPolicy::kStrictWait);
   EXPECT_EQ(c.wait_timeout, milliseconds(0));
-  EXPECT_EQ(c.packet_ring_bytes, 64u << 10);
   EXPECT_EQ(c.stall_timeout, milliseconds(2500));
   EXPECT_EQ(c.open_timeout, milliseconds(60000));
   EXPECT_EQ(c.reconnect.initial, milliseconds(100));
@@ -201,18 +198,40 @@ cameras:
 TEST(ConfigValues, PacketRingOffAndZero) {
   const Config cfg = MustParse(Y(R"(
 cameras:
-  a: {url: testsrc://, packet_ring: off}
-  b: {url: testsrc://, packet_ring: 0}
-  c: {url: testsrc://, packet_ring: 1GiB}
-  d: {url: testsrc://, packet_ring: 512k}
-  e: {url: testsrc://, packet_ring: 65536}
+  a: {url: /clips/a.mp4, packet_ring: off}
+  b: {url: /clips/a.mp4, packet_ring: 0}
+  c: {url: rtsp://cam.lan/s, packet_ring: 1GiB}
+  d: {url: /clips/a.mp4, packet_ring: 512k}
+  e: {url: /clips/a.mp4, packet_ring: 65536}
+  f: {url: rtsp://cam.lan/s}
 )"));
-  ASSERT_EQ(cfg.cameras.size(), 5u);
+  ASSERT_EQ(cfg.cameras.size(), 6u);
   EXPECT_EQ(cfg.cameras[0].packet_ring_bytes, 0u);
   EXPECT_EQ(cfg.cameras[1].packet_ring_bytes, 0u);
   EXPECT_EQ(cfg.cameras[2].packet_ring_bytes, 1ull << 30);
   EXPECT_EQ(cfg.cameras[3].packet_ring_bytes, 512u << 10);
   EXPECT_EQ(cfg.cameras[4].packet_ring_bytes, 65536u);
+  EXPECT_EQ(cfg.cameras[5].packet_ring_bytes, 8ull << 20);  // the default
+  EXPECT_EQ(cfg.cameras[5].packet_ring_bytes, CameraConfig{}.packet_ring_bytes);
+}
+
+// testsrc draws its frames: no encoded packets, so no packet ring (an 8 MiB one would stay
+// empty), whatever defaults: says; packet_ring on the camera itself is an error.
+TEST(ConfigValues, PacketRingNeverOnTestsrc) {
+  const Config cfg = MustParse(Y(R"(
+defaults:
+  packet_ring: 16MiB
+cameras:
+  t: {url: testsrc://}
+  f: {url: /clips/a.mp4}
+)"));
+  ASSERT_EQ(cfg.cameras.size(), 2u);
+  EXPECT_EQ(cfg.cameras[0].packet_ring_bytes, 0u);
+  EXPECT_EQ(cfg.cameras[1].packet_ring_bytes, 16u << 20);
+  EXPECT_CONFIG_ERROR(MustFail("cameras:\n  a:\n    url: testsrc://\n    packet_ring: 1MiB\n"),
+                      4, 5, "cameras.a.packet_ring",
+                      "'packet_ring' applies to decoded cameras only (testsrc:// draws its "
+                      "frames: it has no encoded packets, and its ring no packet ring)");
 }
 
 TEST(ConfigValues, CamerasKeepFileOrder) {
@@ -266,9 +285,9 @@ defaults:
     max: 10s
 cameras:
   a:
-    url: testsrc://
+    url: /clips/a.mp4
   b:
-    url: testsrc://
+    url: /clips/b.mp4
     slots: 16
     packet_ring: 1MiB
     reconnect:
@@ -655,12 +674,12 @@ TEST(ConfigErrors, IntegerAndChoiceValues) {
 }
 
 TEST(ConfigErrors, PacketRingRange) {
-  EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, packet_ring: 32KiB}}\n"), 1, 45,
+  EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: /tmp/a.mp4, packet_ring: 32KiB}}\n"), 1, 45,
                       "cameras.a.packet_ring",
                       "expected a size 64KiB..1GiB (e.g. 8MiB), or 0/off for none, got '32KiB'");
-  EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, packet_ring: 2GiB}}\n"), 1, 45,
+  EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: /tmp/a.mp4, packet_ring: 2GiB}}\n"), 1, 45,
                       "cameras.a.packet_ring", "got '2GiB'");
-  EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, packet_ring: lots}}\n"), 1, 45,
+  EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: /tmp/a.mp4, packet_ring: lots}}\n"), 1, 45,
                       "cameras.a.packet_ring", "got 'lots'");
 }
 

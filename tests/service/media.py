@@ -182,6 +182,43 @@ def make_raw(out_dir: str | os.PathLike[str], codec: str) -> Path:
     return out
 
 
+# An MJPEG clip, as an IP camera's MJPEG stream: JFIF, full-range BT.601 (FFmpeg decodes it as
+# the deprecated yuvj420p). Four vertical bands of flat colour, full-range samples chosen outside
+# the limited range where they can be (Y, U, V): a converter that moved them to limited range, or
+# lost the chroma, shows. Bands are 80 pixels wide: whole 8x8 JPEG blocks, in chroma too.
+MJPEG_FILENAME = "mjpeg-320x240.avi"
+MJPEG_FPS = 15
+MJPEG_FRAMES = 30
+MJPEG_BANDS = ((5, 128, 128), (128, 128, 128), (250, 128, 128), (100, 30, 225))
+
+
+def make_mjpeg(out_dir: str | os.PathLike[str]) -> Path:
+    """Encodes the MJPEG clip into out_dir (once). Returns its path."""
+    out = Path(out_dir) / MJPEG_FILENAME
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.avi")
+    w, h = 80 * len(MJPEG_BANDS), 240
+    planes = [np.empty((h, w), np.uint8), np.empty((h // 2, w // 2), np.uint8),
+              np.empty((h // 2, w // 2), np.uint8)]
+    for i, band in enumerate(MJPEG_BANDS):
+        for p, value in zip(planes, band):
+            scale = w // p.shape[1]
+            p[:, i * 80 // scale:(i + 1) * 80 // scale] = value
+    frame = b"".join(p.tobytes() for p in planes)
+    # yuvj420p in and out: the samples go into the JPEGs as they are, no conversion.
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+           "-f", "rawvideo", "-pix_fmt", "yuvj420p", "-s", f"{w}x{h}", "-r", str(MJPEG_FPS),
+           "-i", "pipe:0", "-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj420p", "-an", str(tmp)]
+    rc = subprocess.run(cmd, input=frame * MJPEG_FRAMES, timeout=120).returncode
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"ffmpeg failed ({rc}) making {MJPEG_FILENAME}: {' '.join(cmd)}")
+    os.replace(tmp, out)
+    return out
+
+
 BENCH_FILENAME = "bench-1080p30.mp4"
 
 

@@ -101,9 +101,9 @@ def test_check_config_good(workdir: Path, runtime_dir: str) -> None:
     path = svc.write_config(workdir / "good.yaml", {
         "a": {"url": "testsrc://?width=640&height=360&fps=10", "slots": 4,
               "policy": "strict_wait", "stall_timeout": "2s", "open_timeout": "500ms",
-              "reconnect": {"initial": "250ms", "max": "4s"}, "packet_ring": "1MiB"},
+              "reconnect": {"initial": "250ms", "max": "4s"}},
         "b": {"url": "rtsp://user:pw@192.0.2.1:554/stream", "rtsp_transport": "udp",
-              "decoder": "software", "memory": "auto"},
+              "decoder": "software", "memory": "auto", "packet_ring": "1MiB"},
         "c": {"url": "testsrc://", "width": 320, "height": 240, "fps": 5, "loop": False,
               "realtime": False},
     }, runtime_dir)

@@ -121,14 +121,17 @@ def test_packet_ring_from_demuxer(clip: Callable[[str], tuple[media.Clip, Path]]
                                   service: Callable[..., svc.Service], workdir: Path,
                                   runtime_dir: str) -> None:
     """The camera's packet ring carries the demuxer's packets (codec parameters, key frames);
-    `packet_ring: off` has none. Also: a relative file path resolves against the config's
+    `packet_ring: off` has none, and neither has testsrc (no packets to carry): a packet reader
+    is told so at once, by key. Also: a relative file path resolves against the config's
     directory, and `decoder: software` is honoured."""
     c, path = clip("h264-1280x720")
     (workdir / "clips").mkdir()
     (workdir / "clips" / path.name).symlink_to(path)
     s = service({"pk": {"url": f"clips/{path.name}", "packet_ring": "1MiB",
                         "decoder": "software"},
-                 "nopk": {"url": "testsrc://?width=320&height=240&fps=10", "packet_ring": "off"}})
+                 "nopk": {"url": f"clips/{path.name}", "packet_ring": "off",
+                          "decoder": "software"},
+                 "ts": {"url": "testsrc://?width=320&height=240&fps=10"}})
     cam = s.wait_state("pk", "streaming", 20)
     assert cam["decoder"] == "software", cam
     assert cam["url"].endswith(f"clips/{path.name}") and cam["url"].startswith("/"), cam["url"]
@@ -144,9 +147,14 @@ def test_packet_ring_from_demuxer(clip: Callable[[str], tuple[media.Clip, Path]]
         assert sum(p.keyframe for p in pkts) >= 2, [p.keyframe for p in pkts]
         assert all(len(p) > 0 for p in pkts)
         assert reader.stats()["gaps"] == 0
-    s.wait_state("nopk", "streaming", 10)
-    with pytest.raises(cuframes.CuframesInvalidArgument):
-        cuframes.subscribe_packets("cam-nopk", connect_timeout_ms=5000, runtime_dir=runtime_dir)
+    for name in ("nopk", "ts"):
+        s.wait_state(name, "streaming", 10)
+        key = f"cam-{name}"
+        assert cuframes.observe(key, runtime_dir=runtime_dir)["has_packet_ring"] is False
+        with pytest.raises(cuframes.CuframesInvalidArgument,
+                           match=f"^read packets of '{key}': publisher refused: publisher '{key}' "
+                           "has no packet ring$"):
+            cuframes.subscribe_packets(key, connect_timeout_ms=5000, runtime_dir=runtime_dir)
 
 
 def test_loop_starts_over_in_place_until_the_file_is_replaced(
@@ -233,9 +241,9 @@ def test_file_removed_while_running(clip: Callable[[str], tuple[media.Clip, Path
 def test_colour_description_from_the_stream(service: Callable[..., svc.Service], workdir: Path,
                                             runtime_dir: str) -> None:
     """Frames carry the stream's colour description (its VUI) as the service decoded it: a
-    full-range BT.709 H.264 clip (decoded as yuvj420p, which swscale takes to limited range on
-    the way to NV12: white is Y 235 and the frames say limited) and a limited-range BT.2020
-    10-bit HEVC clip (P010, white Y 940)."""
+    full-range BT.709 H.264 clip (decoded as yuvj420p, whose samples stay full range on the way
+    to NV12: white is Y 255 and the frames say full) and a limited-range BT.2020 10-bit HEVC clip
+    (P010, white Y 940)."""
     clips = {
         "hd709": ("libx264", "yuvj420p", "bt709", "pc", ()),
         "uhd2020": ("libx265", "yuv420p10le", "bt2020nc", "tv",
@@ -250,7 +258,7 @@ def test_colour_description_from_the_stream(service: Callable[..., svc.Service],
                         "-color_range", rng, *extra, "-an", str(path)], check=True, timeout=120)
         cams[name] = {"url": str(path), "loop": True, "decoder": "software"}
     service(cams)
-    want = {"hd709": (cuframes.ColorMatrix.BT709, cuframes.ColorRange.LIMITED, 235),
+    want = {"hd709": (cuframes.ColorMatrix.BT709, cuframes.ColorRange.FULL, 255),
             "uhd2020": (cuframes.ColorMatrix.BT2020, cuframes.ColorRange.LIMITED, 940)}
     for name, (matrix, rng, white) in want.items():
         with cuframes.subscribe(f"cam-{name}", connect_timeout_ms=20000,
@@ -260,3 +268,33 @@ def test_colour_description_from_the_stream(service: Callable[..., svc.Service],
                 y, _ = svc.planes(f)
                 level = int(np.median(y)) >> (6 if f.format == cuframes.PixelFormat.P010 else 0)
                 assert abs(level - white) <= 2, (name, level)
+
+
+def test_mjpeg_keeps_full_range_without_swscale_warnings(
+        media_dir: Path, service: Callable[..., svc.Service], runtime_dir: str) -> None:
+    """An MJPEG camera (JFIF: full-range BT.601, which FFmpeg decodes as the deprecated
+    yuvj420p) in software: every frame keeps the JPEG's samples, full range (Y 5 and 250 stay
+    outside 16..235, the chroma band keeps U 30 V 225), and says so (BT.601, FULL); and swscale
+    logs no "deprecated pixel format used" (it did once per frame)."""
+    path = media.make_mjpeg(media_dir)
+    s = service({"mj": {"url": str(path), "decoder": "software"}}, log_level="debug")
+    with cuframes.subscribe("cam-mj", mode=cuframes.SubscriberMode.STRICT_ORDER,
+                            connect_timeout_ms=20000, runtime_dir=runtime_dir) as sub:
+        for _ in range(media.MJPEG_FRAMES + 5):  # the whole clip, and into its second pass
+            with sub.next_frame(timeout_ms=10000) as f:
+                assert (f.width, f.height, f.format) == (320, 240, cuframes.PixelFormat.NV12)
+                assert (f.color_matrix, f.color_range) == (cuframes.ColorMatrix.BT601,
+                                                           cuframes.ColorRange.FULL), f.seq
+                y, uv = svc.planes(f)
+                for i, (want_y, want_u, want_v) in enumerate(media.MJPEG_BANDS):
+                    got = (int(np.median(y[:, i * 80 + 8:i * 80 + 72])),
+                           int(np.median(uv[:, i * 80 + 8:i * 80 + 72:2])),
+                           int(np.median(uv[:, i * 80 + 9:i * 80 + 72:2])))
+                    assert all(abs(g - w) <= 2 for g, w in zip(got, (want_y, want_u, want_v))), (
+                        f"frame {f.seq} band {i}: Y U V {got}, want {(want_y, want_u, want_v)}")
+    cam = s.camera("mj")
+    assert cam is not None and cam["codec"] == "mjpeg" and cam["decoder"] == "software", cam
+    assert s.stop() == 0
+    log = s.log_path.read_text(errors="replace")
+    assert "deprecated pixel format" not in log, s.log_tail()
+    assert "end of file after 30 frames" in log, s.log_tail()  # the clip was looped once

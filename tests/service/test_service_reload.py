@@ -159,3 +159,12 @@ def test_sighup_bad_config_keeps_running(service: Callable[..., svc.Service],
     reader.finish()
     assert reader.gap_count == reader.gap_count_first
     assert _epoch("cam-a", runtime_dir) == epochs["cam-a"]
+
+    # The reload's log line counts the cameras, singular for one.
+    def logged(line: str) -> None:
+        svc.wait_for(lambda: line + "\n" in s.log_path.read_text(errors="replace"), 10,
+                     f"'{line}' in the log", s.describe)
+    logged(f"reloaded {s.config} (2 cameras)")
+    svc.write_config(s.config, {"a": ts(640, 360)}, runtime_dir)
+    s.send(signal.SIGHUP)
+    logged(f"reloaded {s.config} (1 camera)")

@@ -1,8 +1,10 @@
 """SIGTERM and SIGINT: the service exits 0 promptly, also with a camera hanging in its RTSP
-handshake and a file camera decoding; every ring is gone and subscribers are told."""
+handshake and a file camera decoding; every ring is gone, subscribers are told, and the runtime
+directory is left empty. SIGKILL leaves only what the next start cleans."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -48,8 +50,8 @@ def test_graceful_stop(sig: int, service: Callable[..., svc.Service],
                     with sub.next_frame(timeout_ms=2000):
                         pass
         assert cuframes.list_publishers(runtime_dir) == []
-        socks = sorted(p.name for p in Path(runtime_dir).glob("*.sock"))
-        assert socks == [], f"sockets left in the runtime dir: {socks}"
+        # Nothing left behind: no socket, no lock file, no status file.
+        assert sorted(os.listdir(runtime_dir)) == [], "left in the runtime dir"
         print(f"{signal.Signals(sig).name}: exit 0 in {took:.2f} s")
     finally:
         hole.close()
@@ -62,3 +64,31 @@ def test_sigterm_while_starting(service: Callable[..., svc.Service], runtime_dir
     svc.wait_for(lambda: s.status() is not None, 10, "the status file", s.describe)
     assert s.stop(signal.SIGTERM, timeout=PROMPT_S) == 0, s.log_tail()
     assert cuframes.list_publishers(runtime_dir) == []
+
+
+def test_sigkill_leaves_only_what_the_next_start_cleans(service: Callable[..., svc.Service],
+                                                        runtime_dir: str) -> None:
+    """A crash cannot clean up: the rings' sockets and lock files and the status file stay, but
+    nothing lists a dead ring, and the next start of the same cameras takes them over, so that
+    its clean stop leaves the directory empty."""
+    cams = {"a": {"url": "testsrc://?width=320&height=240&fps=30"},
+            "b": {"url": "testsrc://?width=160&height=120&fps=30"}}
+    s = service(cams)
+    for name in cams:
+        s.wait_state(name, "streaming", 10)
+    assert s.stop(signal.SIGKILL) == -signal.SIGKILL
+    left = set(os.listdir(runtime_dir))
+    assert left <= {"cam-a.sock", "cam-a.lock", "cam-b.sock", "cam-b.lock",
+                    svc.STATUS_FILE}, left
+    assert cuframes.list_publishers(runtime_dir) == []
+    with pytest.raises(cuframes.CuframesPublisherGone):
+        cuframes.subscribe("cam-a", connect_timeout_ms=0, runtime_dir=runtime_dir)
+
+    s = service(cams)
+    for name in cams:
+        s.wait_state(name, "streaming", 10)
+    with cuframes.subscribe("cam-a", connect_timeout_ms=5000, runtime_dir=runtime_dir) as sub:
+        with sub.next_frame(timeout_ms=3000) as f:
+            svc.check_testsrc_frame(f, 320, 240)
+    assert s.stop(signal.SIGTERM, timeout=PROMPT_S) == 0, s.log_tail()
+    assert sorted(os.listdir(runtime_dir)) == [], "left in the runtime dir"

@@ -621,7 +621,8 @@ typedef struct cuframes_packet_reader_options_t {
 } cuframes_packet_reader_options_t;
 
 CUFRAMES_EXPORT void cuframes_packet_reader_options_init(cuframes_packet_reader_options_t* o);
-/* Fails with INVALID_ARGUMENT if the key's publisher has no packet ring. */
+/* Fails at once with INVALID_ARGUMENT ("publisher 'KEY' has no packet ring") if the key's
+ * publisher has no packet ring (cuframes-service: testsrc cameras, packet_ring: off). */
 CUFRAMES_EXPORT cuframes_status_t cuframes_packet_reader_create(
     const char* key, const cuframes_packet_reader_options_t* options,
     cuframes_packet_reader_t** out);
