@@ -34,7 +34,6 @@
 
 namespace cfsvc {
 
-
 struct CameraStatus {
   std::string name, key, url, state, error, codec, decoder, format, memory;
   uint32_t width = 0, height = 0;
