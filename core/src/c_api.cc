@@ -161,9 +161,10 @@ cuframes_status_t cuframes_loan_set_color(cuframes_loan_t* loan, cuframes_color_
                                           cuframes_color_range_t range) {
   return guard([&] {
     if (loan == nullptr) return null_arg("loan");
-    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::check_color(matrix, range, "loan"));
-    loan->info.color_matrix = matrix;
-    loan->info.color_range = range;
+    const uint32_t m = cuframes::detail::raw_enum(matrix), r = cuframes::detail::raw_enum(range);
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::check_color(m, r, "loan"));
+    loan->info.color_matrix = cuframes::detail::color_matrix_from(m);
+    loan->info.color_range = cuframes::detail::color_range_from(r);
     return Ok();
   });
 }

@@ -23,14 +23,14 @@ Weights weights(cuframes_color_matrix_t m) {
 
 }  // namespace
 
-Status check_color(cuframes_color_matrix_t matrix, cuframes_color_range_t range, const char* what) {
-  if (color_matrix_from(static_cast<uint32_t>(matrix)) != matrix) {
+Status check_color(uint32_t matrix, uint32_t range, const char* what) {
+  if (matrix > CUFRAMES_COLOR_MATRIX_BT2020) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: unknown color_matrix %d (want 0..%d)", what,
-               static_cast<int>(matrix), static_cast<int>(CUFRAMES_COLOR_MATRIX_BT2020));
+               static_cast<int32_t>(matrix), static_cast<int>(CUFRAMES_COLOR_MATRIX_BT2020));
   }
-  if (color_range_from(static_cast<uint32_t>(range)) != range) {
+  if (range > CUFRAMES_COLOR_RANGE_FULL) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: unknown color_range %d (want 0..%d)", what,
-               static_cast<int>(range), static_cast<int>(CUFRAMES_COLOR_RANGE_FULL));
+               static_cast<int32_t>(range), static_cast<int>(CUFRAMES_COLOR_RANGE_FULL));
   }
   return Ok();
 }

@@ -3,13 +3,25 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "status.h"
 
 namespace cuframes::detail {
 
-// INVALID_ARGUMENT naming `what` ("source", "loan") for values outside the enums.
-Status check_color(cuframes_color_matrix_t matrix, cuframes_color_range_t range, const char* what);
+// The bits of an enum field or argument as the caller wrote them. A C caller may pass any 32-bit
+// value, which C++ must not load as the enum type before it is checked (UB: UBSan's enum check).
+template <typename E>
+uint32_t raw_enum(const E& e) {
+  static_assert(sizeof(E) == sizeof(uint32_t), "the C ABI's enums are 32 bits");
+  uint32_t v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
+// INVALID_ARGUMENT naming `what` ("source", "loan") for values outside the enums (the raw
+// values: raw_enum).
+Status check_color(uint32_t matrix, uint32_t range, const char* what);
 
 // Values read from shared memory: anything outside the enums becomes UNKNOWN.
 cuframes_color_matrix_t color_matrix_from(uint32_t value);

@@ -117,7 +117,8 @@ Status describe(const cuframes_frame_info_t& fi, size_t i, const cuframes_prepro
                cuframes_format_name(g.format), g.width, g.height, g.pitch_y);
   }
   CUFRAMES_RETURN_IF_ERROR(
-      check_color(fi.color_matrix, fi.color_range, ("frames[" + std::to_string(i) + "]").c_str()));
+      check_color(raw_enum(fi.color_matrix), raw_enum(fi.color_range),
+                  ("frames[" + std::to_string(i) + "]").c_str()));
   const double w = g.width, h = g.height;
   const double ow = o.width, oh = o.height;
   double cw = ow, ch = oh;  // the content's size in output pixels

@@ -435,7 +435,8 @@ Status Publisher::publish(const cuframes_source_t& src, int64_t pts_ns, uint64_t
   if (src.memory == CUFRAMES_MEMORY_CUDA && memory() == CUFRAMES_MEMORY_HOST) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "a host ring takes host sources only");
   }
-  CUFRAMES_RETURN_IF_ERROR(check_color(src.color_matrix, src.color_range, "source"));
+  CUFRAMES_RETURN_IF_ERROR(
+      check_color(raw_enum(src.color_matrix), raw_enum(src.color_range), "source"));
   uint32_t slot;
   bool dropped = false;
   CUFRAMES_RETURN_IF_ERROR(acquire_slot(&slot, &dropped));

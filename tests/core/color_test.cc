@@ -91,7 +91,8 @@ TEST(Color, ValuesOutsideTheEnumsAreRefused) {
             std::string::npos)
       << cuframes_last_error();
   s.color_matrix = CUFRAMES_COLOR_MATRIX_BT709;
-  s.color_range = static_cast<cuframes_color_range_t>(-1);
+  const uint32_t all_ones = 0xFFFFFFFFu;  // as a C caller may write it: not a value of the enum
+  std::memcpy(&s.color_range, &all_ones, sizeof all_ones);
   EXPECT_EQ(status_of([&] { pub.publish(s); }), CUFRAMES_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(pub.stats().published, 0u);
   EXPECT_EQ(pub.stats().dropped, 0u);  // refused before a slot was taken
