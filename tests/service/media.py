@@ -19,6 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -111,17 +112,33 @@ def _encode(out: Path, width: int, height: int, fps: int, first: int, count: int
         raise RuntimeError(f"ffmpeg failed ({rc}) making {out.name}: {' '.join(cmd)}")
 
 
-def make(clip: Clip, out_dir: str | os.PathLike[str]) -> Path:
-    """Encodes clip into out_dir (once: an existing file is kept). Returns its path."""
-    out = Path(out_dir) / clip.filename
+def _once(out: Path, suffix: str, build: Callable[[Path], None]) -> Path:
+    """Makes `out` once (an existing file is kept): build(tmp) writes a temporary file beside it
+    (named with `suffix`, for ffmpeg's format guess), renamed to `out` when complete. Returns
+    `out`."""
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
-    _encode(tmp, clip.width, clip.height, clip.fps, 0, clip.frames, clip.bit_depth,
-            (*clip.encoder_args, "-movflags", "+faststart"))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{suffix}")
+    build(tmp)
     os.replace(tmp, out)
     return out
+
+
+def _ffmpeg(cmd: list[str], out: Path, stdin: Optional[bytes] = None,
+            timeout: float = 120) -> None:
+    """Runs the ffmpeg CLI writing `out`; on failure removes it and raises, naming the command."""
+    rc = subprocess.run(cmd, input=stdin, timeout=timeout).returncode
+    if rc != 0:
+        out.unlink(missing_ok=True)
+        raise RuntimeError(f"ffmpeg failed ({rc}) making {out.name}: {' '.join(cmd)}")
+
+
+def make(clip: Clip, out_dir: str | os.PathLike[str]) -> Path:
+    """Encodes clip into out_dir (once: an existing file is kept). Returns its path."""
+    return _once(Path(out_dir) / clip.filename, ".mp4", lambda tmp: _encode(
+        tmp, clip.width, clip.height, clip.fps, 0, clip.frames, clip.bit_depth,
+        (*clip.encoder_args, "-movflags", "+faststart")))
 
 
 # The timestamp-jump file: an MPEG-TS of two segments of JUMP_FRAMES frames each (barcodes
@@ -135,27 +152,21 @@ JUMP_S = 3600
 
 def make_ts_jump(out_dir: str | os.PathLike[str]) -> Path:
     """Encodes the timestamp-jump file into out_dir (once). Returns its path."""
-    out = Path(out_dir) / JUMP_FILENAME
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    segs = []
-    for i, offset in enumerate((0, JUMP_S)):
-        seg = out.with_name(f".{out.name}.{os.getpid()}.{i}.ts")
-        # -output_ts_offset shifts the whole segment: the second one starts where the first
-        # ends, plus JUMP_S.
-        start = i * JUMP_FRAMES / JUMP_FPS + offset
-        _encode(seg, 640, 360, JUMP_FPS, i * JUMP_FRAMES, JUMP_FRAMES, 8,
-                ("-c:v", "libx264", "-preset", "veryfast", "-g", str(JUMP_FPS), "-bf", "0",
-                 "-pix_fmt", "yuv420p", "-output_ts_offset", str(start), "-f", "mpegts"))
-        segs.append(seg)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        for seg in segs:
-            f.write(seg.read_bytes())
-            seg.unlink()
-    os.replace(tmp, out)
-    return out
+    def build(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            for i, offset in enumerate((0, JUMP_S)):
+                seg = tmp.with_name(f"{tmp.name}.{i}.ts")
+                # -output_ts_offset shifts the whole segment: the second one starts where the
+                # first ends, plus JUMP_S.
+                start = i * JUMP_FRAMES / JUMP_FPS + offset
+                _encode(seg, 640, 360, JUMP_FPS, i * JUMP_FRAMES, JUMP_FRAMES, 8,
+                        ("-c:v", "libx264", "-preset", "veryfast", "-g", str(JUMP_FPS), "-bf",
+                         "0", "-pix_fmt", "yuv420p", "-output_ts_offset", str(start), "-f",
+                         "mpegts"))
+                f.write(seg.read_bytes())
+                seg.unlink()
+
+    return _once(Path(out_dir) / JUMP_FILENAME, "", build)
 
 
 # Raw Annex B streams: no container, no timestamps. RAW_FPS frames a second, RAW_FRAMES frames.
@@ -166,20 +177,14 @@ RAW_FRAMES = 45
 
 def make_raw(out_dir: str | os.PathLike[str], codec: str) -> Path:
     """Encodes a raw Annex B stream ("h264" or "hevc") into out_dir (once). Returns its path."""
-    out = Path(out_dir) / f"raw-640x360.{codec}"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     if codec == "h264":
         args: tuple[str, ...] = ("-c:v", "libx264", "-preset", "veryfast", "-g", "15",
                                  "-pix_fmt", "yuv420p", "-f", "h264")
     else:
         args = ("-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
                 "-x265-params", "keyint=15:log-level=error:vui-timing-info=0", "-f", "hevc")
-    _encode(tmp, 640, 360, RAW_FPS, 0, RAW_FRAMES, 8, args)
-    os.replace(tmp, out)
-    return out
+    return _once(Path(out_dir) / f"raw-640x360.{codec}", "",
+                 lambda tmp: _encode(tmp, 640, 360, RAW_FPS, 0, RAW_FRAMES, 8, args))
 
 
 # An MJPEG clip, as an IP camera's MJPEG stream: JFIF, full-range BT.601 (FFmpeg decodes it as
@@ -194,29 +199,22 @@ MJPEG_BANDS = ((5, 128, 128), (128, 128, 128), (250, 128, 128), (100, 30, 225))
 
 def make_mjpeg(out_dir: str | os.PathLike[str]) -> Path:
     """Encodes the MJPEG clip into out_dir (once). Returns its path."""
-    out = Path(out_dir) / MJPEG_FILENAME
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.avi")
-    w, h = 80 * len(MJPEG_BANDS), 240
-    planes = [np.empty((h, w), np.uint8), np.empty((h // 2, w // 2), np.uint8),
-              np.empty((h // 2, w // 2), np.uint8)]
-    for i, band in enumerate(MJPEG_BANDS):
-        for p, value in zip(planes, band):
-            scale = w // p.shape[1]
-            p[:, i * 80 // scale:(i + 1) * 80 // scale] = value
-    frame = b"".join(p.tobytes() for p in planes)
-    # yuvj420p in and out: the samples go into the JPEGs as they are, no conversion.
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-           "-f", "rawvideo", "-pix_fmt", "yuvj420p", "-s", f"{w}x{h}", "-r", str(MJPEG_FPS),
-           "-i", "pipe:0", "-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj420p", "-an", str(tmp)]
-    rc = subprocess.run(cmd, input=frame * MJPEG_FRAMES, timeout=120).returncode
-    if rc != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ffmpeg failed ({rc}) making {MJPEG_FILENAME}: {' '.join(cmd)}")
-    os.replace(tmp, out)
-    return out
+    def build(tmp: Path) -> None:
+        w, h = 80 * len(MJPEG_BANDS), 240
+        planes = [np.empty((h, w), np.uint8), np.empty((h // 2, w // 2), np.uint8),
+                  np.empty((h // 2, w // 2), np.uint8)]
+        for i, band in enumerate(MJPEG_BANDS):
+            for p, value in zip(planes, band):
+                scale = w // p.shape[1]
+                p[:, i * 80 // scale:(i + 1) * 80 // scale] = value
+        frame = b"".join(p.tobytes() for p in planes)
+        # yuvj420p in and out: the samples go into the JPEGs as they are, no conversion.
+        _ffmpeg(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                 "-f", "rawvideo", "-pix_fmt", "yuvj420p", "-s", f"{w}x{h}", "-r", str(MJPEG_FPS),
+                 "-i", "pipe:0", "-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj420p", "-an",
+                 str(tmp)], tmp, stdin=frame * MJPEG_FRAMES)
+
+    return _once(Path(out_dir) / MJPEG_FILENAME, ".avi", build)
 
 
 BENCH_FILENAME = "bench-1080p30.mp4"
@@ -224,22 +222,13 @@ BENCH_FILENAME = "bench-1080p30.mp4"
 
 def make_bench(out_dir: str | os.PathLike[str]) -> Path:
     """Encodes the service benchmark's clip into out_dir (once). Returns its path."""
-    out = Path(out_dir) / BENCH_FILENAME
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-           "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration=10",
-           "-vf", "noise=alls=10:allf=t+u", "-c:v", "libx264", "-preset", "veryfast",
-           "-bf", "0", "-g", "60", "-b:v", "5M", "-maxrate", "6M", "-bufsize", "10M",
-           "-pix_fmt", "yuv420p", "-an", "-movflags", "+faststart", str(tmp)]
-    rc = subprocess.run(cmd, timeout=600).returncode
-    if rc != 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ffmpeg failed ({rc}) making {BENCH_FILENAME}: {' '.join(cmd)}")
-    os.replace(tmp, out)
-    return out
+    return _once(Path(out_dir) / BENCH_FILENAME, ".mp4", lambda tmp: _ffmpeg(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration=10",
+         "-vf", "noise=alls=10:allf=t+u", "-c:v", "libx264", "-preset", "veryfast",
+         "-bf", "0", "-g", "60", "-b:v", "5M", "-maxrate", "6M", "-bufsize", "10M",
+         "-pix_fmt", "yuv420p", "-an", "-movflags", "+faststart", str(tmp)],
+        tmp, timeout=600))
 
 
 def main(argv: list[str]) -> int:
