@@ -24,11 +24,11 @@ Weights weights(cuframes_color_matrix_t m) {
 }  // namespace
 
 Status check_color(uint32_t matrix, uint32_t range, const char* what) {
-  if (matrix > CUFRAMES_COLOR_MATRIX_BT2020) {
+  if (static_cast<uint32_t>(color_matrix_from(matrix)) != matrix) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: unknown color_matrix %d (want 0..%d)", what,
                static_cast<int32_t>(matrix), static_cast<int>(CUFRAMES_COLOR_MATRIX_BT2020));
   }
-  if (range > CUFRAMES_COLOR_RANGE_FULL) {
+  if (static_cast<uint32_t>(color_range_from(range)) != range) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: unknown color_range %d (want 0..%d)", what,
                static_cast<int32_t>(range), static_cast<int>(CUFRAMES_COLOR_RANGE_FULL));
   }
