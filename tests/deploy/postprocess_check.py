@@ -57,6 +57,15 @@ def same(a: list, b: list, tol: float) -> str:
     return ""
 
 
+def compare(label: str, p: list, q: list, reference: str, tol: float) -> bool:
+    """Prints one line: `label`, the detections of p, and whether they are q's (`reference`)."""
+    diff = same(p, q, tol)
+    count = sum(int(r["scores"].numel()) for r in p)
+    print(f"{label}: {count} detections in {len(p)} images: "
+          f"{'same as ' + reference if not diff else 'DIFFERENT: ' + diff}")
+    return not diff
+
+
 def see_persons(model) -> None:
     """The coarsest head level (6 anchors on the 1x1 map) made to say "person"."""
     import torch
@@ -114,25 +123,16 @@ def main() -> int:
             shapes = [(320, 320)] * n
             c = ours.postprocess_detections(heads, anchors, shapes)
             d = theirs.postprocess_detections(heads, anchors, shapes)
+        label = f"{args.device}{' half' if args.half else ''} threshold {thresh}"
         for what, p, q in (("model", a, b), ("made-up heads", c, d)):
-            diff = same(p, q, tol)
-            count = sum(int(r["scores"].numel()) for r in p)
-            print(f"postprocess {args.device}{' half' if args.half else ''} threshold {thresh} "
-                  f"{what}: {count} detections in {len(p)} images: "
-                  f"{'same as torchvision' if not diff else 'DIFFERENT: ' + diff}")
-            failed += bool(diff)
+            failed += not compare(f"postprocess {label} {what}", p, q, "torchvision", tol)
         if dev.type == "cuda":  # the detector's CUDA graphs against the model's own forward
             stream = torch.cuda.Stream(device=dev)
             graphed = det.GraphedSSD(ours, stream)
             with torch.cuda.stream(stream), torch.inference_mode():
                 for n in (4, 3):  # a whole bucket, and a batch padded to one
-                    e, f = graphed(x[:n]), ours(x[:n])
-                    diff = same(e, f, tol)
-                    count = sum(int(r["scores"].numel()) for r in e)
-                    print(f"graphs {args.device}{' half' if args.half else ''} threshold {thresh} "
-                          f"batch {n}: {count} detections: "
-                          f"{'same as the forward' if not diff else 'DIFFERENT: ' + diff}")
-                    failed += bool(diff)
+                    failed += not compare(f"graphs {label} batch {n}", graphed(x[:n]),
+                                          ours(x[:n]), "the forward", tol)
     return 1 if failed else 0
 
 
