@@ -388,16 +388,18 @@ class Camera(threading.Thread):
 #                     tests/gpu/test_detector_gpu.py and tests/deploy/test_detector_torch.py
 #                     compare the two. --postprocess torchvision uses the model's own.
 #
-#   forward           with --cuda-graphs (experimental, off by default), on a GPU, the backbone
-#                     and the heads (convolutions only: fixed shapes) run as a CUDA graph,
-#                     captured once per batch size bucket (1, 2, 4, ...), the batch padded to its
-#                     bucket: one launch instead of ~200 small kernels launched from Python
-#                     (which hold the GIL the camera threads need). Anchors depend only on the
-#                     input size and are computed once. On the H200 the model's time per batch
-#                     of 8 fell from 14 to 4 ms, with the same detections (tests/deploy/
-#                     postprocess_check.py). A capture fails while another thread works on
-#                     CUDA's legacy default stream (seen with --feed host-opencv): then the
-#                     model's own forward is used from there on, and the log says so.
+#   forward           with --cuda-graphs, on a GPU, the backbone and the heads (convolutions
+#                     only: fixed shapes) run as a CUDA graph per batch size bucket (1, 2, 4,
+#                     ... --max-batch), the batch padded to its bucket: one launch instead of
+#                     ~200 small kernels launched from Python (which hold the GIL the camera
+#                     threads need). Anchors depend only on the input size and are computed
+#                     once. On the H200 the model's time per batch of 8 fell from 14 to 4 ms,
+#                     with the same detections (tests/deploy/postprocess_check.py). Every graph
+#                     is captured at start-up, before any camera thread starts: a capture fails
+#                     while another thread works on CUDA's legacy default stream (seen with
+#                     --feed host-opencv when captures were made on the first batch of each
+#                     size). If a capture fails anyway, the model's own forward is used, and the
+#                     log says so.
 #
 # The model's score threshold is --score-threshold (torchvision's default, 0.001, is for
 # measuring mAP): non-maximum suppression only ever removes a box for a higher-scored one, so the
@@ -547,20 +549,49 @@ def prepare_model(model: Any, device: Any, half: bool, postprocess: str) -> Any:
 
 class GraphedSSD:
     """The prepared model's forward on a GPU, its backbone and heads replayed as CUDA graphs (see
-    the comment above MODEL_NAME); the same detections as model(x)."""
+    the comment above MODEL_NAME); the same detections as model(x).
 
-    def __init__(self, model: Any, stream: Any) -> None:
+    Every graph is captured by capture(), before the cameras start: a capture fails when another
+    thread uses CUDA's legacy default stream meanwhile, so none is made once frames flow. A batch
+    larger than max_batch runs in parts of max_batch. If a capture fails, the model's own forward
+    runs from then on, and the log says so."""
+
+    def __init__(self, model: Any, stream: Any, max_batch: int) -> None:
         self.model = model
         self.stream = stream
+        self.max_batch = max_batch
+        # (bucket, h, w) -> (graph, static input, head outputs, anchors)
         self.graphs: dict[tuple[int, int, int], tuple[Any, Any, dict[str, Any], list[Any]]] = {}
-        self.failed = False  # a capture failed: the model's own forward from then on
+        self.failed = ""  # why a capture failed: the model's own forward from then on
 
     def _core(self, x: Any) -> tuple[dict[str, Any], list[Any]]:
         features = list(self.model.backbone(x).values())
         return self.model.head(features), features
 
-    def _capture(self, n: int, h: int, w: int, dtype: Any) -> tuple[Any, Any, dict[str, Any],
-                                                                  list[Any]]:
+    def buckets(self) -> list[int]:
+        """The batch sizes captured: 1, 2, 4, ... up to max_batch (itself included)."""
+        out, b = [], 1
+        while b < self.max_batch:
+            out.append(b)
+            b *= 2
+        return out + [self.max_batch]
+
+    def capture(self, h: int, w: int, dtype: Any) -> bool:
+        """Captures a graph per bucket for inputs of h x w. False (and self.failed says why) if
+        one fails: then the model's own forward is used."""
+        try:
+            for n in self.buckets():
+                self.graphs[(n, h, w)] = self._capture_one(n, h, w, dtype)
+            return True
+        except Exception as e:  # noqa: BLE001 (any capture failure: fall back, say why)
+            self.graphs.clear()
+            self.failed = first_line(e)
+            log.warning("CUDA graphs: a capture failed (%s); the model's own forward is used",
+                        self.failed)
+            return False
+
+    def _capture_one(self, n: int, h: int, w: int, dtype: Any) -> tuple[Any, Any,
+                                                                       dict[str, Any], list[Any]]:
         from torchvision.models.detection.image_list import ImageList
         x = torch.zeros((n, 3, h, w), dtype=dtype, device=self.stream.device)
         side = torch.cuda.Stream(device=self.stream.device)
@@ -579,19 +610,14 @@ class GraphedSSD:
 
     def __call__(self, x: Any) -> list[dict[str, Any]]:
         n, _, h, w = (int(v) for v in x.shape)
-        bucket = 1 << (n - 1).bit_length()
-        key = (bucket, h, w)
-        if self.failed:
+        if n > self.max_batch:
+            return [d for i in range(0, n, self.max_batch)
+                    for d in self(x[i:i + self.max_batch])]
+        bucket = next(b for b in self.buckets() if b >= n)
+        entry = self.graphs.get((bucket, h, w))
+        if entry is None:  # not captured (a failed capture, or an input size not foreseen)
             return self.model(x)
-        if key not in self.graphs:
-            try:
-                self.graphs[key] = self._capture(bucket, h, w, x.dtype)
-            except Exception as e:  # noqa: BLE001 (any capture failure: fall back, say why)
-                self.failed = True
-                log.warning("CUDA graphs: the capture for batches of %d failed (%s); the "
-                            "model's own forward from now on", bucket, first_line(e))
-                return self.model(x)
-        graph, static_x, head, anchors = self.graphs[key]
+        graph, static_x, head, anchors = entry
         static_x[:n].copy_(x)
         if n < bucket:
             static_x[n:].zero_()
@@ -705,6 +731,7 @@ class Batcher(threading.Thread):
         self.model: Any = None
         self.stream: Any = None
         self.device = "cpu"
+        self.ready = threading.Event()  # the model is set up (or failed to be)
 
     # -- camera threads --
     def offer(self, item: Item) -> None:
@@ -750,7 +777,14 @@ class Batcher(threading.Thread):
                 self.model = prepare_model(self.base, dev, half=True,
                                            postprocess=self.args.postprocess)
                 if self.args.cuda_graphs:
-                    self.model = GraphedSSD(self.model, self.stream)
+                    graphed = GraphedSSD(self.model, self.stream, self.args.max_batch)
+                    t = time.monotonic()
+                    with torch.inference_mode():
+                        if graphed.capture(self.args.size[0], self.args.size[1], torch.float16):
+                            log.info("CUDA graphs: batches of %s captured in %.1f s",
+                                     ", ".join(map(str, graphed.buckets())),
+                                     time.monotonic() - t)
+                    self.model = graphed
             else:
                 torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
                 self.model = prepare_model(self.base, torch.device("cpu"), half=False,
@@ -765,6 +799,8 @@ class Batcher(threading.Thread):
             self._error(f"cannot set the model up on {self.kind}: {e!r}")
             log.exception("detection on %s", self.kind)
             return
+        finally:
+            self.ready.set()
         while not self.stop_ev.is_set():
             items = self._take()
             if not items:
@@ -898,6 +934,14 @@ class Detection:
                                                   self.categories)
                 b.start()
             return b
+
+    def prepare(self) -> None:
+        """With --cuda-graphs: the GPU's batcher is set up, its graphs captured, before any
+        camera starts (see GraphedSSD)."""
+        if self.args.cuda_graphs and self.args.torch_cuda:
+            b = self.batcher("cuda")
+            while not b.ready.wait(0.1) and not self.stop_ev.is_set():
+                pass
 
     def cam_snapshot(self, cam: str) -> Optional[CamDetections]:
         with self.lock:
@@ -1156,8 +1200,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                    help="the model's box post-processing: for the whole batch at once (default) "
                         "or torchvision's own, image by image and class by class")
     g.add_argument("--cuda-graphs", action="store_true",
-                   help="experimental: on a GPU, replay the model's backbone and heads as CUDA "
-                        "graphs (the same detections, far less CPU per batch)")
+                   help="on a GPU, replay the model's backbone and heads as CUDA graphs, "
+                        "captured at start-up (the same detections, far less CPU per batch)")
+    g.add_argument("--max-batch", type=int, default=32, metavar="N",
+                   help="with --cuda-graphs: graphs for batches of 1, 2, 4, ... N frames; a "
+                        "larger batch runs in parts of N (default 32)")
     g.add_argument("--feed", default="cuframes", choices=["cuframes", "host-opencv"],
                    help="cuframes: cuframes.preprocess on the frames in the ring (default); "
                         "host-opencv: Frigate's way (copy to host, OpenCV, upload), to compare")
@@ -1171,6 +1218,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         p.error("--score-threshold: 0..1")
     if args.batch_window < 0:
         p.error("--batch-window: >= 0")
+    if not 1 <= args.max_batch <= 256:
+        p.error("--max-batch: 1..256")
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", args.name):
         p.error("--name: 1-63 characters of [A-Za-z0-9._-]")
     args.camera_filter = [c for c in (s.strip() for s in args.cameras.split(",")) if c]
@@ -1247,6 +1296,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    if detection is not None:
+        detection.prepare()
     mqtt = Mqtt(args) if args.mqtt else None
     cameras: dict[str, Camera] = {}
 
