@@ -7,8 +7,9 @@ detection path on them (torchvision's SSDlite320 MobileNetV3, random weights, fl
 batch of every camera's newest frame at a time, one CUDA stream), fed two ways, interleaved and
 repeated on the same service:
 
-  cuframes   the frames read in place in the rings, cuframes.preprocess: one kernel per batch
-  graphs     the same, the model's backbone and heads replayed as CUDA graphs (--cuda-graphs)
+  cuframes   the frames read in place in the rings, cuframes.preprocess: one kernel per batch;
+             the model's backbone and heads replayed as CUDA graphs (the detector's default)
+  eager      the same, with the model's own forward (--no-cuda-graphs)
   frigate    Frigate's way: each frame downloaded to host memory, OpenCV cvtColor + resize +
              letterbox on the host (one thread per camera), the batch uploaded (--feed host-opencv)
 
@@ -165,9 +166,9 @@ class Service:
 
 
 # each feed of the table: the detector's arguments
-FEEDS = {"cuframes": ["--feed", "cuframes"],
-         "graphs": ["--feed", "cuframes", "--cuda-graphs"],
-         "frigate": ["--feed", "host-opencv"]}
+FEEDS = {"cuframes": ["--feed", "cuframes", "--cuda-graphs"],
+         "eager": ["--feed", "cuframes", "--no-cuda-graphs"],
+         "frigate": ["--feed", "host-opencv", "--cuda-graphs"]}
 
 
 def run_detector(args: argparse.Namespace, svc: Service, n: int, feed: str, tmp: str,
@@ -237,8 +238,8 @@ def main() -> int:
                     help="runs of each feed per count, interleaved (default 2; medians)")
     ap.add_argument("--warmup", type=float, default=4, help="seconds before measuring (default 4)")
     ap.add_argument("--window", type=float, default=8, help="measured seconds (default 8)")
-    ap.add_argument("--feeds", default="cuframes,graphs,frigate",
-                    help="which feeds (default cuframes,graphs,frigate; frigate needs cv2)")
+    ap.add_argument("--feeds", default="cuframes,eager,frigate",
+                    help="which feeds (default cuframes,eager,frigate; frigate needs cv2)")
     ap.add_argument("--cpu", action="store_true",
                     help="development without a GPU: software decoding into host rings, the "
                          "model on the CPU (a check that the benchmark runs, not a benchmark)")
@@ -296,7 +297,7 @@ def main() -> int:
                   f"{m['det_cpu']:>12.1f} {m['svc_cpu']:>12.2f}")
         sys.stdout.flush()
     print()
-    ours = [f for f in ("cuframes", "graphs") if f in feeds]
+    ours = [f for f in ("cuframes", "eager") if f in feeds]
     if "frigate" not in feeds or not ours:
         return 0
     print("prep ms: the batch's preparation in the detector thread (cuframes: the preprocess "

@@ -388,7 +388,7 @@ class Camera(threading.Thread):
 #                     tests/gpu/test_detector_gpu.py and tests/deploy/test_detector_torch.py
 #                     compare the two. --postprocess torchvision uses the model's own.
 #
-#   forward           with --cuda-graphs, on a GPU, the backbone and the heads (convolutions
+#   forward           on a GPU (unless --no-cuda-graphs), the backbone and the heads (convolutions
 #                     only: fixed shapes) run as a CUDA graph per batch size bucket (1, 2, 4,
 #                     ... --max-batch), the batch padded to its bucket: one launch instead of
 #                     ~200 small kernels launched from Python (which hold the GIL the camera
@@ -936,8 +936,8 @@ class Detection:
             return b
 
     def prepare(self) -> None:
-        """With --cuda-graphs: the GPU's batcher is set up, its graphs captured, before any
-        camera starts (see GraphedSSD)."""
+        """On a GPU, with CUDA graphs (the default): the GPU's batcher is set up and its graphs
+        captured before any camera starts (see GraphedSSD)."""
         if self.args.cuda_graphs and self.args.torch_cuda:
             b = self.batcher("cuda")
             while not b.ready.wait(0.1) and not self.stop_ev.is_set():
@@ -1199,11 +1199,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     g.add_argument("--postprocess", default="batched", choices=["batched", "torchvision"],
                    help="the model's box post-processing: for the whole batch at once (default) "
                         "or torchvision's own, image by image and class by class")
-    g.add_argument("--cuda-graphs", action="store_true",
+    g.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
                    help="on a GPU, replay the model's backbone and heads as CUDA graphs, "
-                        "captured at start-up (the same detections, far less CPU per batch)")
+                        "captured at start-up: the same detections, far less CPU per batch "
+                        "(default on; --no-cuda-graphs: the model's own forward)")
     g.add_argument("--max-batch", type=int, default=32, metavar="N",
-                   help="with --cuda-graphs: graphs for batches of 1, 2, 4, ... N frames; a "
+                   help="with CUDA graphs: graphs for batches of 1, 2, 4, ... N frames; a "
                         "larger batch runs in parts of N (default 32)")
     g.add_argument("--feed", default="cuframes", choices=["cuframes", "host-opencv"],
                    help="cuframes: cuframes.preprocess on the frames in the ring (default); "

@@ -62,7 +62,7 @@ def compare(label: str, p: list, q: list, reference: str, tol: float) -> bool:
     """Prints one line: `label`, the detections of p, and whether they are q's (`reference`)."""
     diff = same(p, q, tol)
     count = sum(int(r["scores"].numel()) for r in p)
-    print(f"{label}: {count} detections in {len(p)} images: "
+    print(f"{label}: {count} detections in {len(p)} image{'' if len(p) == 1 else 's'}: "
           f"{'same as ' + reference if not diff else 'DIFFERENT: ' + diff}")
     return not diff
 
