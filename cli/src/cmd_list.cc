@@ -15,8 +15,7 @@
 namespace cli {
 namespace {
 
-constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
-                                   {"--json", OptionSpec::kFlag}};
+constexpr OptionSpec kOptions[] = {kJsonOption};
 
 struct Entry {
   std::string key;
@@ -44,19 +43,16 @@ std::string where(const std::optional<std::string>& dir) {
   return exists ? path : path + " (no such directory: no publisher has made it yet)";
 }
 
-}  // namespace
-
-int cmd_list(int argc, char** argv, int first) {
-  Args args(argc, argv, first, kOptions);
+int run(const Args& args) {
   args.expect_positionals(0, "");
-  const std::optional<std::string> dir = args.value("--runtime-dir");
+  const std::optional<std::string> dir = args.value(kRuntimeDirOption);
   std::vector<Entry> entries;
   for (const std::string& key : cuframes::list_publishers(runtime_dir_arg(dir))) {
     if (std::optional<Entry> e = read_key(key, runtime_dir_arg(dir))) entries.push_back(*e);
   }
   const int64_t now = cuframes::now_ns();
 
-  if (args.has("--json")) {
+  if (args.has(kJsonOption)) {
     Json j;
     j.begin_array();
     for (const Entry& e : entries) {
@@ -92,5 +88,10 @@ int cmd_list(int argc, char** argv, int first) {
   std::fputs(t.render().c_str(), stdout);
   return kExitOk;
 }
+
+}  // namespace
+
+const CommandSpec kListCommand = {
+    "list", "", "", kOptions, "the live publishers of the runtime directory", &run};
 
 }  // namespace cli

@@ -18,8 +18,9 @@
 namespace cli {
 namespace {
 
-constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
-                                   {"--timeout", OptionSpec::kValue}};
+constexpr OptionSpec kTimeout = {"--timeout", OptionSpec::kValue, "MS",
+                                 "wait up to MS for a frame (default 5000; 0: only one there now)"};
+constexpr OptionSpec kOptions[] = {kTimeout};
 
 [[noreturn]] void fail_write(const std::string& path, int err, const std::string& detail = "") {
   throw std::runtime_error("cannot write " + path + ": " + std::strerror(err) + detail);
@@ -43,10 +44,7 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   }
 }
 
-}  // namespace
-
-int cmd_snapshot(int argc, char** argv, int first) {
-  Args args(argc, argv, first, kOptions);
+int run(const Args& args) {
   args.expect_positionals(2, "KEY and FILE");
   const std::string& key = args.positionals()[0];
   const std::string& path = args.positionals()[1];
@@ -54,10 +52,10 @@ int cmd_snapshot(int argc, char** argv, int first) {
   if (!kind) {
     throw UsageError("'" + path + "': the file name must end in .jpg, .jpeg or .png");
   }
-  const int timeout_ms = static_cast<int>(args.integer("--timeout", 5000, 0, 24 * 3600 * 1000));
+  const int timeout_ms = static_cast<int>(args.integer(kTimeout, 5000, 0, 24 * 3600 * 1000));
 
   const std::string name = "cuframes-snapshot-" + std::to_string(::getpid());
-  const std::optional<std::string> dir = args.value("--runtime-dir");
+  const std::optional<std::string> dir = args.value(kRuntimeDirOption);
   cuframes::Subscriber::Options opts;
   opts.runtime_dir = runtime_dir_arg(dir);
   opts.consumer_name = name.c_str();
@@ -79,5 +77,14 @@ int cmd_snapshot(int argc, char** argv, int first) {
               static_cast<unsigned long long>(info.seq), key.c_str());
   return kExitOk;
 }
+
+}  // namespace
+
+const CommandSpec kSnapshotCommand = {"snapshot",
+                                      "",
+                                      "KEY FILE.jpg|FILE.png",
+                                      kOptions,
+                                      "save the newest frame as a JPEG or PNG image",
+                                      &run};
 
 }  // namespace cli

@@ -21,9 +21,9 @@
 namespace cli {
 namespace {
 
-constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
-                                   {"--watch", OptionSpec::kOptionalNumber},
-                                   {"--json", OptionSpec::kFlag}};
+constexpr OptionSpec kWatch = {"--watch", OptionSpec::kOptionalNumber, "SECONDS",
+                               "refresh every SECONDS (default 1, 0.05..86400) until Ctrl-C"};
+constexpr OptionSpec kOptions[] = {kWatch, kJsonOption};
 
 struct Sample {
   int64_t time_ns = 0;
@@ -92,19 +92,16 @@ std::string clock_now() {
   return buf;
 }
 
-}  // namespace
-
-int cmd_stat(int argc, char** argv, int first) {
-  Args args(argc, argv, first, kOptions);
+int run(const Args& args) {
   args.expect_positionals(1, "KEY");
   const std::string& key = args.positionals()[0];
-  const bool json = args.has("--json");
-  const bool watch = args.has("--watch");
-  const double interval_s = args.number("--watch", 1.0, 0.05, 86400);
+  const bool json = args.has(kJsonOption);
+  const bool watch = args.has(kWatch);
+  const double interval_s = args.number(kWatch, 1.0, 0.05, 86400);
 
   if (watch) install_stop_handlers();  // before the observer exists (signals.h)
   // No waiting for the publisher: a key that is not there now is an error (exit 1).
-  cuframes::Observer observer(key, 0, runtime_dir_arg(args.value("--runtime-dir")));
+  cuframes::Observer observer(key, 0, runtime_dir_arg(args.value(kRuntimeDirOption)));
   if (!watch) {
     Sample s{cuframes::now_ns(), observer.read()};
     std::fputs(json ? render_json(s, {}).c_str() : render_text(s, {}, false).c_str(), stdout);
@@ -130,8 +127,8 @@ int cmd_stat(int argc, char** argv, int first) {
       out = render_json(cur, r);
     } else {
       if (tty) out += "\x1b[H\x1b[2J";  // home, clear screen
-      out += strf("cuframes stat %s, every %g s, %s (Ctrl-C to quit)\n\n", key.c_str(),
-                  interval_s, clock_now().c_str());
+      out += strf("cuframes stat %s, every %g s, %s (Ctrl-C to quit)\n\n", key.c_str(), interval_s,
+                  clock_now().c_str());
       out += render_text(cur, r, true) + (tty ? "" : "\n");
     }
     std::fputs(out.c_str(), stdout);
@@ -146,5 +143,15 @@ int cmd_stat(int argc, char** argv, int first) {
   }
   return kExitOk;
 }
+
+}  // namespace
+
+const CommandSpec kStatCommand = {
+    "stat",
+    "",
+    "KEY",
+    kOptions,
+    "a ring and its subscriber table, once or refreshed\nevery SECONDS (default 1) until Ctrl-C",
+    &run};
 
 }  // namespace cli

@@ -19,10 +19,17 @@
 namespace cli {
 namespace {
 
-constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
-                                   {"--mode", OptionSpec::kValue},
-                                   {"--seconds", OptionSpec::kValue},
-                                   {"--name", OptionSpec::kValue}};
+// The modes by the core's names: "newest_only|strict_order".
+const std::string kModes = std::string(cuframes_mode_name(CUFRAMES_MODE_NEWEST_ONLY)) + "|" +
+                           cuframes_mode_name(CUFRAMES_MODE_STRICT_ORDER);
+const OptionSpec kMode = {"--mode", OptionSpec::kValue, kModes.c_str(),
+                          "the newest frame (the default) or every frame in order (also: newest, "
+                          "strict)"};
+constexpr OptionSpec kSeconds = {"--seconds", OptionSpec::kValue, "N",
+                                 "stop after N seconds (default: at Ctrl-C)"};
+constexpr OptionSpec kName = {"--name", OptionSpec::kValue, "NAME",
+                              "its consumer name in the subscriber table (default cuframes-<pid>)"};
+const OptionSpec kOptions[] = {kMode, kSeconds, kName};
 
 constexpr int64_t kSecond = 1'000'000'000;
 
@@ -80,22 +87,19 @@ Drain drain(cuframes::Subscriber& sub, int64_t start_ns, int64_t until_ns, Taken
     } else if (st == CUFRAMES_ERR_PUBLISHER_GONE) {
       return Drain::kGone;
     } else if (st != CUFRAMES_ERR_OVERRUN) {  // an overrun is counted in the stats; go on
-      cuframes::check(st);                     // from the oldest frame
+      cuframes::check(st);                    // from the oldest frame
     }
   } while (cuframes::now_ns() < until_ns);
   return Drain::kMore;
 }
 
-}  // namespace
-
-int cmd_sub(int argc, char** argv, int first) {
-  Args args(argc, argv, first, kOptions);
+int run(const Args& args) {
   args.expect_positionals(1, "KEY");
   const std::string& key = args.positionals()[0];
-  const cuframes_mode_t mode = parse_mode(args.value("--mode"));
-  const double seconds = args.number("--seconds", 0, 0.001, 1e9);  // absent (0): until stopped
-  const std::optional<std::string> name = args.value("--name");
-  const std::optional<std::string> dir = args.value("--runtime-dir");
+  const cuframes_mode_t mode = parse_mode(args.value(kMode));
+  const double seconds = args.number(kSeconds, 0, 0.001, 1e9);  // absent (0): until stopped
+  const std::optional<std::string> name = args.value(kName);
+  const std::optional<std::string> dir = args.value(kRuntimeDirOption);
 
   install_stop_handlers();  // before the subscriber exists (signals.h)
   cuframes::Subscriber::Options opts;
@@ -107,9 +111,9 @@ int cmd_sub(int argc, char** argv, int first) {
 
   const cuframes_ring_status_t ring = sub.ring_status();
   std::printf("subscribed to '%s' (%s %ux%u, %s) as '%s', mode %s\n", key.c_str(),
-              cuframes_format_name(ring.geometry.format), ring.geometry.width,
-              ring.geometry.height, memory_name(ring.memory, ring.device).c_str(),
-              sub.name().c_str(), cuframes_mode_name(mode));
+              cuframes_format_name(ring.geometry.format), ring.geometry.width, ring.geometry.height,
+              memory_name(ring.memory, ring.device).c_str(), sub.name().c_str(),
+              cuframes_mode_name(mode));
 
   Taken interval, total;
   const int64_t start = cuframes::now_ns();
@@ -154,16 +158,15 @@ int cmd_sub(int argc, char** argv, int first) {
   const double elapsed = static_cast<double>(stop - start) / 1e9;
   std::optional<int64_t> max;
   if (total.latency.count() > 0) max = total.latency.max();
-  std::printf("total: %llu frame%s in %.1f s (%.1f fps), %s max %s, gaps %llu, overruns %llu, "
-              "errors %llu, publisher dropped %llu\n",
-              static_cast<unsigned long long>(s.frames_received),
-              s.frames_received == 1 ? "" : "s", elapsed,
-              elapsed > 0 ? static_cast<double>(total.published_since_start) / elapsed : 0.0,
-              latency_text(total.latency).c_str(), max ? human_duration(*max).c_str() : "-",
-              static_cast<unsigned long long>(s.gaps),
-              static_cast<unsigned long long>(s.overruns),
-              static_cast<unsigned long long>(s.errors),
-              static_cast<unsigned long long>(sub.ring_status().stats.dropped));
+  std::printf(
+      "total: %llu frame%s in %.1f s (%.1f fps), %s max %s, gaps %llu, overruns %llu, "
+      "errors %llu, publisher dropped %llu\n",
+      static_cast<unsigned long long>(s.frames_received), s.frames_received == 1 ? "" : "s",
+      elapsed, elapsed > 0 ? static_cast<double>(total.published_since_start) / elapsed : 0.0,
+      latency_text(total.latency).c_str(), max ? human_duration(*max).c_str() : "-",
+      static_cast<unsigned long long>(s.gaps), static_cast<unsigned long long>(s.overruns),
+      static_cast<unsigned long long>(s.errors),
+      static_cast<unsigned long long>(sub.ring_status().stats.dropped));
   if (gone) {
     std::fflush(stdout);
     std::fprintf(stderr, "cuframes sub: the publisher of '%s' is gone\n", key.c_str());
@@ -171,5 +174,10 @@ int cmd_sub(int argc, char** argv, int first) {
   }
   return kExitOk;
 }
+
+}  // namespace
+
+const CommandSpec kSubCommand = {
+    "sub", "", "KEY", kOptions, "subscribe and print fps, latency and gaps every second", &run};
 
 }  // namespace cli

@@ -1,9 +1,11 @@
 // cuframes: inspect and sample the frame rings of a runtime directory (docs/cli.md).
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <string_view>
 
 #include "commands.h"
 #include "cuframes/cuframes.hpp"
@@ -11,30 +13,67 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: cuframes COMMAND [ARGS] [OPTIONS]
+int run_help(const cli::Args&);
+int run_version(const cli::Args&);
 
-Commands:
-  list [--json]                      the live publishers of the runtime directory
-  stat KEY [--watch [SECONDS]] [--json]
-                                     a ring and its subscriber table, once or refreshed
-                                     every SECONDS (default 1) until Ctrl-C
-  snapshot KEY FILE.jpg|FILE.png [--timeout MS]
-                                     save the newest frame as a JPEG or PNG image
-  sub KEY [--mode newest|strict] [--seconds N] [--name NAME]
-                                     subscribe and print fps, latency and gaps every second
-  help, --help                       this text
-  --version                          the versions of the tool, library and protocol
+const cli::CommandSpec kHelpCommand = {.name = "help",
+                                       .aliases = "--help, -h",
+                                       .positionals = "",
+                                       .options = {},
+                                       .help = "this text",
+                                       .run = &run_help,
+                                       .takes_args = false};
+const cli::CommandSpec kVersionCommand = {.name = "--version",
+                                          .aliases = "version",
+                                          .positionals = "",
+                                          .options = {},
+                                          .help = "the versions of the tool, library and protocol",
+                                          .run = &run_version,
+                                          .takes_args = false};
 
-Every command takes --runtime-dir DIR (default: $CUFRAMES_RUNTIME_DIR, /run/cuframes,
-$XDG_RUNTIME_DIR/cuframes, /tmp/cuframes-<uid>).
+// Every command, in the usage's order: this table drives the dispatch and the usage.
+const cli::CommandSpec* const kCommands[] = {&cli::kListCommand,     &cli::kStatCommand,
+                                             &cli::kSnapshotCommand, &cli::kSubCommand,
+                                             &kHelpCommand,          &kVersionCommand};
 
-Exit status: 0 success, 1 failure (no such publisher, publisher gone, I/O), 2 bad command line
+constexpr const char* kExitStatus =
+    R"(Exit status: 0 success, 1 failure (no such publisher, publisher gone, I/O), 2 bad command line
 (also a key or a name the library refuses).
 )";
 
+const std::string& usage() {
+  static const std::string text = cli::usage_text(kCommands, kExitStatus);
+  return text;
+}
+
+int run_help(const cli::Args&) {
+  std::fputs(usage().c_str(), stdout);
+  return cli::kExitOk;
+}
+
+int run_version(const cli::Args&) {
+  std::printf("cuframes %s (libcuframes %s, protocol %u)\n", CUFRAMES_CLI_VERSION,
+              cuframes_version_string(), cuframes_protocol_version());
+  return cli::kExitOk;
+}
+
+// The command called `word` (by its name or an alias), or null.
+const cli::CommandSpec* find_command(const std::string& word) {
+  for (const cli::CommandSpec* c : kCommands) {
+    if (word == c->name) return c;
+    const std::string_view aliases = c->aliases;  // "--help, -h"
+    for (size_t start = 0; start < aliases.size();) {
+      const size_t end = std::min(aliases.find(", ", start), aliases.size());
+      if (aliases.substr(start, end - start) == word) return c;
+      start = end + 2;
+    }
+  }
+  return nullptr;
+}
+
 int usage_error(const char* command, const std::string& message) {
   std::fprintf(stderr, "cuframes%s%s: %s\n\n%s", command ? " " : "", command ? command : "",
-               message.c_str(), kUsage);
+               message.c_str(), usage().c_str());
   return cli::kExitUsage;
 }
 
@@ -49,33 +88,18 @@ int failure(const char* command, const std::exception& e) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage_error(nullptr, "no command given");
   const std::string command = argv[1];
-  if (command == "help" || command == "--help" || command == "-h") {
-    std::fputs(kUsage, stdout);
-    return cli::kExitOk;
-  }
-  if (command == "--version" || command == "version") {
-    std::printf("cuframes %s (libcuframes %s, protocol %u)\n", CUFRAMES_CLI_VERSION,
-                cuframes_version_string(), cuframes_protocol_version());
-    return cli::kExitOk;
-  }
-  using Command = int (*)(int, char**, int);
-  Command run = command == "list"       ? cli::cmd_list
-                : command == "stat"     ? cli::cmd_stat
-                : command == "snapshot" ? cli::cmd_snapshot
-                : command == "sub"      ? cli::cmd_sub
-                                        : nullptr;
-  if (run == nullptr) return usage_error(nullptr, "unknown command '" + command + "'");
-  for (int i = 2; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+  const cli::CommandSpec* spec = find_command(command);
+  if (spec == nullptr) return usage_error(nullptr, "unknown command '" + command + "'");
+  for (int i = 2; spec->takes_args && i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      std::fputs(kUsage, stdout);
-      return cli::kExitOk;
+      spec = &kHelpCommand;
     }
   }
   // Lines reach a pipe (a test, `| grep`) as they are printed.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int rc;
   try {
-    rc = run(argc, argv, 2);
+    rc = spec->run(cli::Args(argc, argv, 2, *spec));
   } catch (const cli::UsageError& e) {
     return usage_error(command.c_str(), e.what());
   } catch (const cuframes::Error& e) {

@@ -1,6 +1,7 @@
 // cuframes-service configuration: the YAML schema as plain structs, with defaults. Parsing
-// (config.cc) validates everything and reports the first problem as "file:line:column: key:
-// message". docs/configuration.md documents every key; keep the three in step.
+// (config.cc, driven by the tables of config_schema.cc) validates everything and reports the
+// first problem as "file:line:column: key: message". docs/configuration.md documents every key;
+// service_config_doc_test checks that its tables and the schema's list the same keys.
 #pragma once
 
 #include <chrono>
@@ -14,9 +15,9 @@ namespace cfsvc {
 
 using Duration = std::chrono::milliseconds;
 
-enum class MemoryChoice { kAuto, kCuda, kHost };           // auto: cuda when a GPU is usable
-enum class DecoderChoice { kAuto, kNvdec, kSoftware };     // auto: nvdec when it can, else software
-enum class OutputFormat { kAuto, kNv12, kP010 };           // auto: P010 for >8-bit sources
+enum class MemoryChoice { kAuto, kCuda, kHost };        // auto: cuda when a GPU is usable
+enum class DecoderChoice { kAuto, kNvdec, kSoftware };  // auto: nvdec when it can, else software
+enum class OutputFormat { kAuto, kNv12, kP010 };        // auto: P010 for >8-bit sources
 enum class RingPolicy { kDrop, kStrictWait };
 enum class RtspTransport { kTcp, kUdp };
 
@@ -28,22 +29,22 @@ struct ReconnectConfig {
 
 // One camera. Every field but name and url has a default (from `defaults:` when given).
 struct CameraConfig {
-  std::string name;            // [A-Za-z0-9._-]{1,59}; the ring key is "cam-<name>"
-  std::string url;             // rtsp://, rtsps://, http(s)://, file:// or a path, testsrc://
+  std::string name;  // [A-Za-z0-9._-]{1,59}; the ring key is "cam-<name>"
+  std::string url;   // rtsp://, rtsps://, http(s)://, file:// or a path, testsrc://
   MemoryChoice memory = MemoryChoice::kAuto;
   int cuda_device = 0;
   DecoderChoice decoder = DecoderChoice::kAuto;
   OutputFormat output_format = OutputFormat::kAuto;
-  uint32_t slots = 8;          // 2..64
+  uint32_t slots = 8;  // 2..64
   RingPolicy policy = RingPolicy::kDrop;
-  Duration wait_timeout{1000};  // strict_wait: longest block per frame
+  Duration wait_timeout{1000};              // strict_wait: longest block per frame
   uint64_t packet_ring_bytes = 8ull << 20;  // 0 = no packet ring (testsrc); else 64 KiB..1 GiB
   Duration stall_timeout{5000};             // no video for this long: reconnect
   Duration open_timeout{10000};             // connect / open / probe, and socket I/O
   ReconnectConfig reconnect;
   RtspTransport rtsp_transport = RtspTransport::kTcp;
-  bool loop = true;            // files: start over at the end
-  bool realtime = true;        // files: pace at the stream's frame rate (false: flat out)
+  bool loop = true;      // files: start over at the end
+  bool realtime = true;  // files: pace at the stream's frame rate (false: flat out)
   // testsrc:// only (also settable in the URL: testsrc://?width=1280&height=720&fps=30)
   uint32_t test_width = 1280, test_height = 720;
   // testsrc's frame rate; a file's when its stream has no timestamps and states no rate of its
@@ -65,18 +66,18 @@ struct MqttTlsConfig {
 };
 
 struct MqttConfig {
-  std::string host;                 // required
-  int port = 1883;                  // default 1883, 8883 with tls
-  std::string client_id;            // default "cuframes-<node_id>"
-  std::string username, password;   // optional
+  std::string host;                // required
+  int port = 1883;                 // default 1883, 8883 with tls
+  std::string client_id;           // default "cuframes-<node_id>"
+  std::string username, password;  // optional
   std::optional<MqttTlsConfig> tls;
   Duration keepalive{30000};
-  std::string node_id;              // a-z 0-9 words joined by '_'; default: from the host name
-  std::string base_topic;           // default "cuframes/<node_id>"
+  std::string node_id;     // a-z 0-9 words joined by '_'; default: from the host name
+  std::string base_topic;  // default "cuframes/<node_id>"
   Duration stats_interval{10000};
   bool discovery = true;
   std::string discovery_prefix = "homeassistant";
-  int qos = 1;                      // 0 or 1
+  int qos = 1;  // 0 or 1
   bool operator==(const MqttConfig&) const = default;
 };
 
@@ -85,19 +86,19 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string path;                 // the file this came from (for messages)
+  std::string path;                        // the file this came from (for messages)
   std::optional<std::string> runtime_dir;  // default: libcuframes' resolution
   LogConfig log;
-  Duration status_interval{1000};   // how often the status file is rewritten
-  std::optional<MqttConfig> mqtt;   // MQTT health reporting; none: off
+  Duration status_interval{1000};     // how often the status file is rewritten
+  std::optional<MqttConfig> mqtt;     // MQTT health reporting; none: off
   std::vector<CameraConfig> cameras;  // in file order; names unique
 };
 
 // Parse errors carry the position of the offending node.
 struct ConfigError {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown
-  int column = 0;  // 1-based
+  int line = 0;     // 1-based; 0 when unknown
+  int column = 0;   // 1-based
   std::string key;  // dotted path, e.g. "cameras.parking.slots"
   std::string message;
   // "file:line:column: key: message"
@@ -126,5 +127,6 @@ const char* to_string(MemoryChoice m);
 const char* to_string(DecoderChoice d);
 const char* to_string(OutputFormat f);
 const char* to_string(RingPolicy p);
+const char* to_string(RtspTransport t);
 
 }  // namespace cfsvc

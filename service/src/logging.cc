@@ -27,25 +27,36 @@ int ffmpeg_level(spdlog::level::level_enum l) {
                                    : AV_LOG_WARNING;
 }
 
+// The levels by name, in log_level_names() order.
+constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::trace, spdlog::level::debug,
+                                                 spdlog::level::info,  spdlog::level::warn,
+                                                 spdlog::level::err,   spdlog::level::off};
 
 spdlog::level::level_enum parse_level(const std::string& s, bool* ok) {
   *ok = true;
-  if (s == "trace") return spdlog::level::trace;
-  if (s == "debug") return spdlog::level::debug;
-  if (s == "info") return spdlog::level::info;
-  if (s == "warn" || s == "warning") return spdlog::level::warn;
-  if (s == "error") return spdlog::level::err;
-  if (s == "off") return spdlog::level::off;
+  if (s == "warning") return spdlog::level::warn;
+  const std::vector<std::string_view>& names = log_level_names();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (s == names[i]) return kLevels[i];
+  }
   *ok = false;
   return spdlog::level::info;
 }
 
 void cuframes_to_spdlog(void*, cuframes_log_level_t level, const char* message) {
   switch (level) {
-    case CUFRAMES_LOG_DEBUG: spdlog::debug("libcuframes: {}", message); break;
-    case CUFRAMES_LOG_INFO: spdlog::info("libcuframes: {}", message); break;
-    case CUFRAMES_LOG_WARN: spdlog::warn("libcuframes: {}", message); break;
-    default: spdlog::error("libcuframes: {}", message); break;
+    case CUFRAMES_LOG_DEBUG:
+      spdlog::debug("libcuframes: {}", message);
+      break;
+    case CUFRAMES_LOG_INFO:
+      spdlog::info("libcuframes: {}", message);
+      break;
+    case CUFRAMES_LOG_WARN:
+      spdlog::warn("libcuframes: {}", message);
+      break;
+    default:
+      spdlog::error("libcuframes: {}", message);
+      break;
   }
 }
 
@@ -156,6 +167,12 @@ bool set_log_level(const std::string& level) {
     if (auto logger = w.lock()) logger->set_level(l);
   }
   return true;
+}
+
+const std::vector<std::string_view>& log_level_names() {
+  static const std::vector<std::string_view> names = {"trace", "debug", "info",
+                                                      "warn",  "error", "off"};
+  return names;
 }
 
 bool valid_log_level(const std::string& level) {

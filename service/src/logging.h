@@ -9,6 +9,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace cfsvc {
 
@@ -37,6 +39,8 @@ class LogThrottle {
 void init_logging(const std::string& level);
 bool set_log_level(const std::string& level);  // false for an unknown name
 bool valid_log_level(const std::string& level);
+// The level names, from the most verbose to off (log.level, --log-level; "warning" is also taken).
+const std::vector<std::string_view>& log_level_names();
 // A logger that prefixes messages with the camera's name.
 std::shared_ptr<spdlog::logger> camera_logger(const std::string& camera);
 

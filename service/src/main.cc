@@ -10,12 +10,15 @@ extern "C" {
 #include <libavformat/avformat.h>
 }
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "config.h"
 #include "cuframes/cuframes.h"
@@ -51,40 +54,84 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+constexpr const char* kDefaultConfig = "/etc/cuframes/cuframes.yaml";
+
 struct Args {
-  std::string config = "/etc/cuframes/cuframes.yaml";
+  std::string config = kDefaultConfig;
   std::string log_level;
   bool check = false;
   bool version = false;
 };
 
+void usage(FILE* f);
+
+// "trace, debug, info, warn, error or off".
+std::string log_levels_text() {
+  const std::vector<std::string_view>& names = cfsvc::log_level_names();
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) {
+    s += i == 0 ? "" : i + 1 == names.size() ? " or " : ", ";
+    s += names[i];
+  }
+  return s;
+}
+
+// The command line: this table drives both getopt_long and the usage text.
+struct Option {
+  const char* name;  // without the dashes
+  char short_name;   // also accepted, not shown
+  const char* arg;   // the value's name in the usage; nullptr for a flag
+  std::string help;
+  void (*set)(Args* a, const char* value);
+};
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> table = {
+      {"config", 'c', "FILE", std::string("the YAML config (default ") + kDefaultConfig + ")",
+       [](Args* a, const char* v) { a->config = v; }},
+      {"log-level", 'l', "LEVEL", log_levels_text() + " (overrides log.level)",
+       [](Args* a, const char* v) { a->log_level = v; }},
+      {"check-config", 'k', nullptr, "validate the config and exit (0 valid, 2 not)",
+       [](Args* a, const char*) { a->check = true; }},
+      {"version", 'v', nullptr, "print versions and exit",
+       [](Args* a, const char*) { a->version = true; }},
+      {"help", 'h', nullptr, "print this text and exit",
+       [](Args*, const char*) {
+         usage(stdout);
+         std::exit(0);
+       }},
+  };
+  return table;
+}
+
 void usage(FILE* f) {
-  std::fprintf(f,
-               "usage: cuframes-service [--config FILE] [--log-level LEVEL] [--check-config] "
-               "[--version]\n"
-               "  --config FILE       the YAML config (default /etc/cuframes/cuframes.yaml)\n"
-               "  --log-level LEVEL   trace, debug, info, warn, error or off (overrides log.level)\n"
-               "  --check-config      validate the config and exit (0 valid, 2 not)\n"
-               "  --version           print versions and exit\n");
+  std::string synopsis = "usage: cuframes-service", rows;
+  for (const Option& o : options()) {
+    std::string left = std::string("--") + o.name + (o.arg ? std::string(" ") + o.arg : "");
+    synopsis += " [" + left + "]";
+    left.resize(std::max<size_t>(left.size() + 1, 20), ' ');
+    rows += "  " + left + o.help + "\n";
+  }
+  std::fprintf(f, "%s\n%s", synopsis.c_str(), rows.c_str());
 }
 
 bool parse_args(int argc, char** argv, Args* a) {
-  static const option longopts[] = {{"config", required_argument, nullptr, 'c'},
-                                     {"log-level", required_argument, nullptr, 'l'},
-                                     {"check-config", no_argument, nullptr, 'k'},
-                                     {"version", no_argument, nullptr, 'v'},
-                                     {"help", no_argument, nullptr, 'h'},
-                                     {nullptr, 0, nullptr, 0}};
+  std::vector<option> longopts;
+  std::string shortopts;
+  for (const Option& o : options()) {
+    longopts.push_back({o.name, o.arg ? required_argument : no_argument, nullptr, o.short_name});
+    shortopts += o.short_name;
+    if (o.arg) shortopts += ':';
+  }
+  longopts.push_back({nullptr, 0, nullptr, 0});
   int c;
-  while ((c = getopt_long(argc, argv, "c:l:kvh", longopts, nullptr)) != -1) {
-    switch (c) {
-      case 'c': a->config = optarg; break;
-      case 'l': a->log_level = optarg; break;
-      case 'k': a->check = true; break;
-      case 'v': a->version = true; break;
-      case 'h': usage(stdout); std::exit(0);
-      default: return false;
+  while ((c = getopt_long(argc, argv, shortopts.c_str(), longopts.data(), nullptr)) != -1) {
+    const Option* opt = nullptr;
+    for (const Option& o : options()) {
+      if (o.short_name == c) opt = &o;
     }
+    if (opt == nullptr) return false;  // getopt said what is wrong
+    opt->set(a, optarg);
   }
   return optind == argc;
 }
@@ -96,7 +143,8 @@ void configure_mqtt(const std::optional<cfsvc::MqttConfig>& mqtt, const cfsvc::S
   if (*monitor) spdlog::info("MQTT: {}", mqtt ? "settings changed, reconnecting" : "turned off");
   monitor->reset();  // says "offline" and disconnects
   if (mqtt) {
-    *monitor = std::make_unique<cfsvc::MqttMonitor>(*mqtt, [&service] { return service.snapshot(); });
+    *monitor =
+        std::make_unique<cfsvc::MqttMonitor>(*mqtt, [&service] { return service.snapshot(); });
   }
 }
 
@@ -138,14 +186,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (args.version) {
-    std::printf("cuframes-service %s (libcuframes %s, protocol %u; libavformat %s, libavcodec %s; "
-                "CUDA %s)\n",
-                cuframes_version_string(), cuframes_version_string(), cuframes_protocol_version(),
-                AV_STRINGIFY(LIBAVFORMAT_VERSION), AV_STRINGIFY(LIBAVCODEC_VERSION),
+    std::printf(
+        "cuframes-service %s (libcuframes %s, protocol %u; libavformat %s, libavcodec %s; "
+        "CUDA %s)\n",
+        cuframes_version_string(), cuframes_version_string(), cuframes_protocol_version(),
+        AV_STRINGIFY(LIBAVFORMAT_VERSION), AV_STRINGIFY(LIBAVCODEC_VERSION),
 #ifdef CUFRAMES_WITH_CUDA
-                "yes"
+        "yes"
 #else
-                "no"
+        "no"
 #endif
     );
     return 0;
@@ -153,8 +202,12 @@ int main(int argc, char** argv) {
 
   // 1. The config: a bad one (or a bad --log-level) is a clear message and exit code 2.
   if (!args.log_level.empty() && !cfsvc::valid_log_level(args.log_level)) {
-    std::fprintf(stderr, "cuframes-service: unknown --log-level '%s' (trace, debug, info, warn, "
-                 "error, off)\n", args.log_level.c_str());
+    std::string levels;
+    for (std::string_view l : cfsvc::log_level_names()) {
+      levels += (levels.empty() ? "" : ", ") + std::string(l);
+    }
+    std::fprintf(stderr, "cuframes-service: unknown --log-level '%s' (%s)\n",
+                 args.log_level.c_str(), levels.c_str());
     return 2;
   }
   cfsvc::Config config;

@@ -40,6 +40,52 @@ def test_version_and_help() -> None:
             assert f"\n  {command} " in r.stdout
 
 
+def _usage_rows(text: str, section: str) -> list[str]:
+    """The left column of a section of the usage ("Commands:", "Options:"): each row starts
+    with two spaces; its help follows after two or more spaces, or on the lines below."""
+    rows: list[str] = []
+    lines = text.split("\n")
+    start = lines.index(section) + 1
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        if line.startswith("  ") and not line.startswith("   "):
+            rows.append(re.split(r"\s{2,}", line.strip())[0])
+    return rows
+
+
+def test_help_matches_docs() -> None:
+    """docs/cli.md against the usage that the command table prints: the command table of
+    "Command line" lists exactly the usage's commands, each command's section opens with its
+    synopsis, and every option of the usage is documented (and no other)."""
+    usage = run_cli("--help").stdout
+    commands = _usage_rows(usage, "Commands:")
+    options = _usage_rows(usage, "Options:")
+    assert commands and options, usage
+    doc = (clitest.ROOT / "docs" / "cli.md").read_text()
+
+    section = doc.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    documented = [re.sub(r"`", "", row.split(" | ")[0][2:]).replace("\\|", "|")
+                  for row in section.split("\n") if row.startswith("| `")]
+    assert documented == commands, (documented, commands)
+
+    common = [o for o in options if o.startswith("--runtime-dir")]
+    assert common == ["--runtime-dir DIR"], options
+    for synopsis in commands:
+        name = synopsis.split(" ")[0].rstrip(",")
+        if name in ("help", "--version"):
+            continue
+        line = f"    cuframes {synopsis} [{common[0]}]"
+        assert f"\n## {name}\n" in doc, name
+        assert line in doc.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0], line
+
+    in_usage = {o.split(" ")[0] for o in options}
+    # Not options of a command: the pseudo-commands, cmake's (how to build), "--opt=value".
+    others = {"--help", "--version", "--build", "--install", "--opt"}
+    in_doc = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", doc)) - others
+    assert in_usage == in_doc, (sorted(in_usage - in_doc), sorted(in_doc - in_usage))
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "no command given"),
     (["bogus"], "unknown command 'bogus'"),

@@ -1194,6 +1194,36 @@ TEST(ConfigMqttErrors, Tls) {
                       "unknown key 'verify' (known keys: ca_file, cert_file, key_file, insecure)");
 }
 
+// A TLS file that is a FIFO or a device would hold up (or never end) the TLS library's read:
+// refused when the config is loaded, as the config file itself is. A missing one is left to
+// the connection (a mount may come later).
+TEST(ConfigMqttErrors, TlsFilesMustBeRegularFiles) {
+  TempDir dir;
+  const std::string fifo = dir.path() + "/ca.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  host: b\n  tls:\n    ca_file: " + fifo + "\n")), 4, 14,
+                      "mqtt.tls.ca_file",
+                      fifo + ": not a regular file (a FIFO): a file path must name a file");
+  const std::string cert = dir.write("client.crt", "not checked here\n");
+  EXPECT_CONFIG_ERROR(
+      MustFail(WithMqtt("  host: b\n  tls:\n    cert_file: " + cert +
+                        "\n    key_file: /dev/zero\n")),
+      5, 15, "mqtt.tls.key_file",
+      "/dev/zero: not a regular file (a character device): a file path must name a file");
+  // Relative to the config file's directory: "." is that directory.
+  const std::string cfg = dir.write("c.yaml", WithMqtt("  host: b\n  tls:\n    ca_file: .\n"));
+  Config out;
+  ConfigError err;
+  EXPECT_FALSE(load_config(cfg, &out, &err));
+  EXPECT_NE(err.message.find("not a regular file (a directory)"), std::string::npos) << err.str();
+  // Regular and missing files pass.
+  const Config ok = MustParse(WithMqtt("  host: b\n  tls:\n    ca_file: " + cert +
+                                       "\n    cert_file: " + dir.path() + "/later.crt\n" +
+                                       "    key_file: " + dir.path() + "/later.key\n"));
+  ASSERT_TRUE(ok.mqtt && ok.mqtt->tls);
+  EXPECT_EQ(ok.mqtt->tls->ca_file, cert);
+}
+
 TEST(ConfigMqttErrors, Qos) {
   for (const char* qos : {"2", "-1", "once", "1.0"}) {
     EXPECT_CONFIG_ERROR(MustFail(WithMqtt(std::string("  host: b\n  qos: ") + qos + "\n")), 3, 8,

@@ -135,6 +135,21 @@ def test_bad_command_line(workdir: Path, runtime_dir: str) -> None:
     assert r.returncode != 0, r
 
 
+def test_help_matches_docs() -> None:
+    """--help lists the options of main.cc's table; docs/configuration.md's "Command line"
+    table documents the same ones, with the same value names."""
+    r = svc.run_service(["--help"])
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("usage: cuframes-service "), r.stdout
+    in_help = [re.split(r"\s{2,}", line.strip())[0] for line in lines[1:] if line.startswith("  --")]
+    assert lines[0] == "usage: cuframes-service " + " ".join(f"[{o}]" for o in in_help)
+    doc = (svc.ROOT / "docs" / "configuration.md").read_text()
+    section = doc.split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    in_doc = [row.split("`")[1] for row in section.splitlines() if row.startswith("| `")]
+    assert in_help == in_doc
+
+
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check-config"])
 def test_bad_log_level(check: bool, workdir: Path, runtime_dir: str) -> None:
     """An unknown --log-level is refused, also by --check-config (which must say whether the
