@@ -479,8 +479,9 @@ class Parser {
          }},
         {"decoder", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
-           c->decoder = p.choice_of(
-               k, v, key, {DecoderChoice::kAuto, DecoderChoice::kNvdec, DecoderChoice::kSoftware});
+           c->decoder = p.choice_of(k, v, key,
+                                    {DecoderChoice::kAuto, DecoderChoice::kNvdec,
+                                     DecoderChoice::kSoftware, DecoderChoice::kCuvid});
          }},
         {"output_format", kAnyUrl,
          [](const Parser& p, CameraConfig* c, const N& k, const N& v, const S& key) {
@@ -1253,6 +1254,8 @@ const char* to_string(DecoderChoice d) {
       return "nvdec";
     case DecoderChoice::kSoftware:
       return "software";
+    case DecoderChoice::kCuvid:
+      return "cuvid";
   }
   return "?";
 }
