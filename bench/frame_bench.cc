@@ -173,6 +173,21 @@ void pin_to_cpu(int cpu) {
   sched_setaffinity(0, sizeof set, &set);
 }
 
+// The publisher's own service thread (it wakes the subscribers past the first few) inherits the
+// CPUs of the thread that creates the publisher: made on CPUs 1..n-1, it never preempts the
+// producer on CPU 0, as on a host where another core takes it.
+struct OffProducerCpu {
+  OffProducerCpu() {
+    const int n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    if (n < 2) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = 1; c < n; ++c) CPU_SET(c, &set);
+    sched_setaffinity(0, sizeof set, &set);
+  }
+  ~OffProducerCpu() { pin_to_cpu(0); }
+};
+
 int run_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
   // CPUs 1.. in turn, never the publisher's CPU 0 (64 subscribers on 16 CPUs: 4-5 per CPU).
   const int cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
@@ -347,7 +362,10 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     // drops. At most CUFRAMES_MAX_SLOTS: past that, the ring drops when every slot is held.
     o.slots = static_cast<uint32_t>(std::clamp(subs + 4, 8, CUFRAMES_MAX_SLOTS));
     o.memory = on_gpu_ring(path) ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
-    cuframes::Publisher pub(key, o);
+    cuframes::Publisher pub = [&] {
+      OffProducerCpu off;
+      return cuframes::Publisher(key, o);
+    }();
     for (int i = 0; i < subs; ++i) {  // READY, or why not
       const std::string line = read_line(children[static_cast<size_t>(i)].out);
       if (line != "READY") {

@@ -71,24 +71,27 @@ TEST(Stress, EightSubscribersRandomHoldsFullRate) {
 // 64 subscriber processes on one ring (the table's full size, CUFRAMES_MAX_SUBSCRIBERS), every
 // one in STRICT_ORDER under a STRICT_WAIT publisher: each of the kFrames frames reaches every
 // subscriber, in order, and is verified twice (on receipt and before release); a quarter of them
-// hold their frames for a random while, so the publisher keeps meeting held slots. No timing:
-// the counts are exact, and the waits are liveness limits (a loaded 2-core machine runs 65
-// processes here).
+// hold their frames for a random while, so the publisher keeps meeting held slots. They all
+// connect at once. No timing: the counts are exact, and the waits are liveness limits (a loaded
+// 2-core machine runs 65 processes here).
 TEST(Stress, SixtyFourSubscribersEveryFrameChecked) {
   constexpr int kSubs = CUFRAMES_MAX_SUBSCRIBERS;
   constexpr long long kFrames = 200;
   RuntimeDir dir;
-  cuframes::Publisher::Options o = cftest::pub_options(dir, 320, 240, 8);
-  o.policy = CUFRAMES_POLICY_STRICT_WAIT;
-  o.wait_timeout_ms = 60000;
-  auto pub = std::make_unique<cuframes::Publisher>("cam", o);
+  // The subscribers first: they wait for the publisher, then all connect at once (as detectors
+  // do when the service starts), more than the 32 handshakes a publisher keeps pending.
   std::vector<std::unique_ptr<Peer>> peers;
   for (int i = 0; i < kSubs; ++i) {
     peers.push_back(std::make_unique<Peer>(std::vector<std::string>{
         "subscribe", "--dir", dir.path(), "--key", "cam", "--mode", "strict", "--name",
         "sub-" + std::to_string(i), "--count", std::to_string(kFrames), "--timeout", "120000",
-        "--hold-max-us", i % 4 == 0 ? "2000" : "0", "--seed", std::to_string(2000 + i)}));
+        "--connect-timeout", "120000", "--hold-max-us", i % 4 == 0 ? "2000" : "0", "--seed",
+        std::to_string(2000 + i)}));
   }
+  cuframes::Publisher::Options o = cftest::pub_options(dir, 320, 240, 8);
+  o.policy = CUFRAMES_POLICY_STRICT_WAIT;
+  o.wait_timeout_ms = 60000;
+  auto pub = std::make_unique<cuframes::Publisher>("cam", o);
   for (int i = 0; i < kSubs; ++i) {
     ASSERT_EQ(peers[static_cast<size_t>(i)]->expect("READY", 60000).rfind("READY", 0), 0u)
         << "subscriber " << i;
