@@ -281,7 +281,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=5, help="s after every camera streams")
     ap.add_argument("--start-timeout", type=float, default=90)
     ap.add_argument("--min-fps", type=float, default=29.5, help="a camera at rate")
-    ap.add_argument("--ceiling-streams", default="16,64", help="'' to skip the ceiling")
+    ap.add_argument("--ceiling-streams", default="16,64", help="0 to skip the ceiling")
     ap.add_argument("--ceiling-seconds", type=float, default=8)
     ap.add_argument("--source", choices=("file", "rtsp"), default="file")
     ap.add_argument("--memory", default="cuda", help="the rings' (host: a try without a GPU)")
@@ -291,7 +291,8 @@ def main() -> int:
                     help="also the flat-out table (realtime: false) against the ceiling")
     ap.add_argument("--seconds", type=float, default=8, help="the flat-out table's windows")
     args = ap.parse_args()
-    ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+    # "16,64"; "" or "0" for none (quotes kept by a shell variable's word splitting ignored)
+    ints = lambda s: [n for n in (int(x) for x in s.strip("'\"").split(",") if x) if n > 0]  # noqa: E731
     decoders = [d for d in args.decoders.split(",") if d]
     clip = os.path.basename(args.clip)
     print(f"cuframes-service at scale: {clip}, memory: {args.memory}, decoders {', '.join(decoders)}, "
