@@ -18,9 +18,17 @@
 // process woken by a socket write, and a timed sleep's lateness: what a sleeping subscriber, and
 // spin_us's window, stand on).
 //
-//   cuframes_bench [--seconds S] [--only host|cuda|cuda-spin|baseline] [--sizes 1080p,4k]
+// A scenario that fails (a publisher refused, subscribers that never attach) prints its error in
+// its row and the bench goes on with the next one; its subscriber processes are killed.
+//
+// --pubcost PATHS adds the publisher's cost of many subscribers: publish() p50 with 1 and with
+// N (--pubcost-subs, default 64) sleeping subscribers, paced at 200 fps, the two alternating in
+// --pubcost-rounds rounds (default 3), with the ratio of their medians.
+//
+//   cuframes_bench [--seconds S] [--only host,cuda,cuda-spin,baseline] [--sizes 1080p,4k]
 //                  [--subs 1,4,16] [--spin-us 200] [--repeat N (rows per scenario)]
-//                  [--floor 0 (skip the floors)]
+//                  [--floor 0 (skip the floors)] [--table 0 (skip the main table)]
+//                  [--pubcost host,cuda] [--pubcost-subs 64] [--pubcost-rounds 3]
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -37,6 +45,7 @@
 #include <cstring>
 #include <map>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,15 +71,21 @@ const Size kSizes[] = {{"1080p", 1920, 1080}, {"4k", 3840, 2160}};
 enum class Path { kHost, kCuda, kCudaSpin, kBaseline };
 const char* path_name(Path p) {
   switch (p) {
-    case Path::kHost: return "host";
-    case Path::kCuda: return "cuda";
-    case Path::kCudaSpin: return "cuda-spin";
-    case Path::kBaseline: return "baseline";
+    case Path::kHost:
+      return "host";
+    case Path::kCuda:
+      return "cuda";
+    case Path::kCudaSpin:
+      return "cuda-spin";
+    case Path::kBaseline:
+      return "baseline";
   }
   return "?";
 }
-bool on_gpu_ring(Path p) { return p == Path::kCuda || p == Path::kCudaSpin; }
-uint32_t g_spin_us = 200;  // --spin-us: the cuda-spin subscribers' spin_us
+bool on_gpu_ring(Path p) {
+  return p == Path::kCuda || p == Path::kCudaSpin;
+}
+uint32_t g_spin_us = 200;               // --spin-us: the cuda-spin subscribers' spin_us
 constexpr uint64_t kWarmupFrames = 10;  // per subscriber, left out of every figure
 
 // The machine's CPU time so far, and how much of it the hypervisor took (steal), in jiffies
@@ -131,7 +146,8 @@ double share_above_pct(const std::vector<int64_t>& v, int64_t ns) {
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 #ifdef CUFRAMES_WITH_CUDA
@@ -146,8 +162,8 @@ void cuda_check(cudaError_t e, const char* what) {
 // ---------------------------------------------------------------------------------------------
 // Subscriber process: prints "READY", then on PUBLISHER_GONE a result line:
 //   RESULT frames=N cpu_us=C seconds=S lat=l1,l2,...   (latencies in ns)
-// Pins the calling process to one CPU (the publisher to CPU 0, subscriber i to CPU i+1, wrapping)
-// so the scheduler's migrations stay out of the latency figures.
+// Pins the calling process to one CPU (the publisher to CPU 0, subscriber i to CPU 1 + i, wrapping
+// over CPUs 1..n-1) so the scheduler's migrations stay out of the latency figures.
 void pin_to_cpu(int cpu) {
   const int n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   if (n < 2) return;
@@ -157,8 +173,25 @@ void pin_to_cpu(int cpu) {
   sched_setaffinity(0, sizeof set, &set);
 }
 
+// The publisher's own service thread (it wakes the subscribers past the first few) inherits the
+// CPUs of the thread that creates the publisher: made on CPUs 1..n-1, it never preempts the
+// producer on CPU 0, as on a host where another core takes it.
+struct OffProducerCpu {
+  OffProducerCpu() {
+    const int n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    if (n < 2) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = 1; c < n; ++c) CPU_SET(c, &set);
+    sched_setaffinity(0, sizeof set, &set);
+  }
+  ~OffProducerCpu() { pin_to_cpu(0); }
+};
+
 int run_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
-  pin_to_cpu(1 + index);
+  // CPUs 1.. in turn, never the publisher's CPU 0 (64 subscribers on 16 CPUs: 4-5 per CPU).
+  const int cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  pin_to_cpu(cpus > 1 ? 1 + index % (cpus - 1) : 0);
   cuframes::Subscriber::Options o;
   o.runtime_dir = dir.c_str();
   o.connect_timeout_ms = 10000;
@@ -174,7 +207,15 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
     o.consumer_stream = stream;
   }
 #endif
-  cuframes::Subscriber sub(key, o);
+  cuframes::Subscriber sub = [&] {
+    try {
+      return cuframes::Subscriber(key, o);
+    } catch (const cuframes::Error& e) {  // said to the parent, which names the scenario
+      std::printf("ERROR subscriber %d: %s\n", index, e.what());
+      std::fflush(stdout);
+      std::exit(1);
+    }
+  }();
   std::printf("READY\n");
   std::fflush(stdout);
   (void)path;
@@ -198,9 +239,9 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
     if (path == Path::kBaseline) {
       // Today's stacks: the frame is in host memory; bring it to the GPU before using it.
       if (dev == nullptr) cuda_check(cudaMalloc(&dev, fi.geometry.frame_bytes), "cudaMalloc");
-      cuda_check(cudaMemcpyAsync(dev, fi.data, fi.geometry.frame_bytes, cudaMemcpyHostToDevice,
-                                 stream),
-                 "H2D");
+      cuda_check(
+          cudaMemcpyAsync(dev, fi.data, fi.geometry.frame_bytes, cudaMemcpyHostToDevice, stream),
+          "H2D");
       cuda_check(cudaStreamSynchronize(stream), "sync");
     }
 #endif
@@ -270,10 +311,11 @@ std::string read_line(FILE* f) {
 
 struct PhaseResult {
   double pub_fps = 0;
-  double sub_fps = 0;  // mean over subscribers
-  double p50_us = 0, p99_us = 0;          // publish() call -> frame usable by the subscriber
+  double sub_fps = 0;                       // mean over subscribers
+  double p50_us = 0, p99_us = 0;            // publish() call -> frame usable by the subscriber
   double wake_p50_us = 0, wake_p99_us = 0;  // publication (after the copy) -> subscriber has it
   double publish_us = 0;                    // mean time inside publish()
+  double publish_p50_us = 0, publish_p99_us = 0;  // time inside publish(), quantiles
   double late_p99_us = 0;       // the publisher's start behind its 200 fps schedule, p99
   double slow_wake_pct = 0;     // deliveries more than 20 us after publication, % (a woken sleeper)
   double steal_pct = 0;         // the machine's CPU time taken by the hypervisor (VM steal), %
@@ -286,22 +328,57 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   char tmpl[] = "/tmp/cuframes-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   const std::string key = "bench";
-  std::vector<Child> children;
+  // The subscriber processes; whatever ends the phase (an error included) leaves none behind, and
+  // the temporary directory goes.
+  struct Children {
+    std::vector<Child> list;
+    std::string dir, key;
+    ~Children() {
+      for (Child& c : list) {
+        if (c.pid > 0) {
+          kill(c.pid, SIGKILL);
+          waitpid(c.pid, nullptr, 0);
+        }
+        if (c.out != nullptr) fclose(c.out);
+      }
+      const std::string lock = dir + "/" + key + ".lock";
+      unlink(lock.c_str());
+      rmdir(dir.c_str());
+    }
+  } kids{{}, dir, key};
+  std::vector<Child>& children = kids.list;
   for (int i = 0; i < subs; ++i) children.push_back(spawn_subscriber(dir, key, path, i));
 
   PhaseResult r;
-  std::vector<int64_t> late;  // paced: the publisher's start behind its schedule
+  std::vector<int64_t> publish_ns;  // time inside each publish()
+  std::vector<int64_t> late;        // paced: the publisher's start behind its schedule
   {
     cuframes::Publisher::Options o;
     o.runtime_dir = dir.c_str();
     o.width = size.w;
     o.height = size.h;
     o.format = CUFRAMES_FORMAT_NV12;
-    o.slots = subs + 4 > 8 ? static_cast<uint32_t>(subs + 4) : 8;
+    // A slot per subscriber (each may hold one) plus the newest and room to write: fewer
+    // drops. At most CUFRAMES_MAX_SLOTS: past that, the ring drops when every slot is held.
+    o.slots = static_cast<uint32_t>(std::clamp(subs + 4, 8, CUFRAMES_MAX_SLOTS));
     o.memory = on_gpu_ring(path) ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
-    cuframes::Publisher pub(key, o);
-    for (auto& c : children) read_line(c.out);  // READY
+    cuframes::Publisher pub = [&] {
+      OffProducerCpu off;
+      return cuframes::Publisher(key, o);
+    }();
+    for (int i = 0; i < subs; ++i) {  // READY, or why not
+      const std::string line = read_line(children[static_cast<size_t>(i)].out);
+      if (line != "READY") {
+        throw std::runtime_error(line.empty() ? "subscriber " + std::to_string(i) + " died" : line);
+      }
+    }
+    // Attached: the subscribers said READY after their handshake; the publisher's table follows.
+    const int64_t attach_deadline = cuframes::now_ns() + 30000000000;
     while (pub.stats().subscribers < static_cast<uint32_t>(subs)) {
+      if (cuframes::now_ns() > attach_deadline) {
+        throw std::runtime_error(std::to_string(pub.stats().subscribers) + " of " +
+                                 std::to_string(subs) + " subscribers attached within 30 s");
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     const size_t row = size.w;
@@ -352,11 +429,13 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
                    "D2H");
         pub.commit(std::move(loan), t0);
         ++published;
-        publish_ns_total += cuframes::now_ns() - t0;
+        publish_ns.push_back(cuframes::now_ns() - t0);
+        publish_ns_total += publish_ns.back();
 #endif
       } else if (pub.publish(src, t0) != 0) {
         ++published;
-        publish_ns_total += cuframes::now_ns() - t0;
+        publish_ns.push_back(cuframes::now_ns() - t0);
+        publish_ns_total += publish_ns.back();
       }
     }
     const CpuTimes cpu1 = machine_cpu();
@@ -380,14 +459,17 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     uint64_t frames = 0;
     long long cpu_us = 0;
     double secs = 0;
-    std::sscanf(line.c_str(), "RESULT frames=%" SCNu64 " cpu_us=%lld seconds=%lf", &frames, &cpu_us, &secs);
+    std::sscanf(line.c_str(), "RESULT frames=%" SCNu64 " cpu_us=%lld seconds=%lf", &frames, &cpu_us,
+                &secs);
     for (int64_t v : parse_list(line, " lat=")) lat.push_back(v);
     for (int64_t v : parse_list(line, " wake=")) wake.push_back(v);
     r.frames += frames;
     sub_fps += secs > 0 ? frames / secs : 0;
     cpu += frames > 0 ? static_cast<double>(cpu_us) / frames : 0;
     fclose(c.out);
+    c.out = nullptr;
     waitpid(c.pid, nullptr, 0);
+    c.pid = -1;
   }
   r.sub_fps = sub_fps / subs;
   r.cpu_us_per_frame = cpu / subs;
@@ -401,9 +483,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   pct(wake, &r.wake_p50_us, &r.wake_p99_us);
   if (!wake.empty()) r.slow_wake_pct = share_above_pct(wake, 20000);
   pct(late, nullptr, &r.late_p99_us);
-  std::string cleanup = dir + "/" + key + ".lock";
-  unlink(cleanup.c_str());
-  rmdir(dir.c_str());
+  pct(publish_ns, &r.publish_p50_us, &r.publish_p99_us);
   return r;
 }
 
@@ -607,6 +687,11 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+void main_table(std::map<std::string, std::string>& args, const std::vector<Path>& paths,
+                double seconds, int repeat);
+void pubcost_table(std::map<std::string, std::string>& args, const std::vector<Path>& paths,
+                   double seconds);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -643,17 +728,22 @@ int main(int argc, char** argv) {
 #else
   std::printf("(built without CUDA: host path only)\n");
 #endif
-  if (args.count("only")) {
-    std::string only = args["only"];
-    paths.erase(std::remove_if(paths.begin(), paths.end(),
-                               [&](Path p) { return only != path_name(p); }),
-                paths.end());
-  }
-  std::vector<std::string> sizes = split(args.count("sizes") ? args["sizes"] : "1080p,4k");
-  std::vector<std::string> subs = split(args.count("subs") ? args["subs"] : "1,4,16");
+  // The paths of a comma-separated list, among those this machine can run.
+  auto chosen = [&](const std::string& list) {
+    const std::vector<std::string> names = split(list);
+    std::vector<Path> out;
+    for (Path p : paths)
+      if (std::find(names.begin(), names.end(), path_name(p)) != names.end()) out.push_back(p);
+    return out;
+  };
+  const std::vector<Path> pubcost_paths = chosen(args.count("pubcost") ? args["pubcost"] : "");
+  if (args.count("only")) paths = chosen(args["only"]);
+  if (args["table"] == "0") paths.clear();
 
-  std::printf("cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out; "
-              "cuda-spin with spin_us %u\n", seconds, g_spin_us);
+  std::printf(
+      "cuframes_bench: %.1f s per phase; latency paced at 200 fps, frames/s flat out; "
+      "cuda-spin with spin_us %u\n",
+      seconds, g_spin_us);
   if (args["floor"] != "0") wake_floor();
 #ifdef CUFRAMES_WITH_CUDA
   if (args["floor"] != "0" &&
@@ -670,6 +760,30 @@ int main(int argc, char** argv) {
     std::printf("\n");
   }
 #endif
+  if (!paths.empty()) main_table(args, paths, seconds, repeat);
+  if (!pubcost_paths.empty()) pubcost_table(args, pubcost_paths, seconds);
+  return 0;
+}
+
+namespace {
+
+// One scenario's row, or its error: a failed scenario never stops the bench.
+template <class F>
+bool scenario(const char* size, Path p, int subs, F&& body) {
+  try {
+    body();
+    return true;
+  } catch (const std::exception& e) {
+    std::printf("%-6s %-9s %4d | FAILED: %s\n", size, path_name(p), subs, e.what());
+    std::fflush(stdout);
+    return false;
+  }
+}
+
+void main_table(std::map<std::string, std::string>& args, const std::vector<Path>& paths,
+                double seconds, int repeat) {
+  std::vector<std::string> sizes = split(args.count("sizes") ? args["sizes"] : "1080p,4k");
+  std::vector<std::string> subs = split(args.count("subs") ? args["subs"] : "1,4,16");
   std::printf(
       "Latency: from the publish() call to the frame usable by the subscriber (p50/p99);\n"
       "wake: from publication (copy done) to the subscriber holding it (wake>20: share of\n"
@@ -691,17 +805,63 @@ int main(int argc, char** argv) {
       const int count = std::atoi(n.c_str());
       for (int rep = 0; rep < repeat; ++rep)
         for (Path p : paths) {
-          PhaseResult paced = run_phase(*size, p, count, seconds, 200);
-          PhaseResult flat = run_phase(*size, p, count, seconds, 0);
-          std::printf(
-              "%-6s %-9s %4d | %8.1f %8.1f | %8.1f %8.1f %7.2f | %8.1f %8.1f | %8.0f | "
-              "%9.1f | %9.0f %9.0f | %5.2f\n",
-              size->name, path_name(p), count, paced.p50_us, paced.p99_us, paced.wake_p50_us,
-              paced.wake_p99_us, paced.slow_wake_pct, paced.publish_us, paced.late_p99_us,
-              paced.sub_fps, paced.cpu_us_per_frame, flat.pub_fps, flat.sub_fps, paced.steal_pct);
-          std::fflush(stdout);
+          scenario(size->name, p, count, [&] {
+            PhaseResult paced = run_phase(*size, p, count, seconds, 200);
+            PhaseResult flat = run_phase(*size, p, count, seconds, 0);
+            std::printf(
+                "%-6s %-9s %4d | %8.1f %8.1f | %8.1f %8.1f %7.2f | %8.1f %8.1f | %8.0f | "
+                "%9.1f | %9.0f %9.0f | %5.2f\n",
+                size->name, path_name(p), count, paced.p50_us, paced.p99_us, paced.wake_p50_us,
+                paced.wake_p99_us, paced.slow_wake_pct, paced.publish_us, paced.late_p99_us,
+                paced.sub_fps, paced.cpu_us_per_frame, flat.pub_fps, flat.sub_fps, paced.steal_pct);
+            std::fflush(stdout);
+          });
         }
     }
   }
-  return 0;
 }
+
+// The publisher's cost of many subscribers: publish() with 1 and with N subscribers sleeping in
+// next_frame (each needs its wake-up), paced at 200 fps, 1080p; rounds alternate 1 and N so
+// that drifts of the machine hit both. Target: N's median p50 within 1.5x of 1's.
+void pubcost_table(std::map<std::string, std::string>& args, const std::vector<Path>& paths,
+                   double seconds) {
+  const int many = args.count("pubcost-subs") ? std::atoi(args["pubcost-subs"].c_str()) : 64;
+  const int rounds =
+      args.count("pubcost-rounds") ? std::max(1, std::atoi(args["pubcost-rounds"].c_str())) : 3;
+  const Size& size = kSizes[0];
+  std::printf(
+      "\nThe publisher's cost of subscribers: publish() in us, 1 against %d sleeping "
+      "subscribers, %s, paced at 200 fps, %d rounds alternating (target: ratio of the "
+      "p50 medians <= 1.5)\n",
+      many, size.name, rounds);
+  const std::string p50_many = "p50 (" + std::to_string(many) + ")";
+  const std::string p99_many = "p99 (" + std::to_string(many) + ")";
+  std::printf("%-9s %5s | %12s %12s | %12s %12s | %8s | %s\n", "path", "round", "p50 (1 sub)",
+              "p99 (1 sub)", p50_many.c_str(), p99_many.c_str(), "sub fps",
+              "frames delivered (N run)");
+  for (Path p : paths) {
+    std::vector<double> one, lots;
+    for (int r = 0; r < rounds; ++r) {
+      PhaseResult a, b;
+      bool ok = scenario(size.name, p, 1, [&] { a = run_phase(size, p, 1, seconds, 200); });
+      ok = scenario(size.name, p, many, [&] { b = run_phase(size, p, many, seconds, 200); }) && ok;
+      if (!ok) continue;
+      one.push_back(a.publish_p50_us);
+      lots.push_back(b.publish_p50_us);
+      std::printf("%-9s %5d | %12.1f %12.1f | %12.1f %12.1f | %8.0f | %llu\n", path_name(p), r + 1,
+                  a.publish_p50_us, a.publish_p99_us, b.publish_p50_us, b.publish_p99_us, b.sub_fps,
+                  static_cast<unsigned long long>(b.frames));
+      std::fflush(stdout);
+    }
+    if (one.empty()) continue;
+    std::sort(one.begin(), one.end());
+    std::sort(lots.begin(), lots.end());
+    const double m1 = one[one.size() / 2], mn = lots[lots.size() / 2];
+    std::printf("%-9s %5s | %12.1f %12s | %12.1f %12s | ratio %.2fx (%s)\n", path_name(p), "median",
+                m1, "", mn, "", mn / m1, mn / m1 <= 1.5 ? "within 1.5x" : "OVER 1.5x");
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace

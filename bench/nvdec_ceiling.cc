@@ -1,10 +1,15 @@
 // nvdec_ceiling: FFmpeg's own NVDEC decode-only throughput, the ceiling for cuframes-service.
 // N threads each decode a file (looping) with libavcodec's CUDA hwaccel, exactly as
 // `ffmpeg -hwaccel cuda -hwaccel_output_format cuda -i FILE -f null -` does: frames stay in
-// device memory and are dropped. Prints decoded frames per second over all streams.
+// device memory and are dropped. Prints decoded frames per second over all streams, and the
+// process's CPU time per frame (user + system, all threads).
 //
-//   nvdec_ceiling --seconds S --streams N [--own-stream] [--extra-frames K] [--copy]
-//                 [--threads T] FILE...
+//   nvdec_ceiling --seconds S --streams N [--decoder nvdec|cuvid] [--own-stream]
+//                 [--extra-frames K] [--copy] [--threads T] FILE...
+//
+// --decoder cuvid decodes with FFmpeg's <codec>_cuvid decoder (NVIDIA's parser, several pictures
+// in flight) instead of the native decoder with the CUDA hwaccel (nvdec, the default): the
+// ceiling of cuframes-service's `decoder: cuvid`, like with like.
 //
 // The options add what cuframes-service does on top of decoding, one at a time, to find where
 // its per-frame cost goes: --own-stream gives the decoder a non-blocking CUDA stream (the
@@ -17,6 +22,7 @@ extern "C" {
 #include <libavformat/avformat.h>
 #include <libavutil/hwcontext.h>
 }
+#include <sys/resource.h>
 
 #include <cuda_runtime_api.h>
 extern "C" {
@@ -34,7 +40,7 @@ extern "C" {
 namespace {
 
 std::atomic<bool> g_stop{false};
-bool g_own_stream = false, g_copy = false;
+bool g_own_stream = false, g_copy = false, g_cuvid = false;
 int g_extra = -1;
 int g_threads = -1;
 
@@ -55,7 +61,8 @@ uint64_t decode_loop(const std::string& file, AVBufferRef* shared_device) {
     av_dict_free(&opts);
     cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
     reinterpret_cast<AVCUDADeviceContext*>(
-        reinterpret_cast<AVHWDeviceContext*>(device->data)->hwctx)->stream = stream;
+        reinterpret_cast<AVHWDeviceContext*>(device->data)->hwctx)
+        ->stream = stream;
   }
   void* dst = nullptr;
   cudaEvent_t ev = nullptr;
@@ -68,13 +75,29 @@ uint64_t decode_loop(const std::string& file, AVBufferRef* shared_device) {
   }
   const AVCodec* dec = nullptr;
   const int si = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &dec, 0);
+  if (si < 0) {
+    std::fprintf(stderr, "nvdec_ceiling: no video stream in %s\n", file.c_str());
+    std::exit(1);
+  }
+  if (g_cuvid) {
+    const std::string name =
+        std::string(avcodec_get_name(fmt->streams[si]->codecpar->codec_id)) + "_cuvid";
+    dec = avcodec_find_decoder_by_name(name.c_str());
+    if (dec == nullptr) {
+      std::fprintf(stderr, "nvdec_ceiling: this FFmpeg has no %s\n", name.c_str());
+      std::exit(1);
+    }
+  }
   AVCodecContext* ctx = avcodec_alloc_context3(dec);
   avcodec_parameters_to_context(ctx, fmt->streams[si]->codecpar);
   ctx->hw_device_ctx = av_buffer_ref(device);
   ctx->get_format = &pick_cuda;
   if (g_extra >= 0) ctx->extra_hw_frames = g_extra;
   if (g_threads >= 0) ctx->thread_count = g_threads;
-  if (avcodec_open2(ctx, dec, nullptr) < 0) std::exit(1);
+  if (avcodec_open2(ctx, dec, nullptr) < 0) {
+    std::fprintf(stderr, "nvdec_ceiling: cannot open the %s decoder\n", dec->name);
+    std::exit(1);
+  }
   AVPacket* pkt = av_packet_alloc();
   AVFrame* frame = av_frame_alloc();
   uint64_t frames = 0;
@@ -121,13 +144,22 @@ int main(int argc, char** argv) {
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (a == "--own-stream") g_own_stream = true;
-    else if (a == "--copy") g_copy = true;
-    else if (a == "--extra-frames" && i + 1 < argc) g_extra = std::atoi(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc) g_threads = std::atoi(argv[++i]);
-    else if (a == "--streams" && i + 1 < argc) streams = std::atoi(argv[++i]);
-    else files.push_back(a);
+    if (a == "--seconds" && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (a == "--own-stream")
+      g_own_stream = true;
+    else if (a == "--copy")
+      g_copy = true;
+    else if (a == "--decoder" && i + 1 < argc)
+      g_cuvid = std::string(argv[++i]) == "cuvid";
+    else if (a == "--extra-frames" && i + 1 < argc)
+      g_extra = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc)
+      g_threads = std::atoi(argv[++i]);
+    else if (a == "--streams" && i + 1 < argc)
+      streams = std::atoi(argv[++i]);
+    else
+      files.push_back(a);
   }
   if (files.empty() || streams < 1) {
     std::fprintf(stderr, "usage: nvdec_ceiling --seconds S --streams N FILE...\n");
@@ -144,10 +176,18 @@ int main(int argc, char** argv) {
   av_dict_free(&opts);
   std::vector<uint64_t> counts(static_cast<size_t>(streams));
   std::vector<std::thread> threads;
+  auto cpu_s = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  const double cpu0 = cpu_s();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < streams; ++i) {
     threads.emplace_back([&, i] {
-      counts[static_cast<size_t>(i)] = decode_loop(files[static_cast<size_t>(i) % files.size()], device);
+      counts[static_cast<size_t>(i)] =
+          decode_loop(files[static_cast<size_t>(i) % files.size()], device);
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -156,8 +196,12 @@ int main(int argc, char** argv) {
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   uint64_t total = 0;
   for (uint64_t c : counts) total += c;
-  std::printf("nvdec_ceiling streams=%d frames=%llu seconds=%.2f fps=%.1f\n", streams,
-              static_cast<unsigned long long>(total), dt, total / dt);
+  const double cpu = cpu_s() - cpu0;
+  std::printf(
+      "nvdec_ceiling decoder=%s streams=%d frames=%llu seconds=%.2f cpu_us_per_frame=%.1f "
+      "fps=%.1f\n",
+      g_cuvid ? "cuvid" : "nvdec", streams, static_cast<unsigned long long>(total), dt,
+      total ? cpu * 1e6 / total : 0.0, total / dt);
   av_buffer_unref(&device);
   return 0;
 }

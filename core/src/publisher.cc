@@ -32,6 +32,9 @@ constexpr size_t kMaxObservers = 64;
 constexpr size_t kMaxPacketReaders = 64;
 constexpr int kAcceptPauseMs = 100;
 constexpr int kWaitSliceMs = 100;  // STRICT_WAIT re-checks at least this often
+// Sleeping subscribers the producer wakes itself per publication; the service thread wakes the
+// others (a send() each would make publish() grow with the subscriber count).
+constexpr int kDirectNotes = 4;
 // Subscriber i's entry is mapped at entries_window_ + i * kEntryWindowStride: 64 KiB, a multiple
 // of every Linux page size, so each one can be replaced on its own with MAP_FIXED.
 constexpr uint64_t kEntryWindowStride = 64 * 1024;
@@ -199,7 +202,8 @@ Status Publisher::init(const char* key, const cuframes_publisher_options_t& o) {
 
   producer_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!producer_wake_.valid() || !stop_fd_.valid()) {
+  notes_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!producer_wake_.valid() || !stop_fd_.valid() || !notes_wake_.valid()) {
     return ErrnoErr(CUFRAMES_ERR_SHM, errno, "eventfd");
   }
 
@@ -471,17 +475,46 @@ void Publisher::notify(Role role, uint32_t kind, uint64_t seq) {
   // subscriber's "waiting = 1, then look at the ring" (docs/protocol.md 8), so a subscriber
   // that is about to sleep either sees this frame or gets this Note.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  std::lock_guard<std::mutex> lock(peers_mu_);
-  for (const Peer& p : peers_) {
-    if (p.role != role) continue;
-    // A subscriber that is busy with frames or busy-waiting needs no wake-up: skipping its
-    // send() keeps the syscall (and the wake-up work in the kernel) out of publish().
-    if (role == Role::kSubscriber && p.entry >= 0 &&
-        entry_of(static_cast<uint32_t>(p.entry))->waiting.load(std::memory_order_seq_cst) == 0) {
-      continue;
+  int direct = 0;
+  uint64_t deferred = 0;
+  {
+    std::lock_guard<std::mutex> lock(peers_mu_);
+    for (const Peer& p : peers_) {
+      if (p.role != role) continue;
+      // A subscriber that is busy with frames or busy-waiting needs no wake-up: skipping its
+      // send() keeps the syscall (and the wake-up work in the kernel) out of publish().
+      if (role == Role::kSubscriber && p.entry >= 0 &&
+          entry_of(static_cast<uint32_t>(p.entry))->waiting.load(std::memory_order_seq_cst) == 0) {
+        continue;
+      }
+      if (role == Role::kSubscriber && p.entry >= 0 && direct >= kDirectNotes) {
+        deferred |= 1ull << p.entry;  // the service thread sends it
+        continue;
+      }
+      ++direct;
+      // Non-blocking: a full socket already has a wake-up pending, so dropping this one is fine.
+      (void)::send(p.fd.get(), &note, sizeof note, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
-    // Non-blocking: a full socket already has a wake-up pending, so dropping this one is fine.
-    (void)::send(p.fd.get(), &note, sizeof note, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  if (deferred != 0) {
+    deferred_seq_.store(seq, std::memory_order_relaxed);
+    deferred_notes_.fetch_or(deferred, std::memory_order_release);
+    uint64_t one = 1;
+    (void)::write(notes_wake_.get(), &one, sizeof one);
+  }
+}
+
+// Service thread: the wake-ups notify() left to it. It alone changes peers_, so it reads the list
+// without peers_mu_ (the producer's notify() is never held up by these sends).
+void Publisher::send_deferred_notes() {
+  uint64_t drain;
+  (void)::read(notes_wake_.get(), &drain, sizeof drain);
+  const uint64_t mask = deferred_notes_.exchange(0, std::memory_order_acquire);
+  const Note note{1, 0, deferred_seq_.load(std::memory_order_relaxed)};
+  for (const Peer& p : peers_) {
+    if (p.role == Role::kSubscriber && p.entry >= 0 && (mask >> p.entry & 1) != 0) {
+      (void)::send(p.fd.get(), &note, sizeof note, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
   }
 }
 
@@ -556,6 +589,8 @@ void Publisher::serve() {
     }
     const size_t peer_base = pfds.size();
     for (const Peer& p : peers_) pfds.push_back({p.fd.get(), POLLIN, 0});
+    const size_t notes_index = pfds.size();
+    pfds.push_back({notes_wake_.get(), POLLIN, 0});
     int rc = ::poll(pfds.data(), pfds.size(), timeout);
     if (rc < 0) {
       if (errno == EINTR) continue;
@@ -564,6 +599,7 @@ void Publisher::serve() {
       continue;
     }
     if (pfds[0].revents != 0) return;
+    if (pfds[notes_index].revents != 0) send_deferred_notes();  // first: frames wait on them
 
     // Peers: any message from a subscriber means "I dropped a hold while you were waiting"; a
     // refresh Note from an observer asks for fresh counters (answered once per pass, below);
@@ -626,6 +662,11 @@ void Publisher::accept_peers(std::vector<Pending>* pending) {
         warn_limited(&last_accept_warn_ns_, "'%s': accept: %s", key_.c_str(), std::strerror(err));
       }
       return;
+    }
+    if (pending->size() >= kMaxPending) {
+      // Full: first the connections whose Hello is already here (many peers connecting at once,
+      // 64 subscribers at a publisher's start), so that only a silent one is ever dropped.
+      std::erase_if(*pending, [this](Pending& p) { return handshake(p); });
     }
     if (pending->size() >= kMaxPending) {
       // Silent connections must not lock everyone out: the oldest one makes room.

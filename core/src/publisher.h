@@ -84,6 +84,7 @@ class Publisher {
   // open for the error reply unless it broke.
   Status answer_hello(const Hello& hello, UniqueFd* fd);
   void remove_peer(size_t index);
+  void send_deferred_notes();
   void release_entry(const Peer& peer);
   // Subscriber entries: entry_of(i) is subscriber i's own memfd while it is attached (a zero page
   // otherwise), mapped into entries_window_. make_entry creates and maps one and returns its fd for
@@ -122,6 +123,12 @@ class Publisher {
   // Private eventfd: the service thread wakes a producer blocked in STRICT_WAIT when a subscriber
   // says it dropped a hold (a note on its socket) or detaches. Never shared with peers.
   UniqueFd producer_wake_;
+  // Wake-ups past the first kDirectNotes of a publication, handed to the service thread (an
+  // entry bit each, the seq to announce, and a private eventfd that wakes it), so that publish()
+  // costs the same with 64 sleeping subscribers as with 4.
+  std::atomic<uint64_t> deferred_notes_{0};
+  std::atomic<uint64_t> deferred_seq_{0};
+  UniqueFd notes_wake_;
 
   // Producer-thread state.
   uint64_t slot_seq_[kMaxSlots] = {};  // published seq each slot holds (0: none)

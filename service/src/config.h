@@ -15,9 +15,10 @@ namespace cfsvc {
 
 using Duration = std::chrono::milliseconds;
 
-enum class MemoryChoice { kAuto, kCuda, kHost };        // auto: cuda when a GPU is usable
-enum class DecoderChoice { kAuto, kNvdec, kSoftware };  // auto: nvdec when it can, else software
-enum class OutputFormat { kAuto, kNv12, kP010 };        // auto: P010 for >8-bit sources
+enum class MemoryChoice { kAuto, kCuda, kHost };  // auto: cuda when a GPU is usable
+// auto: nvdec when it can, else software; cuvid: FFmpeg's *_cuvid decoders (NVIDIA's parser)
+enum class DecoderChoice { kAuto, kNvdec, kSoftware, kCuvid };
+enum class OutputFormat { kAuto, kNv12, kP010 };  // auto: P010 for >8-bit sources
 enum class RingPolicy { kDrop, kStrictWait };
 enum class RtspTransport { kTcp, kUdp };
 

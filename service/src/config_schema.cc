@@ -160,8 +160,8 @@ const Key<Cam> kCameraKeys[] = {
      "the GPU that decodes and holds the ring"},
     {"decoder",
      [](const Value& v, Cam* c) {
-       c->decoder =
-           v.choice_of({DecoderChoice::kAuto, DecoderChoice::kNvdec, DecoderChoice::kSoftware});
+       c->decoder = v.choice_of({DecoderChoice::kAuto, DecoderChoice::kNvdec,
+                                 DecoderChoice::kSoftware, DecoderChoice::kCuvid});
      },
      "NVDEC or FFmpeg's software decoder"},
     {"output_format",

@@ -178,6 +178,8 @@ const char* to_string(DecoderChoice d) {
       return "nvdec";
     case DecoderChoice::kSoftware:
       return "software";
+    case DecoderChoice::kCuvid:
+      return "cuvid";
   }
   return "?";
 }

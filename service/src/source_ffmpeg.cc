@@ -2,6 +2,10 @@
 // FFmpeg's CUDA hwaccel where it can (frames stay in device memory, in the CUDA primary context
 // the rings use, on a stream of the camera's own) and software decode otherwise. Software frames
 // are converted to NV12 (8-bit) or P010 (deeper) with swscale when they are not already.
+// `decoder: cuvid` decodes with FFmpeg's *_cuvid decoders instead (h264_cuvid, hevc_cuvid...):
+// NVIDIA's own parser, which queues pictures on NVDEC ahead of their display (several decode
+// surfaces in flight) instead of the hwaccel's decode-then-wait per picture; same context,
+// same stream, same device frames.
 //
 // Time limits: every blocking FFmpeg call is bounded by an interrupt callback: open_timeout while
 // opening, stall_timeout between packets once streaming, and the camera's stop flag always.
@@ -141,7 +145,7 @@ class FfmpegSource final : public Source {
   }
 
   std::string codec() const override { return codec_name_; }
-  std::string decoder() const override { return hw_ ? "nvdec" : "software"; }
+  std::string decoder() const override { return hw_ ? hw_name() : "software"; }
 
   bool open(std::string* error) override {
     deadline_ns_ = mono_ns() + cfg_.open_timeout.count() * 1000000;
@@ -189,6 +193,13 @@ class FfmpegSource final : public Source {
     AVStream* st = fmt_->streams[stream_index_];
     codec_name_ = avcodec_get_name(st->codecpar->codec_id);
     if (dec == nullptr) return fail(error, "no decoder for " + codec_name_);
+    if (cfg_.decoder == DecoderChoice::kCuvid) {
+      // FFmpeg's decoder built on NVIDIA's parser: <codec>_cuvid (h264_cuvid, hevc_cuvid, ...).
+      const std::string name = std::string(avcodec_get_name(st->codecpar->codec_id)) + "_cuvid";
+      if (!opt_.cuda_usable) return fail(error, "decoder: cuvid, but no usable CUDA device");
+      dec = avcodec_find_decoder_by_name(name.c_str());
+      if (dec == nullptr) return fail(error, "decoder: cuvid, but this FFmpeg has no " + name);
+    }
     if (!open_decoder(dec, st, error)) return false;
     realtime_ = !live_ && cfg_.realtime;
     anchor_pts_ = AV_NOPTS_VALUE;
@@ -285,8 +296,15 @@ class FfmpegSource final : public Source {
       }
       seen_key_ = true;
       rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
+      if (rc == AVERROR(EAGAIN)) {  // the decoder wants its output taken first (cuvid may)
+        if (!receive_frames(sink, error)) {
+          av_packet_unref(pkt.get());
+          return stop_->load() ? Outcome::kStopped : Outcome::kError;
+        }
+        rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
+      }
       av_packet_unref(pkt.get());
-      if (rc < 0 && rc != AVERROR(EAGAIN)) {
+      if (rc < 0) {
         sink->on_decode_error("decoder rejected a packet: " + av_err(rc));
         continue;
       }
@@ -328,15 +346,16 @@ class FfmpegSource final : public Source {
     ctx->pkt_timebase = st->time_base;
     // auto: NVDEC when the frames stay on the GPU (a cuda ring); a host ring decodes in
     // software unless NVDEC is asked for (its frames are then downloaded).
-    bool want_hw = opt_.cuda_usable && (cfg_.decoder == DecoderChoice::kNvdec ||
-                                        (cfg_.decoder == DecoderChoice::kAuto && !opt_.host_ring));
-    if (cfg_.decoder == DecoderChoice::kNvdec && !opt_.cuda_usable) {
-      return fail(error, "decoder: nvdec, but no usable CUDA device");
+    const bool forced = cfg_.decoder == DecoderChoice::kNvdec || cuvid();
+    bool want_hw =
+        opt_.cuda_usable && (forced || (cfg_.decoder == DecoderChoice::kAuto && !opt_.host_ring));
+    if (forced && !opt_.cuda_usable) {
+      return fail(error, std::string("decoder: ") + hw_name() + ", but no usable CUDA device");
     }
     if (want_hw && !setup_nvdec(dec, ctx)) {
-      if (cfg_.decoder == DecoderChoice::kNvdec) {
-        return fail(error, "decoder: nvdec, but NVDEC cannot decode " + codec_name_ + ": " +
-                               hw_error_);
+      if (forced) {
+        return fail(error, std::string("decoder: ") + hw_name() + ", but NVDEC cannot decode " +
+                               codec_name_ + ": " + hw_error_);
       }
       log_->info("NVDEC unavailable for {} ({}): decoding in software", codec_name_, hw_error_);
     }
@@ -354,6 +373,9 @@ class FfmpegSource final : public Source {
     if (rc < 0) return fail(error, "cannot open the " + codec_name_ + " decoder: " + av_err(rc));
     return true;
   }
+
+  bool cuvid() const { return cfg_.decoder == DecoderChoice::kCuvid; }
+  const char* hw_name() const { return cuvid() ? "cuvid" : "nvdec"; }
 
   bool setup_nvdec(const AVCodec* dec, AVCodecContext* ctx) {
 #ifdef CUFRAMES_WITH_CUDA
@@ -499,8 +521,13 @@ class FfmpegSource final : public Source {
     if (step < 0 || step > jump_after) {
       // A loop's start-over is no jump, nor is a small step back (timestamps out of order).
       if (!rewound_ && (step > jump_after || step < -jump_after)) sink->on_timestamp_jump(step);
-      anchor_pts_ = pts_ns;  // the clock goes on from the last frame
-      anchor_wall_ = std::max(mono_ns(), last_wall_ + frame_ns_);
+      // The clock goes on from when the last frame was due, not from now: a source running
+      // late (a loop's seek, a decoder re-created, a busy GPU) catches up instead of losing the
+      // lateness from its rate. Only a stall longer than kCatchUpNs starts afresh from now.
+      anchor_pts_ = pts_ns;
+      const int64_t next = last_wall_ + frame_ns_;
+      const int64_t now = mono_ns();
+      anchor_wall_ = now - next > kCatchUpNs ? now : next;
     } else if (step > 0) {
       frame_ns_ = step;
     }
@@ -530,13 +557,13 @@ class FfmpegSource final : public Source {
       sw_frame_->width = f->width;
       sw_frame_->height = f->height;
       (void)av_frame_copy_props(sw_frame_.get(), f);  // the colour description with it
-      out.decoder = "nvdec";
+      out.decoder = hw_name();
       bool ok = deliver_software(sink, sw_frame_.get(), out, error);
       av_frame_unref(sw_frame_.get());
       return ok;
     }
     if (f->format == AV_PIX_FMT_CUDA) {
-      out.decoder = "nvdec";
+      out.decoder = hw_name();
       auto* frames = reinterpret_cast<AVHWFramesContext*>(f->hw_frames_ctx->data);
       if (frames->sw_format == AV_PIX_FMT_NV12) {
         out.format = CUFRAMES_FORMAT_NV12;
@@ -566,11 +593,11 @@ class FfmpegSource final : public Source {
       return sink->on_frame(out);
     }
 #endif
-    if (cfg_.decoder == DecoderChoice::kNvdec) {
+    if (cfg_.decoder == DecoderChoice::kNvdec || cuvid()) {
       // FFmpeg falls back to software by itself when its NVDEC hwaccel cannot start (no
       // libnvcuvid: a container without the driver's `video` capability) or refuses the stream.
       if (error) {
-        *error = "decoder: nvdec, but FFmpeg decoded " + codec_name_ +
+        *error = std::string("decoder: ") + hw_name() + ", but FFmpeg decoded " + codec_name_ +
                  " in software: NVDEC could not start (libnvcuvid missing, e.g. a container "
                  "without the NVIDIA 'video' capability) or cannot take this stream";
       }
@@ -658,6 +685,8 @@ class FfmpegSource final : public Source {
   // one back, is a jump: the pacing re-anchors instead of waiting for it.
   static constexpr int64_t kJumpFrames = 10;
   static constexpr int64_t kJumpMinNs = 1000000000;
+  // A paced source at most this late catches up (frames at once until on time again).
+  static constexpr int64_t kCatchUpNs = 2000000000;
   // A stream without timestamps (a raw one: the demuxer says AVFMT_NOTIMESTAMPS, or its packets
   // have none): paced at nominal_ns_, rewound to its first byte.
   bool untimed_ = false;

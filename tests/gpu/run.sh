@@ -6,14 +6,23 @@
 # .gpu-media: the clips made by tests/service/media.py):
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
-# Stages: build ctest core bench python preprocess service rtsp repeat detector detectorbench cli
-# servicebench
+# Stages: build ctest core bench subs64 python preprocess service rtsp repeat detector detectorbench
+# cli servicebench
 # preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
 # test_preprocess_gpu.py), then bench/preprocess_bench.py. Every stage that needs the Python
 # package installs it from this tree first, once per run.
 # detector: examples/detector.py on CUDA rings, with --detect too (torchvision's SSDlite320).
 # detectorbench: bench/detector_bench.py (8 and 32 NVDEC cameras -> one detector, cuframes against
 # Frigate's path), about 4 minutes; DETECTOR_BENCH_ARGS adds arguments.
+# subs64: 64 subscribers on one ring (issue 16): cuframes_bench's rows with 64 host and cuda
+# subscribers, then publish() p50 with 1 against 64 sleeping subscribers, alternating rounds
+# (SUBS64_ARGS adds arguments), about 3 minutes. (ctest's gpu_stress_test has 64 cuda
+# subscriber processes, every frame checked.)
+# servicebench: bench/service_bench.py: FFmpeg's ceiling (nvdec and cuvid), then real-time
+# cameras at each count with each decoder, interleaved: min/median fps per camera over the
+# window, total fps, CPU per camera and per frame, NVDEC utilisation (NVML), and where the limit
+# is. SERVICE_BENCH_ARGS replaces the defaults (--counts 8,32,64 --window 20: about 5 minutes;
+# the big counts in a call of their own: --counts 100,128 --window 20 --ceiling-streams 128).
 # repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
 # time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
@@ -21,7 +30,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench python preprocess service rtsp repeat detector detectorbench cli servicebench}
+STAGES=${STAGES:-build ctest core bench subs64 python preprocess service rtsp repeat detector detectorbench cli servicebench}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
@@ -71,6 +80,13 @@ if want bench; then
   step "benchmark"
   "$BUILD/bench/cuframes_bench" ${BENCH_ARGS:-} >"$OUT/bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/bench.txt"
+fi
+
+if want subs64; then
+  step "64 subscribers: cuframes_bench rows and publish() with 1 against 64"
+  timeout -k 10 400 "$BUILD/bench/cuframes_bench" --floor 0 --sizes 1080p --subs 64 \
+    --only host,cuda --pubcost host,cuda ${SUBS64_ARGS:-} >"$OUT/subs64.txt" 2>&1 || status=1
+  tee -a "$OUT/summary.txt" <"$OUT/subs64.txt"
 fi
 
 # The Python package from this tree, installed once per run by the first stage that needs it
@@ -150,9 +166,9 @@ fi
 
 if want servicebench; then
   step "service benchmark (bench/service_bench.py)"
-  python3 bench/service_bench.py --service "$BUILD/service/cuframes-service" \
+  timeout -k 10 560 python3 bench/service_bench.py --service "$BUILD/service/cuframes-service" \
     --ceiling "$BUILD/bench/nvdec_ceiling" --clip .gpu-media/bench-1080p30.mp4 \
-    ${SERVICE_BENCH_ARGS:-} >"$OUT/service-bench.txt" 2>&1 || status=1
+    ${SERVICE_BENCH_ARGS:---counts 8,32,64 --window 20} >"$OUT/service-bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/service-bench.txt"
 fi
 step "exit status $status"

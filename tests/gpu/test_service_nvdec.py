@@ -3,7 +3,8 @@
 The service suite's file clips (tests/service/media.py: a frame-index barcode, a moving box and a
 sawtooth in every picture) decoded by NVDEC into cuda rings. A subscriber reads the frames as
 torch tensors straight from device memory and checks each picture (on a host copy) and its
-geometry and format; the status file must say decoder nvdec, memory cuda.
+geometry and format; the status file must say decoder nvdec (or cuvid: FFmpeg's *_cuvid
+decoders, the other GPU decoder), memory cuda.
 
 Needs CUFRAMES_SERVICE_BIN (the built service) and CUFRAMES_TEST_MEDIA_DIR (the clips, made on a
 machine with ffmpeg and carried here: this one has no ffmpeg CLI).
@@ -29,14 +30,16 @@ import torch  # noqa: E402
 MEDIA = Path(os.environ.get("CUFRAMES_TEST_MEDIA_DIR", ROOT / ".gpu-media"))
 
 
+@pytest.mark.parametrize("decoder", ["nvdec", "cuvid"])
 @pytest.mark.parametrize("name", ["h264-1280x720", "hevc-2688x1520", "hevc10-1280x720"])
-def test_nvdec_file_camera(tmp_path: Path, name: str) -> None:
+def test_nvdec_file_camera(tmp_path: Path, name: str, decoder: str) -> None:
+    """Both GPU decoders: libavcodec's hwaccel (nvdec) and the *_cuvid decoders (cuvid)."""
     clip = media.CLIPS[name]
     path = MEDIA / clip.filename
     assert path.exists(), f"{path} missing: make it with tests/service/media.py and carry it"
     run = str(tmp_path / "run")
     cfg = svc.write_config(tmp_path / "svc.yaml",
-                           {"cam": {"url": str(path), "decoder": "nvdec", "memory": "cuda",
+                           {"cam": {"url": str(path), "decoder": decoder, "memory": "cuda",
                                     "loop": True, "realtime": True,
                                     # the service waits for this subscriber: no frame skipped
                                     "policy": "strict_wait", "wait_timeout": "5s"}},
@@ -44,7 +47,7 @@ def test_nvdec_file_camera(tmp_path: Path, name: str) -> None:
     service = svc.Service(cfg, run, tmp_path)
     try:
         cam = service.wait_state("cam", "streaming", timeout=30)
-        assert cam["decoder"] == "nvdec", cam
+        assert cam["decoder"] == decoder, cam
         assert cam["memory"] == "cuda", cam
         assert cam["codec"] == clip.codec, cam
         stream = torch.cuda.Stream()
@@ -73,7 +76,7 @@ def test_nvdec_file_camera(tmp_path: Path, name: str) -> None:
             assert sub.gap_count == 0
         cam = service.camera("cam")
         assert cam["decode_errors"] == 0, cam
-        print(f"{name}: {checked} NVDEC frames checked, {cam['fps']:.1f} fps, decoder "
+        print(f"{name}: {checked} {decoder} frames checked, {cam['fps']:.1f} fps, decoder "
               f"{cam['decoder']}, {cam['format']} {cam['width']}x{cam['height']}")
     finally:
         service.stop()

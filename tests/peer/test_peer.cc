@@ -5,7 +5,7 @@
 //             --wait-timeout MS --count N (-1 forever) --fps F (0 full rate)
 //             --wait-subscribers N --linger]
 //   subscribe --dir D --key K [--mode newest|strict --name NAME --count N --hold-max-us US
-//             --seed S --timeout MS]
+//             --seed S --timeout MS --connect-timeout MS]
 //   hold      --dir D --key K --frames N     (holds N frames, then waits to be killed)
 #include <signal.h>
 #include <sys/resource.h>
@@ -109,7 +109,7 @@ int run_subscribe() {
   o.mode = arg("mode", "newest") == "strict" ? CUFRAMES_MODE_STRICT_ORDER
                                                : CUFRAMES_MODE_NEWEST_ONLY;
   if (!name.empty()) o.consumer_name = name.c_str();
-  o.connect_timeout_ms = 10000;
+  o.connect_timeout_ms = static_cast<int32_t>(num("connect-timeout", 10000));
   cuframes::Subscriber sub(arg("key"), o);
   say("READY name=" + sub.name());
   const long long count = num("count", -1);

@@ -654,9 +654,9 @@ TEST(ConfigErrors, IntegerAndChoiceValues) {
                       "cameras.a.cuda_device", "expected an integer >= 0, got '-1'");
   EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, memory: gpu}}\n"), 1, 40,
                       "cameras.a.memory", "expected one of auto, cuda, host, got 'gpu'");
-  EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, decoder: nvdex}}\n"), 1, 41,
-                      "cameras.a.decoder",
-                      "expected one of auto, nvdec, software, got 'nvdex' (did you mean 'nvdec'?)");
+  EXPECT_CONFIG_ERROR(
+      MustFail("cameras: {a: {url: testsrc://, decoder: nvdex}}\n"), 1, 41, "cameras.a.decoder",
+      "expected one of auto, nvdec, software, cuvid, got 'nvdex' (did you mean 'nvdec'?)");
   EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, output_format: yuv420p}}\n"), 1, 47,
                       "cameras.a.output_format", "expected one of auto, nv12, p010");
   EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, policy: strict}}\n"), 1, 40,
@@ -1525,6 +1525,7 @@ TEST(ConfigFiles, ToString) {
   EXPECT_STREQ(to_string(DecoderChoice::kAuto), "auto");
   EXPECT_STREQ(to_string(DecoderChoice::kNvdec), "nvdec");
   EXPECT_STREQ(to_string(DecoderChoice::kSoftware), "software");
+  EXPECT_STREQ(to_string(DecoderChoice::kCuvid), "cuvid");
   EXPECT_STREQ(to_string(OutputFormat::kAuto), "auto");
   EXPECT_STREQ(to_string(OutputFormat::kNv12), "nv12");
   EXPECT_STREQ(to_string(OutputFormat::kP010), "p010");

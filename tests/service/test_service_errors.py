@@ -128,19 +128,21 @@ def test_memory_cuda_without_gpu(service: Callable[..., svc.Service], runtime_di
     assert cam["state"] == "error"
 
 
+@pytest.mark.parametrize("decoder", ["nvdec", "cuvid"])
 def test_decoder_nvdec_without_gpu(clip: Callable[[str], tuple[Any, Path]],
-                                   service: Callable[..., svc.Service], runtime_dir: str) -> None:
-    """decoder: nvdec where no GPU is usable: that camera is in error, saying so (no silent
-    fallback to software), the others stream, the service runs on. On the GPU machine the same
-    setting decodes (tests/gpu/test_service_nvdec.py)."""
+                                   service: Callable[..., svc.Service], runtime_dir: str,
+                                   decoder: str) -> None:
+    """decoder: nvdec (or cuvid) where no GPU is usable: that camera is in error, saying so (no
+    silent fallback to software), the others stream, the service runs on. On the GPU machine the
+    same setting decodes (tests/gpu/test_service_nvdec.py)."""
     if svc.gpu_present():
         pytest.skip("a GPU is present")
     _, path = clip("h264-1280x720")
-    s = service({"nv": {"url": f"file://{path}", "decoder": "nvdec", "memory": "host"},
+    s = service({"nv": {"url": f"file://{path}", "decoder": decoder, "memory": "host"},
                  "ok": {"url": "testsrc://?width=320&height=240&fps=30"}})
     cam = s.wait_camera("nv", lambda c: c["state"] == "error" and c["error"], 10,
                         "error with a reason")
-    assert "decoder: nvdec, but no usable CUDA device" in cam["error"], cam
+    assert f"decoder: {decoder}, but no usable CUDA device" in cam["error"], cam
     assert cam["frames"] == 0, cam
     s.wait_state("ok", "streaming", 10)
     _consecutive_verified(runtime_dir, "cam-ok", 20, 320, 240)
