@@ -163,7 +163,7 @@ const Key<Cam> kCameraKeys[] = {
        c->decoder = v.choice_of({DecoderChoice::kAuto, DecoderChoice::kNvdec,
                                  DecoderChoice::kSoftware, DecoderChoice::kCuvid});
      },
-     "NVDEC or FFmpeg's software decoder"},
+     "NVDEC (FFmpeg's hwaccel, or its *_cuvid decoders) or FFmpeg's software decoder"},
     {"output_format",
      [](const Value& v, Cam* c) {
        c->output_format =
