@@ -182,9 +182,9 @@ def ep_shm(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, inde
     s = Samples()
     # The segment by its path: attaching through SharedMemory would register it with the
     # resource tracker, which unlinks it when this process exits.
-    fd = os.open(f"/dev/shm/{p['shm']}", os.O_RDONLY)
+    fd = os.open(f"/dev/shm/{p['shm']}", os.O_RDWR)  # writable, as SharedMemory maps it
     try:
-        mm = mmap.mmap(fd, p["bytes"] * POOL, prot=mmap.PROT_READ)
+        mm = mmap.mmap(fd, p["bytes"] * POOL)
     finally:
         os.close(fd)
     slots = np.frombuffer(mm, np.uint8).reshape(POOL, p["rows"], p["width"])
