@@ -34,8 +34,9 @@ repeated for --rounds rounds; every figure is over all rounds' samples (each sub
 10 frames of an episode left out). Subscribers are persistent processes pinned to CPUs 1..4, the
 producer to CPU 0, as cuframes_bench pins its processes.
 
-    python3 bench/python_bench.py [--rounds 3] [--seconds 2] [--sizes 1080p,4k] [--subs 1,4]
+    python3 bench/python_bench.py [--rounds 3] [--seconds 1.5] [--sizes 1080p,4k] [--subs 1,4]
                                   [--memory cuda|host] [--c-bench build/bench/cuframes_bench]
+                                  [--budget 270 (s; rounds that would end later are not started)]
 
 --memory host (the default without a CUDA device) runs the host-memory twin where there is no
 GPU: cuframes host rings read with numpy, shm without the H2D copy, cuframes_bench's host path;
@@ -483,13 +484,15 @@ def fmt(x: float, width: int = 7) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=2.0, help="per episode")
+    ap.add_argument("--seconds", type=float, default=1.5, help="per episode")
     ap.add_argument("--fps", type=float, default=200.0)
     ap.add_argument("--sizes", default="1080p,4k")
     ap.add_argument("--subs", default="1,4")
     ap.add_argument("--spin-us", type=int, default=200)
     ap.add_argument("--memory", choices=("cuda", "host"), default=None)
     ap.add_argument("--arms", default=None, help="comma-separated subset of the arms")
+    ap.add_argument("--budget", type=float, default=270.0,
+                    help="seconds of episodes: no round is started that would end past it")
     root = Path(__file__).resolve().parent.parent
     default_c = os.environ.get("CUFRAMES_BENCH_BIN",
                                str(Path(os.environ.get("BUILD", root / "build")) / "bench" /
@@ -547,8 +550,13 @@ def main() -> int:
                             bench.episode(arm, size, n, row)
                         except Exception as e:
                             row.errors.append(f"{type(e).__name__}: {e}")
-            print(f"  round {rnd + 1}/{args.rounds} done at {time.monotonic() - t_start:.0f} s")
+            elapsed = time.monotonic() - t_start
+            print(f"  round {rnd + 1}/{args.rounds} done at {elapsed:.0f} s")
             sys.stdout.flush()
+            if rnd + 1 < args.rounds and elapsed * (rnd + 2) / (rnd + 1) > args.budget:
+                print(f"  stopping after {rnd + 1} round(s): another would end past --budget "
+                      f"{args.budget:.0f} s")
+                break
     finally:
         bench.close()
 

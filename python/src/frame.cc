@@ -201,7 +201,9 @@ void register_frame(py::module_& m) {
           py::arg("dl_device") = py::none(), py::arg("copy") = py::none(),
           "DLPack protocol: the Y plane. stream: the consumer's CUDA stream (the hold is "
           "released only after the work queued on it); max_version >= (1, 0) gives a "
-          "\"dltensor_versioned\" capsule flagged read-only, else a legacy \"dltensor\" one.")
+          "\"dltensor_versioned\" capsule flagged read-only, else a legacy \"dltensor\" one. "
+          "copy=True: a compact copy of the consumer's own (rows of width samples), made on "
+          "its stream.")
       .def("__dlpack_device__", &Exportable::dlpack_device,
            "(2, device) for cuda frames (kDLCUDA), (1, 0) for host frames (kDLCPU).")
       .def_property_readonly(

@@ -110,7 +110,7 @@ if want pybench; then
   step "pybench: the Python per-frame path (GPU tests), then bench/python_bench.py (issue 17)"
   need_package
   gpu_pytest tests/python/gpu/test_gpu_frames.py tests/python/gpu/test_gpu_fast_path.py
-  timeout -k 10 420 python3 bench/python_bench.py --c-bench "$BUILD/bench/cuframes_bench" \
+  timeout -k 10 360 python3 bench/python_bench.py --c-bench "$BUILD/bench/cuframes_bench" \
     ${PYTHON_BENCH_ARGS:-} >"$OUT/python-bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/python-bench.txt"
 fi
