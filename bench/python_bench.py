@@ -2,45 +2,29 @@
 """Frames from a Python producer to a synchronised tensor in Python subscriber processes: cuframes
 against torch's own CUDA IPC and Frigate's shared memory, with the C path as the floor. One table.
 
-For 1080p and 4K NV12, 1 and 4 subscriber processes, paced at 200 fps (a camera's steady
-cadence), the arms:
-
-  cuframes        cuframes.publish(...).publish(tensor) / sub.next_frame(), sleeping until woken;
-  cuframes-spin   the same with subscribe(spin_us=200);
-  torch-ipc       torch.multiprocessing: the producer copies each frame into a pool of CUDA
-                  tensors and puts the tensor on each subscriber's torch.multiprocessing queue
-                  (CUDA IPC handle + event); the subscriber gets it on its consumer stream;
-  shm-h2d         Frigate's way: the frame is downloaded into multiprocessing.shared_memory slots,
-                  (slot, pts) goes through a multiprocessing queue, and each subscriber copies
-                  it to the GPU (torch.from_numpy(...).cuda());
-  C cuda, C spin  build/bench/cuframes_bench's cuda and cuda-spin paths for the same size and
-                  subscriber count (C publisher, C subscribers holding the device pointer: the
-                  floor under the Python arms).
-
-Latency: from the producer's pts (CLOCK_MONOTONIC taken just before it hands the frame over) to a
-usable tensor in the subscriber: its consumer stream synchronised after the import (so the
-frame's data is complete on that stream). The per-step breakdown (p50):
-  publish   the producer's publish() call (cuframes; torch-ipc: copy into the pool + queue puts;
-            shm-h2d: download into the slot + queue puts);
-  pub->pub  pts to the frame's publication (cuframes: frame.publish_ns - frame.pts_ns);
-  wake      publication (or the put) to next_frame() / queue.get() returning;
-  import    torch.from_dlpack(frame.yuv) (torch-ipc: included in get; shm-h2d: the H2D copy);
-  sync      consumer_stream.synchronize();
-  release   dropping the tensor and frame.release().
-CPU: process CPU time of each subscriber per frame (every thread), mean over subscribers.
-
-Arms are interleaved (round-robin over the arms, the starting arm rotating every round) and
-repeated for --rounds rounds; every figure is over all rounds' samples (each subscriber's first
-10 frames of an episode left out). Subscribers are persistent processes pinned to CPUs 1..4, the
-producer to CPU 0, as cuframes_bench pins its processes.
+1080p and 4K NV12, 1 and 4 subscriber processes, 200 fps (a camera's cadence). Arms:
+  cuframes, cuframes-spin  publish(tensor) / next_frame(), sleeping, or with spin_us=200;
+  torch-ipc   each frame copied into a pool of CUDA tensors put on each subscriber's
+              torch.multiprocessing queue (CUDA IPC handle + event);
+  shm-h2d     Frigate's way: downloaded into multiprocessing.shared_memory slots, (slot, pts)
+              through a multiprocessing queue, then torch.from_numpy(...).cuda() in each subscriber;
+  C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
+Latency: the producer's pts (CLOCK_MONOTONIC just before it hands the frame over) to a usable
+tensor: the subscriber's consumer stream synchronised after the import. Steps (p50): publish (the
+producer's call; torch-ipc: copy + puts; shm-h2d: download + puts), pub2pub (pts to publication),
+wake (publication or put to next_frame()/get() returning), import (torch.from_dlpack(frame.yuv);
+shm-h2d: the H2D copy), sync (synchronize()), release (the tensor dropped, frame.release()). CPU:
+each subscriber's process CPU time per frame (every thread), median over subscribers and rounds.
+Arms round-robin (the first one rotating), --rounds rounds; figures over all samples (each
+subscriber's first 10 frames of an episode left out). Producer on CPU 0, subscribers (persistent
+processes) on CPUs 1..4, as cuframes_bench pins.
 
     python3 bench/python_bench.py [--rounds 3] [--seconds 1.5] [--sizes 1080p,4k] [--subs 1,4]
-                                  [--memory cuda|host] [--c-bench build/bench/cuframes_bench]
-                                  [--budget 270 (s; rounds that would end later are not started)]
+        [--memory cuda|host] [--c-bench build/bench/cuframes_bench] [--budget 270 (s)]
 
---memory host (the default without a CUDA device) runs the host-memory twin where there is no
-GPU: cuframes host rings read with numpy, shm without the H2D copy, cuframes_bench's host path;
-torch-ipc is skipped (it needs CUDA). Needs numpy and the cuframes package; torch for cuda.
+--memory host (the default without CUDA): the host-memory twin, anywhere (host rings read with
+numpy, shm without H2D, cuframes_bench's host path; torch-ipc skipped). Needs numpy and cuframes,
+torch for cuda.
 """
 
 from __future__ import annotations
