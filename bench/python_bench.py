@@ -563,25 +563,23 @@ def main() -> int:
         for n in args.subs:
             for arm in arms:
                 row = rows.get((size, n, arm), Row())
-                if row.c:
-                    med = lambda k: sorted(r[k] for r in row.c)[len(row.c) // 2]  # noqa: E731
-                    s = {"p50": med("p50"), "p99": med("p99"), "cpu": med("cpu"),
-                         "publish": med("publish"), "wake": med("wake"), "wake99": med("wake99")}
-                    print(f"{size:<6} {n:>4} {arm:<14}| {fmt(s['p50'])} {fmt(s['p99'])} | "
-                          f"{fmt(s['cpu'])} | {fmt(s['publish'])} {fmt(float('nan'))} "
-                          f"{fmt(float('nan'))} {fmt(s['wake'])} {fmt(s['wake99'])} "
-                          f"{'':>7} {'':>7} {'':>7} | {'':>6}")
+                nan = float("nan")
+                if row.c:  # the median of cuframes_bench's rows; no steps of its own
+                    s = {k: sorted(r[k] for r in row.c)[len(row.c) // 2]
+                         for k in ("p50", "p99", "cpu", "publish", "wake", "wake99")}
+                    steps = [nan, nan, s["wake"], s["wake99"], nan, nan, nan]
                 else:
                     v = row.v
                     s = {"p50": pct(v["lat"], 0.5), "p99": pct(v["lat"], 0.99),
-                         "cpu": sorted(row.cpu)[len(row.cpu) // 2] if row.cpu else float("nan"),
+                         "cpu": sorted(row.cpu)[len(row.cpu) // 2] if row.cpu else nan,
                          "publish": pct(v["publish"], 0.5), "wake": pct(v["wake"], 0.5),
                          "wake99": pct(v["wake"], 0.99)}
-                    print(f"{size:<6} {n:>4} {arm:<14}| {fmt(s['p50'])} {fmt(s['p99'])} | "
-                          f"{fmt(s['cpu'])} | {fmt(s['publish'])} {fmt(pct(v['publish'], 0.99))} "
-                          f"{fmt(pct(v['pub2pub'], 0.5))} {fmt(s['wake'])} {fmt(s['wake99'])} "
-                          f"{fmt(pct(v['import'], 0.5))} {fmt(pct(v['sync'], 0.5))} "
-                          f"{fmt(pct(v['release'], 0.5))} | {row.frames:>6}")
+                    steps = [pct(v["publish"], 0.99), pct(v["pub2pub"], 0.5), s["wake"],
+                             s["wake99"], pct(v["import"], 0.5), pct(v["sync"], 0.5),
+                             pct(v["release"], 0.5)]
+                print(f"{size:<6} {n:>4} {arm:<14}| {fmt(s['p50'])} {fmt(s['p99'])} | "
+                      f"{fmt(s['cpu'])} | {fmt(s['publish'])} {' '.join(map(fmt, steps))} | "
+                      f"{row.frames if row.frames else '':>6}")
                 summary[(size, n, arm)] = s
                 for e in sorted(set(row.errors)):
                     print(f"    error: {e}")
