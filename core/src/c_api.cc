@@ -290,6 +290,18 @@ cuframes_status_t cuframes_subscriber_next(cuframes_subscriber_t* subscriber, in
   });
 }
 
+cuframes_status_t cuframes_subscriber_next_slice(cuframes_subscriber_t* subscriber, int timeout_ms,
+                                                 cuframes_frame_t** out) {
+  return guard([&] {
+    if (subscriber == nullptr) return null_arg("subscriber");
+    if (out == nullptr) return null_arg("out");
+    auto f = std::make_unique<cuframes_frame_t>();
+    CUFRAMES_RETURN_IF_ERROR(subscriber->impl->next_slice(timeout_ms, &f->held));
+    *out = f.release();
+    return Ok();
+  });
+}
+
 void cuframes_frame_get_info(const cuframes_frame_t* frame, cuframes_frame_info_t* out) {
   if (frame != nullptr && out != nullptr) *out = frame->held->info;
 }

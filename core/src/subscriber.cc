@@ -224,6 +224,16 @@ Status Subscriber::next(int timeout_ms, std::unique_ptr<HeldFrame>* out) {
   return next_impl(timeout_ms, /*count_timeout=*/timeout_ms != 0, out);
 }
 
+Status Subscriber::next_slice(int timeout_ms, std::unique_ptr<HeldFrame>* out) {
+  if (cb_running_.load()) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "next_frame while a frame callback is running");
+  }
+  if (timeout_ms < -1) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "timeout_ms %d (want -1 or >= 0)", timeout_ms);
+  }
+  return next_impl(timeout_ms, /*count_timeout=*/false, out);
+}
+
 bool Subscriber::publisher_hung_up() {
   if (gone_) return true;
   pollfd p{fd(), POLLIN, 0};

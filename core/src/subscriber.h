@@ -87,6 +87,8 @@ class Subscriber {
   const std::string& name() const { return name_; }
   const RingInfo& info() const { return core_->info; }
   Status next(int timeout_ms, std::unique_ptr<HeldFrame>* out);
+  // next() for callers that wait in slices: a slice that ends without a frame is not counted.
+  Status next_slice(int timeout_ms, std::unique_ptr<HeldFrame>* out);
   void stats(cuframes_subscriber_stats_t* out) const;
   void ring_status(cuframes_ring_status_t* out) const;
   void note_timeout() { bump(kTimeouts); }

@@ -54,6 +54,9 @@ cuframes_memory_t parse_memory(const py::handle& value);
 // __cuda_stream__ (the CUDA stream protocol).
 uintptr_t parse_stream(const py::handle& value, const char* what);
 
+// The longest a blocking call waits without the GIL before it looks at signals (Ctrl-C).
+constexpr int kWaitSliceMs = 200;
+
 // Waits up to timeout_ms for fd to become readable, GIL released, in slices so that signals
 // (Ctrl-C) are handled: raises error_already_set when a signal handler raises. Returns false
 // when the time is up. timeout_ms < 0 waits forever.

@@ -90,30 +90,48 @@ int64_t as_int64(const py::handle& h, const char* what) {
 
 const char* plane_name(Plane p) {
   switch (p) {
-    case Plane::kY: return "y";
-    case Plane::kUV: return "uv";
-    case Plane::kYUV: return "yuv";
+    case Plane::kY:
+      return "y";
+    case Plane::kUV:
+      return "uv";
+    case Plane::kYUV:
+      return "yuv";
   }
   return "?";
 }
 
 // A plane of a frame or loan as an object of its own, so that numpy.from_dlpack(frame.uv) works
 // (numpy takes objects with __dlpack__, not capsules).
+// compact: a producer of compact copies (CuframesPlane.compact()), for consumers that call
+// __dlpack__ without copy=True and take compact strides only (JAX).
 class PlaneView {
  public:
-  PlaneView(py::object owner, Plane plane) : owner_(std::move(owner)), plane_(plane) {}
+  PlaneView(py::object owner, Plane plane, bool compact)
+      : owner_(std::move(owner)), plane_(plane), compact_(compact) {}
   Exportable& exp() const { return owner_.cast<Exportable&>(); }
   py::capsule dlpack(const py::object& stream, const py::object& max_version,
                      const py::object& dl_device, const py::object& copy) const {
+    if (compact_) {
+      if (!copy.is_none() && !py::cast<bool>(copy)) {
+        throw py::buffer_error("a compact() plane is exported as a copy: copy=False refused");
+      }
+      return exp().export_plane(plane_, stream, max_version, dl_device, py::bool_(true));
+    }
     return exp().export_plane(plane_, stream, max_version, dl_device, copy);
   }
-  ExportView view() const { return plane_view(exp().frame_info(), plane_); }
+  ExportView view() const {
+    ExportView v = plane_view(exp().frame_info(), plane_);
+    if (compact_) v.strides[0] = v.shape[1];
+    return v;
+  }
   py::object owner() const { return owner_; }
   Plane plane() const { return plane_; }
+  bool compact() const { return compact_; }
 
  private:
   py::object owner_;
   Plane plane_;
+  bool compact_;
 };
 
 }  // namespace
@@ -159,8 +177,7 @@ ExportView plane_view(const cuframes_frame_info_t& info, Plane plane) {
       v.data = info.plane_y;
       v.shape[0] = g.height;
       if (g.num_planes == 2) {
-        if (g.pitch_uv != g.pitch_y ||
-            g.offset_uv != g.offset_y + uint64_t{g.pitch_y} * g.height) {
+        if (g.pitch_uv != g.pitch_y || g.offset_uv != g.offset_y + uint64_t{g.pitch_y} * g.height) {
           throw_status(CUFRAMES_ERR_INVALID_ARGUMENT,
                        "the UV plane does not follow the Y rows with the same pitch; export the "
                        "planes one by one");
@@ -181,8 +198,9 @@ ExportRequest parse_export_args(const DLDevice& device, const py::object& stream
                                 const py::object& max_version, const py::object& dl_device,
                                 const py::object& copy) {
   ExportRequest r;
-  if (!copy.is_none() && py::cast<bool>(copy)) {
-    throw py::buffer_error("cuframes exports frames without copying: copy=True is not supported");
+  if (!copy.is_none()) {
+    r.copy = py::cast<bool>(copy);
+    r.no_copy = !r.copy;
   }
   if (!dl_device.is_none()) {
     py::tuple t = py::cast<py::tuple>(dl_device);
@@ -208,13 +226,24 @@ ExportRequest parse_export_args(const DLDevice& device, const py::object& stream
     } else if (s != -1) {
       r.has_stream = true;
       r.stream = static_cast<uintptr_t>(s);
+    } else {
+      r.unordered = true;
     }
   }
   return r;
 }
 
+void refuse_copy(const ExportRequest& req, const char* what) {
+  if (req.copy) {
+    throw py::buffer_error(std::string(what) +
+                           " is exported without copying: copy=True is not "
+                           "supported (frames are: CuframesFrame, "
+                           "CuframesPlane)");
+  }
+}
+
 py::capsule make_capsule(const ExportView& view, std::shared_ptr<void> owner, bool versioned,
-                         bool read_only) {
+                         bool read_only, bool copied) {
   PyObject* cap = nullptr;
   if (versioned) {
     auto* e = new VersionedExport();
@@ -224,7 +253,8 @@ py::capsule make_capsule(const ExportView& view, std::shared_ptr<void> owner, bo
     e->managed.version.minor = kDLPackMinor;
     e->managed.manager_ctx = e;
     e->managed.deleter = &versioned_deleter;
-    e->managed.flags = read_only ? DLPACK_FLAG_BITMASK_READ_ONLY : 0;
+    e->managed.flags = (read_only ? DLPACK_FLAG_BITMASK_READ_ONLY : 0) |
+                       (copied ? DLPACK_FLAG_BITMASK_IS_COPIED : 0);
     cap = PyCapsule_New(&e->managed, kVersionedName, &capsule_destructor);
     if (cap == nullptr) {
       delete e;
@@ -262,9 +292,9 @@ uintptr_t StreamSet::join(int device) {
   std::vector<uintptr_t> s;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (streams_.size() <= 1) return streams_.empty() ? 0 : streams_[0];  // no copy, no event
     s = streams_;
   }
-  if (s.empty()) return 0;
 #ifdef CUFRAMES_WITH_CUDA
   if (s.size() > 1 && device >= 0) {
     int prev = -1;
@@ -295,33 +325,100 @@ py::tuple Exportable::dlpack_device() const {
   return py::make_tuple(static_cast<int>(d.device_type), d.device_id);
 }
 
+namespace {
+
+// Interned names and constant arguments of the __dlpack__ call, made once (never freed: they
+// must outlive every call, also those during interpreter shutdown).
+struct DlpackCallNames {
+  PyObject* dlpack = PyUnicode_InternFromString("__dlpack__");
+  PyObject* dlpack_device = PyUnicode_InternFromString("__dlpack_device__");
+  PyObject* max_version = Py_BuildValue("(ii)", kDLPackMajor, kDLPackMinor);
+  PyObject* kw_stream_version = Py_BuildValue("(ss)", "stream", "max_version");
+  PyObject* kw_version = Py_BuildValue("(s)", "max_version");
+  PyObject* kw_stream = Py_BuildValue("(s)", "stream");
+  PyObject* legacy_stream = PyLong_FromLong(1);
+};
+const DlpackCallNames& call_names() {
+  static const DlpackCallNames* names = new DlpackCallNames();
+  return *names;
+}
+
+// Producer types whose __dlpack__ refused max_version (DLPack < 1.0, e.g. PyTorch before 2.9):
+// asked without it from then on, so that a publish() costs no failed call and no exception.
+// Strong references: a type stays in the set for the process's life (the GIL guards it).
+std::vector<PyObject*>& legacy_producers() {
+  static auto* types = new std::vector<PyObject*>();
+  return *types;
+}
+bool is_legacy_producer(PyObject* type) {
+  for (PyObject* t : legacy_producers()) {
+    if (t == type) return true;
+  }
+  return false;
+}
+
+py::object steal_or_throw(PyObject* o) {
+  if (o == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(o);
+}
+
+}  // namespace
+
 ImportedTensor::ImportedTensor(const py::handle& obj, uintptr_t stream) {
   py::object cap;
   if (PyCapsule_CheckExact(obj.ptr())) {
     cap = py::reinterpret_borrow<py::object>(obj);
   } else {
-    if (!py::hasattr(obj, "__dlpack__") || !py::hasattr(obj, "__dlpack_device__")) {
+    const DlpackCallNames& n = call_names();
+    PyObject* dlpack = PyObject_GetAttr(obj.ptr(), n.dlpack);
+    PyObject* device_fn =
+        dlpack == nullptr ? nullptr : PyObject_GetAttr(obj.ptr(), n.dlpack_device);
+    if (device_fn == nullptr) {
+      Py_XDECREF(dlpack);
+      if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
+      PyErr_Clear();
       throw py::type_error(
           "a frame source must support DLPack (__dlpack__ and __dlpack_device__: numpy, torch, "
-          "cupy arrays), got " + std::string(py::str(py::type::of(obj))));
+          "cupy arrays), got " +
+          std::string(py::str(py::type::of(obj))));
     }
-    py::tuple dev = py::cast<py::tuple>(obj.attr("__dlpack_device__")());
+    py::object method = py::reinterpret_steal<py::object>(dlpack);
+    py::object device = py::reinterpret_steal<py::object>(device_fn);
+    py::tuple dev = py::cast<py::tuple>(steal_or_throw(PyObject_CallNoArgs(device.ptr())));
     const int64_t type = as_int64(dev[0], "__dlpack_device__()[0]");
-    py::dict kw;
-    kw["max_version"] = py::make_tuple(kDLPackMajor, kDLPackMinor);
-    if (type == kDLCUDA || type == kDLCUDAManaged) {
-      kw["stream"] = stream == 0 ? py::int_(1) : py::int_(stream);
+    const bool cuda = type == kDLCUDA || type == kDLCUDAManaged;
+    py::object s =
+        cuda
+            ? (stream == 0 ? py::reinterpret_borrow<py::object>(n.legacy_stream)
+                           : py::reinterpret_steal<py::object>(PyLong_FromUnsignedLongLong(stream)))
+            : py::object();
+    // One vectorcall with keyword names (no dict): __dlpack__(stream=s, max_version=(1, 0)),
+    // without max_version for producers known to refuse it.
+    PyObject* type_obj = reinterpret_cast<PyObject*>(Py_TYPE(obj.ptr()));
+    const auto call = [&](bool with_version) {
+      PyObject* values[2];
+      size_t count = 0;
+      if (cuda) values[count++] = s.ptr();
+      if (with_version) values[count++] = n.max_version;
+      PyObject* kwnames = cuda ? (with_version ? n.kw_stream_version : n.kw_stream)
+                               : (with_version ? n.kw_version : nullptr);
+      return PyObject_Vectorcall(method.ptr(), values, 0, kwnames);
+    };
+    const bool legacy = is_legacy_producer(type_obj);
+    PyObject* r = call(!legacy);
+    if (r == nullptr && !legacy && PyErr_ExceptionMatches(PyExc_TypeError)) {
+      PyErr_Clear();  // a producer that predates DLPack 1.0: never ask it for max_version again
+      r = call(false);
+      if (r != nullptr) {
+        Py_INCREF(type_obj);
+        legacy_producers().push_back(type_obj);
+      }
     }
-    try {
-      cap = obj.attr("__dlpack__")(**kw);
-    } catch (py::error_already_set& e) {
-      if (!e.matches(PyExc_TypeError)) throw;
-      kw.attr("pop")("max_version");  // a producer that predates DLPack 1.0
-      cap = obj.attr("__dlpack__")(**kw);
-    }
+    cap = steal_or_throw(r);
   }
   if (PyCapsule_IsValid(cap.ptr(), kVersionedName)) {
-    auto* m = static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(cap.ptr(), kVersionedName));
+    auto* m =
+        static_cast<DLManagedTensorVersioned*>(PyCapsule_GetPointer(cap.ptr(), kVersionedName));
     if (m == nullptr || PyCapsule_SetName(cap.ptr(), kUsedVersionedName) != 0) {
       throw py::error_already_set();
     }
@@ -339,7 +436,8 @@ ImportedTensor::ImportedTensor(const py::handle& obj, uintptr_t stream) {
     legacy_ = m;
     tensor_ = &m->dl_tensor;
   } else {
-    throw py::type_error("a frame source must be a DLPack producer or an unconsumed DLPack capsule");
+    throw py::type_error(
+        "a frame source must be a DLPack producer or an unconsumed DLPack capsule");
   }
 }
 
@@ -358,36 +456,50 @@ void register_dlpack(py::module_& m) {
            py::arg("copy") = py::none(),
            "A DLPack capsule of this plane (see CuframesFrame.__dlpack__).")
       .def("__dlpack_device__", [](const PlaneView& p) { return p.exp().dlpack_device(); })
-      .def_property_readonly("name", [](const PlaneView& p) { return plane_name(p.plane()); },
-                             "\"y\", \"uv\" or \"yuv\".")
+      .def_property_readonly(
+          "name", [](const PlaneView& p) { return plane_name(p.plane()); },
+          "\"y\", \"uv\" or \"yuv\".")
       .def_property_readonly("frame", &PlaneView::owner, "The frame or loan this plane is of.")
       .def_property_readonly(
-          "shape", [](const PlaneView& p) {
+          "shape",
+          [](const PlaneView& p) {
             ExportView v = p.view();
             return py::make_tuple(v.shape[0], v.shape[1]);
           },
           "(rows, samples per row).")
       .def_property_readonly(
-          "strides", [](const PlaneView& p) {
+          "strides",
+          [](const PlaneView& p) {
             ExportView v = p.view();
             return py::make_tuple(v.strides[0], v.strides[1]);
           },
-          "DLPack strides, in samples: (pitch // bytes_per_sample, 1).")
+          "DLPack strides, in samples: (pitch // bytes_per_sample, 1); (width, 1) for "
+          "compact() planes.")
       .def_property_readonly(
-          "dtype", [](const PlaneView& p) { return p.view().dtype.bits == 16 ? "uint16" : "uint8"; },
+          "dtype",
+          [](const PlaneView& p) { return p.view().dtype.bits == 16 ? "uint16" : "uint8"; },
           "\"uint8\" or \"uint16\" (P010).")
       .def_property_readonly(
           "ptr", [](const PlaneView& p) { return reinterpret_cast<uintptr_t>(p.view().data); },
           "Address of the first sample (a device pointer for cuda frames).")
+      .def(
+          "compact", [](const PlaneView& p) { return make_plane(p.owner(), p.plane(), true); },
+          "This plane as a producer of compact copies: each __dlpack__ gives a copy of its own "
+          "with rows of width samples (strides (width, 1)), written on the consumer's stream, "
+          "as __dlpack__(copy=True) does. For consumers that take compact arrays only: "
+          "jax.numpy.from_dlpack(frame.y.compact()).")
+      .def_property_readonly("is_compact", &PlaneView::compact,
+                             "True for compact() planes (exported as compact copies).")
       .def("__repr__", [](const PlaneView& p) {
         ExportView v = p.view();
         return "<CuframesPlane " + std::string(plane_name(p.plane())) + " " +
-               std::to_string(v.shape[0]) + "x" + std::to_string(v.shape[1]) + ">";
+               std::to_string(v.shape[0]) + "x" + std::to_string(v.shape[1]) +
+               (p.compact() ? " compact>" : ">");
       });
 }
 
-py::object make_plane(py::object owner, Plane plane) {
-  return py::cast(PlaneView(std::move(owner), plane));
+py::object make_plane(py::object owner, Plane plane, bool compact) {
+  return py::cast(PlaneView(std::move(owner), plane, compact));
 }
 
 }  // namespace cfpy

@@ -36,17 +36,24 @@ struct ExportRequest {
   bool versioned = false;   // max_version >= (1, 0): a DLManagedTensorVersioned capsule
   bool has_stream = false;  // the consumer named a CUDA stream it will use the data on
   uintptr_t stream = 0;
+  bool unordered = false;  // stream=-1: the consumer orders nothing (CUDA)
+  bool copy = false;       // copy=True: the consumer wants a copy of its own
+  bool no_copy = false;    // copy=False: the consumer refuses one
 };
-// Raises BufferError for copy=True, another dl_device, stream 0 on CUDA, or a stream on CPU.
+// Raises BufferError for another dl_device, stream 0 on CUDA, or a stream on CPU. copy is
+// only reported: producers that cannot copy call refuse_copy().
 ExportRequest parse_export_args(const DLDevice& device, const py::object& stream,
                                 const py::object& max_version, const py::object& dl_device,
                                 const py::object& copy);
+// BufferError for copy=True, naming what cannot be copied.
+void refuse_copy(const ExportRequest& req, const char* what);
 
 // A "dltensor" or "dltensor_versioned" capsule over view. owner stays alive until the consumer
 // calls the tensor's deleter (or the unconsumed capsule is collected); the deleter touches no
-// Python object, so consumers may call it from any thread, with or without the GIL.
+// Python object, so consumers may call it from any thread, with or without the GIL. copied: the
+// view is a copy made for this export (DLPACK_FLAG_BITMASK_IS_COPIED).
 py::capsule make_capsule(const ExportView& view, std::shared_ptr<void> owner, bool versioned,
-                         bool read_only);
+                         bool read_only, bool copied = false);
 
 // The CUDA streams a frame or loan was exported to. join() makes the first one wait for the
 // others (CUDA events) and returns it; 0 when none was recorded.
@@ -61,8 +68,9 @@ class StreamSet {
   std::vector<uintptr_t> streams_;
 };
 
-// A CuframesPlane object for a plane of owner (a CuframesFrame or CuframesLoan).
-py::object make_plane(py::object owner, Plane plane);
+// A CuframesPlane object for a plane of owner (a CuframesFrame or CuframesLoan). compact: its
+// __dlpack__ gives compact copies (CuframesPlane.compact()).
+py::object make_plane(py::object owner, Plane plane, bool compact = false);
 
 // Anything whose planes can be exported: CuframesFrame and CuframesLoan.
 class Exportable {

@@ -1,7 +1,10 @@
 // CuframesFrame.
 #include "frame.h"
 
+#include <cstring>
 #include <string>
+
+#include "owned_memory.h"
 
 namespace cfpy {
 
@@ -9,7 +12,9 @@ FrameHold::FrameHold(cuframes_frame_t* frame) : frame_(frame) {
   cuframes_frame_get_info(frame_, &info_);
 }
 
-FrameHold::~FrameHold() { (void)release(nullptr); }
+FrameHold::~FrameHold() {
+  (void)release(nullptr);
+}
 
 cuframes_status_t FrameHold::release(std::string* message) {
   if (frame_ == nullptr) return CUFRAMES_OK;
@@ -34,9 +39,55 @@ py::capsule Frame::export_plane(Plane plane, const py::object& stream,
   }
   ExportView view = plane_view(info_, plane);
   ExportRequest req = parse_export_args(view.device, stream, max_version, dl_device, copy);
+  if (req.copy) return compact_copy(view, req);
   if (req.has_stream) hold_->streams().add(req.stream);
   // Subscribers read: host frames are even mapped read-only. Legacy capsules cannot say so.
   return make_capsule(view, hold_, req.versioned, /*read_only=*/true);
+}
+
+py::capsule Frame::compact_copy(const ExportView& view, const ExportRequest& req) {
+  const size_t sample = view.dtype.bits / 8;
+  const size_t row = static_cast<size_t>(view.shape[1]) * sample;
+  const size_t rows = static_cast<size_t>(view.shape[0]);
+  const size_t pitch = static_cast<size_t>(view.strides[0]) * sample;
+  ExportView out = view;
+  out.strides[0] = view.shape[1];  // compact: rows follow each other
+  std::shared_ptr<OwnedMemory> mem;
+  if (view.device.device_type == kDLCPU) {
+    mem = OwnedMemory::host(row * rows, "copy of a frame plane");
+    py::gil_scoped_release nogil;  // 12 MB for a 4K frame
+    auto* dst = static_cast<uint8_t*>(mem->data());
+    const auto* src = static_cast<const uint8_t*>(view.data);
+    for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * row, src + r * pitch, row);
+  } else {
+#ifdef CUFRAMES_WITH_CUDA
+    // On the consumer's stream (stream=None: the subscriber's consumer_stream), so the copy is
+    // ordered before the consumer's work without an event; the frame's release waits for it.
+    uintptr_t s = req.has_stream ? req.stream : consumer_stream_;
+    if (s == 0) s = kLegacyStream;
+    const int device = view.device.device_id;
+    mem = OwnedMemory::device(row * rows, device, s, "copy of a frame plane");
+    DeviceScope scope(device);
+    cudaError_t e = cudaMemcpy2DAsync(mem->data(), row, view.data, pitch, row, rows,
+                                      cudaMemcpyDeviceToDevice, reinterpret_cast<cudaStream_t>(s));
+    if (e != cudaSuccess) {
+      throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, "copying a frame plane"));
+    }
+    hold_->streams().add(s);
+    if (req.unordered) {  // stream=-1: the consumer orders nothing, so the copy is done on return
+      py::gil_scoped_release nogil;
+      e = cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(s));
+      if (e != cudaSuccess) {
+        throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, "copying a frame plane"));
+      }
+    }
+#else
+    (void)req;
+    throw_status(CUFRAMES_ERR_DEVICE_LOST, "this cuframes was built without CUDA");
+#endif
+  }
+  out.data = mem->data();
+  return make_capsule(out, mem, req.versioned, /*read_only=*/false, /*copied=*/true);
 }
 
 void Frame::release(const py::object& stream) {
@@ -48,12 +99,11 @@ void Frame::release(const py::object& stream) {
   std::shared_ptr<FrameHold> hold = std::move(hold_);
   hold_.reset();
   if (hold.use_count() == 1) {  // no DLPack tensor left: release now and report failures
+    // With the GIL: a release never waits (host: an atomic; cuda: a stream query, at most a
+    // host-function launch), and giving the GIL away would let another thread keep it for up
+    // to its switch interval before this one got it back.
     std::string msg;
-    cuframes_status_t st;
-    {
-      py::gil_scoped_release nogil;
-      st = hold->release(&msg);
-    }
+    const cuframes_status_t st = hold->release(&msg);
     if (st != CUFRAMES_OK) throw_status(st, msg);
   }
 }
@@ -102,19 +152,22 @@ void register_frame(py::module_& m) {
           "bytes_per_sample",
           [](const Frame& f) { return f.frame_info().geometry.bytes_per_sample; },
           "1 (NV12, GRAY8) or 2 (P010).")
-      .def_property_readonly("seq", [](const Frame& f) { return f.frame_info().seq; },
-                             "The publisher's sequence number, from 1.")
-      .def_property_readonly("pts_ns", [](const Frame& f) { return f.frame_info().pts_ns; },
-                             "Presentation time given by the publisher (CLOCK_MONOTONIC ns by "
-                             "default).")
-      .def_property_readonly("publish_ns",
-                             [](const Frame& f) { return f.frame_info().publish_ns; },
-                             "CLOCK_MONOTONIC when it was published.")
+      .def_property_readonly(
+          "seq", [](const Frame& f) { return f.frame_info().seq; },
+          "The publisher's sequence number, from 1.")
+      .def_property_readonly(
+          "pts_ns", [](const Frame& f) { return f.frame_info().pts_ns; },
+          "Presentation time given by the publisher (CLOCK_MONOTONIC ns by "
+          "default).")
+      .def_property_readonly(
+          "publish_ns", [](const Frame& f) { return f.frame_info().publish_ns; },
+          "CLOCK_MONOTONIC when it was published.")
       .def_property_readonly(
           "memory", [](const Frame& f) { return memory_name(f.frame_info().memory); },
           "\"cuda\" or \"host\".")
-      .def_property_readonly("device", [](const Frame& f) { return f.frame_info().device; },
-                             "CUDA device of the pointers; -1 for host frames.")
+      .def_property_readonly(
+          "device", [](const Frame& f) { return f.frame_info().device; },
+          "CUDA device of the pointers; -1 for host frames.")
       .def_property_readonly("slot", [](const Frame& f) { return f.frame_info().slot; })
       .def_property_readonly(
           "color_matrix", [](const Frame& f) { return color_matrix(f.frame_info().color_matrix); },
@@ -122,35 +175,43 @@ void register_frame(py::module_& m) {
       .def_property_readonly(
           "color_range", [](const Frame& f) { return color_range(f.frame_info().color_range); },
           "ColorRange the publisher described the frame with (UNKNOWN if it did not).")
-      .def("dlpack_y", [](Frame& f, const py::object& stream, const py::object& max_version) {
-             return f.export_plane(Plane::kY, stream, max_version, py::none(), py::none());
-           },
-           py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
-           "A DLPack capsule of the Y plane: shape (height, width), strides (pitch, 1) in "
-           "samples, uint8 (uint16 for P010).")
-      .def("dlpack_uv", [](Frame& f, const py::object& stream, const py::object& max_version) {
-             return f.export_plane(Plane::kUV, stream, max_version, py::none(), py::none());
-           },
-           py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
-           "A DLPack capsule of the interleaved UV plane: shape (height // 2, width). "
-           "CuframesInvalidArgument for GRAY8.")
-      .def("__dlpack__",
-           [](Frame& f, const py::object& stream, const py::object& max_version,
-              const py::object& dl_device, const py::object& copy) {
-             return f.export_plane(Plane::kY, stream, max_version, dl_device, copy);
-           },
-           py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
-           py::arg("dl_device") = py::none(), py::arg("copy") = py::none(),
-           "DLPack protocol: the Y plane. stream: the consumer's CUDA stream (the hold is "
-           "released only after the work queued on it); max_version >= (1, 0) gives a "
-           "\"dltensor_versioned\" capsule flagged read-only, else a legacy \"dltensor\" one.")
+      .def(
+          "dlpack_y",
+          [](Frame& f, const py::object& stream, const py::object& max_version) {
+            return f.export_plane(Plane::kY, stream, max_version, py::none(), py::none());
+          },
+          py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+          "A DLPack capsule of the Y plane: shape (height, width), strides (pitch, 1) in "
+          "samples, uint8 (uint16 for P010).")
+      .def(
+          "dlpack_uv",
+          [](Frame& f, const py::object& stream, const py::object& max_version) {
+            return f.export_plane(Plane::kUV, stream, max_version, py::none(), py::none());
+          },
+          py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+          "A DLPack capsule of the interleaved UV plane: shape (height // 2, width). "
+          "CuframesInvalidArgument for GRAY8.")
+      .def(
+          "__dlpack__",
+          [](Frame& f, const py::object& stream, const py::object& max_version,
+             const py::object& dl_device, const py::object& copy) {
+            return f.export_plane(Plane::kY, stream, max_version, dl_device, copy);
+          },
+          py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+          py::arg("dl_device") = py::none(), py::arg("copy") = py::none(),
+          "DLPack protocol: the Y plane. stream: the consumer's CUDA stream (the hold is "
+          "released only after the work queued on it); max_version >= (1, 0) gives a "
+          "\"dltensor_versioned\" capsule flagged read-only, else a legacy \"dltensor\" one. "
+          "copy=True: a compact copy of the consumer's own (rows of width samples), made on "
+          "its stream.")
       .def("__dlpack_device__", &Exportable::dlpack_device,
            "(2, device) for cuda frames (kDLCUDA), (1, 0) for host frames (kDLCPU).")
       .def_property_readonly(
           "y", [](py::object self) { return make_plane(self, Plane::kY); },
           "The Y plane as a DLPack producer (CuframesPlane).")
       .def_property_readonly(
-          "uv", [](py::object self) {
+          "uv",
+          [](py::object self) {
             plane_view(self.cast<Frame&>().frame_info(), Plane::kUV);  // raises for GRAY8
             return make_plane(self, Plane::kUV);
           },

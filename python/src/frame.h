@@ -49,6 +49,9 @@ class Frame : public Exportable {
   uintptr_t consumer_stream() const { return consumer_stream_; }
 
  private:
+  // copy=True: a compact copy of view (rows of width samples), the consumer's own.
+  py::capsule compact_copy(const ExportView& view, const ExportRequest& req);
+
   std::shared_ptr<FrameHold> hold_;
   cuframes_frame_info_t info_{};
   uintptr_t consumer_stream_ = 0;

@@ -117,12 +117,11 @@ int ms_left(int64_t deadline_ns) {
 }
 
 bool wait_readable(int fd, int timeout_ms) {
-  constexpr int kSliceMs = 200;
   const int64_t deadline = deadline_after(timeout_ms);
   for (;;) {
     const int left = ms_left(deadline);
     if (left == 0) return false;
-    const int slice = left < 0 ? kSliceMs : std::min(left, kSliceMs);
+    const int slice = left < 0 ? kWaitSliceMs : std::min(left, kWaitSliceMs);
     int rc;
     {
       py::gil_scoped_release nogil;
@@ -138,11 +137,10 @@ bool wait_readable(int fd, int timeout_ms) {
 
 void attach_in_slices(int connect_timeout_ms,
                       const std::function<std::pair<cuframes_status_t, std::string>(int)>& attach) {
-  constexpr int kSliceMs = 200;
   const int64_t deadline = deadline_after(connect_timeout_ms);
   for (;;) {
     const int left = ms_left(deadline);
-    const int slice = left < 0 ? kSliceMs : std::min(left, kSliceMs);
+    const int slice = left < 0 ? kWaitSliceMs : std::min(left, kWaitSliceMs);
     std::pair<cuframes_status_t, std::string> r;
     {
       py::gil_scoped_release nogil;

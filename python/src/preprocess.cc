@@ -15,138 +15,10 @@
 #include "common.h"
 #include "dlpack.h"
 #include "frame.h"
-
-#ifdef CUFRAMES_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
+#include "owned_memory.h"
 
 namespace cfpy {
 namespace {
-
-// DLPack's "legacy default stream" (cudaStreamLegacy): what stream 0 means to us.
-constexpr uintptr_t kLegacyStream = 1;
-
-#ifdef CUFRAMES_WITH_CUDA
-// Batch memory on the GPU comes from a CUDA memory pool of cuframes' own per device, allocated
-// and freed in stream order. Freed blocks are kept for reuse up to this many bytes (per device).
-constexpr uint64_t kPoolKeepBytes = 1ull << 30;
-
-std::string cuda_message(cudaError_t e, const char* what) {
-  (void)cudaGetLastError();
-  return std::string(what) + ": " + cudaGetErrorString(e) + " (" + cudaGetErrorName(e) + ")";
-}
-
-// Makes device current for the scope (restores the caller's).
-class DeviceScope {
- public:
-  explicit DeviceScope(int device) {
-    if (cudaGetDevice(&prev_) == cudaSuccess && prev_ != device) {
-      ok_ = cudaSetDevice(device) == cudaSuccess;
-      switched_ = ok_;
-    }
-  }
-  ~DeviceScope() {
-    if (switched_) (void)cudaSetDevice(prev_);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  int prev_ = -1;
-  bool ok_ = true;
-  bool switched_ = false;
-};
-
-cudaMemPool_t pool_for(int device) {
-  static std::mutex mu;
-  static std::vector<std::pair<int, cudaMemPool_t>> pools;  // never destroyed: process lifetime
-  std::lock_guard<std::mutex> lock(mu);
-  for (const auto& [d, p] : pools) {
-    if (d == device) return p;
-  }
-  cudaMemPoolProps props{};
-  props.allocType = cudaMemAllocationTypePinned;
-  props.location.type = cudaMemLocationTypeDevice;
-  props.location.id = device;
-  cudaMemPool_t pool = nullptr;
-  cudaError_t e = cudaMemPoolCreate(&pool, &props);
-  if (e != cudaSuccess) {
-    throw_status(e == cudaErrorMemoryAllocation ? CUFRAMES_ERR_OUT_OF_MEMORY
-                                                : CUFRAMES_ERR_DEVICE_LOST,
-                 cuda_message(e, "preprocess: cudaMemPoolCreate"));
-  }
-  uint64_t keep = kPoolKeepBytes;
-  (void)cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
-  pools.emplace_back(device, pool);
-  return pool;
-}
-#endif
-
-// The memory of one batch, host or device. Owned by the batch and by every DLPack tensor
-// exported from it; freed when the last of them goes (possibly on a consumer's thread, without
-// the GIL: no Python here). Device memory is freed in stream order on the stream it was written
-// on, after the work queued so far on every stream it was exported to.
-class BatchMemory {
- public:
-  static std::shared_ptr<BatchMemory> host(size_t bytes) {
-    auto m = std::shared_ptr<BatchMemory>(new BatchMemory);
-    m->ptr_ = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
-    if (m->ptr_ == nullptr) {
-      throw_status(CUFRAMES_ERR_OUT_OF_MEMORY,
-                   "preprocess: " + std::to_string(bytes) + " bytes of host memory");
-    }
-    return m;
-  }
-
-#ifdef CUFRAMES_WITH_CUDA
-  static std::shared_ptr<BatchMemory> device(size_t bytes, int device, uintptr_t stream) {
-    DeviceScope scope(device);
-    if (!scope.ok()) {
-      throw_status(CUFRAMES_ERR_DEVICE_LOST,
-                   "preprocess: cannot make cuda device " + std::to_string(device) + " current");
-    }
-    cudaMemPool_t pool = pool_for(device);
-    auto m = std::shared_ptr<BatchMemory>(new BatchMemory);
-    m->device_ = device;
-    cudaError_t e =
-        cudaMallocFromPoolAsync(&m->ptr_, bytes, pool, reinterpret_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess) {
-      m->ptr_ = nullptr;
-      throw_status(e == cudaErrorMemoryAllocation ? CUFRAMES_ERR_OUT_OF_MEMORY
-                                                  : CUFRAMES_ERR_DEVICE_LOST,
-                   cuda_message(e, ("preprocess: allocating " + std::to_string(bytes) +
-                                    " bytes on cuda device " + std::to_string(device))
-                                       .c_str()));
-    }
-    m->streams_.add(stream);  // first: the stream the batch is written on
-    return m;
-  }
-#endif
-
-  ~BatchMemory() {
-    if (ptr_ == nullptr) return;
-    if (device_ < 0) {
-      std::free(ptr_);
-      return;
-    }
-#ifdef CUFRAMES_WITH_CUDA
-    DeviceScope scope(device_);
-    const uintptr_t s = streams_.join(device_);  // the first stream waits for the others
-    if (cudaFreeAsync(ptr_, reinterpret_cast<cudaStream_t>(s)) != cudaSuccess) {
-      (void)cudaGetLastError();  // a lost device: its memory is gone with it
-    }
-#endif
-  }
-
-  void* data() const { return ptr_; }
-  int device() const { return device_; }
-  StreamSet& streams() { return streams_; }
-
- private:
-  BatchMemory() = default;
-  void* ptr_ = nullptr;
-  int device_ = -1;  // -1: host memory
-  StreamSet streams_;
-};
 
 // A str option: its enum value, by the C library's own names (cuframes_dtype_name, ...).
 template <class E>
@@ -216,8 +88,7 @@ void parse_size(const py::object& v, uint32_t* width, uint32_t* height) {
   }
   if (py::isinstance<py::str>(v) || !py::isinstance<py::sequence>(v) ||
       py::len(py::reinterpret_borrow<py::sequence>(v)) != 2) {
-    throw py::type_error("size must be (height, width) or an int, got " +
-                         std::string(py::repr(v)));
+    throw py::type_error("size must be (height, width) or an int, got " + std::string(py::repr(v)));
   }
   py::sequence s = py::reinterpret_borrow<py::sequence>(v);
   *height = dim(s[0], "height");
@@ -243,9 +114,9 @@ class Batch {
       }
       const Frame& f = item.cast<const Frame&>();
       if (f.released()) {
-        throw_status(CUFRAMES_ERR_INVALID_ARGUMENT,
-                     "frames[" + std::to_string(i) + "] (seq " +
-                         std::to_string(f.frame_info().seq) + ") was released");
+        throw_status(CUFRAMES_ERR_INVALID_ARGUMENT, "frames[" + std::to_string(i) + "] (seq " +
+                                                        std::to_string(f.frame_info().seq) +
+                                                        ") was released");
       }
       if (holds.empty()) consumer_stream = f.consumer_stream();
       holds.push_back(f.hold());
@@ -288,7 +159,7 @@ class Batch {
                      "stream must be None for frames in host memory (the batch is made on the "
                      "CPU)");
       }
-      if (bytes != 0) mem_ = BatchMemory::host(bytes);
+      if (bytes != 0) mem_ = OwnedMemory::host(bytes, "preprocess");
     } else {
 #ifdef CUFRAMES_WITH_CUDA
       if (py::isinstance<py::int_>(stream) && py::cast<long long>(stream) < 0) {
@@ -299,11 +170,11 @@ class Batch {
       if (s == 0) s = kLegacyStream;
       stream_ = s;
       o.cuda_stream = reinterpret_cast<void*>(s);
-      if (bytes != 0) mem_ = BatchMemory::device(bytes, device_, s);
+      if (bytes != 0) mem_ = OwnedMemory::device(bytes, device_, s, "preprocess");
 #else
-      throw_status(CUFRAMES_ERR_DEVICE_LOST,
-                   "frames[0] is on cuda device " + std::to_string(device_) +
-                       ", but this cuframes was built without CUDA");
+      throw_status(CUFRAMES_ERR_DEVICE_LOST, "frames[0] is on cuda device " +
+                                                 std::to_string(device_) +
+                                                 ", but this cuframes was built without CUDA");
 #endif
     }
     std::vector<cuframes_transform_t> tf(handles.size());
@@ -365,13 +236,15 @@ class Batch {
                      const py::object& dl_device, const py::object& copy) {
     const ExportView v = view();
     const ExportRequest req = parse_export_args(v.device, stream, max_version, dl_device, copy);
+    refuse_copy(req, "a batch (compact already)");
 #ifdef CUFRAMES_WITH_CUDA
     if (device_ >= 0) {
       // DLPack: the consumer's stream must see the batch written. None is the legacy default
       // stream; -1 asks for no ordering.
       const uintptr_t consumer = req.has_stream ? req.stream : stream.is_none() ? kLegacyStream : 0;
       if (consumer != 0) {
-        if (consumer != stream_) order_after_batch(consumer);
+        order_after(consumer, stream_, device_,
+                    "preprocess: ordering the consumer's stream after the batch");
         mem_->streams().add(consumer);  // the memory is freed after its work there
       }
     }
@@ -384,36 +257,33 @@ class Batch {
     return py::make_tuple(static_cast<int>(kDLCPU), 0);
   }
 
-  size_t count() const { return count_; }
-  const cuframes_preprocess_options_t& options() const { return opts_; }
-  int device() const { return device_; }
-  py::object stream() const { return device_ >= 0 ? py::object(py::int_(stream_)) : py::none(); }
+  size_t count() const {
+    return count_;
+  }
+  const cuframes_preprocess_options_t& options() const {
+    return opts_;
+  }
+  int device() const {
+    return device_;
+  }
+  py::object stream() const {
+    return device_ >= 0 ? py::object(py::int_(stream_)) : py::none();
+  }
   const std::vector<std::tuple<float, float, float, float>>& transforms() const {
     return transforms_;
   }
-  const std::vector<std::pair<uint32_t, uint32_t>>& frame_sizes() const { return sizes_; }
-  uintptr_t ptr() const { return reinterpret_cast<uintptr_t>(mem_->data()); }
-  size_t nbytes() const { return cuframes_preprocess_bytes(&opts_, count_); }
+  const std::vector<std::pair<uint32_t, uint32_t>>& frame_sizes() const {
+    return sizes_;
+  }
+  uintptr_t ptr() const {
+    return reinterpret_cast<uintptr_t>(mem_->data());
+  }
+  size_t nbytes() const {
+    return cuframes_preprocess_bytes(&opts_, count_);
+  }
 
  private:
-#ifdef CUFRAMES_WITH_CUDA
-  void order_after_batch(uintptr_t consumer) const {
-    DeviceScope scope(device_);
-    cudaEvent_t ev = nullptr;
-    cudaError_t e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
-    if (e == cudaSuccess) {
-      e = cudaEventRecord(ev, reinterpret_cast<cudaStream_t>(stream_));
-      if (e == cudaSuccess) e = cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(consumer), ev, 0);
-      (void)cudaEventDestroy(ev);
-    }
-    if (e != cudaSuccess) {
-      throw_status(CUFRAMES_ERR_DEVICE_LOST,
-                   cuda_message(e, "preprocess: ordering the consumer's stream after the batch"));
-    }
-  }
-#endif
-
-  std::shared_ptr<BatchMemory> mem_;
+  std::shared_ptr<OwnedMemory> mem_;
   cuframes_preprocess_options_t opts_{};
   size_t count_ = 0;
   int device_ = -1;
@@ -425,8 +295,7 @@ class Batch {
 }  // namespace
 
 void register_preprocess(py::module_& m) {
-  py::class_<Batch>(m, "_BatchBase",
-                    "The C++ half of CuframesBatch (use cuframes.preprocess()).")
+  py::class_<Batch>(m, "_BatchBase", "The C++ half of CuframesBatch (use cuframes.preprocess()).")
       .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
                     const py::object&, const py::object&, const py::object&, const py::object&,
                     const py::object&, const py::object&, const py::object&>(),
@@ -476,8 +345,7 @@ void register_preprocess(py::module_& m) {
         std::string shape;
         for (int64_t d : b.shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
         return "<CuframesBatch (" + shape + ") " + cuframes_dtype_name(b.options().dtype) + " " +
-               (b.device() >= 0 ? "cuda:" + std::to_string(b.device()) : std::string("host")) +
-               ">";
+               (b.device() >= 0 ? "cuda:" + std::to_string(b.device()) : std::string("host")) + ">";
       });
 }
 

@@ -2,6 +2,7 @@
 // cuframes/__init__.py).
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -97,20 +98,32 @@ class Subscriber {
     cuframes_subscriber_destroy(s);
   }
 
-  // The next frame, waiting up to timeout_ms (-1: forever).
+  // The next frame, waiting up to timeout_ms (-1: forever). The whole wait is the core's (its
+  // poll, or its spin_us busy-wait), with the GIL released once per slice: between slices
+  // (kWaitSliceMs) signal handlers run, so Ctrl-C works. The frame is taken before the GIL is
+  // asked back, so waking costs what it costs in C plus that one GIL acquisition.
   py::object next_frame(int timeout_ms) {
     Busy busy(this);
     const int64_t deadline = deadline_after(timeout_ms);
     for (;;) {
-      cuframes_frame_t* f = try_next();
-      if (f != nullptr) return py::cast(std::make_unique<Frame>(f, consumer_stream_));
       const int left = ms_left(deadline);
-      if (left == 0) {
+      const int slice = left < 0 ? kWaitSliceMs : std::min(left, kWaitSliceMs);
+      cuframes_frame_t* f = nullptr;
+      cuframes_status_t st;
+      if (slice == 0) {
+        st = cuframes_subscriber_next_slice(sub_, 0, &f);  // never waits: keep the GIL
+      } else {
+        py::gil_scoped_release nogil;
+        st = cuframes_subscriber_next_slice(sub_, slice, &f);
+      }
+      if (st == CUFRAMES_OK) return py::cast(std::make_unique<Frame>(f, consumer_stream_));
+      if (st != CUFRAMES_ERR_FRAME_TIMEOUT) throw_status(st);  // this thread's last error
+      if (ms_left(deadline) == 0) {
         if (timeout_ms != 0) cuframes_subscriber_note_timeout(sub_);
         throw_status(CUFRAMES_ERR_FRAME_TIMEOUT, "no frame from '" + key_ + "' within " +
                                                      std::to_string(timeout_ms) + " ms");
       }
-      wait_readable(cuframes_subscriber_fd(sub_), left);
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
     }
   }
 
@@ -258,8 +271,6 @@ class Subscriber {
   }
 
  private:
-  static constexpr int kSliceMs = 200;
-
   // Marks the subscriber in use by a waiting call, refusing a second thread.
   class Busy {
    public:

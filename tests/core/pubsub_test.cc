@@ -96,6 +96,14 @@ TEST(PubSub, NewestOnlySkipsAndCountsGaps) {
   EXPECT_STRNE(cuframes_last_error(), "");
   sub.note_timeout();  // a caller that waited on the fd itself
   EXPECT_EQ(sub.stats().timeouts, 2u);
+  // A slice of a longer wait that ends without a frame is not counted either...
+  EXPECT_EQ(sub.try_next_slice(20, &none), CUFRAMES_ERR_FRAME_TIMEOUT);
+  EXPECT_EQ(sub.stats().timeouts, 2u);
+  // ...and a slice hands out frames as next does.
+  publish_pattern(pub);
+  cuframes::Frame got;
+  ASSERT_EQ(sub.try_next_slice(1000, &got), CUFRAMES_OK);
+  EXPECT_EQ(got.info().seq, 7u);
 }
 
 TEST(PubSub, FirstFrameIsTheNewestAtSubscription) {

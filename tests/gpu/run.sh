@@ -6,8 +6,12 @@
 # .gpu-media: the clips made by tests/service/media.py):
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
-# Stages: build ctest core bench subs64 python preprocess service rtsp repeat detector detectorbench
-# cli servicebench
+# Stages: build ctest core bench subs64 python preprocess pybench service rtsp repeat detector
+# detectorbench cli servicebench
+# pybench: tests/python/gpu's frame and fast-path tests (JAX on compact copies, stream ordering),
+# then bench/python_bench.py (Python publisher/subscribers against torch CUDA IPC, host shm + H2D
+# and the C path; needs the build stage's cuframes_bench), about 5 minutes in all;
+# PYTHON_BENCH_ARGS adds arguments.
 # preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
 # test_preprocess_gpu.py), then bench/preprocess_bench.py. Every stage that needs the Python
 # package installs it from this tree first, once per run.
@@ -30,7 +34,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench subs64 python preprocess service rtsp repeat detector detectorbench cli servicebench}
+STAGES=${STAGES:-build ctest core bench subs64 python preprocess pybench service rtsp repeat detector detectorbench cli servicebench}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
@@ -104,8 +108,9 @@ need_package() {
 if want python; then
   step "python: pip install ./python + GPU tests"
   need_package
-  # the preprocess stage runs its own test file
-  gpu_pytest tests/python/gpu $(want preprocess && echo --ignore=tests/python/gpu/test_preprocess_gpu.py)
+  # the preprocess and pybench stages run their own test files
+  gpu_pytest tests/python/gpu $(want preprocess && echo --ignore=tests/python/gpu/test_preprocess_gpu.py) \
+    $(want pybench && echo --ignore=tests/python/gpu/test_gpu_fast_path.py)
 fi
 
 if want preprocess; then
@@ -115,6 +120,15 @@ if want preprocess; then
   grep -E "max \|GPU - CPU twin\||release ordered" "$OUT/python-gpu.log" | tail -2 | tee -a "$OUT/summary.txt"
   python3 bench/preprocess_bench.py ${PREPROCESS_BENCH_ARGS:-} >"$OUT/preprocess-bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/preprocess-bench.txt"
+fi
+
+if want pybench; then
+  step "pybench: the Python per-frame path (GPU tests), then bench/python_bench.py (issue 17)"
+  need_package
+  gpu_pytest tests/python/gpu/test_gpu_frames.py tests/python/gpu/test_gpu_fast_path.py
+  timeout -k 10 360 python3 bench/python_bench.py --c-bench "$BUILD/bench/cuframes_bench" \
+    ${PYTHON_BENCH_ARGS:-} >"$OUT/python-bench.txt" 2>&1 || status=1
+  tee -a "$OUT/summary.txt" <"$OUT/python-bench.txt"
 fi
 
 if want service; then

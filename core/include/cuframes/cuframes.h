@@ -353,6 +353,14 @@ CUFRAMES_EXPORT int cuframes_subscriber_fd(const cuframes_subscriber_t* subscrib
 CUFRAMES_EXPORT cuframes_status_t cuframes_subscriber_next(cuframes_subscriber_t* subscriber,
                                                            int timeout_ms, cuframes_frame_t** out);
 
+/* cuframes_subscriber_next for callers that wait in slices (to handle signals or a stop flag
+ * between them): the same wait, spin_us included, but a slice that ends without a frame is not
+ * counted as a timeout. Count the whole wait once with cuframes_subscriber_note_timeout when it
+ * gives up. */
+CUFRAMES_EXPORT cuframes_status_t cuframes_subscriber_next_slice(cuframes_subscriber_t* subscriber,
+                                                                 int timeout_ms,
+                                                                 cuframes_frame_t** out);
+
 CUFRAMES_EXPORT void cuframes_frame_get_info(const cuframes_frame_t* frame,
                                              cuframes_frame_info_t* out);
 /* Drops the hold and frees the handle; may be called from any thread. Host rings: at once.

@@ -237,6 +237,13 @@ class Subscriber {
     if (st == CUFRAMES_OK) *out = Frame(f);
     return st;
   }
+  // try_next for one slice of a longer wait: a slice without a frame is not counted as a timeout.
+  cuframes_status_t try_next_slice(int timeout_ms, Frame* out) noexcept {
+    cuframes_frame_t* f = nullptr;
+    cuframes_status_t st = cuframes_subscriber_next_slice(h_.get(), timeout_ms, &f);
+    if (st == CUFRAMES_OK) *out = Frame(f);
+    return st;
+  }
   cuframes_subscriber_stats_t stats() const noexcept {
     cuframes_subscriber_stats_t s{};
     cuframes_subscriber_get_stats(h_.get(), &s);

@@ -1,0 +1,106 @@
+"""The Python per-frame path on CUDA rings (issue 17): compact copies read by JAX, and the stream
+semantics of publish(), next_frame(spin_us), exports, copies and releases."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave the GPU to the others
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import cuframes  # noqa: E402
+from helpers import make_frame, wait_until  # noqa: E402
+
+PF = cuframes.PixelFormat
+Mode = cuframes.SubscriberMode
+
+
+@pytest.mark.parametrize("w,h,pitch", [(1366, 768, 1536), (1920, 1080, 2048)])
+def test_jax_reads_compact_copies(runtime_dir: str, key: str, w: int, h: int, pitch: int) -> None:
+    """JAX takes compact arrays only; frame planes have the ring's pitch. plane.compact() and
+    __dlpack__(copy=True) give it (and anyone) a compact copy."""
+    assert any(d.platform == "gpu" for d in jax.devices()), jax.devices()
+    want = make_frame(PF.NV12, w, h, 5)
+    with cuframes.publish(key, w, h, memory="cuda") as pub, \
+         cuframes.subscribe(key, connect_timeout_ms=5000) as sub:
+        assert pub.pitch_y == pitch
+        pub.publish(torch.from_numpy(want).cuda(), 5)
+        with sub.next_frame(timeout_ms=5000) as frame:
+            y = jnp.from_dlpack(frame.y.compact())
+            uv = jnp.from_dlpack(frame.uv.compact())
+            yuv = jnp.from_dlpack(frame.yuv.compact())
+            t = torch.from_dlpack(frame.__dlpack__(copy=True))  # the capsule: torch's stream 1
+            assert t.stride() == (w, 1) and t.data_ptr() != frame.cuda_ptr
+        assert y.shape == (h, w) and uv.shape == (h // 2, w) and yuv.shape == (h * 3 // 2, w)
+        np.testing.assert_array_equal(np.asarray(y), want[:h])
+        np.testing.assert_array_equal(np.asarray(uv), want[h:])
+        np.testing.assert_array_equal(np.asarray(yuv), want)
+        torch.cuda.synchronize()
+        assert torch.equal(t.cpu(), torch.from_numpy(want[:h]))
+        assert sub.stats()["held_frames"] == 0  # copies hold nothing of the ring
+
+
+def test_copy_on_the_consumer_stream_release_after_it(runtime_dir: str, key: str) -> None:
+    """The copy is queued on the consumer's stream (after its work there) and the frame's hold
+    is dropped only once the copy has read it: no host wait anywhere."""
+    w, h = 1366, 768
+    stream = torch.cuda.Stream()
+    with cuframes.publish(key, w, h, memory="cuda", slots=3) as pub, \
+         cuframes.subscribe(key, connect_timeout_ms=5000, consumer_stream=stream) as sub:
+        src = torch.from_numpy(make_frame(PF.NV12, w, h, 6)).cuda()
+        pub.publish(src, 6)
+        with torch.cuda.stream(stream):
+            torch.cuda._sleep(400_000_000)  # ~0.2 s of GPU time queued before the copy
+            with sub.next_frame(timeout_ms=5000) as frame:
+                c = torch.from_dlpack(frame.yuv.compact())  # passes `stream`
+        assert not stream.query()  # the copy has not run yet...
+        assert sub.stats()["held_frames"] == 1  # ...so the frame is still held
+        stream.synchronize()
+        assert c.stride() == (w, 1) and torch.equal(c, src)
+        wait_until(lambda: sub.stats()["held_frames"] == 0, what="the release after the copy")
+
+
+def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str) -> None:
+    """publish(tensor) with stream=None copies on the legacy default stream after the work the
+    producer queued on its current stream (torch's __dlpack__(stream=1) orders it); with an
+    explicit stream, on that stream."""
+    w, h = 640, 360
+    with cuframes.publish(key, w, h, memory="cuda") as pub, \
+         cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000) as sub:
+        s = torch.cuda.Stream()
+        src = torch.zeros((h * 3 // 2, w), dtype=torch.uint8, device="cuda")
+        torch.cuda.synchronize()
+        for tag, explicit in ((7, False), (8, True)):
+            with torch.cuda.stream(s):
+                torch.cuda._sleep(100_000_000)
+                src.fill_(tag)  # written on s, after the sleep
+                pub.publish(src, tag, stream=s if explicit else None)
+            with sub.next_frame(timeout_ms=5000) as frame:
+                got = torch.from_dlpack(frame.yuv)
+                assert bool((got == tag).all()), (tag, explicit)
+                del got
+
+
+def test_spin_us_on_a_cuda_ring(runtime_dir: str, key: str) -> None:
+    """spin_us from Python on a cuda ring: every paced frame arrives intact."""
+    w, h = 1366, 768
+    stream = torch.cuda.Stream()
+    frames = [torch.from_numpy(make_frame(PF.NV12, w, h, t)).cuda() for t in range(4)]
+    with cuframes.publish(key, w, h, memory="cuda") as pub, \
+         cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000,
+                            consumer_stream=stream, spin_us=300) as sub:
+        torch.cuda.synchronize()
+        for i in range(40):
+            seq = pub.publish(frames[i % 4], i % 4)
+            with torch.cuda.stream(stream), sub.next_frame(timeout_ms=5000) as frame:
+                assert frame.seq == seq
+                got = torch.from_dlpack(frame.yuv)
+                stream.synchronize()
+                assert torch.equal(got, frames[frame.pts_ns])
+                del got
+        assert sub.gap_count == 0

@@ -1,0 +1,174 @@
+"""The per-frame path from Python (issue 17): next_frame's wait is the core's (spin_us included)
+and counts one timeout per call; publish() asks a pre-1.0 DLPack producer for max_version only
+once; compact copies (__dlpack__(copy=True), CuframesPlane.compact()) of host frames."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cuframes
+from helpers import make_frame
+
+PF = cuframes.PixelFormat
+W, H = 1366, 768  # host rings pad rows to 64 bytes: pitch 1408, not the width
+
+
+def test_next_frame_counts_one_timeout_per_call(runtime_dir: str, key: str) -> None:
+    """The wait runs in 200 ms slices (signals between them); the call counts once."""
+    for spin_us in (0, 500):  # a fresh ring each: a new subscriber gets the newest frame
+        with cuframes.publish(f"{key}-{spin_us}", 64, 32, memory="host") as pub, \
+             cuframes.subscribe(f"{key}-{spin_us}", connect_timeout_ms=2000,
+                                spin_us=spin_us) as sub:
+            t0 = time.monotonic()
+            with pytest.raises(cuframes.CuframesFrameTimeout, match="within 450 ms"):
+                sub.next_frame(timeout_ms=450)
+            assert time.monotonic() - t0 >= 0.44
+            assert sub.timeouts == 1
+            with pytest.raises(cuframes.CuframesFrameTimeout):
+                sub.next_frame(timeout_ms=0)  # never counts
+            assert sub.timeouts == 1
+            pub.publish(make_frame(PF.NV12, 64, 32, 1))
+            with sub.next_frame(timeout_ms=1000) as f:
+                assert f.seq == pub.stats()["last_seq"]
+
+
+def _subscriber_cpu(key: str, spin_us: int, frames: int, period: float) -> float:
+    """CPU time of the thread waiting in next_frame for `frames` frames published every
+    `period` seconds by another thread."""
+    with cuframes.publish(key, 64, 32, memory="host") as pub, \
+         cuframes.subscribe(key, connect_timeout_ms=2000, spin_us=spin_us) as sub:
+        stop = threading.Event()
+
+        def produce() -> None:
+            while not stop.is_set():
+                pub.publish(make_frame(PF.NV12, 64, 32, 1))
+                stop.wait(period)
+
+        t = threading.Thread(target=produce)
+        t.start()
+        try:
+            for _ in range(5):  # the core learns the cadence
+                sub.next_frame(timeout_ms=2000).release()
+            cpu0 = time.thread_time()
+            for _ in range(frames):
+                sub.next_frame(timeout_ms=2000).release()
+            return time.thread_time() - cpu0
+        finally:
+            stop.set()
+            t.join()
+
+
+def test_spin_us_busy_waits_in_next_frame(runtime_dir: str, key: str) -> None:
+    """spin_us reaches the core's wait: the waiting thread busy-waits around each expected
+    frame (up to 2 * spin_us of CPU per frame), where a sleeping one uses next to none."""
+    spinning = _subscriber_cpu(key + "-spin", 5000, 30, 0.025)
+    sleeping = _subscriber_cpu(key + "-sleep", 0, 30, 0.025)
+    # 30 frames, each with a window opening 5 ms before it is due: at least 10 ms even when
+    # the machine gives the spinning thread a small share of a CPU.
+    assert spinning > 0.010, (spinning, sleeping)
+    assert spinning > 3 * sleeping, (spinning, sleeping)
+
+
+class OldProducer:
+    """A DLPack producer from before DLPack 1.0: __dlpack__ takes no max_version."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __dlpack__(self, stream: object = None) -> object:
+        return self.a.__dlpack__(stream=stream)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.a.__dlpack_device__()
+
+
+def test_publish_asks_old_producers_for_max_version_once(runtime_dir: str, key: str) -> None:
+    attempts = []
+
+    class Counting(OldProducer):
+        def __getattribute__(self, name: str) -> object:
+            if name == "__dlpack__":
+                method = object.__getattribute__(self, name)
+
+                def call(**kw: object) -> object:
+                    attempts.append(sorted(kw))
+                    return method(**kw)
+                return call
+            return object.__getattribute__(self, name)
+
+    with cuframes.publish(key, 64, 32, memory="host") as pub, \
+         cuframes.subscribe(key, connect_timeout_ms=2000) as sub:
+        for tag in (1, 2, 3):
+            pub.publish(Counting(make_frame(PF.NV12, 64, 32, tag)), tag)
+            with sub.next_frame(timeout_ms=1000) as f:
+                assert f.pts_ns == tag
+                got = np.from_dlpack(f.yuv)
+                np.testing.assert_array_equal(got, make_frame(PF.NV12, 64, 32, tag))
+    # Asked with max_version once (refused: TypeError), then never again.
+    assert attempts == [["max_version"], [], [], []]
+
+
+def _flags(capsule: object) -> int:
+    """The flags of an unconsumed "dltensor_versioned" capsule (consumes and frees it)."""
+    api = ctypes.pythonapi
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    api.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    ptr = api.PyCapsule_GetPointer(capsule, b"dltensor_versioned")
+    # DLManagedTensorVersioned: version (2 x u32), manager_ctx, deleter, flags (u64), dl_tensor
+    flags = ctypes.c_uint64.from_address(ptr + 8 + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    deleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(
+        ctypes.c_void_p.from_address(ptr + 8 + ctypes.sizeof(ctypes.c_void_p)).value)
+    assert api.PyCapsule_SetName(capsule, b"used_dltensor_versioned") == 0
+    deleter(ptr)
+    return flags
+
+
+def test_compact_copy_of_host_frames(runtime_dir: str, key: str) -> None:
+    """__dlpack__(copy=True) and CuframesPlane.compact(): a copy of the consumer's own, rows of
+    width samples, writable, flagged IS_COPIED; the frame's slot is free while it lives."""
+    want = make_frame(PF.NV12, W, H, 7)
+    with cuframes.publish(key, W, H, memory="host") as pub, \
+         cuframes.subscribe(key, connect_timeout_ms=2000) as sub:
+        pub.publish(want, 7)
+        with sub.next_frame(timeout_ms=1000) as frame:
+            assert frame.pitch_y == 1408
+            y = np.from_dlpack(frame, copy=True)  # numpy passes copy=True to __dlpack__
+            uv = np.from_dlpack(frame.uv.compact())
+            yuv = np.from_dlpack(frame.yuv.compact())
+            in_place = np.from_dlpack(frame.y)
+            assert _flags(frame.__dlpack__(max_version=(1, 0), copy=True)) == 2  # IS_COPIED
+            assert _flags(frame.__dlpack__(max_version=(1, 0))) == 1  # READ_ONLY, in place
+            c = frame.y.compact()
+            assert c.is_compact and not frame.y.is_compact
+            assert c.shape == (H, W) and c.strides == (W, 1) and frame.y.strides == (1408, 1)
+            assert "compact" in repr(c)
+            with pytest.raises(BufferError, match="copy=False"):
+                c.__dlpack__(copy=False)
+            frame.__dlpack__(copy=False)  # in place, as without copy
+        del in_place
+        assert sub.stats()["held_frames"] == 0  # the copies hold nothing
+        assert y.strides == (W, 1) and uv.strides == (W, 1) and yuv.strides == (W, 1)
+        assert y.flags.writeable and not np.shares_memory(y, yuv)
+        np.testing.assert_array_equal(y, want[:H])
+        np.testing.assert_array_equal(uv, want[H:])
+        np.testing.assert_array_equal(yuv, want)
+        pub.publish(make_frame(PF.NV12, W, H, 8), 8)  # the slots are reused: the copies stay
+        y[0, 0] ^= 1
+        np.testing.assert_array_equal(yuv, want)
+
+
+def test_no_copies_of_loans_and_batches(runtime_dir: str, key: str) -> None:
+    with cuframes.publish(key, 64, 32, memory="host") as pub:
+        pub.publish(make_frame(PF.NV12, 64, 32, 1))
+        with pub.loan() as loan:
+            with pytest.raises(BufferError, match="loan"):
+                loan.__dlpack__(copy=True)
+            with pytest.raises(BufferError, match="loan"):
+                np.from_dlpack(loan.y.compact())
+            loan.abandon()
