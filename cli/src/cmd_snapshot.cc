@@ -18,6 +18,8 @@
 namespace cli {
 namespace {
 
+using cfimage::ImageKind;
+
 constexpr OptionSpec kOptions[] = {{"--runtime-dir", OptionSpec::kValue},
                                    {"--timeout", OptionSpec::kValue}};
 
@@ -50,7 +52,7 @@ int cmd_snapshot(int argc, char** argv, int first) {
   args.expect_positionals(2, "KEY and FILE");
   const std::string& key = args.positionals()[0];
   const std::string& path = args.positionals()[1];
-  const std::optional<ImageKind> kind = image_kind_for(path);
+  const std::optional<ImageKind> kind = cfimage::image_kind_for(path);
   if (!kind) {
     throw UsageError("'" + path + "': the file name must end in .jpg, .jpeg or .png");
   }
@@ -69,7 +71,7 @@ int cmd_snapshot(int argc, char** argv, int first) {
   std::vector<uint8_t> bytes;
   {
     HostPlanes planes(info);  // host frames are read in place while the frame is held
-    bytes = encode_image(planes.view(), *kind);
+    bytes = cfimage::encode_image(planes.view(), *kind);
   }
   frame.release();
   write_file(path, bytes);
