@@ -204,11 +204,12 @@ bool parse_fps(std::string_view s, double* out) {
 constexpr Duration kMaxDuration = std::chrono::hours(24);
 
 const std::vector<std::string_view> kTopKeys = {"runtime_dir", "log", "status_interval", "defaults",
-                                                "cameras", "mqtt"};
+                                                "cameras", "mqtt", "http"};
 const std::vector<std::string_view> kMqttKeys = {
     "host",     "port",         "client_id",      "username", "password",         "tls",
     "keepalive", "node_id",     "base_topic",     "stats_interval", "discovery", "discovery_prefix",
-    "qos"};
+    "qos", "snapshot_interval", "snapshot_width"};
+const std::vector<std::string_view> kHttpKeys = {"listen"};
 const std::vector<std::string_view> kMqttTlsKeys = {"ca_file", "cert_file", "key_file", "insecure"};
 const std::vector<std::string_view> kLogKeys = {"level"};
 const std::vector<std::string_view> kReconnectKeys = {"initial", "max"};
@@ -573,6 +574,7 @@ class Parser {
   void camera(const std::string& name, const YAML::Node& k, const YAML::Node& v,
               const CameraConfig& base, Config* cfg) const;
   void mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& key, Config* cfg) const;
+  void http(const YAML::Node& k, const YAML::Node& v, const std::string& key, Config* cfg) const;
   // A topic level or prefix: no MQTT wildcards, no empty levels.
   std::string topic(const YAML::Node& k, const YAML::Node& v, const std::string& key) const;
 
@@ -876,6 +878,14 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
         m.discovery_prefix = topic(kk, vv, dotted);
       } else if (name == "qos") {
         m.qos = static_cast<int>(integer(kk, vv, dotted, 0, 1, "0 or 1"));
+      } else if (name == "snapshot_interval") {
+        m.snapshot_interval = duration(kk, vv, dotted, Duration{0});
+        if (m.snapshot_interval.count() != 0 && m.snapshot_interval < Duration{100}) {
+          fail(vv, kk, dotted, "expected 0 (off) or a duration of at least 100ms, got " + got(vv));
+        }
+      } else if (name == "snapshot_width") {
+        m.snapshot_width =
+            static_cast<uint32_t>(integer(kk, vv, dotted, 16, 16384, "a width 16..16384"));
       } else {
         return false;
       }
@@ -891,6 +901,42 @@ void Parser::mqtt(const YAML::Node& k, const YAML::Node& v, const std::string& k
   if (m.client_id.empty()) m.client_id = default_client_id(m.node_id);
   if (m.base_topic.empty()) m.base_topic = "cuframes/" + m.node_id;
   cfg->mqtt = m;
+}
+
+// http: {listen: "HOST:PORT"}; HOST an address or name, [v6] in brackets.
+void Parser::http(const YAML::Node& k, const YAML::Node& v, const std::string& key,
+                  Config* cfg) const {
+  expect_map(k, v, key, "a mapping (listen: \"127.0.0.1:9900\")");
+  HttpConfig h;
+  bool have_listen = false;
+  if (v.IsMap()) {
+    each(v, key, kHttpKeys, [&](const std::string& name, const YAML::Node& kk,
+                                const YAML::Node& vv, const std::string& dotted) {
+      if (name != "listen") return false;
+      const std::string what = "HOST:PORT (e.g. \"127.0.0.1:9900\", \"0.0.0.0:9900\", \"[::1]:9900\")";
+      const std::string s(trim(scalar(kk, vv, dotted, what)));
+      const size_t colon = s.rfind(':');
+      std::string host = colon == std::string::npos ? std::string() : s.substr(0, colon);
+      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+      } else if (host.find(':') != std::string::npos) {
+        host.clear();  // an IPv6 address needs its brackets
+      }
+      uint64_t port = 0;
+      const std::string p = colon == std::string::npos ? std::string() : s.substr(colon + 1);
+      bool ok = !host.empty() && !p.empty() && p.size() <= 5;
+      for (char c : p) ok = ok && c >= '0' && c <= '9';
+      if (ok) port = std::stoull(p);
+      if (!ok || port < 1 || port > 65535) fail(vv, kk, dotted, "expected " + what + ", got " + got(vv));
+      h.listen = s;
+      h.host = host;
+      h.port = static_cast<int>(port);
+      have_listen = true;
+      return true;
+    });
+  }
+  if (!have_listen) fail(k, k, key + ".listen", "missing: the address to listen on is required");
+  cfg->http = h;
 }
 
 void Parser::parse(const YAML::Node& root, Config* cfg) {
@@ -963,6 +1009,8 @@ void Parser::parse(const YAML::Node& root, Config* cfg) {
            cfg->status_interval = duration(k, v, dotted, Duration{1});
          } else if (key == "mqtt") {
            mqtt(k, v, dotted, cfg);
+         } else if (key == "http") {
+           http(k, v, dotted, cfg);
          } else if (key == "defaults") {
            parse_defaults();
          } else if (key == "cameras") {
