@@ -7,13 +7,16 @@
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
 # Stages: build ctest core bench python preprocess service rtsp repeat detector detectorbench cli
-# servicebench
+# servicebench snapshot
 # preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
 # test_preprocess_gpu.py), then bench/preprocess_bench.py. Every stage that needs the Python
 # package installs it from this tree first, once per run.
 # detector: examples/detector.py on CUDA rings, with --detect too (torchvision's SSDlite320).
 # detectorbench: bench/detector_bench.py (8 and 32 NVDEC cameras -> one detector, cuframes against
 # Frigate's path), about 4 minutes; DETECTOR_BENCH_ARGS adds arguments.
+# snapshot: camera snapshots of cuda rings over HTTP (tests/gpu/test_snapshot_gpu.py: scaled on the
+# GPU, decoded back to the right picture), then bench/snapshot_bench.py (cost per snapshot, camera
+# fps with snapshots on and off, interleaved); about 3 minutes. The build needs cpp-httplib (.gpu).
 # repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
 # time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
@@ -21,7 +24,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench python preprocess service rtsp repeat detector detectorbench cli servicebench}
+STAGES=${STAGES:-build ctest core bench python preprocess service rtsp repeat detector detectorbench cli servicebench snapshot}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
@@ -154,6 +157,16 @@ if want servicebench; then
     --ceiling "$BUILD/bench/nvdec_ceiling" --clip .gpu-media/bench-1080p30.mp4 \
     ${SERVICE_BENCH_ARGS:-} >"$OUT/service-bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/service-bench.txt"
+fi
+if want snapshot; then
+  step "snapshots of cuda rings (HTTP), then bench/snapshot_bench.py"
+  need_package
+  gpu_pytest tests/gpu/test_snapshot_gpu.py
+  grep -E "snapshots checked" "$OUT/python-gpu.log" | tail -6 | tee -a "$OUT/summary.txt"
+  timeout -k 10 200 python3 bench/snapshot_bench.py --service "$BUILD/service/cuframes-service" \
+    --clip .gpu-media/bench-1080p30.mp4 ${SNAPSHOT_BENCH_ARGS:-} >"$OUT/snapshot-bench.txt" 2>&1 \
+    || status=1
+  tee -a "$OUT/summary.txt" <"$OUT/snapshot-bench.txt"
 fi
 step "exit status $status"
 exit $status
