@@ -161,6 +161,7 @@ fi
 if want snapshot; then
   step "snapshots of cuda rings (HTTP), then bench/snapshot_bench.py"
   need_package
+  grep -h "cuframes-service: HTTP endpoint" "$OUT/build.log" 2>/dev/null | tee -a "$OUT/summary.txt"
   gpu_pytest tests/gpu/test_snapshot_gpu.py
   grep -E "snapshots checked" "$OUT/python-gpu.log" | tail -6 | tee -a "$OUT/summary.txt"
   timeout -k 10 200 python3 bench/snapshot_bench.py --service "$BUILD/service/cuframes-service" \

@@ -492,6 +492,9 @@ CAMERA_SENSORS: dict[str, tuple[Optional[str], Optional[str], Optional[str], Opt
     "subscribers": (None, "measurement", None, None),
     "state": ("enum", None, None, "diagnostic"),
 }
+# A camera's entities with snapshots on (the default): its sensors, the connectivity
+# binary_sensor and the snapshot image.
+CAMERA_ENTITIES = len(CAMERA_SENSORS) + 2
 SUBSCRIBER_SENSORS: dict[str, tuple[Optional[str], Optional[str], Optional[str],
                                      Optional[str]]] = {
     "frames": (None, "total_increasing", None, None),

@@ -1,7 +1,7 @@
 """Snapshots (JPEG bytes from MQTT or HTTP) checked against pattern.py's picture: decoded with
-Pillow, turned back into limited-range luma, resampled to the clip's size, then the frame-index
-barcode must read and frame n's box must be where it is drawn. Used by tests/service and
-tests/gpu (the GPU machine's Pillow comes with torchvision)."""
+Pillow (OpenCV where there is none, as on the GPU machine), turned back into limited-range luma,
+resampled to the clip's size; then the frame-index barcode must read and frame n's box must be
+where it is drawn. Used by tests/service and tests/gpu."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ import pattern
 
 
 def decode_jpeg(data: bytes) -> Any:
-    """The picture as an H x W x 3 uint8 RGB array; AssertionError when it is not a JPEG."""
+    """The picture as an H x W x 3 uint8 RGB array; AssertionError when it is not a JPEG.
+    Pillow (CI: install-deps.sh); where there is none, OpenCV (the GPU machine has it)."""
     import numpy as np
-    from PIL import Image
     assert data[:3] == b"\xff\xd8\xff", f"not a JPEG: starts {data[:16]!r}"
+    try:
+        from PIL import Image
+    except ImportError:
+        import cv2
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert bgr is not None, "OpenCV cannot decode the JPEG"
+        return bgr[..., ::-1]
     with Image.open(io.BytesIO(data)) as im:
         assert im.format == "JPEG", im.format
         return np.asarray(im.convert("RGB"))
