@@ -192,7 +192,13 @@ void SnapshotWorker::Impl::periodic() {
   for (const CameraStatus& c : snap.cameras) {
     if (c.state != "streaming") continue;  // stalled, errored, ...: no new picture
     Result r = serve(c.name, max_width, wait, snap);
-    if (r.outcome != Outcome::kOk) continue;
+    if (r.outcome != Outcome::kOk) {
+      spdlog::debug("snapshot of camera '{}': none this time: {}", c.name, r.message);
+      continue;
+    }
+    spdlog::trace("snapshot of camera '{}': {}x{}, {} bytes, CPU {:.2f} ms, GPU {:.3f} ms", c.name,
+                  r.picture.width, r.picture.height, r.picture.jpeg.size(),
+                  r.picture.cost.cpu_s * 1e3, r.picture.cost.gpu_s * 1e3);
     std::lock_guard<std::mutex> sl(sink_mu);
     if (sink) sink(c.name, r.picture);
   }
