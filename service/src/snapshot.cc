@@ -55,6 +55,7 @@ struct SnapshotWorker::Impl {
   mutable std::mutex mu;  // everything below up to the worker's own
   std::condition_variable cv, done_cv;
   bool stop = false;
+  bool reconfigured = false;  // set_periodic ran: the wait starts over with its deadline
   std::deque<std::shared_ptr<Request>> requests;
   Duration interval{0};
   uint32_t width = 0;
@@ -91,6 +92,7 @@ void SnapshotWorker::set_periodic(Duration interval, uint32_t max_width, Sink si
     impl_->width = max_width;
     impl_->sink = std::move(sink);
     impl_->next_periodic = Clock::now() + std::chrono::milliseconds(200);  // the cameras start
+    impl_->reconfigured = true;
   }
   impl_->cv.notify_all();
 }
@@ -124,7 +126,8 @@ void SnapshotWorker::Impl::run() {
     {
       std::unique_lock<std::mutex> lk(mu);
       auto ready = [&] {
-        return stop || !requests.empty() || (interval.count() > 0 && Clock::now() >= next_periodic);
+        return stop || reconfigured || !requests.empty() ||
+               (interval.count() > 0 && Clock::now() >= next_periodic);
       };
       if (interval.count() > 0) {
         cv.wait_until(lk, next_periodic, ready);
@@ -132,13 +135,14 @@ void SnapshotWorker::Impl::run() {
         cv.wait(lk, ready);
       }
       if (stop) break;
+      reconfigured = false;
       if (!requests.empty()) {
         req = std::move(requests.front());
         requests.pop_front();
       } else if (interval.count() > 0 && Clock::now() >= next_periodic) {
         next_periodic = Clock::now() + interval;
       } else {
-        continue;  // woken by set_periodic
+        continue;  // woken by set_periodic: wait again with the new interval
       }
     }
     if (req) {
