@@ -25,6 +25,10 @@ apt_pkgs+=(docker-compose jq)
 apt_pkgs+=(ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
            gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
 
+# The service's HTTP endpoint (cpp-httplib); its tests read /metrics with prometheus_client's
+# parser (pip, below) and load the page in headless Chromium (screenshots as test artefacts).
+apt_pkgs+=(libcpp-httplib-dev chromium)
+
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,6 +53,9 @@ for m in pytest pybind11 scikit_build_core mypy jinja2; do
   python3 -c "import $m" 2>/dev/null || py_missing+=("${m//_/-}")
 done
 python3 -c 'import yaml' 2>/dev/null || py_missing+=("pyyaml")
+# The HTTP tests: Prometheus' own text parser, and Pillow to decode the snapshots (JPEG).
+python3 -c 'import prometheus_client' 2>/dev/null || py_missing+=("prometheus-client")
+python3 -c 'import PIL' 2>/dev/null || py_missing+=("pillow")
 # The MQTT tests' client (Home Assistant's side): paho-mqtt 2 (its callback API version 2).
 python3 -c 'import paho.mqtt, sys; sys.exit(int(paho.mqtt.__version__.split(".")[0]) < 2)' \
   2>/dev/null || py_missing+=("paho-mqtt>=2")

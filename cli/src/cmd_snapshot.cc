@@ -18,6 +18,8 @@
 namespace cli {
 namespace {
 
+using cfimage::ImageKind;
+
 constexpr OptionSpec kTimeout = {"--timeout", OptionSpec::kValue, "MS",
                                  "wait up to MS for a frame (default 5000; 0: only one there now)"};
 constexpr OptionSpec kOptions[] = {kTimeout};
@@ -48,7 +50,7 @@ int run(const Args& args) {
   args.expect_positionals(2, "KEY and FILE");
   const std::string& key = args.positionals()[0];
   const std::string& path = args.positionals()[1];
-  const std::optional<ImageKind> kind = image_kind_for(path);
+  const std::optional<ImageKind> kind = cfimage::image_kind_for(path);
   if (!kind) {
     throw UsageError("'" + path + "': the file name must end in .jpg, .jpeg or .png");
   }
@@ -67,7 +69,7 @@ int run(const Args& args) {
   std::vector<uint8_t> bytes;
   {
     HostPlanes planes(info);  // host frames are read in place while the frame is held
-    bytes = encode_image(planes.view(), *kind);
+    bytes = cfimage::encode_image(planes.view(), *kind);
   }
   frame.release();
   write_file(path, bytes);

@@ -16,11 +16,11 @@ class HostPlanes {
   // copied to host memory with cudaMemcpy2D (the frame may be released afterwards). Throws
   // std::runtime_error when the copy fails or this build has no CUDA.
   explicit HostPlanes(const cuframes_frame_info_t& info);
-  const HostImage& view() const { return view_; }
+  const cfimage::HostImage& view() const { return view_; }
 
  private:
   std::vector<uint8_t> copy_;
-  HostImage view_;
+  cfimage::HostImage view_;
 };
 
 }  // namespace cli

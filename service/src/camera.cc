@@ -1,8 +1,12 @@
 #include "camera.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <random>
 
 #include "cuda_device.h"
@@ -358,6 +362,15 @@ CameraStatus Camera::status() const {
       s.subscriber_stats = pub_->subscribers();
     }
   }
+  // The service's own snapshot reader is not one of the camera's subscribers.
+  const auto own = std::remove_if(
+      s.subscriber_stats.begin(), s.subscriber_stats.end(),
+      [](const cuframes_subscriber_stats_t& x) {
+        return x.pid == ::getpid() && std::strncmp(x.name, kSnapshotConsumer, sizeof x.name) == 0;
+      });
+  s.subscribers -= std::min<uint32_t>(
+      s.subscribers, static_cast<uint32_t>(std::distance(own, s.subscriber_stats.end())));
+  s.subscriber_stats.erase(own, s.subscriber_stats.end());
   // Whatever holds the frames up (the network, the demuxer, the decoder, the pacing, the ring),
   // a camera whose frames stopped reaching the ring is not streaming.
   if (quiet_ns > stall_ms * 1000000) {

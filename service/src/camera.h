@@ -44,6 +44,10 @@ struct CameraStatus {
   std::vector<cuframes_subscriber_stats_t> subscriber_stats;
 };
 
+// The consumer name of the service's own snapshot reader on each ring (snapshot.h): status()
+// leaves it out of the subscribers it reports.
+inline constexpr char kSnapshotConsumer[] = "cuframes-service-snapshot";
+
 // rtsp://user:secret@host/... -> rtsp://user:***@host/...
 std::string mask_credentials(const std::string& url);
 

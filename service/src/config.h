@@ -79,7 +79,19 @@ struct MqttConfig {
   bool discovery = true;
   std::string discovery_prefix = "homeassistant";
   int qos = 1;  // 0 or 1
+  // Camera snapshots (issue 19): a retained JPEG at <base_topic>/<camera>/snapshot every
+  // snapshot_interval (0: off), at most snapshot_width pixels wide.
+  Duration snapshot_interval{10000};
+  uint32_t snapshot_width = 640;  // 16..16384
   bool operator==(const MqttConfig&) const = default;
+};
+
+// The HTTP endpoint (docs/http.md): metrics, status, snapshots, a page. Absent: off.
+struct HttpConfig {
+  std::string listen;  // as written: "127.0.0.1:9900", "[::1]:9900"
+  std::string host;    // the address part, brackets removed
+  int port = 0;        // 1..65535
+  bool operator==(const HttpConfig&) const = default;
 };
 
 struct LogConfig {
@@ -92,6 +104,7 @@ struct Config {
   LogConfig log;
   Duration status_interval{1000};     // how often the status file is rewritten
   std::optional<MqttConfig> mqtt;     // MQTT health reporting; none: off
+  std::optional<HttpConfig> http;     // the HTTP endpoint; none: off
   std::vector<CameraConfig> cameras;  // in file order; names unique
 };
 

@@ -359,7 +359,56 @@ const Key<MqttConfig> kMqttKeys[] = {
     {"qos",
      [](const Value& v, MqttConfig* m) { m->qos = static_cast<int>(v.integer(0, 1, "0 or 1")); },
      "the QoS of everything the service publishes and subscribes to"},
+    {"snapshot_interval",
+     [](const Value& v, MqttConfig* m) {
+       m->snapshot_interval = v.duration(Duration{0});
+       if (m->snapshot_interval.count() != 0 && m->snapshot_interval < Duration{100}) {
+         v.expected("0 (off) or a duration of at least 100ms");
+       }
+     },
+     "how often each streaming camera's JPEG is published (0: off)"},
+    {"snapshot_width",
+     [](const Value& v, MqttConfig* m) {
+       m->snapshot_width = static_cast<uint32_t>(v.integer(16, 16384, "a width 16..16384"));
+     },
+     "the snapshots' largest width"},
 };
+
+// http: {listen: "HOST:PORT"}; HOST an address or a name, an IPv6 address in brackets.
+void parse_listen(const Value& v, HttpConfig* h) {
+  const std::string what = "HOST:PORT (e.g. \"127.0.0.1:9900\", \"0.0.0.0:9900\", \"[::1]:9900\")";
+  const std::string s = v.text(what);
+  const size_t colon = s.rfind(':');
+  std::string host = colon == std::string::npos ? std::string() : s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    host.clear();  // an IPv6 address needs its brackets
+  }
+  const std::string p = colon == std::string::npos ? std::string() : s.substr(colon + 1);
+  bool ok = !host.empty() && !p.empty() && p.size() <= 5;
+  for (char c : p) ok = ok && c >= '0' && c <= '9';
+  const uint64_t port = ok ? std::stoull(p) : 0;
+  if (port < 1 || port > 65535) v.expected(what);
+  h->listen = s;
+  h->host = host;
+  h->port = static_cast<int>(port);
+}
+
+const Key<HttpConfig> kHttpKeys[] = {
+    {"listen", parse_listen, "the address and port to serve on"},
+};
+
+HttpConfig parse_http(const Value& v) {
+  HttpConfig h;
+  const Given given =
+      section(v, Table<HttpConfig>(kHttpKeys), &h, "a mapping (listen: \"127.0.0.1:9900\")");
+  if (!given.has("listen")) {
+    v.fail_at(v.key_node(), v.key_node(), v.key() + ".listen",
+              "missing: the address to listen on is required");
+  }
+  return h;
+}
 
 std::optional<MqttTlsConfig> parse_tls(const Value& v) {
   if (v.node().IsScalar()) {
@@ -505,6 +554,8 @@ const Key<Document> kTopKeys[] = {
      "camera name -> camera settings"},
     {"mqtt", [](const Value& v, Document* d) { d->cfg->mqtt = parse_mqtt(v); },
      "health reporting over MQTT, with Home Assistant discovery"},
+    {"http", [](const Value& v, Document* d) { d->cfg->http = parse_http(v); },
+     "the HTTP endpoint: metrics, status, snapshots, a page"},
 };
 
 }  // namespace
@@ -539,7 +590,8 @@ void parse_document(const YAML::Node& root, const Source& src, Config* cfg) {
 std::vector<SchemaSection> config_schema() {
   return {{"Top level", docs_of(Table<Document>(kTopKeys))},
           {"Cameras", docs_of(Table<Cam>(kCameraKeys))},
-          {"MQTT", docs_of(Table<MqttConfig>(kMqttKeys))}};
+          {"MQTT", docs_of(Table<MqttConfig>(kMqttKeys))},
+          {"HTTP", docs_of(Table<HttpConfig>(kHttpKeys))}};
 }
 
 }  // namespace cfsvc

@@ -85,6 +85,43 @@ Discovery make(const MqttConfig& m, const std::string& id_prefix, const Entity& 
   return d;
 }
 
+// A camera's snapshot as an MQTT image entity: the JPEG retained at its snapshot topic. It is
+// available while the service is online and the camera streaming (availability_mode all).
+Discovery image_entity(const MqttConfig& m, const std::string& camera) {
+  Discovery d;
+  d.object_id = camera_device_id(m, camera) + "_snapshot";
+  JsonWriter w;
+  w.begin_object();
+  w.field("name", "Snapshot");
+  w.field("unique_id", d.object_id);
+  w.field("default_entity_id", "image." + d.object_id);
+  w.field("image_topic", snapshot_topic(m, camera));
+  w.field("content_type", "image/jpeg");
+  w.key("availability").begin_array();
+  w.begin_object();
+  w.field("topic", status_topic(m));
+  w.field("payload_available", "online");
+  w.field("payload_not_available", "offline");
+  w.end_object();
+  w.begin_object();
+  w.field("topic", camera_topic(m, camera));
+  w.field("value_template", "{{ 'online' if value_json.state == 'streaming' else 'offline' }}");
+  w.field("payload_available", "online");
+  w.field("payload_not_available", "offline");
+  w.end_object();
+  w.end_array();
+  w.field("availability_mode", "all");
+  w.field("qos", m.qos);
+  write_device(w, m, &camera);
+  w.key("origin").begin_object();
+  w.field("name", "cuframes");
+  w.field("sw_version", cuframes_version_string());
+  w.end_object();
+  w.end_object();
+  d.message = {discovery_topic(m, "image", d.object_id), w.str(), true};
+  return d;
+}
+
 }  // namespace
 
 std::string status_topic(const MqttConfig& m) {
@@ -99,6 +136,9 @@ std::string camera_topic(const MqttConfig& m, const std::string& camera) {
 std::string subscriber_topic(const MqttConfig& m, const std::string& camera,
                              const std::string& sub) {
   return m.base_topic + "/" + camera + "/subscribers/" + sub;
+}
+std::string snapshot_topic(const MqttConfig& m, const std::string& camera) {
+  return m.base_topic + "/" + camera + "/snapshot";
 }
 std::string discovery_topic(const MqttConfig& m, std::string_view component,
                             std::string_view object_id) {
@@ -327,6 +367,7 @@ std::vector<Discovery> camera_discovery(const MqttConfig& m, const std::string& 
   for (const Entity& e : entities) {
     out.push_back(make(m, camera_device_id(m, camera), e, camera_topic(m, camera), &camera));
   }
+  if (m.snapshot_interval.count() > 0) out.push_back(image_entity(m, camera));
   return out;
 }
 

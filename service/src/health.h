@@ -22,6 +22,7 @@ namespace cfsvc {
 // What the service looks like at one moment (Service::snapshot).
 struct ServiceSnapshot {
   double uptime_s = 0;
+  std::string runtime_dir;            // where the rings are
   std::vector<CameraStatus> cameras;  // in config order
 };
 
@@ -37,6 +38,8 @@ std::string stats_topic(const MqttConfig& m);                                 //
 std::string camera_topic(const MqttConfig& m, const std::string& camera);     // <base>/<cam>/state
 std::string subscriber_topic(const MqttConfig& m, const std::string& camera,  // <base>/<cam>/
                              const std::string& sub);                         //  subscribers/<sub>
+std::string snapshot_topic(const MqttConfig& m, const std::string& camera);   // <base>/<cam>/
+                                                                              //  snapshot
 
 // ---- states
 // One subscriber as published: its counters, whether it is still attached, and its rate.
@@ -84,7 +87,7 @@ struct Discovery {
 };
 // The service's own device and entities (GPU ones only when `with_gpu`).
 std::vector<Discovery> service_discovery(const MqttConfig& m, bool with_gpu);
-// A camera's device and entities.
+// A camera's device and entities (its image entity when m.snapshot_interval is not 0).
 std::vector<Discovery> camera_discovery(const MqttConfig& m, const std::string& camera);
 // A subscriber's entities, on its camera's device.
 std::vector<Discovery> subscriber_discovery(const MqttConfig& m, const std::string& camera,

@@ -23,9 +23,11 @@ extern "C" {
 #include "config.h"
 #include "cuframes/cuframes.h"
 #include "fd_event.h"
+#include "http.h"
 #include "logging.h"
 #include "mqtt.h"
 #include "service.h"
+#include "snapshot.h"
 
 namespace {
 
@@ -148,10 +150,43 @@ void configure_mqtt(const std::optional<cfsvc::MqttConfig>& mqtt, const cfsvc::S
   }
 }
 
+// Periodic snapshots to the MQTT monitor (mqtt.snapshot_interval), or none. Turned off before
+// the monitor is replaced: the worker then no longer calls the old one.
+void configure_snapshots(const std::optional<cfsvc::MqttConfig>& mqtt, cfsvc::MqttMonitor* monitor,
+                         cfsvc::SnapshotWorker* worker) {
+  if (monitor == nullptr || !mqtt || mqtt->snapshot_interval.count() == 0) {
+    worker->set_periodic(cfsvc::Duration{0}, 0, nullptr);
+    return;
+  }
+  worker->set_periodic(mqtt->snapshot_interval, mqtt->snapshot_width,
+                       [monitor](const std::string& camera, const cfsvc::SnapshotPicture& p) {
+                         monitor->publish_snapshot(camera,
+                                                   std::string(p.jpeg.begin(), p.jpeg.end()));
+                       });
+}
+
+// Starts, restarts (new address) or stops the HTTP endpoint to match `http`; false with *error
+// when it cannot listen.
+bool configure_http(const std::optional<cfsvc::HttpConfig>& http, const cfsvc::Service& service,
+                    cfsvc::SnapshotWorker* worker, std::unique_ptr<cfsvc::HttpServer>* server,
+                    std::string* error) {
+  if (*server && http && (*server)->config() == *http) return true;
+  if (*server) spdlog::info("HTTP: {}", http ? "address changed, listening again" : "turned off");
+  server->reset();
+  if (!http) return true;
+  cfsvc::HttpSources src;
+  src.snapshot = [&service] { return service.snapshot(); };
+  src.status_json = [&service] { return service.status_json(); };
+  src.snapshots = worker;
+  *server = cfsvc::HttpServer::start(*http, std::move(src), error);
+  return *server != nullptr;
+}
+
 // Applies the config file again; on success *running becomes the new one. A reload that fails,
 // whatever the reason (memory included), keeps the running config and cameras, and says why.
 void reload(const std::string& path, cfsvc::Service* service, const std::string& log_override,
-            cfsvc::Config* running, std::unique_ptr<cfsvc::MqttMonitor>* monitor) {
+            cfsvc::Config* running, std::unique_ptr<cfsvc::MqttMonitor>* monitor,
+            cfsvc::SnapshotWorker* worker, std::unique_ptr<cfsvc::HttpServer>* http) {
   try {
     cfsvc::Config next;  // the scratch config: the running one stays until this one is valid
     cfsvc::ConfigError err;
@@ -165,7 +200,12 @@ void reload(const std::string& path, cfsvc::Service* service, const std::string&
       return;
     }
     if (log_override.empty()) cfsvc::set_log_level(next.log.level);
+    configure_snapshots(std::nullopt, nullptr, worker);
     configure_mqtt(next.mqtt, *service, monitor);
+    configure_snapshots(next.mqtt, monitor->get(), worker);
+    if (!configure_http(next.http, *service, worker, http, &why)) {
+      spdlog::error("{}; HTTP is off until the config is fixed", why);
+    }
     if (*monitor) (*monitor)->notify();  // cameras may have come or gone
     *running = std::move(next);
     spdlog::info("reloaded {} ({} camera{})", path, running->cameras.size(),
@@ -216,6 +256,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cuframes-service: %s\n", err.str().c_str());
     return 2;
   }
+  if (config.http && !cfsvc::HttpServer::available()) {  // a config this build cannot serve
+    std::string why;
+    cfsvc::HttpServer::start(*config.http, {}, &why);  // says why not
+    std::fprintf(stderr, "cuframes-service: %s: %s\n", config.path.c_str(), why.c_str());
+    return 2;
+  }
   if (args.check) {
     std::printf("%s: OK (%zu camera%s)\n", args.config.c_str(), config.cameras.size(),
                 config.cameras.size() == 1 ? "" : "s");
@@ -229,7 +275,7 @@ int main(int argc, char** argv) {
   install_signal_handlers();
   spdlog::info("cuframes-service {} starting with {}", cuframes_version_string(), args.config);
 
-  // 3. The cameras.
+  // 3. The cameras, and the snapshot worker that reads them (MQTT, HTTP).
   cfsvc::Service service;
   std::string why;
   if (!service.apply(config, &why)) {
@@ -237,10 +283,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   service.write_status();
+  cfsvc::SnapshotWorker snapshots([&service] { return service.snapshot(); });
 
   // 4. Health over MQTT (when configured): its own thread, reading snapshots of the service.
+  // Then the HTTP endpoint (when configured); an address it cannot listen on stops the start.
   std::unique_ptr<cfsvc::MqttMonitor> monitor;
   configure_mqtt(config.mqtt, service, &monitor);
+  configure_snapshots(config.mqtt, monitor.get(), &snapshots);
+  std::unique_ptr<cfsvc::HttpServer> http;
+  if (!configure_http(config.http, service, &snapshots, &http, &why)) {
+    spdlog::error("cannot start: {}", why);
+    configure_snapshots(std::nullopt, nullptr, &snapshots);
+    monitor.reset();
+    service.stop_all();
+    return 1;
+  }
 
   // 5. Wait for signals and state changes; keep the status file fresh.
   while (!g_stop.load()) {
@@ -256,13 +313,15 @@ int main(int argc, char** argv) {
       if (monitor) monitor->notify();
     }
     if (g_reload.exchange(false)) {
-      reload(args.config, &service, args.log_level, &config, &monitor);
+      reload(args.config, &service, args.log_level, &config, &monitor, &snapshots, &http);
     }
     service.write_status();
   }
 
   // 6. Tear down in reverse.
   spdlog::info("stopping");
+  http.reset();
+  configure_snapshots(std::nullopt, nullptr, &snapshots);
   monitor.reset();  // "offline" while the cameras still run
   service.stop_all();
   g_wake = nullptr;

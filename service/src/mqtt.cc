@@ -130,6 +130,7 @@ struct MqttMonitor::Impl {
   bool stop = false, notified = false, ha_online = false, lost = false;
   std::string lost_cause, tls_error;
   std::deque<std::pair<std::string, std::string>> retained;  // (topic, payload) for the sweep
+  std::map<std::string, std::string> snapshots;              // camera -> the newest JPEG to publish
 
   // The monitor thread's own.
   bool connected = false;
@@ -169,6 +170,14 @@ void MqttMonitor::notify() {
   {
     std::lock_guard<std::mutex> lk(impl_->mu);
     impl_->notified = true;
+  }
+  impl_->cv.notify_all();
+}
+
+void MqttMonitor::publish_snapshot(const std::string& camera, std::string jpeg) {
+  {
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    impl_->snapshots[camera] = std::move(jpeg);
   }
   impl_->cv.notify_all();
 }
@@ -269,18 +278,21 @@ void MqttMonitor::Impl::run() {
 
     bool tick = false, changed = false, ha = false, was_lost = false;
     std::deque<std::pair<std::string, std::string>> batch;
+    std::map<std::string, std::string> pictures;
     std::string cause;
     {
       std::unique_lock<std::mutex> lk(mu);
       const auto until = clears.empty() ? next_tick : std::min(next_tick, clear_at);
-      cv.wait_until(lk, until,
-                    [&] { return stop || notified || ha_online || lost || !retained.empty(); });
+      cv.wait_until(lk, until, [&] {
+        return stop || notified || ha_online || lost || !retained.empty() || !snapshots.empty();
+      });
       if (stop) break;
       changed = std::exchange(notified, false);
       ha = std::exchange(ha_online, false);
       was_lost = std::exchange(lost, false);
       cause = lost_cause;
       batch.swap(retained);
+      pictures.swap(snapshots);
     }
     if (was_lost || !client->is_connected()) {
       spdlog::warn("MQTT: lost the connection to {}{}{}; reconnecting (cameras are unaffected)",
@@ -307,6 +319,9 @@ void MqttMonitor::Impl::run() {
     }
     if (tick || changed || !batch.empty()) sync(tick);
     if (!batch.empty()) sweep(batch);
+    for (const auto& [camera, jpeg] : pictures) {
+      if (cams.count(camera)) publish(snapshot_topic(cfg, camera), jpeg);  // not a removed one
+    }
     if (!clears.empty() && Clock::now() >= clear_at) clear_due_states();
   }
   shutdown();
@@ -391,6 +406,7 @@ void MqttMonitor::Impl::on_connected() {
     }
     client->subscribe(cfg.base_topic + "/+/state", cfg.qos);
     client->subscribe(cfg.base_topic + "/+/subscribers/+", cfg.qos);
+    client->subscribe(cfg.base_topic + "/+/snapshot", cfg.qos);  // the sweep's too
   } catch (const mqtt::exception& e) {
     spdlog::warn("MQTT: subscribing on {} failed: {}", uri, e.what());
   }
@@ -499,6 +515,7 @@ void MqttMonitor::Impl::remove_camera(const std::string& name, CameraTrack& t) {
     }
   }
   clear_state_later(name, camera_topic(cfg, name));
+  clear_state_later(name, snapshot_topic(cfg, name));
   for (const std::string& sub : t.subs.names()) {
     clear_state_later(name, subscriber_topic(cfg, name, sub));
   }

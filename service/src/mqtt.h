@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "config.h"
 #include "health.h"
@@ -30,6 +31,10 @@ class MqttMonitor {
   const MqttConfig& config() const;
   // Something changed (a camera's state, the set of cameras): publish soon. Thread-safe.
   void notify();
+  // A camera's snapshot (a JPEG) to publish, retained, at <base_topic>/<camera>/snapshot: soon,
+  // from the monitor's thread; only the newest one per camera waits, and it is dropped while
+  // disconnected. Thread-safe.
+  void publish_snapshot(const std::string& camera, std::string jpeg);
 
  private:
   struct Impl;

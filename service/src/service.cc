@@ -97,6 +97,7 @@ ServiceSnapshot Service::snapshot() const {
   ServiceSnapshot s;
   s.uptime_s = static_cast<double>(mono_ns() - started_ns_) / 1e9;
   std::lock_guard<std::mutex> lk(mu_);
+  s.runtime_dir = runtime_dir_;
   for (const CameraConfig& c : config_.cameras) {  // in config order
     auto it = cameras_.find(c.name);
     if (it != cameras_.end()) s.cameras.push_back(it->second->status());

@@ -7,7 +7,7 @@
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
 # Stages: build ctest core bench subs64 python preprocess pybench service rtsp repeat detector
-# detectorbench cli servicebench
+# detectorbench cli servicebench snapshot
 # pybench: tests/python/gpu's frame and fast-path tests (JAX on compact copies, stream ordering),
 # then bench/python_bench.py (Python publisher/subscribers against torch CUDA IPC, host shm + H2D
 # and the C path; needs the build stage's cuframes_bench), about 5 minutes in all;
@@ -27,6 +27,9 @@
 # window, total fps, CPU per camera and per frame, NVDEC utilisation (NVML), and where the limit
 # is. SERVICE_BENCH_ARGS replaces the defaults (--counts 8,32,64 --window 20: about 5 minutes;
 # the big counts in a call of their own: --counts 100,128 --window 20 --ceiling-streams 128).
+# snapshot: camera snapshots of cuda rings over HTTP (tests/gpu/test_snapshot_gpu.py: scaled on the
+# GPU, decoded back to the right picture), then bench/snapshot_bench.py (cost per snapshot, camera
+# fps with snapshots on and off, interleaved); about 3 minutes. The build needs cpp-httplib (.gpu).
 # repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
 # time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
@@ -34,7 +37,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench subs64 python preprocess pybench service rtsp repeat detector detectorbench cli servicebench}
+STAGES=${STAGES:-build ctest core bench subs64 python preprocess pybench service rtsp repeat detector detectorbench cli servicebench snapshot}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
@@ -184,6 +187,17 @@ if want servicebench; then
     --ceiling "$BUILD/bench/nvdec_ceiling" --clip .gpu-media/bench-1080p30.mp4 \
     ${SERVICE_BENCH_ARGS:---counts 8,32,64 --window 20} >"$OUT/service-bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/service-bench.txt"
+fi
+if want snapshot; then
+  step "snapshots of cuda rings (HTTP), then bench/snapshot_bench.py"
+  need_package
+  grep -h "cuframes-service: HTTP endpoint" "$OUT/build.log" 2>/dev/null | tee -a "$OUT/summary.txt"
+  gpu_pytest tests/gpu/test_snapshot_gpu.py
+  grep -E "snapshots checked" "$OUT/python-gpu.log" | tail -6 | tee -a "$OUT/summary.txt"
+  timeout -k 10 200 python3 bench/snapshot_bench.py --service "$BUILD/service/cuframes-service" \
+    --clip .gpu-media/bench-1080p30.mp4 ${SNAPSHOT_BENCH_ARGS:-} >"$OUT/snapshot-bench.txt" 2>&1 \
+    || status=1
+  tee -a "$OUT/summary.txt" <"$OUT/snapshot-bench.txt"
 fi
 step "exit status $status"
 exit $status

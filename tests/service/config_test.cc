@@ -741,7 +741,7 @@ cameras:
   const ConfigError far = MustFail("metrics: {port: 9100}\ncameras: {a: {url: testsrc://}}\n");
   EXPECT_CONFIG_ERROR(far, 1, 1, "metrics",
                       "unknown key 'metrics' (known keys: runtime_dir, log, status_interval, "
-                      "defaults, cameras, mqtt)");
+                      "defaults, cameras, mqtt, http)");
   EXPECT_EQ(far.message.find("did you mean"), std::string::npos);
   EXPECT_CONFIG_ERROR(MustFail("log: {lvl: info}\ncameras: {a: {url: testsrc://}}\n"), 1, 7,
                       "log.lvl", "unknown key 'lvl' (did you mean 'level'?)");
@@ -1302,7 +1302,7 @@ TEST(ConfigMqttErrors, UnknownAndDuplicateKeys) {
   EXPECT_CONFIG_ERROR(far, 3, 3, "mqtt.bogus",
                       "unknown key 'bogus' (known keys: host, port, client_id, username, "
                       "password, tls, keepalive, node_id, base_topic, stats_interval, discovery, "
-                      "discovery_prefix, qos)");
+                      "discovery_prefix, qos, snapshot_interval, snapshot_width)");
   // Unknown keys are found before a missing host.
   EXPECT_CONFIG_ERROR(MustFail(WithMqtt("  hots: b\n")), 2, 3, "mqtt.hots",
                       "unknown key 'hots' (did you mean 'host'?)");

@@ -492,6 +492,9 @@ CAMERA_SENSORS: dict[str, tuple[Optional[str], Optional[str], Optional[str], Opt
     "subscribers": (None, "measurement", None, None),
     "state": ("enum", None, None, "diagnostic"),
 }
+# A camera's entities with snapshots on (the default): its sensors, the connectivity
+# binary_sensor and the snapshot image.
+CAMERA_ENTITIES = len(CAMERA_SENSORS) + 2
 SUBSCRIBER_SENSORS: dict[str, tuple[Optional[str], Optional[str], Optional[str],
                                      Optional[str]]] = {
     "frames": (None, "total_increasing", None, None),
@@ -603,11 +606,12 @@ def discovery_configs(msgs: Iterable[Msg], prefix: str) -> dict[str, bytes]:
 def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, base: str,
                        cameras: Iterable[str],
                        subscribers: Optional[dict[str, Iterable[str]]] = None,
-                       sw_version: Optional[str] = None) -> Discovery:
+                       sw_version: Optional[str] = None, snapshots: bool = True) -> Discovery:
     """Checks discovery payloads (topic -> payload; empty payloads are deletions and are
     skipped) against HA's MQTT discovery rules and docs/mqtt.md's tables. cameras: the cameras
     that must each have their 8 entities; subscribers: camera -> subscriber names that must
-    each have their 3 entities. Returns every problem found, not just the first."""
+    each have their 3 entities; snapshots: each camera has its image entity (mqtt.snapshot_interval
+    not 0). Returns every problem found, not just the first."""
     d = Discovery()
     p = d.problems
     cameras = list(cameras)
@@ -625,8 +629,8 @@ def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, 
             continue
         component, tnode, object_id = m.groups()
         where = topic
-        if component not in ("sensor", "binary_sensor"):
-            p.append(f"{where}: component {component!r} is not sensor or binary_sensor")
+        if component not in ("sensor", "binary_sensor", "image"):
+            p.append(f"{where}: component {component!r} is not sensor, binary_sensor or image")
         if tnode != node_id:
             p.append(f"{where}: node_id {tnode!r} in the topic, expected {node_id!r}")
         if not ID_RE.match(tnode) or not ID_RE.match(object_id):
@@ -659,9 +663,11 @@ def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, 
         if "object_id" in cfg and cfg["object_id"] != object_id:
             p.append(f"{where}: payload object_id {cfg['object_id']!r} != topic's {object_id!r}")
 
-        # state topic
+        # state topic (an image has its image_topic instead: _check_image)
         st = cfg.get("state_topic")
-        if not isinstance(st, str) or not st:
+        if component == "image":
+            pass
+        elif not isinstance(st, str) or not st:
             p.append(f"{where}: state_topic missing (required by HA for {component})")
         elif not st.startswith(base + "/"):
             p.append(f"{where}: state_topic {st!r} is not under the base topic {base!r}")
@@ -679,6 +685,8 @@ def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, 
                                   a.get("payload_not_available")))
         if not av_topics:
             p.append(f"{where}: no availability_topic")
+        if component == "image":  # the status topic, and the camera's state (_check_image)
+            av_topics = av_topics[:1]
         for t, on, off in av_topics:
             if t != f"{base}/status":
                 p.append(f"{where}: availability topic {t!r}, expected {base + '/status'!r}")
@@ -800,6 +808,10 @@ def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, 
                     if cfg.get(k, v) != v:
                         p.append(f"{where}: {k} {cfg.get(k)!r}, expected {v!r}")
 
+        if component == "image":
+            _check_image(ent, node_id, base, p)
+            continue
+
         # which entity of the contract's tables this is
         tpl = cfg.get("value_template")
         ent.field = template_field(tpl if isinstance(tpl, str) else None)
@@ -822,6 +834,9 @@ def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, 
         conn = [e for e in ents if e.component == "binary_sensor"]
         if len(conn) != 1:
             p.append(f"camera {cam}: {len(conn)} binary_sensors, expected 1 (connectivity)")
+        images = [e for e in ents if e.component == "image"]
+        if len(images) != int(snapshots):
+            p.append(f"camera {cam}: {len(images)} image entities, expected {int(snapshots)}")
         fields = sorted(e.field or "?" for e in ents if e.component == "sensor")
         if fields != sorted(CAMERA_SENSORS):
             p.append(f"camera {cam}: sensors for {fields}, expected {sorted(CAMERA_SENSORS)}")
@@ -833,6 +848,46 @@ def validate_discovery(configs: dict[str, bytes], *, prefix: str, node_id: str, 
                 p.append(f"camera {cam} subscriber {name}: sensors for {fields}, expected "
                          f"{sorted(SUBSCRIBER_SENSORS)}")
     return d
+
+
+def _check_image(ent: Entity, node_id: str, base: str, p: list[str]) -> None:
+    """docs/mqtt.md's image entity: HA's MQTT image schema (image_topic, content_type; no
+    state_topic or value_template), the camera's snapshot topic, available while the service is
+    online and the camera streaming."""
+    cfg, where, cam = ent.cfg, ent.topic, ent.camera
+    if cam is None:
+        p.append(f"{where}: an image entity not on a camera's device")
+        return
+    want = {"image_topic": f"{base}/{cam}/snapshot", "content_type": "image/jpeg",
+            "unique_id": f"cuframes_{node_id}_{ha_id(cam)}_snapshot",
+            "availability_mode": "all"}
+    for k, v in want.items():
+        if cfg.get(k) != v:
+            p.append(f"{where}: {k} {cfg.get(k)!r}, expected {v!r}")
+    for k in ("state_topic", "value_template", "url_topic", "url_template", "image_encoding",
+              "device_class", "state_class", "unit_of_measurement", "availability_topic"):
+        if k in cfg:
+            p.append(f"{where}: {k} on an image entity (not in its schema, or not ours)")
+    av = cfg.get("availability")
+    if not isinstance(av, list) or len(av) != 2:
+        p.append(f"{where}: availability {av!r}: expected the service's status topic and the "
+                 f"camera's state topic")
+        return
+    state = av[1] if isinstance(av[1], dict) else {}
+    if state.get("topic") != f"{base}/{cam}/state":
+        p.append(f"{where}: availability[1] topic {state.get('topic')!r}, expected "
+                 f"{base}/{cam}/state")
+    tpl = state.get("value_template")
+    on, off = state.get("payload_available", "online"), state.get("payload_not_available",
+                                                                   "offline")
+    for st in sorted(STATES):
+        try:
+            got = render(tpl, json.dumps({"state": st}).encode()) if isinstance(tpl, str) else None
+        except Exception as ex:  # jinja2 errors of any kind
+            got = f"<{type(ex).__name__}: {ex}>"
+        if got != (on if st == "streaming" else off):
+            p.append(f"{where}: availability template gives {got!r} for a camera {st}, expected "
+                     f"{on if st == 'streaming' else off!r}")
 
 
 def _check_table(ent: Entity, node_id: str, p: list[str]) -> None:

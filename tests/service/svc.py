@@ -55,15 +55,18 @@ def to_yaml(obj: Any, indent: int = 0) -> str:
 
 def write_config(path: Path, cameras: dict[str, dict[str, Any]], runtime_dir: str,
                  status_interval: str = "200ms", defaults: Optional[dict[str, Any]] = None,
-                 log_level: str = "debug", mqtt: Optional[dict[str, Any]] = None) -> Path:
+                 log_level: str = "debug", mqtt: Optional[dict[str, Any]] = None,
+                 http: Optional[dict[str, Any]] = None) -> Path:
     """Writes a service config: host memory by default (CI has no GPU); an `mqtt:` section
-    when mqtt is given."""
+    when mqtt is given, an `http:` section when http is."""
     d = {"memory": "host"}
     d.update(defaults or {})
     cfg: dict[str, Any] = {"runtime_dir": runtime_dir, "log": {"level": log_level},
                            "status_interval": status_interval, "defaults": d, "cameras": cameras}
     if mqtt is not None:
         cfg["mqtt"] = mqtt
+    if http is not None:
+        cfg["http"] = http
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(to_yaml(cfg))
     os.replace(tmp, path)  # a reload never reads a half-written file

@@ -364,7 +364,7 @@ def test_entities_of_a_camera_removed_while_stopped_are_swept(
              lambda: f"still retained: {left()}\n{s2.log_tail()}")
     after = mh.retained(b.port)
     kept = [t for t in after if t.startswith(f"{PREFIX}/") and "cuframes_test_front_" in t]
-    assert len(kept) == 8, sorted(after)  # front's own entities are untouched
+    assert len(kept) == mh.CAMERA_ENTITIES, sorted(after)  # front's own entities are untouched
     s2.assert_running()
 
 
@@ -479,7 +479,7 @@ def test_subscriber_sensors(broker: Callable[..., mh.Broker],
         col.wait_msg(f"{BASE}/cam/state",
                      lambda m: (m.obj() or {}).get("subscribers") == 2, timeout=10,
                      what="subscribers: 2", detail=s.describe)
-        configs = _wait_configs(col, 8 + 2 * 3)
+        configs = _wait_configs(col, mh.CAMERA_ENTITIES + 2 * 3)
     finally:
         newest.finish()
         strict.finish()
@@ -563,7 +563,7 @@ def test_camera_removed_by_sighup(broker: Callable[..., mh.Broker],
     b_cfgs = [t for t, p in configs.items() if p and owner(t, p) == "b"]
     a_cfgs = {t: p for t, p in configs.items() if p and owner(t, p) == "a"}
     b_states = [t for t in store if t.startswith(f"{BASE}/b/")]
-    assert len(b_cfgs) >= 8 + 3, f"b's configs before the reload: {b_cfgs}"
+    assert len(b_cfgs) >= mh.CAMERA_ENTITIES + 3, f"b's configs before the reload: {b_cfgs}"
     assert f"{BASE}/b/state" in b_states and f"{BASE}/b/subscribers/det_b" in b_states, store
 
     mark = col.mark()
@@ -779,7 +779,7 @@ def test_auth_ok(broker: Callable[..., mh.Broker], collector: Callable[..., mh.C
     s = service({"cam": mh.testsrc()},
                 mq(b, username="cuframes", password=USERS["cuframes"]))
     configs = _wait_announced(col, s, ["cam"])
-    assert len(configs) == 8 + 3, sorted(configs)  # the camera's and the service's
+    assert len(configs) == mh.CAMERA_ENTITIES + 3, sorted(configs)  # the camera's and the service's
     assert b.connects_of(f"cuframes-{NODE}"), b.log_tail()
     assert not b.refused_connects(), b.refused_connects()
     leaked = [ln for ln in _log_lines(s) if USERS["cuframes"] in ln]
