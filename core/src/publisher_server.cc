@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "clock.h"
+#include "enums.h"
 #include "log.h"
 #include "publisher.h"
 #include "publisher_server.h"
@@ -210,7 +211,7 @@ Status Publisher::answer_hello(const Hello& hello, UniqueFd* fd) {
   UniqueFd entry_fd;  // subscribers: their own entry's memfd, closed here once sent
   switch (role) {
     case Role::kSubscriber: {
-      if (hello.mode != CUFRAMES_MODE_NEWEST_ONLY && hello.mode != CUFRAMES_MODE_STRICT_ORDER) {
+      if (!known_mode(hello.mode)) {
         return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown subscriber mode %u", hello.mode);
       }
       std::string_view name(hello.name, strnlen(hello.name, sizeof hello.name));

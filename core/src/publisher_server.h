@@ -6,9 +6,11 @@
 //  - accept: connections on the key's socket (listen_fd_), at most kMaxPending waiting for their
 //    hello (the oldest silent one makes room), each closed after kHandshakeTimeoutMs of silence;
 //    accepting pauses kAcceptPauseMs when the process is out of fds or memory;
-//  - handshake: one Hello per connection (wire.h), answered with a Welcome carrying the ring's fds
-//    or an Error naming what is wrong (bad magic, another protocol version, unknown role or mode,
-//    full subscriber table, kMaxObservers / kMaxPacketReaders reached);
+//  - handshake: one Hello per connection (wire.h), answered with a Welcome carrying the ring's fds,
+//    or a Welcome with a failure status and a message naming what is wrong (another protocol
+//    version, a malformed Hello, an unknown role or mode, a bad consumer name, a full subscriber
+//    table, kMaxObservers / kMaxPacketReaders reached); garbage (no preamble, bad magic) is
+//    logged and closed without a reply;
 //  - per-peer connection handling: a subscriber gets its own table entry (make_entry: a memfd
 //    mapped at entries_window_ + index * kEntryWindowStride); any message from it wakes a producer
 //    blocked in STRICT_WAIT (producer_wake_); an observer's refresh Note is answered after
