@@ -21,17 +21,19 @@ cflags_libs=$(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs cuframes)
 echo "cc -o sub sub.c $cflags_libs"
 cc -Wall -Wextra -Werror -o "$tmp/sub" "$tmp/sub.c" $cflags_libs
 
-# The same snippet through CMake: find_package(cuframes) and the imported target.
+# The same snippet through CMake: find_package(cuframes VERSION) and the imported target, the
+# version asked for being the one the package says it is (the project version, written once).
+version=$(PKG_CONFIG_PATH=$pc pkg-config --modversion cuframes)
 mkdir -p "$tmp/cm"
 cp "$tmp/sub.c" "$tmp/cm/sub.c"
-cat >"$tmp/cm/CMakeLists.txt" <<'CMAKE'
+cat >"$tmp/cm/CMakeLists.txt" <<CMAKE
 cmake_minimum_required(VERSION 3.16)
 project(sub C)
-find_package(cuframes 0.5 REQUIRED)
+find_package(cuframes $version EXACT REQUIRED)
 add_executable(sub sub.c)
 target_link_libraries(sub PRIVATE cuframes::cuframes)
 CMAKE
-echo "cmake: find_package(cuframes) -> cuframes::cuframes"
+echo "cmake: find_package(cuframes $version EXACT) -> cuframes::cuframes"
 cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >/dev/null
 cmake --build "$tmp/cm/build" >/dev/null
 

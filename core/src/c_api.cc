@@ -14,15 +14,21 @@
 #include "packet_reader.h"
 #include "preprocess.h"
 #include "publisher.h"
-#include "runtime_dir.h"
 #include "registry.h"
+#include "runtime_dir.h"
+#include "sized.h"
 #include "status.h"
 #include "subscriber.h"
 
 using cuframes::detail::Err;
 using cuframes::detail::HeldFrame;
 using cuframes::detail::Ok;
+using cuframes::detail::out_size;
+using cuframes::detail::read_options;
 using cuframes::detail::Status;
+using cuframes::detail::write_sized;
+using cuframes::detail::write_stats;
+using cuframes::detail::write_subscriber_array;
 
 struct cuframes_publisher_t {
   std::unique_ptr<cuframes::detail::Publisher> impl;
@@ -66,15 +72,6 @@ cuframes_status_t guard(F&& f) {
   }
 }
 
-// For the void getters: they cannot report, but no exception may cross the C ABI.
-template <class F>
-void no_throw(F&& f) noexcept {
-  try {
-    f();
-  } catch (...) {
-  }
-}
-
 Status null_arg(const char* what) {
   return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s is NULL", what);
 }
@@ -83,17 +80,24 @@ Status null_arg(const char* what) {
 
 extern "C" {
 
-const char* cuframes_version_string(void) { return CUFRAMES_VERSION_STRING; }
+const char* cuframes_version_string(void) {
+  return CUFRAMES_VERSION_STRING;
+}
 
-uint32_t cuframes_protocol_version(void) { return cuframes::detail::kProtocolVersion; }
+uint32_t cuframes_protocol_version(void) {
+  return cuframes::detail::kProtocolVersion;
+}
 
-int64_t cuframes_now_ns(void) { return cuframes::detail::now_ns(); }
+int64_t cuframes_now_ns(void) {
+  return cuframes::detail::now_ns();
+}
 
 // --- publisher ---------------------------------------------------------------------------------
 
 void cuframes_publisher_options_init(cuframes_publisher_options_t* o) {
   if (o == nullptr) return;
   *o = cuframes_publisher_options_t{};
+  o->struct_size = sizeof *o;
   o->format = CUFRAMES_FORMAT_NV12;
   o->slots = 8;
   o->memory = CUFRAMES_MEMORY_HOST;
@@ -109,8 +113,11 @@ cuframes_status_t cuframes_publisher_create(const char* key,
   return guard([&] {
     if (options == nullptr) return null_arg("options");
     if (out == nullptr) return null_arg("out");
+    cuframes_publisher_options_t o;
+    CUFRAMES_RETURN_IF_ERROR(
+        read_options(options, cuframes_publisher_options_init, "cuframes_publisher_options_t", &o));
     auto p = std::make_unique<cuframes_publisher_t>();
-    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::Publisher::Create(key, *options, &p->impl));
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::Publisher::Create(key, o, &p->impl));
     *out = p.release();
     return Ok();
   });
@@ -170,8 +177,7 @@ cuframes_status_t cuframes_loan_set_color(cuframes_loan_t* loan, cuframes_color_
 }
 
 cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher, cuframes_loan_t* loan,
-                                            int64_t pts_ns, void* cuda_stream,
-                                            uint64_t* seq_out) {
+                                            int64_t pts_ns, void* cuda_stream, uint64_t* seq_out) {
   std::unique_ptr<cuframes_loan_t> owned(loan);
   return guard([&] {
     if (loan == nullptr) return null_arg("loan");
@@ -200,6 +206,7 @@ void cuframes_publisher_abandon(cuframes_publisher_t* publisher, cuframes_loan_t
 void cuframes_source_init(cuframes_source_t* source) {
   if (source == nullptr) return;
   *source = cuframes_source_t{};
+  source->struct_size = sizeof *source;
   source->memory = CUFRAMES_MEMORY_HOST;
 }
 
@@ -209,23 +216,33 @@ cuframes_status_t cuframes_publisher_publish(cuframes_publisher_t* publisher,
   return guard([&] {
     if (publisher == nullptr) return null_arg("publisher");
     if (source == nullptr) return null_arg("source");
-    return publisher->impl->publish(*source, pts_ns, seq_out);
+    cuframes_source_t src;
+    CUFRAMES_RETURN_IF_ERROR(read_options(source, cuframes_source_init, "cuframes_source_t", &src));
+    return publisher->impl->publish(src, pts_ns, seq_out);
   });
 }
 
-void cuframes_publisher_get_stats(const cuframes_publisher_t* p, cuframes_publisher_stats_t* out) {
-  if (p != nullptr && out != nullptr) p->impl->stats(out);
+cuframes_status_t cuframes_publisher_get_stats(const cuframes_publisher_t* p,
+                                               cuframes_publisher_stats_t* out) {
+  return guard([&] {
+    if (p == nullptr) return null_arg("publisher");
+    return write_stats(out, "cuframes_publisher_stats_t",
+                       [&](cuframes_publisher_stats_t* v) { p->impl->stats(v); });
+  });
 }
 
-void cuframes_publisher_read_subscribers(const cuframes_publisher_t* p,
-                                         cuframes_subscriber_stats_t* subs, size_t capacity,
-                                         size_t* count) {
-  if (p == nullptr) {
-    if (count) *count = 0;
-    return;
-  }
-  if (count) *count = 0;
-  no_throw([&] { p->impl->read_subscribers(subs, subs == nullptr ? 0 : capacity, count); });
+cuframes_status_t cuframes_publisher_read_subscribers(const cuframes_publisher_t* p,
+                                                      cuframes_subscriber_stats_t* subs,
+                                                      size_t capacity, size_t* count) {
+  return guard([&] {
+    if (p == nullptr) return null_arg("publisher");
+    return write_subscriber_array(subs, capacity, count,
+                                  [&](cuframes_subscriber_stats_t* all, size_t cap, size_t* n) {
+                                    *n = 0;
+                                    p->impl->read_subscribers(all, cap, n);
+                                    return Ok();
+                                  });
+  });
 }
 
 cuframes_status_t cuframes_publisher_set_codec(cuframes_publisher_t* publisher,
@@ -251,6 +268,7 @@ cuframes_status_t cuframes_publisher_write_packet(cuframes_publisher_t* publishe
 void cuframes_subscriber_options_init(cuframes_subscriber_options_t* o) {
   if (o == nullptr) return;
   *o = cuframes_subscriber_options_t{};
+  o->struct_size = sizeof *o;
   o->mode = CUFRAMES_MODE_NEWEST_ONLY;
   o->connect_timeout_ms = -1;
 }
@@ -261,8 +279,11 @@ cuframes_status_t cuframes_subscriber_create(const char* key,
   return guard([&] {
     if (options == nullptr) return null_arg("options");
     if (out == nullptr) return null_arg("out");
+    cuframes_subscriber_options_t o;
+    CUFRAMES_RETURN_IF_ERROR(read_options(options, cuframes_subscriber_options_init,
+                                          "cuframes_subscriber_options_t", &o));
     auto s = std::make_unique<cuframes_subscriber_t>();
-    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::Subscriber::Create(key, *options, &s->impl));
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::Subscriber::Create(key, o, &s->impl));
     *out = s.release();
     return Ok();
   });
@@ -312,22 +333,28 @@ cuframes_status_t cuframes_frame_release(cuframes_frame_t* frame, void* cuda_str
   return guard([&] { return frame->held->release(cuda_stream); });
 }
 
-void cuframes_subscriber_get_stats(const cuframes_subscriber_t* s,
-                                   cuframes_subscriber_stats_t* out) {
-  if (s == nullptr || out == nullptr) return;
-  *out = cuframes_subscriber_stats_t{};
-  no_throw([&] { s->impl->stats(out); });
+cuframes_status_t cuframes_subscriber_get_stats(const cuframes_subscriber_t* s,
+                                                cuframes_subscriber_stats_t* out) {
+  return guard([&] {
+    if (s == nullptr) return null_arg("subscriber");
+    return write_stats(out, "cuframes_subscriber_stats_t",
+                       [&](cuframes_subscriber_stats_t* v) { s->impl->stats(v); });
+  });
 }
 
 void cuframes_subscriber_note_timeout(cuframes_subscriber_t* s) {
   if (s != nullptr) s->impl->note_timeout();
 }
 
-void cuframes_subscriber_get_ring_status(const cuframes_subscriber_t* s,
-                                         cuframes_ring_status_t* out) {
-  if (s == nullptr || out == nullptr) return;
-  *out = cuframes_ring_status_t{};
-  no_throw([&] { s->impl->ring_status(out); });
+cuframes_status_t cuframes_subscriber_get_ring_status(const cuframes_subscriber_t* s,
+                                                      cuframes_ring_status_t* out) {
+  return guard([&] {
+    if (s == nullptr) return null_arg("subscriber");
+    return write_stats(out, "cuframes_ring_status_t", [&](cuframes_ring_status_t* v) {
+      s->impl->ring_status(v);
+      v->stats.struct_size = sizeof v->stats;
+    });
+  });
 }
 
 const char* cuframes_subscriber_name(const cuframes_subscriber_t* s) {
@@ -377,8 +404,14 @@ void cuframes_preprocess_options_init(cuframes_preprocess_options_t* o) {
   if (o != nullptr) *o = cuframes::detail::preprocess_defaults();
 }
 
-size_t cuframes_preprocess_bytes(const cuframes_preprocess_options_t* o, size_t count) {
-  return o == nullptr ? 0 : cuframes::detail::preprocess_bytes(*o, count);
+size_t cuframes_preprocess_bytes(const cuframes_preprocess_options_t* options, size_t count) {
+  if (options == nullptr) return 0;
+  cuframes_preprocess_options_t o;
+  if (!read_options(options, cuframes_preprocess_options_init, "cuframes_preprocess_options_t", &o)
+           .ok()) {
+    return 0;
+  }
+  return cuframes::detail::preprocess_bytes(o, count);
 }
 
 cuframes_status_t cuframes_preprocess(cuframes_frame_t* const* frames, size_t count,
@@ -387,6 +420,9 @@ cuframes_status_t cuframes_preprocess(cuframes_frame_t* const* frames, size_t co
   return guard([&] {
     if (frames == nullptr && count != 0) return null_arg("frames");
     if (options == nullptr) return null_arg("options");
+    cuframes_preprocess_options_t o;
+    CUFRAMES_RETURN_IF_ERROR(read_options(options, cuframes_preprocess_options_init,
+                                          "cuframes_preprocess_options_t", &o));
     std::vector<cuframes::detail::PreprocessInput> in(count);
     for (size_t i = 0; i < count; ++i) {
       if (frames[i] == nullptr || !frames[i]->held) {
@@ -396,7 +432,7 @@ cuframes_status_t cuframes_preprocess(cuframes_frame_t* const* frames, size_t co
       if (!h.core) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "frames[%zu] was released", i);
       in[i] = {&h.info, h.core->consumer_stream};
     }
-    return cuframes::detail::preprocess(in.data(), count, *options, out, out_bytes, transforms);
+    return cuframes::detail::preprocess(in.data(), count, o, out, out_bytes, transforms);
   });
 }
 
@@ -414,7 +450,9 @@ cuframes_status_t cuframes_observer_create(const char* key, const char* runtime_
   });
 }
 
-void cuframes_observer_destroy(cuframes_observer_t* observer) { delete observer; }
+void cuframes_observer_destroy(cuframes_observer_t* observer) {
+  delete observer;
+}
 
 cuframes_status_t cuframes_observer_read(cuframes_observer_t* observer,
                                          cuframes_ring_status_t* ring,
@@ -422,27 +460,55 @@ cuframes_status_t cuframes_observer_read(cuframes_observer_t* observer,
                                          size_t* count) {
   return guard([&] {
     if (observer == nullptr) return null_arg("observer");
-    return observer->impl->read(ring, subs, subs == nullptr ? 0 : capacity, count);
+    size_t ring_size = 0;
+    if (ring != nullptr) {
+      CUFRAMES_RETURN_IF_ERROR(
+          out_size<cuframes_ring_status_t>(ring, "cuframes_ring_status_t", &ring_size));
+    }
+    cuframes_ring_status_t r{};
+    CUFRAMES_RETURN_IF_ERROR(write_subscriber_array(
+        subs, capacity, count, [&](cuframes_subscriber_stats_t* all, size_t cap, size_t* n) {
+          return observer->impl->read(ring != nullptr ? &r : nullptr, all, cap, n);
+        }));
+    if (ring != nullptr) {
+      r.stats.struct_size = sizeof r.stats;
+      write_sized(r, ring_size, ring);
+    }
+    return Ok();
   });
 }
 
 // --- listing -----------------------------------------------------------------------------------
 
+namespace {
+
+Status runtime_dir_into(const char* runtime_dir, cuframes::detail::DirUse use, char* out,
+                        size_t cap, int* exists) {
+  if (out == nullptr) return null_arg("out");
+  std::string dir;
+  bool there = false;
+  CUFRAMES_RETURN_IF_ERROR(cuframes::detail::resolve_runtime_dir(runtime_dir, &dir, use, &there));
+  if (dir.size() + 1 > cap) {
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "runtime dir %s needs %zu bytes, cap is %zu",
+               dir.c_str(), dir.size() + 1, cap);
+  }
+  std::memcpy(out, dir.c_str(), dir.size() + 1);
+  if (exists != nullptr) *exists = there ? 1 : 0;
+  return Ok();
+}
+
+}  // namespace
+
 cuframes_status_t cuframes_runtime_dir(const char* runtime_dir, char* out, size_t cap,
                                        int* exists) {
   return guard([&] {
-    if (out == nullptr) return null_arg("out");
-    std::string dir;
-    bool there = false;
-    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::resolve_runtime_dir(
-        runtime_dir, &dir, cuframes::detail::DirUse::kLook, &there));
-    if (dir.size() + 1 > cap) {
-      return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "runtime dir %s needs %zu bytes, cap is %zu",
-                 dir.c_str(), dir.size() + 1, cap);
-    }
-    std::memcpy(out, dir.c_str(), dir.size() + 1);
-    if (exists != nullptr) *exists = there ? 1 : 0;
-    return Ok();
+    return runtime_dir_into(runtime_dir, cuframes::detail::DirUse::kLook, out, cap, exists);
+  });
+}
+
+cuframes_status_t cuframes_runtime_dir_create(const char* runtime_dir, char* out, size_t cap) {
+  return guard([&] {
+    return runtime_dir_into(runtime_dir, cuframes::detail::DirUse::kCreate, out, cap, nullptr);
   });
 }
 
@@ -465,26 +531,16 @@ const char* cuframes_key_list_get(const cuframes_key_list_t* list, size_t index)
   return list->keys[index].c_str();
 }
 
-void cuframes_key_list_destroy(cuframes_key_list_t* list) { delete list; }
+void cuframes_key_list_destroy(cuframes_key_list_t* list) {
+  delete list;
+}
 
 // --- packets -----------------------------------------------------------------------------------
-
-const char* cuframes_codec_name(cuframes_codec_t codec) {
-  switch (codec) {
-    case CUFRAMES_CODEC_H264: return "h264";
-    case CUFRAMES_CODEC_HEVC: return "hevc";
-    case CUFRAMES_CODEC_AV1: return "av1";
-    case CUFRAMES_CODEC_VP9: return "vp9";
-    case CUFRAMES_CODEC_MJPEG: return "mjpeg";
-    case CUFRAMES_CODEC_UNKNOWN:
-    case CUFRAMES_CODEC_MAX_ENUM: break;
-  }
-  return "unknown";
-}
 
 void cuframes_packet_reader_options_init(cuframes_packet_reader_options_t* o) {
   if (o == nullptr) return;
   *o = cuframes_packet_reader_options_t{};
+  o->struct_size = sizeof *o;
   o->connect_timeout_ms = -1;
 }
 
@@ -494,14 +550,19 @@ cuframes_status_t cuframes_packet_reader_create(const char* key,
   return guard([&] {
     if (options == nullptr) return null_arg("options");
     if (out == nullptr) return null_arg("out");
+    cuframes_packet_reader_options_t o;
+    CUFRAMES_RETURN_IF_ERROR(read_options(options, cuframes_packet_reader_options_init,
+                                          "cuframes_packet_reader_options_t", &o));
     auto r = std::make_unique<cuframes_packet_reader_t>();
-    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::PacketReader::Create(key, *options, &r->impl));
+    CUFRAMES_RETURN_IF_ERROR(cuframes::detail::PacketReader::Create(key, o, &r->impl));
     *out = r.release();
     return Ok();
   });
 }
 
-void cuframes_packet_reader_destroy(cuframes_packet_reader_t* reader) { delete reader; }
+void cuframes_packet_reader_destroy(cuframes_packet_reader_t* reader) {
+  delete reader;
+}
 
 int cuframes_packet_reader_fd(const cuframes_packet_reader_t* r) {
   return r == nullptr ? -1 : r->impl->fd();
@@ -525,9 +586,13 @@ cuframes_status_t cuframes_packet_reader_next(cuframes_packet_reader_t* reader, 
   });
 }
 
-void cuframes_packet_reader_get_stats(const cuframes_packet_reader_t* r,
-                                      cuframes_packet_reader_stats_t* out) {
-  if (r != nullptr && out != nullptr) *out = r->impl->stats();
+cuframes_status_t cuframes_packet_reader_get_stats(const cuframes_packet_reader_t* r,
+                                                   cuframes_packet_reader_stats_t* out) {
+  return guard([&] {
+    if (r == nullptr) return null_arg("reader");
+    return write_stats(out, "cuframes_packet_reader_stats_t",
+                       [&](cuframes_packet_reader_stats_t* v) { *v = r->impl->stats(); });
+  });
 }
 
 }  // extern "C"

@@ -93,8 +93,10 @@ void yuv_to_rgb(FrameColor color, cuframes_format_t format, float m[3][4]) {
 
 }  // namespace cuframes::detail
 
+// The names switch on the caller's bits (enums.h): an out-of-range value is never loaded as the
+// enum.
 extern "C" const char* cuframes_color_matrix_name(cuframes_color_matrix_t matrix) {
-  switch (matrix) {
+  switch (cuframes::detail::raw_enum(matrix)) {
     case CUFRAMES_COLOR_MATRIX_UNKNOWN:
       return "unknown";
     case CUFRAMES_COLOR_MATRIX_BT601:
@@ -103,22 +105,18 @@ extern "C" const char* cuframes_color_matrix_name(cuframes_color_matrix_t matrix
       return "bt709";
     case CUFRAMES_COLOR_MATRIX_BT2020:
       return "bt2020";
-    case CUFRAMES_COLOR_MATRIX_MAX_ENUM:
-      break;
   }
   return "invalid";
 }
 
 extern "C" const char* cuframes_color_range_name(cuframes_color_range_t range) {
-  switch (range) {
+  switch (cuframes::detail::raw_enum(range)) {
     case CUFRAMES_COLOR_RANGE_UNKNOWN:
       return "unknown";
     case CUFRAMES_COLOR_RANGE_LIMITED:
       return "limited";
     case CUFRAMES_COLOR_RANGE_FULL:
       return "full";
-    case CUFRAMES_COLOR_RANGE_MAX_ENUM:
-      break;
   }
   return "invalid";
 }

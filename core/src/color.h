@@ -3,21 +3,11 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
+#include "enums.h"  // raw_enum
 #include "status.h"
 
 namespace cuframes::detail {
-
-// The bits of an enum field or argument as the caller wrote them. A C caller may pass any 32-bit
-// value, which C++ must not load as the enum type before it is checked (UB: UBSan's enum check).
-template <typename E>
-uint32_t raw_enum(const E& e) {
-  static_assert(sizeof(E) == sizeof(uint32_t), "the C ABI's enums are 32 bits");
-  uint32_t v;
-  std::memcpy(&v, &e, sizeof v);
-  return v;
-}
 
 // INVALID_ARGUMENT naming `what` ("source", "loan") for values outside the enums (the raw
 // values: raw_enum).

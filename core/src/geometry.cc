@@ -1,5 +1,7 @@
 #include "geometry.h"
 
+#include "enums.h"
+
 namespace cuframes::detail {
 namespace {
 
@@ -9,26 +11,52 @@ struct FormatTraits {
   bool subsampled_420;
 };
 
-bool traits_of(cuframes_format_t format, FormatTraits* t) {
+// The one list of the formats (their names: format_name below). Switched on as the caller's
+// bits (raw_enum): an out-of-range value is never loaded as the enum.
+bool traits_of(uint32_t format, FormatTraits* t) {
   switch (format) {
-    case CUFRAMES_FORMAT_NV12: *t = {1, 2, true}; return true;
-    case CUFRAMES_FORMAT_P010: *t = {2, 2, true}; return true;
-    case CUFRAMES_FORMAT_GRAY8: *t = {1, 1, false}; return true;
-    case CUFRAMES_FORMAT_INVALID:
-    case CUFRAMES_FORMAT_MAX_ENUM: break;
+    case CUFRAMES_FORMAT_NV12:
+      *t = {1, 2, true};
+      return true;
+    case CUFRAMES_FORMAT_P010:
+      *t = {2, 2, true};
+      return true;
+    case CUFRAMES_FORMAT_GRAY8:
+      *t = {1, 1, false};
+      return true;
   }
   return false;
 }
 
+const char* format_name(uint32_t format) {
+  switch (format) {
+    case CUFRAMES_FORMAT_NV12:
+      return "NV12";
+    case CUFRAMES_FORMAT_P010:
+      return "P010";
+    case CUFRAMES_FORMAT_GRAY8:
+      return "GRAY8";
+  }
+  return "INVALID";
+}
+
 }  // namespace
+
+Status unknown_format(uint32_t raw) {
+  return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown pixel format %d", static_cast<int>(raw));
+}
+
+bool known_format(uint32_t raw) {
+  FormatTraits t;
+  return traits_of(raw, &t);
+}
 
 Status compute_geometry(cuframes_format_t format, uint32_t width, uint32_t height, uint32_t pitch,
                         uint32_t pitch_alignment, cuframes_geometry_t* out) {
   FormatTraits t;
-  if (!traits_of(format, &t)) {
-    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown pixel format %d", static_cast<int>(format));
-  }
-  const char* name = cuframes_format_name(format);
+  const uint32_t raw = raw_enum(format);
+  if (!traits_of(raw, &t)) return unknown_format(raw);
+  const char* name = format_name(raw);
   if (width == 0 || height == 0 || width > kMaxDimension || height > kMaxDimension) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "frame size %ux%u is outside 1..%u", width, height,
                kMaxDimension);
@@ -89,14 +117,7 @@ bool geometry_consistent(const cuframes_geometry_t& g) {
 }  // namespace cuframes::detail
 
 extern "C" const char* cuframes_format_name(cuframes_format_t format) {
-  switch (format) {
-    case CUFRAMES_FORMAT_NV12: return "NV12";
-    case CUFRAMES_FORMAT_P010: return "P010";
-    case CUFRAMES_FORMAT_GRAY8: return "GRAY8";
-    case CUFRAMES_FORMAT_INVALID:
-    case CUFRAMES_FORMAT_MAX_ENUM: break;
-  }
-  return "INVALID";
+  return cuframes::detail::format_name(cuframes::detail::raw_enum(format));
 }
 
 extern "C" cuframes_status_t cuframes_geometry_compute(cuframes_format_t format, uint32_t width,
@@ -105,5 +126,7 @@ extern "C" cuframes_status_t cuframes_geometry_compute(cuframes_format_t format,
                                                        cuframes_geometry_t* out) {
   using namespace cuframes::detail;
   if (out == nullptr) return set_last_error(Err(CUFRAMES_ERR_INVALID_ARGUMENT, "out is NULL"));
+  const uint32_t raw = raw_enum(format);  // checked before it is passed on as the enum
+  if (!known_format(raw)) return set_last_error(unknown_format(raw));
   return set_last_error(compute_geometry(format, width, height, pitch, pitch_alignment, out));
 }

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "enums.h"
+
 namespace cuframes::detail {
 namespace {
 
@@ -34,11 +36,16 @@ Sink& sink() {
 
 const char* level_name(cuframes_log_level_t l) {
   switch (l) {
-    case CUFRAMES_LOG_DEBUG: return "debug";
-    case CUFRAMES_LOG_INFO: return "info";
-    case CUFRAMES_LOG_WARN: return "warning";
-    case CUFRAMES_LOG_ERROR: return "error";
-    default: return "?";
+    case CUFRAMES_LOG_DEBUG:
+      return "debug";
+    case CUFRAMES_LOG_INFO:
+      return "info";
+    case CUFRAMES_LOG_WARN:
+      return "warning";
+    case CUFRAMES_LOG_ERROR:
+      return "error";
+    default:
+      return "?";
   }
 }
 
@@ -79,5 +86,7 @@ extern "C" void cuframes_set_log_handler(cuframes_log_fn fn, void* user,
   std::lock_guard<std::mutex> lock(s.mu);
   s.fn = fn;
   s.user = user;
-  s.min_level.store(min_level, std::memory_order_relaxed);
+  // As the caller's bits (enums.h), never loaded as the enum.
+  s.min_level.store(static_cast<int>(cuframes::detail::raw_enum(min_level)),
+                    std::memory_order_relaxed);
 }

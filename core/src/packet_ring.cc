@@ -1,11 +1,12 @@
 #include "packet_ring.h"
 
-#include <algorithm>
 #include <sched.h>
+#include <algorithm>
 
 #include <cstring>
 
 #include "clock.h"
+#include "enums.h"
 
 namespace cuframes::detail {
 namespace {
@@ -63,8 +64,9 @@ Status PacketRingWriter::Create(uint64_t data_bytes, uint32_t entries, uint64_t 
 }
 
 Status PacketRingWriter::set_codec(const cuframes_codec_params_t& p) {
-  if (p.codec < CUFRAMES_CODEC_UNKNOWN || p.codec > CUFRAMES_CODEC_MJPEG) {
-    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown codec %d", static_cast<int>(p.codec));
+  if (!known_codec(raw_enum(p.codec))) {  // the caller's bits (enums.h)
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown codec %d",
+               static_cast<int>(raw_enum(p.codec)));
   }
   if (p.extradata_size > CUFRAMES_EXTRADATA_MAX || (p.extradata_size > 0 && !p.extradata)) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "extradata of %u bytes (at most %d, non-NULL)",
@@ -98,8 +100,10 @@ Status PacketRingWriter::write(const cuframes_packet_t& p, uint64_t* seq_out) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "empty packet");
   }
   if (p.size > d_ / 2) {
-    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "packet of %u bytes is more than half the %llu-byte "
-               "packet ring; raise packet_ring_bytes", p.size, static_cast<unsigned long long>(d_));
+    return Err(CUFRAMES_ERR_INVALID_ARGUMENT,
+               "packet of %u bytes is more than half the %llu-byte "
+               "packet ring; raise packet_ring_bytes",
+               p.size, static_cast<unsigned long long>(d_));
   }
   PacketRingHeader& h = *hdr_;
   const uint64_t seq = rd(h.write_seq) + 1;

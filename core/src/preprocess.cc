@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "color.h"
+#include "enums.h"
 #include "geometry.h"
 
 namespace cuframes::detail {
@@ -60,10 +61,11 @@ Status check_options(const cuframes_preprocess_options_t& o) {
                "options size %ux%u (width x height) is outside 1..%u", o.width, o.height,
                kMaxDimension);
   }
-  CUFRAMES_RETURN_IF_ERROR(check_enum(kDtypes, o.dtype, "dtype"));
-  CUFRAMES_RETURN_IF_ERROR(check_enum(kLayouts, o.layout, "layout"));
-  CUFRAMES_RETURN_IF_ERROR(check_enum(kChannels, o.channels, "channels"));
-  CUFRAMES_RETURN_IF_ERROR(check_enum(kResizes, o.resize, "resize"));
+  // The caller's bits (enums.h): nothing loads these fields as the enums before.
+  CUFRAMES_RETURN_IF_ERROR(check_enum(kDtypes, raw_enum(o.dtype), "dtype"));
+  CUFRAMES_RETURN_IF_ERROR(check_enum(kLayouts, raw_enum(o.layout), "layout"));
+  CUFRAMES_RETURN_IF_ERROR(check_enum(kChannels, raw_enum(o.channels), "channels"));
+  CUFRAMES_RETURN_IF_ERROR(check_enum(kResizes, raw_enum(o.resize), "resize"));
   if (!(o.pad_value >= 0.0f && o.pad_value <= 255.0f)) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "options.pad_value %g is outside 0..255",
                static_cast<double>(o.pad_value));
@@ -116,9 +118,8 @@ Status describe(const cuframes_frame_info_t& fi, size_t i, const cuframes_prepro
                "frames[%zu]: not a frame cuframes can read (%s %ux%u, pitch %u)", i,
                cuframes_format_name(g.format), g.width, g.height, g.pitch_y);
   }
-  CUFRAMES_RETURN_IF_ERROR(
-      check_color(raw_enum(fi.color_matrix), raw_enum(fi.color_range),
-                  ("frames[" + std::to_string(i) + "]").c_str()));
+  CUFRAMES_RETURN_IF_ERROR(check_color(raw_enum(fi.color_matrix), raw_enum(fi.color_range),
+                                       ("frames[" + std::to_string(i) + "]").c_str()));
   const double w = g.width, h = g.height;
   const double ow = o.width, oh = o.height;
   double cw = ow, ch = oh;  // the content's size in output pixels
@@ -169,6 +170,7 @@ Status describe(const cuframes_frame_info_t& fi, size_t i, const cuframes_prepro
 
 cuframes_preprocess_options_t preprocess_defaults() {
   cuframes_preprocess_options_t o{};
+  o.struct_size = sizeof o;
   o.dtype = CUFRAMES_DTYPE_FLOAT16;
   o.layout = CUFRAMES_LAYOUT_NCHW;
   o.channels = CUFRAMES_CHANNELS_RGB;
@@ -258,14 +260,14 @@ using cuframes::detail::kResizes;
 using cuframes::detail::name_of;
 
 extern "C" const char* cuframes_dtype_name(cuframes_dtype_t v) {
-  return name_of(kDtypes, v);
+  return name_of(kDtypes, cuframes::detail::raw_enum(v));
 }
 extern "C" const char* cuframes_layout_name(cuframes_layout_t v) {
-  return name_of(kLayouts, v);
+  return name_of(kLayouts, cuframes::detail::raw_enum(v));
 }
 extern "C" const char* cuframes_channels_name(cuframes_channels_t v) {
-  return name_of(kChannels, v);
+  return name_of(kChannels, cuframes::detail::raw_enum(v));
 }
 extern "C" const char* cuframes_resize_name(cuframes_resize_t v) {
-  return name_of(kResizes, v);
+  return name_of(kResizes, cuframes::detail::raw_enum(v));
 }

@@ -56,7 +56,7 @@ class Publisher {
   struct Peer {
     UniqueFd fd;
     Role role;
-    int entry;  // subscribers: table entry, else -1
+    int entry;                   // subscribers: table entry, else -1
     uint64_t refresh_token = 0;  // observers: a refresh asked for and not yet answered
   };
   struct Pending {
@@ -76,7 +76,8 @@ class Publisher {
   Status acquire_slot(uint32_t* slot, bool* dropped);
   void notify(Role role, uint32_t kind, uint64_t seq);
 
-  // Service thread.
+  // The server: the service thread and what runs on it (publisher_server.cc; its contract, what
+  // it shares with the producer thread, is publisher_server.h).
   void serve();
   void accept_peers(std::vector<Pending>* pending);
   bool handshake(Pending& p);  // true when p is done with (answered or dropped)

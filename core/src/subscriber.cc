@@ -1,19 +1,20 @@
 #include "subscriber.h"
 
 #include <poll.h>
-#include <time.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "clock.h"
 #include "color.h"
+#include "enums.h"
 #include "log.h"
 #include "observer.h"
 #include "runtime_dir.h"
@@ -65,7 +66,8 @@ void SubscriberCore::dispose(SubscriberCore* core) {
                           [core] { return core->pending_releases_ == 0; })) {
     log(CUFRAMES_LOG_ERROR,
         "%d frame release(s) still queued on a CUDA stream after 10 s (a stuck stream or a "
-        "CUDA error?); leaking the subscriber's mappings", core->pending_releases_);
+        "CUDA error?); leaking the subscriber's mappings",
+        core->pending_releases_);
     return;
   }
   lock.unlock();
@@ -103,8 +105,8 @@ Status SubscriberCore::release(uint32_t slot, void* stream) {
     std::lock_guard<std::mutex> lock(mu_);
     ++pending_releases_;
   }
-  Status st = ring->release_after(stream != nullptr ? stream : consumer_stream, &release_callback,
-                                  ctx);
+  Status st =
+      ring->release_after(stream != nullptr ? stream : consumer_stream, &release_callback, ctx);
   if (!st.ok()) {
     delete ctx;
     {
@@ -136,9 +138,9 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
   } else {
     s->name_ = default_name();
   }
-  if (o.mode != CUFRAMES_MODE_NEWEST_ONLY && o.mode != CUFRAMES_MODE_STRICT_ORDER) {
+  if (!known_mode(raw_enum(o.mode))) {  // the caller's bits (enums.h)
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", ctx.c_str(),
-               static_cast<int>(o.mode));
+               static_cast<int>(raw_enum(o.mode)));
   }
   if (o.cuda_device < 0) {
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: cuda_device %d is negative", ctx.c_str(),
@@ -155,7 +157,8 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
   s->mode_ = o.mode;
   s->spin_ns_ = int64_t{o.spin_us} * 1000;
   std::string dir;
-  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir, DirUse::kLook)).context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(resolve_runtime_dir(o.runtime_dir, &dir, DirUse::kLook)).context(ctx));
 
   Hello hello = make_hello(Role::kSubscriber);
   hello.mode = o.mode;
@@ -167,17 +170,19 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
 
   std::shared_ptr<SubscriberCore> core = SubscriberCore::make();
   const Welcome& w = c.welcome;
-  if (c.fds.size() < 2) return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
+  if (c.fds.size() < 2)
+    return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
   CUFRAMES_RETURN_IF_ERROR(
       std::move(map_ring_header(c.fds[0].get(), w, &core->header_map, &core->info)).context(ctx));
   core->hdr = core->header_map.as<const RingHeader>();
   CUFRAMES_RETURN_IF_ERROR(
       std::move(map_table(c.fds[1].get(), w, core->info, &core->table_map)).context(ctx));
   core->table = core->table_map.as<const TableHeader>();
-  if (c.fds.size() < 3) return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
-  CUFRAMES_RETURN_IF_ERROR(std::move(map_own_entry(c.fds[2].get(), w, core->info, *core->table,
-                                                   &core->entry_map))
-                               .context(ctx));
+  if (c.fds.size() < 3)
+    return Err(CUFRAMES_ERR_SHM, "%s: handshake carried too few fds", ctx.c_str());
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(map_own_entry(c.fds[2].get(), w, core->info, *core->table, &core->entry_map))
+          .context(ctx));
   core->entry_index = w.entry_index;
   core->me = core->entry_map.as<SubscriberEntry>();
 
@@ -189,10 +194,10 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
     return Err(CUFRAMES_ERR_SHM, "%s: handshake carried %zu fds", ctx.c_str(), c.fds.size());
   }
   int ring_fd = has_fd ? c.fds[3].get() : -1;
-  CUFRAMES_RETURN_IF_ERROR(std::move(backend->import(core->info.handle_type, ring_fd, w.handle,
-                                                     core->info.ring_bytes, o.cuda_device,
-                                                     &core->ring))
-                               .context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(backend->import(core->info.handle_type, ring_fd, w.handle, core->info.ring_bytes,
+                                o.cuda_device, &core->ring))
+          .context(ctx));
   if (has_fd) (void)c.fds[3].release();  // the import owns it now
   core->consumer_stream = o.consumer_stream;
   core->sock = std::move(c.sock);
@@ -201,13 +206,15 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
   // handed out is a gap (NEWEST_ONLY) or an overrun (STRICT_ORDER), also before the first read.
   s->cursor_ = rd(s->core_->me->cursor);
   s->last_seq_ = s->cursor_;
-  log(CUFRAMES_LOG_INFO, "subscribed to '%s' as '%s' (entry %u)", s->key_.c_str(),
-      s->name_.c_str(), w.entry_index);
+  log(CUFRAMES_LOG_INFO, "subscribed to '%s' as '%s' (entry %u)", s->key_.c_str(), s->name_.c_str(),
+      w.entry_index);
   *out = std::move(s);
   return Ok();
 }
 
-Subscriber::~Subscriber() { stop_callback(); }
+Subscriber::~Subscriber() {
+  stop_callback();
+}
 
 void Subscriber::bump(Counter counter, uint64_t by) {
   Shared<uint64_t>& c = core_->me->counters.v[counter];
@@ -242,7 +249,8 @@ bool Subscriber::publisher_hung_up() {
 }
 
 Status Subscriber::try_acquire(std::unique_ptr<HeldFrame>* out, Got* got, uint64_t* lost) {
-  Status st = mode_ == CUFRAMES_MODE_NEWEST_ONLY ? try_newest(out, got) : try_strict(out, got, lost);
+  Status st =
+      mode_ == CUFRAMES_MODE_NEWEST_ONLY ? try_newest(out, got) : try_strict(out, got, lost);
   if (!st.ok()) {
     bump(kErrors);
     return std::move(st).context(key_);
@@ -252,7 +260,8 @@ Status Subscriber::try_acquire(std::unique_ptr<HeldFrame>* out, Got* got, uint64
     bump(kOverruns);
     return Err(CUFRAMES_ERR_OVERRUN,
                "'%s': the publisher overwrote %llu frame(s) before they were read; resuming at "
-               "the oldest frame in the ring", key_.c_str(), static_cast<unsigned long long>(*lost));
+               "the oldest frame in the ring",
+               key_.c_str(), static_cast<unsigned long long>(*lost));
   }
   return Ok();
 }
@@ -451,9 +460,8 @@ void Subscriber::deliver(uint32_t slot, uint64_t seq, std::unique_ptr<HeldFrame>
   fi.geometry = in.geometry;
   fi.data = core_->ring->base() + uint64_t{slot} * in.slot_stride;
   fi.plane_y = static_cast<uint8_t*>(fi.data) + in.geometry.offset_y;
-  fi.plane_uv = in.geometry.num_planes == 2
-                    ? static_cast<uint8_t*>(fi.data) + in.geometry.offset_uv
-                    : nullptr;
+  fi.plane_uv = in.geometry.num_planes == 2 ? static_cast<uint8_t*>(fi.data) + in.geometry.offset_uv
+                                            : nullptr;
   fi.memory = in.memory;
   fi.device = core_->ring->device();
   fi.slot = slot;
@@ -493,8 +501,8 @@ void Subscriber::stats(cuframes_subscriber_stats_t* out) const {
   const SubscriberCore& c = *core_;
   const uint64_t newest = newest_seq(c.hdr->newest.load(std::memory_order_acquire));
   const EntryView& view = *table_view(c.table, c.entry_index);
-  if (read_entry(view, c.me->counters, rd(c.me->holds), c.entry_index, newest,
-                 c.info.slot_mask(), out)) {
+  if (read_entry(view, c.me->counters, rd(c.me->holds), c.entry_index, newest, c.info.slot_mask(),
+                 out)) {
     return;
   }
   // Only a broken publisher changes our view while we are attached: then report our counters
@@ -504,8 +512,8 @@ void Subscriber::stats(cuframes_subscriber_stats_t* out) const {
   wr(mine.pid, ::getpid());
   wr(mine.mode, mode_);
   store_string(mine.name, name_);
-  (void)read_entry(mine, c.me->counters, rd(c.me->holds), c.entry_index, newest,
-                   c.info.slot_mask(), out);
+  (void)read_entry(mine, c.me->counters, rd(c.me->holds), c.entry_index, newest, c.info.slot_mask(),
+                   out);
 }
 
 void Subscriber::ring_status(cuframes_ring_status_t* out) const {

@@ -24,6 +24,14 @@ struct StatusError {
   std::string message;
 };
 
+// A zeroed stats struct with its struct_size set (cuframes.h, "Sized structs").
+template <class T>
+T sized() noexcept {
+  T t{};
+  t.struct_size = sizeof t;
+  return t;
+}
+
 // Throws StatusError with the calling thread's cuframes_last_error().
 [[noreturn]] void throw_status(cuframes_status_t status);
 [[noreturn]] void throw_status(cuframes_status_t status, std::string message);

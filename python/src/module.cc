@@ -228,8 +228,9 @@ std::string runtime_dir(const py::object& runtime_dir) {
 
 py::dict observe(const std::string& key, int connect_timeout_ms, const py::object& runtime_dir) {
   std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
-  cuframes_ring_status_t ring{};
-  std::vector<cuframes_subscriber_stats_t> subs(CUFRAMES_MAX_SUBSCRIBERS);
+  cuframes_ring_status_t ring = sized<cuframes_ring_status_t>();
+  std::vector<cuframes_subscriber_stats_t> subs(CUFRAMES_MAX_SUBSCRIBERS,
+                                                sized<cuframes_subscriber_stats_t>());
   size_t n = 0;
   cuframes_status_t st;
   std::string msg;

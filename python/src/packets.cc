@@ -140,7 +140,7 @@ class PacketReader {
 
   cuframes_packet_reader_t* r_ = nullptr;
   std::string key_;
-  cuframes_packet_reader_stats_t stats_{};
+  cuframes_packet_reader_stats_t stats_ = sized<cuframes_packet_reader_stats_t>();
 };
 
 }  // namespace

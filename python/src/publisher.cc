@@ -175,7 +175,8 @@ class Publisher {
   py::list subscribers() {
     py::list out;
     if (!core_) return out;
-    std::vector<cuframes_subscriber_stats_t> v(CUFRAMES_MAX_SUBSCRIBERS);
+    std::vector<cuframes_subscriber_stats_t> v(CUFRAMES_MAX_SUBSCRIBERS,
+                                               sized<cuframes_subscriber_stats_t>());
     size_t n = 0;
     {
       py::gil_scoped_release nogil;
@@ -241,7 +242,7 @@ class Publisher {
   std::shared_ptr<PubCore> core_;
   std::string key_;
   cuframes_geometry_t geometry_{};
-  cuframes_publisher_stats_t stats_{};
+  cuframes_publisher_stats_t stats_ = sized<cuframes_publisher_stats_t>();
   cuframes_memory_t memory_ = CUFRAMES_MEMORY_HOST;
   int cuda_device_ = 0;
   cuframes_policy_t policy_ = CUFRAMES_POLICY_DROP;

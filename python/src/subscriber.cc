@@ -322,8 +322,8 @@ class Subscriber {
   uintptr_t consumer_stream_ = 0;
   cuframes_memory_t memory_ = CUFRAMES_MEMORY_HOST;
   cuframes_geometry_t geometry_{};
-  cuframes_subscriber_stats_t stats_{};
-  cuframes_ring_status_t ring_{};
+  cuframes_subscriber_stats_t stats_ = sized<cuframes_subscriber_stats_t>();
+  cuframes_ring_status_t ring_ = sized<cuframes_ring_status_t>();
   std::atomic<bool> busy_{false};
   std::unique_ptr<CallbackState> cb_;
 };

@@ -14,23 +14,25 @@
 #include "cuframes/cuframes.h"
 #include "health.h"
 #include "json.h"
-#include "runtime_dir.h"  // libcuframes internals: the same runtime dir rule as the rings
 #include "source.h"
 
 namespace cfsvc {
 
 Service::Service() : started_ns_(mono_ns()) {}
 
-Service::~Service() { stop_all(); }
+Service::~Service() {
+  stop_all();
+}
 
 bool Service::apply(const Config& config, std::string* error) {
-  std::string dir;
-  const cuframes::detail::Status st = cuframes::detail::resolve_runtime_dir(
-      config.runtime_dir ? config.runtime_dir->c_str() : nullptr, &dir);
-  if (!st.ok()) {
-    if (error) *error = st.message();
+  // The rings' own rule (cuframes.h), made as a publisher makes it: the status file lives there.
+  char resolved[CUFRAMES_PATH_MAX];
+  if (cuframes_runtime_dir_create(config.runtime_dir ? config.runtime_dir->c_str() : nullptr,
+                                  resolved, sizeof resolved) != CUFRAMES_OK) {
+    if (error) *error = cuframes_last_error();
     return false;
   }
+  const std::string dir = resolved;
   const bool dir_changed = !runtime_dir_.empty() && dir != runtime_dir_;
 
   // What can fail (memory) comes before anything changes: the copy of the config, and the

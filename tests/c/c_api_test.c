@@ -9,13 +9,13 @@
 #include "cuframes/cuframes.h"
 
 static int failures = 0;
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
+#define CHECK(cond)                                                               \
+  do {                                                                            \
+    if (!(cond)) {                                                                \
       fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, __LINE__, #cond, \
-              cuframes_last_error());                                          \
-      ++failures;                                                              \
-    }                                                                          \
+              cuframes_last_error());                                             \
+      ++failures;                                                                 \
+    }                                                                             \
   } while (0)
 
 int main(void) {
@@ -86,7 +86,8 @@ int main(void) {
   CHECK(strlen(cuframes_last_error()) > 0);
 
   cuframes_subscriber_stats_t ss;
-  cuframes_subscriber_get_stats(sub, &ss);
+  ss.struct_size = sizeof ss;
+  CHECK(cuframes_subscriber_get_stats(sub, &ss) == CUFRAMES_OK);
   CHECK(ss.frames_received == 1 && ss.timeouts == 1 && ss.last_seq == 1);
 
   cuframes_loan_t* loan = NULL;
@@ -103,6 +104,8 @@ int main(void) {
   cuframes_ring_status_t ring;
   cuframes_subscriber_stats_t subs[4];
   size_t n = 0;
+  ring.struct_size = sizeof ring;
+  subs[0].struct_size = sizeof subs[0];
   CHECK(cuframes_observer_read(obs, &ring, subs, 4, &n) == CUFRAMES_OK);
   CHECK(n == 1 && strcmp(subs[0].name, "c-test") == 0);
   CHECK(ring.stats.published == 2 && ring.has_packet_ring == 1);

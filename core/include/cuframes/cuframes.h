@@ -13,6 +13,18 @@
  *    Output parameters are only written on CUFRAMES_OK.
  *  - Option structs are plain structs: call the matching _init() first, then set the fields you
  *    need. Every field is documented with its meaning, default and unit.
+ *  - Sized structs: the options structs (cuframes_publisher_options_t, cuframes_source_t,
+ *    cuframes_subscriber_options_t, cuframes_preprocess_options_t,
+ *    cuframes_packet_reader_options_t) and the stats structs (cuframes_publisher_stats_t,
+ *    cuframes_subscriber_stats_t, cuframes_ring_status_t, cuframes_packet_reader_stats_t) begin
+ *    with size_t struct_size: the sizeof of the struct as the caller was built. _init() sets it
+ *    for options; set it yourself (= sizeof) in a stats struct before passing it (for an array,
+ *    in its first element: that size is then every element's). New fields are only ever added at
+ *    the end, so a caller built against an older, smaller struct keeps working: options past its
+ *    size take their defaults, stats past its size are not written. A struct_size of 0, or
+ *    larger than the library knows (a newer cuframes.h than the library), fails with
+ *    INVALID_ARGUMENT naming the struct. Other structs (geometry, frame info, packets, codec
+ *    params, transforms) are fixed: they never change size.
  *  - Strings passed in are copied; strings handed out stay valid for as long as the comment says.
  *  - Every enum ends in a _MAX_ENUM sentinel that only fixes its size (32 bits); it is never a
  *    valid value. Values outside an enum's list are refused with INVALID_ARGUMENT.
@@ -166,8 +178,9 @@ typedef struct cuframes_geometry_t {
  * multiple of pitch_alignment (a power of two, >= 1); otherwise pitch is used as given and must be
  * >= the row size. Both planes use the same pitch. 4:2:0 formats need an even width and height.
  * Fails with INVALID_ARGUMENT naming the bad value. */
-CUFRAMES_EXPORT cuframes_status_t cuframes_geometry_compute(cuframes_format_t format, uint32_t width,
-                                                            uint32_t height, uint32_t pitch,
+CUFRAMES_EXPORT cuframes_status_t cuframes_geometry_compute(cuframes_format_t format,
+                                                            uint32_t width, uint32_t height,
+                                                            uint32_t pitch,
                                                             uint32_t pitch_alignment,
                                                             cuframes_geometry_t* out);
 
@@ -191,21 +204,22 @@ typedef enum cuframes_policy_t {
 CUFRAMES_EXPORT const char* cuframes_policy_name(cuframes_policy_t policy);
 
 typedef struct cuframes_publisher_options_t {
-  const char* runtime_dir;        /* rendezvous directory; default NULL = resolved (see top) */
-  cuframes_format_t format;       /* pixel format; default NV12 */
-  uint32_t width;                 /* pixels; required, 1..16384 */
-  uint32_t height;                /* pixels; required, 1..16384 */
-  uint32_t pitch;                 /* bytes per row; default 0 = aligned automatically (host 64,
-                                     cuda 256) */
-  uint32_t slots;                 /* frames in the ring; default 8, 2..64 */
-  cuframes_memory_t memory;       /* where the ring lives; default HOST */
-  int32_t cuda_device;            /* CUDA device of a cuda ring; default 0 */
-  cuframes_policy_t policy;       /* when every slot is held; default DROP */
-  int32_t wait_timeout_ms;        /* STRICT_WAIT: longest block in loan/publish; default 1000 */
-  uint32_t max_subscribers;       /* subscriber table size; default 64, 1..64 */
-  uint64_t packet_ring_bytes;     /* encoded-packet ring data bytes; default 0 = no packet ring;
-                                     otherwise 64 KiB..1 GiB */
-  uint32_t packet_ring_entries;   /* packets the ring indexes; default 1024, 16..65536 */
+  size_t struct_size;           /* sizeof(cuframes_publisher_options_t); set by _init() */
+  const char* runtime_dir;      /* rendezvous directory; default NULL = resolved (see top) */
+  cuframes_format_t format;     /* pixel format; default NV12 */
+  uint32_t width;               /* pixels; required, 1..16384 */
+  uint32_t height;              /* pixels; required, 1..16384 */
+  uint32_t pitch;               /* bytes per row; default 0 = aligned automatically (host 64,
+                                   cuda 256) */
+  uint32_t slots;               /* frames in the ring; default 8, 2..64 */
+  cuframes_memory_t memory;     /* where the ring lives; default HOST */
+  int32_t cuda_device;          /* CUDA device of a cuda ring; default 0 */
+  cuframes_policy_t policy;     /* when every slot is held; default DROP */
+  int32_t wait_timeout_ms;      /* STRICT_WAIT: longest block in loan/publish; default 1000 */
+  uint32_t max_subscribers;     /* subscriber table size; default 64, 1..64 */
+  uint64_t packet_ring_bytes;   /* encoded-packet ring data bytes; default 0 = no packet ring;
+                                   otherwise 64 KiB..1 GiB */
+  uint32_t packet_ring_entries; /* packets the ring indexes; default 1024, 16..65536 */
 } cuframes_publisher_options_t;
 
 CUFRAMES_EXPORT void cuframes_publisher_options_init(cuframes_publisher_options_t* options);
@@ -243,7 +257,8 @@ typedef struct cuframes_frame_info_t {
  * wait_timeout_ms; either way the frame counts as dropped. Several loans may be out at once. */
 CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_loan(cuframes_publisher_t* publisher,
                                                           cuframes_loan_t** out);
-CUFRAMES_EXPORT void cuframes_loan_get_info(const cuframes_loan_t* loan, cuframes_frame_info_t* out);
+CUFRAMES_EXPORT void cuframes_loan_get_info(const cuframes_loan_t* loan,
+                                            cuframes_frame_info_t* out);
 /* Describes the colour of the frame being written in a loan (default UNKNOWN, UNKNOWN); commit
  * publishes it with the frame. INVALID_ARGUMENT for values outside the enums. */
 CUFRAMES_EXPORT cuframes_status_t cuframes_loan_set_color(cuframes_loan_t* loan,
@@ -251,7 +266,8 @@ CUFRAMES_EXPORT cuframes_status_t cuframes_loan_set_color(cuframes_loan_t* loan,
                                                           cuframes_color_range_t range);
 /* Publishes a loaned slot with its pts. For a cuda ring, cuda_stream (a cudaStream_t, NULL = the
  * default stream) is the stream the slot was written on: the frame is published only after that
- * work has completed. The loan is consumed, also on failure. *seq_out (may be NULL) gets the seq. */
+ * work has completed. The loan is consumed, also on failure. *seq_out (may be NULL) gets the seq.
+ */
 CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_commit(cuframes_publisher_t* publisher,
                                                             cuframes_loan_t* loan, int64_t pts_ns,
                                                             void* cuda_stream, uint64_t* seq_out);
@@ -261,6 +277,7 @@ CUFRAMES_EXPORT void cuframes_publisher_abandon(cuframes_publisher_t* publisher,
 
 /* A frame to copy in: plane pointers with their own pitches (any pitch >= the row size). */
 typedef struct cuframes_source_t {
+  size_t struct_size;       /* sizeof(cuframes_source_t); set by cuframes_source_init() */
   const void* planes[2];    /* Y plane, then UV plane (NULL for GRAY8) */
   uint64_t pitches[2];      /* bytes between rows of each plane */
   cuframes_memory_t memory; /* where the planes are: HOST, or CUDA (cuda rings only) */
@@ -279,19 +296,21 @@ CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_publish(cuframes_publisher_
                                                              int64_t pts_ns, uint64_t* seq_out);
 
 typedef struct cuframes_publisher_stats_t {
-  uint64_t published;   /* frames published */
-  uint64_t dropped;     /* frames dropped because no slot was free */
-  uint64_t blocked_ns;  /* total time spent waiting for a slot (STRICT_WAIT) */
-  uint64_t last_seq;    /* seq of the newest frame; 0 before the first */
-  uint32_t slots;       /* ring size */
-  uint32_t held_slots;  /* slots held by at least one subscriber right now (ring occupancy) */
-  uint32_t subscribers; /* subscribers attached right now */
-  uint32_t waiting;     /* 1 while a loan/publish is blocked waiting for a slot (STRICT_WAIT) */
+  size_t struct_size;      /* sizeof(cuframes_publisher_stats_t): set by the caller */
+  uint64_t published;      /* frames published */
+  uint64_t dropped;        /* frames dropped because no slot was free */
+  uint64_t blocked_ns;     /* total time spent waiting for a slot (STRICT_WAIT) */
+  uint64_t last_seq;       /* seq of the newest frame; 0 before the first */
+  uint32_t slots;          /* ring size */
+  uint32_t held_slots;     /* slots held by at least one subscriber right now (ring occupancy) */
+  uint32_t subscribers;    /* subscribers attached right now */
+  uint32_t waiting;        /* 1 while a loan/publish is blocked waiting for a slot (STRICT_WAIT) */
   int64_t last_publish_ns; /* when the newest frame was published; 0 before the first */
 } cuframes_publisher_stats_t;
 
-CUFRAMES_EXPORT void cuframes_publisher_get_stats(const cuframes_publisher_t* publisher,
-                                                  cuframes_publisher_stats_t* out);
+/* INVALID_ARGUMENT for a bad out->struct_size (see the top) or a NULL argument. */
+CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_get_stats(
+    const cuframes_publisher_t* publisher, cuframes_publisher_stats_t* out);
 
 /* ---------------------------------------------------------------------------------------------
  * Subscriber: reads one key's frames. */
@@ -313,6 +332,7 @@ typedef enum cuframes_mode_t {
 CUFRAMES_EXPORT const char* cuframes_mode_name(cuframes_mode_t mode);
 
 typedef struct cuframes_subscriber_options_t {
+  size_t struct_size;         /* sizeof(cuframes_subscriber_options_t); set by _init() */
   const char* runtime_dir;    /* rendezvous directory; default NULL = resolved (see top) */
   const char* consumer_name;  /* [A-Za-z0-9._-]{1,63}; default NULL = "<program>-<pid>" */
   cuframes_mode_t mode;       /* default NEWEST_ONLY */
@@ -367,12 +387,14 @@ CUFRAMES_EXPORT void cuframes_frame_get_info(const cuframes_frame_t* frame,
  * Cuda rings: once the work queued on the consumer stream before this call has finished (the
  * stream given here, or the subscriber's consumer_stream when NULL). Fails with DEVICE_LOST if
  * that cannot be arranged; the hold is then dropped at once and the handle freed anyway. */
-CUFRAMES_EXPORT cuframes_status_t cuframes_frame_release(cuframes_frame_t* frame, void* cuda_stream);
+CUFRAMES_EXPORT cuframes_status_t cuframes_frame_release(cuframes_frame_t* frame,
+                                                         void* cuda_stream);
 
 /* A subscriber's counters as kept in the publisher's shared subscriber table. */
 typedef struct cuframes_subscriber_stats_t {
+  size_t struct_size; /* sizeof(cuframes_subscriber_stats_t): set by the caller */
   char name[CUFRAMES_NAME_MAX + 1];
-  int32_t pid;              /* as the subscriber reported it (its own PID namespace) */
+  int32_t pid; /* as the subscriber reported it (its own PID namespace) */
   cuframes_mode_t mode;
   uint64_t frames_received; /* frames handed out by next_frame */
   uint64_t timeouts;        /* next_frame calls that timed out */
@@ -381,16 +403,17 @@ typedef struct cuframes_subscriber_stats_t {
   uint64_t overruns;        /* STRICT_ORDER laps */
   uint64_t last_seq;        /* seq of the last frame handed out; 0 before the first */
   int64_t last_frame_pts_ns;
-  int64_t last_latency_ns;  /* publish -> next_frame of the last frame */
-  int64_t heartbeat_ns;     /* last time the subscriber called next_frame */
-  int64_t attached_ns;      /* when it attached */
-  uint64_t lag;             /* newest published seq - last_seq */
-  uint32_t held_frames;     /* frames it holds right now */
-  uint32_t slot_index;      /* its entry in the subscriber table */
+  int64_t last_latency_ns; /* publish -> next_frame of the last frame */
+  int64_t heartbeat_ns;    /* last time the subscriber called next_frame */
+  int64_t attached_ns;     /* when it attached */
+  uint64_t lag;            /* newest published seq - last_seq */
+  uint32_t held_frames;    /* frames it holds right now */
+  uint32_t slot_index;     /* its entry in the subscriber table */
 } cuframes_subscriber_stats_t;
 
-CUFRAMES_EXPORT void cuframes_subscriber_get_stats(const cuframes_subscriber_t* subscriber,
-                                                   cuframes_subscriber_stats_t* out);
+/* INVALID_ARGUMENT for a bad out->struct_size (see the top) or a NULL argument. */
+CUFRAMES_EXPORT cuframes_status_t cuframes_subscriber_get_stats(
+    const cuframes_subscriber_t* subscriber, cuframes_subscriber_stats_t* out);
 /* For callers that wait on the fd themselves (epoll, asyncio): counts one wait that timed out in
  * the subscriber's stats, as next_frame does when its own timeout expires. Calls with timeout 0
  * never count. */
@@ -453,6 +476,7 @@ CUFRAMES_EXPORT const char* cuframes_channels_name(cuframes_channels_t channels)
 CUFRAMES_EXPORT const char* cuframes_resize_name(cuframes_resize_t resize);
 
 typedef struct cuframes_preprocess_options_t {
+  size_t struct_size;           /* sizeof(cuframes_preprocess_options_t); set by _init() */
   uint32_t width;               /* output pixels per row; required, 1..16384 */
   uint32_t height;              /* output rows; required, 1..16384 */
   cuframes_dtype_t dtype;       /* default FLOAT16 */
@@ -463,11 +487,11 @@ typedef struct cuframes_preprocess_options_t {
                                    default 114 */
   /* Float outputs: value = (level * scale - mean[c]) / std[c], c the output channel (mean[0] is
    * for B with BGR). uint8 outputs hold the level itself: leave these at their defaults. */
-  float scale;                  /* default 1/255; finite */
-  float mean[3];                /* default 0; finite */
-  float std[3];                 /* default 1; finite, non-zero */
-  void* cuda_stream;            /* CUDA frames: the cudaStream_t to work on; default NULL = the
-                                   consumer_stream of frames[0]'s subscriber. Host frames: unused */
+  float scale;       /* default 1/255; finite */
+  float mean[3];     /* default 0; finite */
+  float std[3];      /* default 1; finite, non-zero */
+  void* cuda_stream; /* CUDA frames: the cudaStream_t to work on; default NULL = the
+                        consumer_stream of frames[0]'s subscriber. Host frames: unused */
 } cuframes_preprocess_options_t;
 
 CUFRAMES_EXPORT void cuframes_preprocess_options_init(cuframes_preprocess_options_t* options);
@@ -515,20 +539,21 @@ CUFRAMES_EXPORT cuframes_status_t cuframes_preprocess(cuframes_frame_t* const* f
 typedef struct cuframes_observer_t cuframes_observer_t;
 
 typedef struct cuframes_ring_status_t {
+  size_t struct_size; /* sizeof(cuframes_ring_status_t): set by the caller */
   char key[CUFRAMES_KEY_MAX + 1];
-  uint64_t epoch;                /* random per publisher instance */
-  int32_t publisher_pid;         /* as the publisher reported it */
+  uint64_t epoch;        /* random per publisher instance */
+  int32_t publisher_pid; /* as the publisher reported it */
   cuframes_memory_t memory;
-  int32_t device;                /* -1 for host rings */
+  int32_t device; /* -1 for host rings */
   cuframes_policy_t policy;
   cuframes_geometry_t geometry;
-  cuframes_publisher_stats_t stats;
+  cuframes_publisher_stats_t stats; /* its struct_size is set by the library */
   int64_t created_ns;
   uint32_t max_subscribers;
-  uint32_t has_packet_ring;      /* 1 if the publisher also carries encoded packets */
-  char transport[16];            /* how the frame memory is shared: "memfd" (host),
-                                    "cuda-vmm-fd" (CUDA VMM allocation exported as an fd),
-                                    "cuda-ipc" (legacy cudaIpcMemHandle fallback) */
+  uint32_t has_packet_ring; /* 1 if the publisher also carries encoded packets */
+  char transport[16];       /* how the frame memory is shared: "memfd" (host),
+                               "cuda-vmm-fd" (CUDA VMM allocation exported as an fd),
+                               "cuda-ipc" (legacy cudaIpcMemHandle fallback) */
 } cuframes_ring_status_t;
 
 CUFRAMES_EXPORT cuframes_status_t cuframes_observer_create(const char* key, const char* runtime_dir,
@@ -536,20 +561,21 @@ CUFRAMES_EXPORT cuframes_status_t cuframes_observer_create(const char* key, cons
                                                            cuframes_observer_t** out);
 CUFRAMES_EXPORT void cuframes_observer_destroy(cuframes_observer_t* observer);
 /* Snapshot: the ring status, and up to capacity attached subscribers into subs (may be NULL
- * with capacity 0); *count (may be NULL) gets how many are attached. PUBLISHER_GONE once the
- * publisher has gone. */
+ * with capacity 0; else subs[0].struct_size gives every element's size); *count (may be NULL)
+ * gets how many are attached. PUBLISHER_GONE once the publisher has gone. */
 CUFRAMES_EXPORT cuframes_status_t cuframes_observer_read(cuframes_observer_t* observer,
                                                          cuframes_ring_status_t* ring,
                                                          cuframes_subscriber_stats_t* subs,
                                                          size_t capacity, size_t* count);
 /* The ring's status as seen from a subscriber: publisher counters (published, dropped), occupancy
  * (held_slots over all subscribers), geometry. Valid after PUBLISHER_GONE too (the last state). */
-CUFRAMES_EXPORT void cuframes_subscriber_get_ring_status(const cuframes_subscriber_t* subscriber,
-                                                         cuframes_ring_status_t* out);
-/* The same from the publisher's own handle (no socket round trip). */
-CUFRAMES_EXPORT void cuframes_publisher_read_subscribers(const cuframes_publisher_t* publisher,
-                                                         cuframes_subscriber_stats_t* subs,
-                                                         size_t capacity, size_t* count);
+CUFRAMES_EXPORT cuframes_status_t cuframes_subscriber_get_ring_status(
+    const cuframes_subscriber_t* subscriber, cuframes_ring_status_t* out);
+/* The subscriber table from the publisher's own handle (no socket round trip); subs and count as
+ * for cuframes_observer_read. */
+CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_read_subscribers(
+    const cuframes_publisher_t* publisher, cuframes_subscriber_stats_t* subs, size_t capacity,
+    size_t* count);
 
 /* ---------------------------------------------------------------------------------------------
  * The runtime directory that runtime_dir (NULL: the rule at the top) names, as a peer resolves
@@ -560,6 +586,11 @@ CUFRAMES_EXPORT void cuframes_publisher_read_subscribers(const cuframes_publishe
 #define CUFRAMES_PATH_MAX 4096
 CUFRAMES_EXPORT cuframes_status_t cuframes_runtime_dir(const char* runtime_dir, char* out,
                                                        size_t cap, int* exists);
+/* The same directory as a publisher resolves it: made (mode 01770) when missing. For programs
+ * that keep files of their own beside the rings (cuframes-service's status file). INVALID_ARGUMENT
+ * when cap is too small, SHM when it cannot be made or used. */
+CUFRAMES_EXPORT cuframes_status_t cuframes_runtime_dir_create(const char* runtime_dir, char* out,
+                                                              size_t cap);
 
 /* ---------------------------------------------------------------------------------------------
  * Live publishers in a runtime directory (NULL = resolved, looking only: a directory that is not
@@ -594,20 +625,20 @@ CUFRAMES_EXPORT const char* cuframes_codec_name(cuframes_codec_t codec);
 
 typedef struct cuframes_codec_params_t {
   cuframes_codec_t codec;
-  uint32_t width, height;       /* coded picture size, pixels */
-  int32_t time_base_num;        /* pts/dts unit = num/den seconds */
+  uint32_t width, height; /* coded picture size, pixels */
+  int32_t time_base_num;  /* pts/dts unit = num/den seconds */
   int32_t time_base_den;
-  const uint8_t* extradata;     /* avcC/hvcC or Annex B parameter sets; may be NULL */
-  uint32_t extradata_size;      /* bytes, <= CUFRAMES_EXTRADATA_MAX */
-  uint64_t generation;          /* readers: bumped every time the publisher sets new params */
+  const uint8_t* extradata; /* avcC/hvcC or Annex B parameter sets; may be NULL */
+  uint32_t extradata_size;  /* bytes, <= CUFRAMES_EXTRADATA_MAX */
+  uint64_t generation;      /* readers: bumped every time the publisher sets new params */
 } cuframes_codec_params_t;
 
 typedef struct cuframes_packet_t {
-  const uint8_t* data; /* one access unit */
-  uint32_t size;       /* bytes */
-  uint32_t flags;      /* CUFRAMES_PACKET_KEY */
-  int64_t pts, dts;    /* in time_base units */
-  uint64_t seq;        /* packet sequence number, from 1 (set by the ring for readers) */
+  const uint8_t* data;        /* one access unit */
+  uint32_t size;              /* bytes */
+  uint32_t flags;             /* CUFRAMES_PACKET_KEY */
+  int64_t pts, dts;           /* in time_base units */
+  uint64_t seq;               /* packet sequence number, from 1 (set by the ring for readers) */
   uint64_t params_generation; /* readers: codec params generation this packet belongs to */
 } cuframes_packet_t;
 
@@ -622,6 +653,7 @@ CUFRAMES_EXPORT cuframes_status_t cuframes_publisher_write_packet(cuframes_publi
 typedef struct cuframes_packet_reader_t cuframes_packet_reader_t;
 
 typedef struct cuframes_packet_reader_options_t {
+  size_t struct_size;         /* sizeof(cuframes_packet_reader_options_t); set by _init() */
   const char* runtime_dir;    /* default NULL = resolved */
   int32_t connect_timeout_ms; /* default -1 */
   int32_t start_at_oldest;    /* 1: begin with the oldest packet still in the ring (pre-roll);
@@ -631,9 +663,9 @@ typedef struct cuframes_packet_reader_options_t {
 CUFRAMES_EXPORT void cuframes_packet_reader_options_init(cuframes_packet_reader_options_t* o);
 /* Fails at once with INVALID_ARGUMENT ("publisher 'KEY' has no packet ring") if the key's
  * publisher has no packet ring (cuframes-service: testsrc cameras, packet_ring: off). */
-CUFRAMES_EXPORT cuframes_status_t cuframes_packet_reader_create(
-    const char* key, const cuframes_packet_reader_options_t* options,
-    cuframes_packet_reader_t** out);
+CUFRAMES_EXPORT cuframes_status_t
+cuframes_packet_reader_create(const char* key, const cuframes_packet_reader_options_t* options,
+                              cuframes_packet_reader_t** out);
 CUFRAMES_EXPORT void cuframes_packet_reader_destroy(cuframes_packet_reader_t* reader);
 CUFRAMES_EXPORT int cuframes_packet_reader_fd(const cuframes_packet_reader_t* reader);
 /* The current codec parameters; extradata points into the reader and stays valid until the next
@@ -646,12 +678,13 @@ CUFRAMES_EXPORT cuframes_status_t cuframes_packet_reader_next(cuframes_packet_re
                                                               cuframes_packet_t* out);
 
 typedef struct cuframes_packet_reader_stats_t {
-  uint64_t packets; /* packets read */
-  uint64_t bytes;   /* their bytes */
-  uint64_t gaps;    /* packets lost because the writer lapped this reader */
+  size_t struct_size; /* sizeof(cuframes_packet_reader_stats_t): set by the caller */
+  uint64_t packets;   /* packets read */
+  uint64_t bytes;     /* their bytes */
+  uint64_t gaps;      /* packets lost because the writer lapped this reader */
 } cuframes_packet_reader_stats_t;
-CUFRAMES_EXPORT void cuframes_packet_reader_get_stats(const cuframes_packet_reader_t* reader,
-                                                      cuframes_packet_reader_stats_t* out);
+CUFRAMES_EXPORT cuframes_status_t cuframes_packet_reader_get_stats(
+    const cuframes_packet_reader_t* reader, cuframes_packet_reader_stats_t* out);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -33,7 +33,17 @@ inline void check(cuframes_status_t status) {
   if (status != CUFRAMES_OK) throw Error(status, cuframes_last_error());
 }
 
-inline int64_t now_ns() noexcept { return cuframes_now_ns(); }
+inline int64_t now_ns() noexcept {
+  return cuframes_now_ns();
+}
+
+// A zeroed stats struct with its struct_size set (cuframes.h, "Sized structs").
+template <class T>
+T sized() noexcept {
+  T t{};
+  t.struct_size = sizeof t;
+  return t;
+}
 
 // Owns one C handle; Destroy is its _destroy function.
 template <class T, void (*Destroy)(T*)>
@@ -68,7 +78,8 @@ class Publisher;
 class Loan {
  public:
   Loan() = default;
-  Loan(Loan&& o) noexcept : pub_(std::exchange(o.pub_, nullptr)), loan_(std::exchange(o.loan_, nullptr)) {}
+  Loan(Loan&& o) noexcept
+      : pub_(std::exchange(o.pub_, nullptr)), loan_(std::exchange(o.loan_, nullptr)) {}
   Loan& operator=(Loan&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -142,14 +153,15 @@ class Publisher {
     return seq;
   }
   cuframes_publisher_stats_t stats() const noexcept {
-    cuframes_publisher_stats_t s{};
-    cuframes_publisher_get_stats(h_.get(), &s);
+    auto s = sized<cuframes_publisher_stats_t>();
+    (void)cuframes_publisher_get_stats(h_.get(), &s);  // fails only for a moved-from handle
     return s;
   }
   std::vector<cuframes_subscriber_stats_t> subscribers() const {
-    std::vector<cuframes_subscriber_stats_t> v(CUFRAMES_MAX_SUBSCRIBERS);
+    std::vector<cuframes_subscriber_stats_t> v(CUFRAMES_MAX_SUBSCRIBERS,
+                                               sized<cuframes_subscriber_stats_t>());
     size_t n = 0;
-    cuframes_publisher_read_subscribers(h_.get(), v.data(), v.size(), &n);
+    (void)cuframes_publisher_read_subscribers(h_.get(), v.data(), v.size(), &n);
     v.resize(n < v.size() ? n : v.size());
     return v;
   }
@@ -245,14 +257,14 @@ class Subscriber {
     return st;
   }
   cuframes_subscriber_stats_t stats() const noexcept {
-    cuframes_subscriber_stats_t s{};
-    cuframes_subscriber_get_stats(h_.get(), &s);
+    auto s = sized<cuframes_subscriber_stats_t>();
+    (void)cuframes_subscriber_get_stats(h_.get(), &s);  // fails only for a moved-from handle
     return s;
   }
   // The ring as the publisher sees it: published, dropped, occupancy, geometry.
   cuframes_ring_status_t ring_status() const noexcept {
-    cuframes_ring_status_t r{};
-    cuframes_subscriber_get_ring_status(h_.get(), &r);
+    auto r = sized<cuframes_ring_status_t>();
+    (void)cuframes_subscriber_get_ring_status(h_.get(), &r);
     return r;
   }
   // For callers waiting on fd() themselves: count one wait that timed out.
@@ -303,16 +315,16 @@ class Observer {
   cuframes_observer_t* get() const noexcept { return h_.get(); }
 
   struct Snapshot {
-    cuframes_ring_status_t ring{};
+    cuframes_ring_status_t ring = sized<cuframes_ring_status_t>();
     std::vector<cuframes_subscriber_stats_t> subscribers;
   };
   // Throws Error(PUBLISHER_GONE) once the publisher has gone.
   Snapshot read() const {
     Snapshot s;
-    s.subscribers.resize(CUFRAMES_MAX_SUBSCRIBERS);
+    s.subscribers.resize(CUFRAMES_MAX_SUBSCRIBERS, sized<cuframes_subscriber_stats_t>());
     size_t n = 0;
-    check(cuframes_observer_read(h_.get(), &s.ring, s.subscribers.data(), s.subscribers.size(),
-                                 &n));
+    check(
+        cuframes_observer_read(h_.get(), &s.ring, s.subscribers.data(), s.subscribers.size(), &n));
     s.subscribers.resize(n < s.subscribers.size() ? n : s.subscribers.size());
     return s;
   }
@@ -331,12 +343,20 @@ inline std::string runtime_dir(const char* dir = nullptr, bool* exists = nullptr
   return buf;
 }
 
+// The runtime directory as a publisher resolves it, made when missing.
+inline std::string runtime_dir_create(const char* dir = nullptr) {
+  char buf[CUFRAMES_PATH_MAX];
+  check(cuframes_runtime_dir_create(dir, buf, sizeof buf));
+  return buf;
+}
+
 inline std::vector<std::string> list_publishers(const char* runtime_dir = nullptr) {
   cuframes_key_list_t* l = nullptr;
   check(cuframes_list_publishers(runtime_dir, &l));
   Handle<cuframes_key_list_t, cuframes_key_list_destroy> list(l);
   std::vector<std::string> keys;
-  for (size_t i = 0; i < cuframes_key_list_size(l); ++i) keys.emplace_back(cuframes_key_list_get(l, i));
+  for (size_t i = 0; i < cuframes_key_list_size(l); ++i)
+    keys.emplace_back(cuframes_key_list_get(l, i));
   return keys;
 }
 
@@ -366,8 +386,8 @@ class PacketReader {
     return c;
   }
   cuframes_packet_reader_stats_t stats() const noexcept {
-    cuframes_packet_reader_stats_t s{};
-    cuframes_packet_reader_get_stats(h_.get(), &s);
+    auto s = sized<cuframes_packet_reader_stats_t>();
+    (void)cuframes_packet_reader_get_stats(h_.get(), &s);
     return s;
   }
 
