@@ -130,6 +130,8 @@ class Camera(threading.Thread):
             log.exception("%s: thread failed", self.key)
 
     def _run(self) -> None:
+        if self.detection is not None:
+            self.detection.wait_setup()  # no CUDA work here while graphs are being captured
         if torch is not None and self.args.torch_cuda:
             dev = torch.device("cuda", self.args.cuda_device)
             self.stream = torch.cuda.Stream(device=dev)  # this camera's stream
