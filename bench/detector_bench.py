@@ -36,21 +36,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
+from _proc import GpuSampler, cpu_seconds, stop
+
 ROOT = Path(__file__).resolve().parents[1]
 DETECTOR = ROOT / "examples" / "detector.py"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 FPS = 30.0
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, every thread
 
 
 def wait_for(what: str, ok: Any, timeout: float, detail: Any = lambda: "") -> Any:
@@ -77,49 +71,6 @@ def tail(path: str, n: int = 25) -> str:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
-
-
-class Gpu:
-    """NVML utilisation samples (nvidia-ml-py), every 100 ms while running."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[int, int]] = []
-        self.error = ""
-        try:
-            import pynvml
-            pynvml.nvmlInit()
-            self.nvml = pynvml
-            self.h = pynvml.nvmlDeviceGetHandleByIndex(0)
-            self.name = pynvml.nvmlDeviceGetName(self.h)
-        except Exception as e:  # reported in the table, not fatal
-            self.nvml = None
-            self.error = f"NVML unavailable ({e!r})"
-            self.name = "?"
-        self.stop = threading.Event()
-        self.thread: Optional[threading.Thread] = None
-
-    def start(self) -> None:
-        self.samples = []
-        self.stop.clear()
-        if self.nvml is None:
-            return
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.1):
-            u = self.nvml.nvmlDeviceGetUtilizationRates(self.h)
-            dec = self.nvml.nvmlDeviceGetDecoderUtilization(self.h)[0]
-            self.samples.append((u.gpu, dec))
-
-    def finish(self) -> tuple[float, float]:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
-        if not self.samples:
-            return float("nan"), float("nan")
-        return (statistics.mean(s[0] for s in self.samples),
-                statistics.mean(s[1] for s in self.samples))
 
 
 class Service:
@@ -156,12 +107,7 @@ class Service:
         wait_for(f"{n} cameras streaming", streaming, 60, lambda: tail(self.log))
 
     def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc, timeout=30)
         self.logf.close()
 
 
@@ -172,7 +118,7 @@ FEEDS = {"cuframes": ["--feed", "cuframes", "--cuda-graphs"],
 
 
 def run_detector(args: argparse.Namespace, svc: Service, n: int, feed: str, tmp: str,
-                 gpu: Gpu, tag: str) -> dict[str, float]:
+                 gpu: GpuSampler, tag: str) -> dict[str, float]:
     stats = os.path.join(tmp, f"det-{tag}.json")
     err = os.path.join(tmp, f"det-{tag}.log")
     cams = ",".join(f"cam{i}" for i in range(n))
@@ -192,19 +138,13 @@ def run_detector(args: argparse.Namespace, svc: Service, n: int, feed: str, tmp:
             time.sleep(args.warmup)  # the warm-up: batches settle, the allocator grows
             t0 = time.monotonic_ns()
             c0d, c0s = cpu_seconds(proc.pid), cpu_seconds(svc.proc.pid)
-            gpu.start()
-            time.sleep(args.window)  # the measured window
-            util, dec = gpu.finish()
+            with gpu:
+                time.sleep(args.window)  # the measured window
+            util, dec = GpuSampler.mean(gpu.sm), GpuSampler.mean(gpu.dec)
             t1 = time.monotonic_ns()
             c1d, c1s = cpu_seconds(proc.pid), cpu_seconds(svc.proc.pid)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait()
+            rc = stop(proc, timeout=60)
     doc = read_json(stats)
     if rc != 0 or doc is None or args.kind not in doc.get("detection", {}):
         raise RuntimeError(f"detector ({feed}, {n} cameras) exited {rc} without its stats:\n"
@@ -258,7 +198,7 @@ def main() -> int:
         print(f"detector_bench: --feeds {args.feeds}: some of {', '.join(FEEDS)}",
               file=sys.stderr)
         return 2
-    gpu = Gpu()
+    gpu = GpuSampler(interval=0.1)
     import torch
     import torchvision
     where = ("software decoding into host rings -> examples/detector.py (SSDlite320 "

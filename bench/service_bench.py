@@ -26,85 +26,20 @@ the ceiling with N streams.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from _proc import GpuSampler, cpu_seconds, machine_cpu, stop, stop_all
+from _proc import read_status as status
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MINI_RTSP = os.path.join(HERE, "..", "tests", "gpu", "mini_rtsp.py")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]
-    return sum(v) - idle, sum(v)
-
-
-def status(path: str) -> dict:
-    for _ in range(200):
-        try:
-            with open(path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            time.sleep(0.01)  # being replaced (write + rename): read again
-    raise RuntimeError(f"cannot read {path}")
-
-
-class GpuSampler:
-    """NVML decoder and SM utilisation of GPU 0, sampled every 0.5 s in a thread."""
-
-    def __init__(self):
-        self.dec, self.sm = [], []
-        self.error = None
-        self._stop = threading.Event()
-        try:
-            import pynvml  # nvidia-ml-py
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-            self._h = pynvml.nvmlDeviceGetHandleByIndex(0)
-        except Exception as e:  # noqa: BLE001 - any failure: no GPU figures, said in the table
-            self._nvml = None
-            self.error = f"NVML unavailable: {e}"
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(0.5):
-            try:
-                self.dec.append(self._nvml.nvmlDeviceGetDecoderUtilization(self._h)[0])
-                self.sm.append(self._nvml.nvmlDeviceGetUtilizationRates(self._h).gpu)
-            except Exception as e:  # noqa: BLE001
-                self.error = str(e)
-
-    def __enter__(self):
-        if self._nvml is not None:
-            self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self._t.is_alive():
-            self._t.join()
-
-    @staticmethod
-    def fmt(v: list) -> str:
-        return f"{statistics.mean(v):3.0f}/{max(v):3.0f}" if v else "  n/a"
 
 
 class RtspServers:
@@ -128,14 +63,7 @@ class RtspServers:
         return self.urls[i // per]
 
     def close(self):
-        for p in self.procs:
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(self.procs, timeout=10)
 
 
 def _raise_nofile() -> None:
@@ -224,12 +152,7 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers) -> dict:
             dec=gpu.dec, sm=gpu.sm, gpu_error=gpu.error)
         return out
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=60)
         log.close()
 
 

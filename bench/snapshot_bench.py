@@ -31,29 +31,14 @@ import tempfile
 import time
 import urllib.request
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+from _proc import cpu_seconds, stop
+from _proc import read_status as status
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def status(path: str) -> dict:
-    for _ in range(200):
-        try:
-            with open(path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            time.sleep(0.01)  # being replaced (write + rename)
-    raise RuntimeError(f"cannot read {path}")
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -178,12 +163,7 @@ def main() -> int:
             if proc.poll() is not None:
                 raise RuntimeError(f"the service exited with {proc.returncode}")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout=20)
             log.close()
             tail = open(os.path.join(tmp, "service.log"), errors="replace").read()[-3000:]
             if proc.returncode not in (0, None):

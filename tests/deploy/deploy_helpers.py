@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEPLOY = ROOT / "deploy"
 DETECTOR = ROOT / "examples" / "detector.py"
+DETECTOR_APP = ROOT / "examples" / "detector_app"  # the package detector.py runs
 CLI_BIN = Path(os.environ.get("CUFRAMES_CLI", ROOT / "build" / "cli" / "cuframes"))
 COMPOSE = os.environ.get("CUFRAMES_DOCKER_COMPOSE", shutil.which("docker-compose") or
                          "/usr/bin/docker-compose")

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""examples/detector.py's batched SSD post-processing against torchvision's own
-(SSD.postprocess_detections, image by image and class by class) on the same head outputs: the
-model's real heads and anchors on a batch of pictures with random weights, and head outputs
-made up to give many overlapping candidates (NMS at work). Prints one line per case and exits 1
-on any difference; on a GPU also the detector's CUDA graphs (GraphedSSD) against the model's
-own forward. Run by tests/deploy/test_detector_torch.py (CPU) and
+"""examples/detector.py's batched SSD post-processing (examples/detector_app/postprocess.py)
+against torchvision's own (SSD.postprocess_detections, image by image and class by class) on the
+same head outputs: the model's real heads and anchors on a batch of pictures with random weights,
+and head outputs made up to give many overlapping candidates (NMS at work). Prints one line per
+case and exits 1 on any difference; on a GPU also the detector's CUDA graphs (GraphedSSD) against
+the model's own forward. Run by tests/deploy/test_detector_torch.py (CPU) and
 tests/gpu/test_detector_gpu.py (CUDA, float16) with an interpreter that has torchvision:
 
     postprocess_check.py [--device cpu|cuda] [--half]
@@ -18,21 +18,20 @@ large detections come out of any picture.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_detector():
-    spec = importlib.util.spec_from_file_location("detector_example",
-                                                  ROOT / "examples" / "detector.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+def load_detector() -> Any:
+    """The parts of the example detector (examples/detector_app/) this checks."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    from detector_app import graphs, model
+    return types.SimpleNamespace(load_model=model.load_model, prepare_model=model.prepare_model,
+                                 GraphedSSD=graphs.GraphedSSD)
 
 
 def same(a: list, b: list, tol: float) -> str:

@@ -179,6 +179,10 @@ def test_broker_and_detector_fit_together(compose: dict[str, Any]) -> None:
     script = next(a for a in cmd if a.endswith(".py"))
     assert any(i.args.split()[-1] == script and "examples/detector.py" in i.args
                for i in det.all("COPY")), (script, det.all("COPY"))
+    # and the package the script imports from its own folder, next to it
+    package = f"{script.rsplit('/', 1)[0]}/{dh.DETECTOR_APP.name}"
+    assert any(i.args.split()[-1].rstrip("/") == package and "examples/detector_app" in i.args
+               for i in det.all("COPY")), (package, det.all("COPY"))
 
 
 def test_home_assistant_is_an_optional_profile(compose: dict[str, Any]) -> None:
@@ -297,7 +301,7 @@ def test_runtime_stages_run_as_a_user_and_download_nothing() -> None:
         for i in run_time:
             assert not DOWNLOADERS.search(i.args), f"{target}: {i.cmd} {i.args}"
     # what those run downloads nothing either
-    for f in (dh.HEALTHCHECK, dh.DETECTOR):
+    for f in (dh.HEALTHCHECK, dh.DETECTOR, *sorted(dh.DETECTOR_APP.glob("*.py"))):
         text = "\n".join(ln for ln in f.read_text().splitlines()
                          if not ln.lstrip().startswith("#"))
         assert not DOWNLOADERS.search(text), f"{f}: {DOWNLOADERS.search(text)}"

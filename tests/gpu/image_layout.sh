@@ -14,7 +14,7 @@
 #                       test-pattern camera and a file camera on CLIP
 #   /opt/venv           a venv with the cuframes wheel, built as the build stage builds it (where
 #                       the machine has an /opt/venv of its own: $OUT/venv, and the PATH says so)
-#   /opt/cuframes       examples/detector.py
+#   /opt/cuframes       examples/detector.py and examples/detector_app/
 #   /run/cuframes       a tmpfs, mode 1770, owned by the images' user: the compose volume
 # then starts the service and the detector with the images' ENTRYPOINT/CMD, ENV, WORKDIR and
 # user (uid/gid 10001, no other groups, no capabilities), and checks: the image's HEALTHCHECK
@@ -227,7 +227,11 @@ for c in "${SERVICE_COPIES[@]}" "${DETECTOR_COPIES[@]}"; do
     build:*) ;;  # the build stage's output: staged above
     *) read -r src dst <<<"$c"
        mkdir -p "$(dirname "$dst")"
-       cp "$ROOT/$src" "$dst" ;;
+       if [ -d "$ROOT/$src" ]; then  # COPY of a folder: its contents into dst
+         mkdir -p "$dst" && cp -a "$ROOT/$src/." "$dst/" && rm -rf "$dst"/__pycache__
+       else
+         cp "$ROOT/$src" "$dst"
+       fi ;;
   esac
 done
 # The config the image's CMD names, and the clip next to it (where uid 10001 reads it, whatever
@@ -252,7 +256,8 @@ EOF
 fi
 chmod 644 /etc/cuframes/cuframes.yaml "$CLIP"
 for f in /usr/local/bin/cuframes-service /usr/local/bin/cuframes /usr/local/bin/cuframes-healthcheck \
-         /etc/cuframes/cuframes.yaml /opt/cuframes/examples/detector.py; do
+         /etc/cuframes/cuframes.yaml /opt/cuframes/examples/detector.py \
+         /opt/cuframes/examples/detector_app/cli.py; do
   [ -f "$f" ] || fail "$f is not where the images have it (COPY: ${SERVICE_COPIES[*]} | ${DETECTOR_COPIES[*]})"
 done
 # The venv of the detector image (its Dockerfile line: pip install the wheel, numpy, paho-mqtt)
