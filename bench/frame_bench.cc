@@ -32,7 +32,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -54,9 +53,9 @@
 #include <cuda_runtime.h>
 #endif
 
+#include "bench_child.h"
 #include "cuframes/cuframes.hpp"
 
-extern char** environ;
 
 namespace {
 
@@ -194,7 +193,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   pin_to_cpu(cpus > 1 ? 1 + index % (cpus - 1) : 0);
   cuframes::Subscriber::Options o;
   o.runtime_dir = dir.c_str();
-  o.connect_timeout_ms = 10000;
+  o.connect_timeout_ms = 60000;  // 64 CUDA contexts made at once may take a while
   std::string name = std::string("bench-") + std::to_string(index);
   o.consumer_name = name.c_str();
   if (path == Path::kCudaSpin) o.spin_us = g_spin_us;
@@ -225,11 +224,34 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   uint64_t frames = 0, seen = 0;
   double cpu0 = -1;
   int64_t t_first = 0, t_last = 0;
+  // The phase ends when the publisher goes. No frame for a while is no reason to leave: the
+  // publisher waits until every subscriber is attached before its first frame, and 64 processes
+  // making CUDA contexts at once can take many seconds (a child that left after 5 s without a
+  // frame made every cuda row with 64 subscribers fail "0 of 64 attached"). Only an orphan (its
+  // parent gone) or 120 s without any frame end it.
+  int64_t last_frame = cuframes::now_ns();
+  const char* ended = "publisher-gone";  // one word: the RESULT line is split at spaces
   for (;;) {
     cuframes::Frame f;
-    cuframes_status_t st = sub.try_next(5000, &f);
-    if (st == CUFRAMES_ERR_PUBLISHER_GONE || st == CUFRAMES_ERR_FRAME_TIMEOUT) break;
-    if (st != CUFRAMES_OK) continue;
+    cuframes_status_t st = sub.try_next(1000, &f);
+    if (st == CUFRAMES_ERR_PUBLISHER_GONE) break;
+    if (st == CUFRAMES_ERR_FRAME_TIMEOUT) {
+      if (getppid() == 1) {
+        ended = "orphaned";
+        break;
+      }
+      if (cuframes::now_ns() - last_frame > 120000000000) {
+        ended = "no-frame-for-120s";
+        break;
+      }
+      continue;
+    }
+    if (st != CUFRAMES_OK) {
+      std::printf("NOTE subscriber %d: try_next: %s\n", index, cuframes_status_name(st));
+      std::fflush(stdout);
+      continue;
+    }
+    last_frame = cuframes::now_ns();
     // Warm-up: the first frames pay for first touches and, with spin_us, arrive while the
     // publisher's cadence is still being learned. Counted from there: CPU, latency, rate.
     const bool measured = ++seen > kWarmupFrames;
@@ -257,7 +279,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   double cpu = cpu0 < 0 ? 0 : cpu_seconds() - cpu0;
   std::ostringstream out;
   out << "RESULT frames=" << frames << " cpu_us=" << static_cast<long long>(cpu * 1e6)
-      << " seconds=" << (t_last - t_first) / 1e9 << " lat=" << join(lat) << " wake=" << join(wake);
+      << " seconds=" << (t_last - t_first) / 1e9 << " lat=" << join(lat) << " wake=" << join(wake) << " ended=" << ended;
   std::printf("%s\n", out.str().c_str());
   std::fflush(stdout);
   return 0;
@@ -266,47 +288,13 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
 // ---------------------------------------------------------------------------------------------
 // Parent side.
 
-struct Child {
-  pid_t pid = -1;
-  FILE* out = nullptr;
-};
-
-// Starts this binary with `args` (after argv[0]), its stdout on a pipe to us, and `fd3` (if not
-// -1) as its fd 3.
-Child spawn_self(const std::vector<std::string>& args, int fd3 = -1);
+using bench::Child;
+using bench::read_line;
+using bench::spawn_self;
 
 Child spawn_subscriber(const std::string& dir, const std::string& key, Path path, int index) {
   return spawn_self({"--role", "subscriber", "--dir", dir, "--key", key, "--path", path_name(path),
                      "--spin-us", std::to_string(g_spin_us), "--index", std::to_string(index)});
-}
-
-Child spawn_self(const std::vector<std::string>& args_in, int fd3) {
-  int fds[2];
-  if (pipe(fds) != 0) std::exit(1);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  if (fd3 >= 0) posix_spawn_file_actions_adddup2(&fa, fd3, 3);
-  std::string self = "/proc/self/exe";
-  std::vector<std::string> args = {"cuframes_bench"};
-  args.insert(args.end(), args_in.begin(), args_in.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  Child c;
-  if (posix_spawn(&c.pid, self.c_str(), &fa, nullptr, argv.data(), environ) != 0) std::exit(1);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  c.out = fdopen(fds[0], "r");
-  return c;
-}
-
-std::string read_line(FILE* f) {
-  std::string s;
-  int ch;
-  while ((ch = std::fgetc(f)) != EOF && ch != '\n') s.push_back(static_cast<char>(ch));
-  return s;
 }
 
 struct PhaseResult {
@@ -334,13 +322,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     std::vector<Child> list;
     std::string dir, key;
     ~Children() {
-      for (Child& c : list) {
-        if (c.pid > 0) {
-          kill(c.pid, SIGKILL);
-          waitpid(c.pid, nullptr, 0);
-        }
-        if (c.out != nullptr) fclose(c.out);
-      }
+      for (Child& c : list) bench::reap(c);
       const std::string lock = dir + "/" + key + ".lock";
       unlink(lock.c_str());
       rmdir(dir.c_str());
@@ -366,18 +348,38 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
       OffProducerCpu off;
       return cuframes::Publisher(key, o);
     }();
-    for (int i = 0; i < subs; ++i) {  // READY, or why not
-      const std::string line = read_line(children[static_cast<size_t>(i)].out);
+    // READY, or why not. Every failure names what each child said and how it ended.
+    const auto fail = [&](const std::string& what) {
+      throw std::runtime_error(what + "; the subscribers:" + bench::post_mortem(children));
+    };
+    const int64_t ready_deadline = cuframes::now_ns() + 120000000000;
+    int64_t first_ready = 0, last_ready = 0;
+    for (int i = 0; i < subs; ++i) {
+      bool timed_out = false;
+      const int left_ms = static_cast<int>(
+          std::max<int64_t>(0, (ready_deadline - cuframes::now_ns()) / 1000000));
+      const std::string line = read_line(children[static_cast<size_t>(i)], left_ms, &timed_out);
       if (line != "READY") {
-        throw std::runtime_error(line.empty() ? "subscriber " + std::to_string(i) + " died" : line);
+        fail(timed_out ? "subscriber " + std::to_string(i) + " not READY within 120 s"
+                       : "subscriber " + std::to_string(i) + " said \"" + line.substr(0, 200) +
+                             "\" instead of READY");
       }
+      last_ready = cuframes::now_ns();
+      if (first_ready == 0) first_ready = last_ready;
     }
-    // Attached: the subscribers said READY after their handshake; the publisher's table follows.
+    // Attached: the subscribers said READY after their handshake, so the count is there at once;
+    // it is checked anyway, with the most seen, in case one left since.
     const int64_t attach_deadline = cuframes::now_ns() + 30000000000;
+    uint32_t most = 0;
     while (pub.stats().subscribers < static_cast<uint32_t>(subs)) {
+      most = std::max(most, pub.stats().subscribers);
       if (cuframes::now_ns() > attach_deadline) {
-        throw std::runtime_error(std::to_string(pub.stats().subscribers) + " of " +
-                                 std::to_string(subs) + " subscribers attached within 30 s");
+        char what[200];
+        std::snprintf(what, sizeof what,
+                      "%u of %d subscribers attached within 30 s of the last READY (at most %u; "
+                      "READYs over %.1f s)",
+                      pub.stats().subscribers, subs, most, (last_ready - first_ready) / 1e9);
+        fail(what);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -454,7 +456,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   for (auto& c : children) {
     std::string line;
     do {
-      line = read_line(c.out);
+      line = read_line(c);
     } while (!line.empty() && line.rfind("RESULT", 0) != 0);
     uint64_t frames = 0;
     long long cpu_us = 0;
@@ -466,10 +468,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     r.frames += frames;
     sub_fps += secs > 0 ? frames / secs : 0;
     cpu += frames > 0 ? static_cast<double>(cpu_us) / frames : 0;
-    fclose(c.out);
-    c.out = nullptr;
-    waitpid(c.pid, nullptr, 0);
-    c.pid = -1;
+    bench::reap(c);
   }
   r.sub_fps = sub_fps / subs;
   r.cpu_us_per_frame = cpu / subs;
@@ -566,15 +565,11 @@ void copy_floor(const Size& size) {
       std::vector<Child> idle;
       for (int i = 0; i < others; ++i) {
         idle.push_back(spawn_self({"--role", "idle"}));
-        read_line(idle.back().out);  // READY: its context exists
+        read_line(idle.back());  // READY: its context exists
       }
       floor_row(size, what[0], others, copy);
       floor_row(size, what[1], others, publish);
-      for (Child& c : idle) {
-        kill(c.pid, SIGKILL);
-        waitpid(c.pid, nullptr, 0);
-        fclose(c.out);
-      }
+      for (Child& c : idle) bench::reap(c);
     }
   }
   const std::string lock = dir + "/floor.lock";
@@ -641,7 +636,7 @@ void wake_floor_row(const char* mode, const char* what) {
     if (sv[1] >= 0) close(sv[1]);
     socks.push_back(sv[0]);
   }
-  for (Child& c : kids) read_line(c.out);  // READY
+  for (Child& c : kids) read_line(c);  // READY
   if (std::string(mode) == "note") {
     int64_t next = cuframes::now_ns();
     for (int i = 0; i < kWakeFrames; ++i) {
@@ -655,9 +650,8 @@ void wake_floor_row(const char* mode, const char* what) {
   }
   std::vector<int64_t> all;
   for (Child& c : kids) {
-    for (int64_t v : parse_list(read_line(c.out), " lat=")) all.push_back(v);
-    fclose(c.out);
-    waitpid(c.pid, nullptr, 0);
+    for (int64_t v : parse_list(read_line(c), " lat=")) all.push_back(v);
+    bench::reap(c, /*drain=*/true);
   }
   if (all.empty()) return;
   std::sort(all.begin(), all.end());

@@ -43,10 +43,12 @@ extern "C" {
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <thread>
 #include <vector>
 
+#include "cuda_device.h"
 #include "source.h"
 
 namespace cfsvc {
@@ -245,6 +247,7 @@ class FfmpegSource final : public Source {
     for (;;) {
       if (stop_->load()) return Outcome::kStopped;
       int rc = av_read_frame(fmt_.get(), pkt.get());
+      lap(opt_.cpu, CpuStage::kRead);
       if (!stop_->load() && mono_ns() > deadline_ns_.load()) {
         av_packet_unref(pkt.get());
         return stalled(error);
@@ -252,9 +255,12 @@ class FfmpegSource final : public Source {
       if (rc == AVERROR_EOF || (rc == AVERROR(EIO) && !live_)) {
         drain(sink, nullptr);
         if (stop_->load()) return Outcome::kStopped;
+        lap(opt_.cpu, CpuStage::kOther);
         const uint64_t frames = delivered_;  // this pass's, the drained ones included
         std::string why_not;
-        if (!live_ && cfg_.loop && frames > 0 && rewind(&why_not)) {
+        const bool rewound = !live_ && cfg_.loop && frames > 0 && rewind(&why_not);
+        lap(opt_.cpu, CpuStage::kRead);  // the seek
+        if (rewound) {
           // Once at info: a looping clip would otherwise log a line per pass.
           log_->log(passes_++ == 0 ? spdlog::level::info : spdlog::level::debug,
                     "end of file after {} frame{}: starting over in place", frames,
@@ -289,6 +295,7 @@ class FfmpegSource final : public Source {
       p.dts = pkt->dts;
       p.flags = (pkt->flags & AV_PKT_FLAG_KEY) ? CUFRAMES_PACKET_KEY : 0;
       if (pkt->size > 0) sink->on_packet(p);
+      lap(opt_.cpu, CpuStage::kRead);
       // Decoding starts at a keyframe: joining mid-GOP only yields broken pictures.
       if (!seen_key_ && !(pkt->flags & AV_PKT_FLAG_KEY)) {
         av_packet_unref(pkt.get());
@@ -296,6 +303,7 @@ class FfmpegSource final : public Source {
       }
       seen_key_ = true;
       rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
+      lap(opt_.cpu, CpuStage::kDecode);
       if (rc == AVERROR(EAGAIN)) {  // the decoder wants its output taken first (cuvid may)
         if (!receive_frames(sink, error)) {
           av_packet_unref(pkt.get());
@@ -304,6 +312,7 @@ class FfmpegSource final : public Source {
         rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
       }
       av_packet_unref(pkt.get());
+      lap(opt_.cpu, CpuStage::kDecode);
       if (rc < 0) {
         sink->on_decode_error("decoder rejected a packet: " + av_err(rc));
         continue;
@@ -369,7 +378,20 @@ class FfmpegSource final : public Source {
       // Frame threads hold back a frame per thread: fine for files, latency for live cameras.
       if (live_) ctx->thread_type = FF_THREAD_SLICE;
     }
-    rc = avcodec_open2(ctx, dec, nullptr);
+    // An experiment (issue 16): CUFRAMES_DECODER_OPTS="key=value,key=value" passes options to
+    // the decoder (cuvid's "surfaces", "extra_hw_frames", ...); those it does not know are logged.
+    AVDictionary* dopts = nullptr;
+    if (const char* v = std::getenv("CUFRAMES_DECODER_OPTS"); v != nullptr && *v != '\0') {
+      if (av_dict_parse_string(&dopts, v, "=", ",", 0) < 0) {
+        log_->warn("CUFRAMES_DECODER_OPTS={}: not key=value,key=value; ignored", v);
+        av_dict_free(&dopts);
+      }
+    }
+    rc = avcodec_open2(ctx, dec, &dopts);
+    for (const AVDictionaryEntry* e = nullptr; (e = av_dict_get(dopts, "", e, AV_DICT_IGNORE_SUFFIX));) {
+      log_->warn("CUFRAMES_DECODER_OPTS: the {} decoder has no option {}", dec->name, e->key);
+    }
+    av_dict_free(&dopts);
     if (rc < 0) return fail(error, "cannot open the " + codec_name_ + " decoder: " + av_err(rc));
     return true;
   }
@@ -393,12 +415,26 @@ class FfmpegSource final : public Source {
       return false;
     }
     // The primary context: the one cudart (and so the rings) uses, so device pointers are shared.
-    AVDictionary* opts = nullptr;
-    av_dict_set(&opts, "primary_ctx", "1", 0);
     AVBufferRef* hw = nullptr;
-    const std::string dev = std::to_string(opt_.cuda_device);
-    int rc = av_hwdevice_ctx_create(&hw, AV_HWDEVICE_TYPE_CUDA, dev.c_str(), opts, 0);
-    av_dict_free(&opts);
+    int rc = 0;
+    if (cuda_sched_is_ffmpegs()) {  // FFmpeg retains it (and checks its flags)
+      AVDictionary* opts = nullptr;
+      av_dict_set(&opts, "primary_ctx", "1", 0);
+      const std::string dev = std::to_string(opt_.cuda_device);
+      rc = av_hwdevice_ctx_create(&hw, AV_HWDEVICE_TYPE_CUDA, dev.c_str(), opts, 0);
+      av_dict_free(&opts);
+    } else {  // CUFRAMES_CUDA_SCHED (cuda_device.h): handed over, with the flags it has
+      void* primary = cuda_primary_context(opt_.cuda_device);
+      hw = primary != nullptr ? av_hwdevice_ctx_alloc(AV_HWDEVICE_TYPE_CUDA) : nullptr;
+      if (hw == nullptr) {
+        hw_error_ = "cannot retain the CUDA primary context";
+        return false;
+      }
+      auto* d = reinterpret_cast<AVHWDeviceContext*>(hw->data);
+      static_cast<AVCUDADeviceContext*>(d->hwctx)->cuda_ctx = static_cast<CUcontext>(primary);
+      rc = av_hwdevice_ctx_init(hw);
+      if (rc < 0) av_buffer_unref(&hw);
+    }
     if (rc < 0) {
       hw_error_ = "cannot create a CUDA device context: " + av_err(rc);
       return false;
@@ -436,6 +472,7 @@ class FfmpegSource final : public Source {
     if (!frame_) frame_.reset(av_frame_alloc());
     for (;;) {
       int rc = avcodec_receive_frame(codec_ctx_.get(), frame_.get());
+      lap(opt_.cpu, CpuStage::kDecode);
       if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return true;
       if (rc < 0) {
         sink->on_decode_error("decoding failed: " + av_err(rc));
@@ -445,7 +482,8 @@ class FfmpegSource final : public Source {
         sink->on_decode_error("corrupt frame");
       }
       bool ok = deliver(sink, frame_.get(), error);
-      av_frame_unref(frame_.get());
+      av_frame_unref(frame_.get());  // the decoder's surface back to its pool
+      lap(opt_.cpu, CpuStage::kDecode);
       if (!ok) return false;
       ++delivered_;
     }
@@ -492,6 +530,7 @@ class FfmpegSource final : public Source {
     avcodec_send_packet(codec_ctx_.get(), nullptr);
     receive_frames(sink, error);
     avcodec_flush_buffers(codec_ctx_.get());
+    lap(opt_.cpu, CpuStage::kDecode);
   }
 
   // Files in real time: each frame waits for its presentation time, counted from an anchor (a
@@ -538,7 +577,9 @@ class FfmpegSource final : public Source {
   }
 
   bool deliver(SourceSink* sink, AVFrame* f, std::string* error) {
-    if (!pace(sink, f)) return false;
+    const bool paced = pace(sink, f);
+    lap(opt_.cpu, CpuStage::kPace);
+    if (!paced) return false;
     VideoFrame out;
     out.width = static_cast<uint32_t>(f->width);
     out.height = static_cast<uint32_t>(f->height);
@@ -550,6 +591,7 @@ class FfmpegSource final : public Source {
     if (f->format == AV_PIX_FMT_CUDA && opt_.host_ring) {  // NVDEC into a host ring: download
       if (!sw_frame_) sw_frame_.reset(av_frame_alloc());
       int rc = av_hwframe_transfer_data(sw_frame_.get(), f, 0);
+      lap(opt_.cpu, CpuStage::kConvert);
       if (rc < 0) {
         if (error) *error = "downloading an NVDEC frame: " + av_err(rc);
         return false;
@@ -590,7 +632,7 @@ class FfmpegSource final : public Source {
       out.planes.cuda_stream = stream_;
       describe_color(f, &out.planes);
       out.device = opt_.cuda_device;
-      return sink->on_frame(out);
+      return publish(sink, out);
     }
 #endif
     if (cfg_.decoder == DecoderChoice::kNvdec || cuvid()) {
@@ -633,7 +675,7 @@ class FfmpegSource final : public Source {
       out.planes.planes[1] = f->data[1];
       out.planes.pitches[0] = static_cast<uint64_t>(f->linesize[0]);
       out.planes.pitches[1] = static_cast<uint64_t>(f->linesize[1]);
-      return sink->on_frame(out);
+      return publish(sink, out);
     }
     // The samples keep their range (and the frame's colour description says which): a
     // full-range source, MJPEG above all, stays full range, as NVDEC delivers the same stream.
@@ -659,10 +701,18 @@ class FfmpegSource final : public Source {
                        nullptr, nullptr};
     int dst_stride[4] = {pitch, pitch, 0, 0};
     sws_scale(sws_, f->data, f->linesize, 0, f->height, dst, dst_stride);
+    lap(opt_.cpu, CpuStage::kConvert);
     out.planes.planes[0] = dst[0];
     out.planes.planes[1] = dst[1];
     out.planes.pitches[0] = out.planes.pitches[1] = static_cast<uint64_t>(pitch);
-    return sink->on_frame(out);
+    return publish(sink, out);
+  }
+
+  // The frame into the ring (Camera::on_frame), its CPU charged to the publish stage.
+  bool publish(SourceSink* sink, const VideoFrame& out) {
+    const bool ok = sink->on_frame(out);
+    lap(opt_.cpu, CpuStage::kPublish);
+    return ok;
   }
 
   CameraConfig cfg_;
