@@ -12,9 +12,9 @@ namespace bench {
 
 struct Child {
   pid_t pid = -1;
-  int fd = -1;         // the read end of the child's stdout
-  std::string buf;     // read but not yet returned
-  std::string said;    // every line returned so far, for the post-mortem (capped)
+  int fd = -1;           // the read end of the child's stdout
+  std::string buf;       // read but not yet returned
+  std::string said;      // every line returned so far, for the post-mortem (capped)
   int wait_status = -1;  // waitpid's, once reaped
 };
 

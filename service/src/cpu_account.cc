@@ -16,14 +16,22 @@ int64_t thread_cpu_ns(clockid_t clock) {
 
 const char* to_string(CpuStage s) {
   switch (s) {
-    case CpuStage::kOpen: return "open";
-    case CpuStage::kRead: return "read";
-    case CpuStage::kDecode: return "decode";
-    case CpuStage::kPace: return "pace";
-    case CpuStage::kConvert: return "convert";
-    case CpuStage::kPublish: return "publish";
-    case CpuStage::kOther: return "other";
-    case CpuStage::kCount: break;
+    case CpuStage::kOpen:
+      return "open";
+    case CpuStage::kRead:
+      return "read";
+    case CpuStage::kDecode:
+      return "decode";
+    case CpuStage::kPace:
+      return "pace";
+    case CpuStage::kConvert:
+      return "convert";
+    case CpuStage::kPublish:
+      return "publish";
+    case CpuStage::kOther:
+      return "other";
+    case CpuStage::kCount:
+      break;
   }
   return "?";
 }
@@ -64,10 +72,12 @@ CpuSnapshot CpuAccount::snapshot() const {
 }
 
 std::vector<std::pair<std::string, uint64_t>> cpu_fields(const CpuSnapshot& s) {
-  std::vector<std::pair<std::string, uint64_t>> out = {
-      {"tid", static_cast<uint64_t>(s.tid)}, {"frames", s.frames}, {"thread_us", s.thread_ns / 1000}};
+  std::vector<std::pair<std::string, uint64_t>> out = {{"tid", static_cast<uint64_t>(s.tid)},
+                                                       {"frames", s.frames},
+                                                       {"thread_us", s.thread_ns / 1000}};
   for (size_t i = 0; i < kCpuStages; ++i) {
-    out.emplace_back(std::string(to_string(static_cast<CpuStage>(i))) + "_us", s.stage_ns[i] / 1000);
+    out.emplace_back(std::string(to_string(static_cast<CpuStage>(i))) + "_us",
+                     s.stage_ns[i] / 1000);
   }
   return out;
 }

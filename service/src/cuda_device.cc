@@ -18,7 +18,6 @@ namespace cfsvc {
 #ifdef CUFRAMES_WITH_CUDA
 namespace {
 
-
 // The driver API through dlopen, like libcuframes: the service never links libcuda, so it
 // starts (and serves host rings) where there is no NVIDIA driver.
 void set_primary_context_flags(int device) {
@@ -71,7 +70,9 @@ unsigned cuda_sched_flags() {
   return flags;
 }
 
-bool cuda_sched_is_ffmpegs() { return cuda_sched_flags() == 0x04u; }
+bool cuda_sched_is_ffmpegs() {
+  return cuda_sched_flags() == 0x04u;
+}
 
 void* cuda_primary_context(int device) {
 #ifdef CUFRAMES_WITH_CUDA

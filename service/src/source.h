@@ -77,8 +77,8 @@ struct SourceOptions {
 std::unique_ptr<Source> make_ffmpeg_source(const CameraConfig& config, const SourceOptions& opt,
                                            const std::atomic<bool>* stop,
                                            std::shared_ptr<spdlog::logger> log);
-std::unique_ptr<Source> make_test_source(const CameraConfig& config,
-                                         const std::atomic<bool>* stop, CpuAccount* cpu = nullptr);
+std::unique_ptr<Source> make_test_source(const CameraConfig& config, const std::atomic<bool>* stop,
+                                         CpuAccount* cpu = nullptr);
 
 // CLOCK_MONOTONIC now, ns.
 int64_t mono_ns();

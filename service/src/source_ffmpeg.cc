@@ -388,7 +388,8 @@ class FfmpegSource final : public Source {
       }
     }
     rc = avcodec_open2(ctx, dec, &dopts);
-    for (const AVDictionaryEntry* e = nullptr; (e = av_dict_get(dopts, "", e, AV_DICT_IGNORE_SUFFIX));) {
+    for (const AVDictionaryEntry* e = nullptr;
+         (e = av_dict_get(dopts, "", e, AV_DICT_IGNORE_SUFFIX));) {
       log_->warn("CUFRAMES_DECODER_OPTS: the {} decoder has no option {}", dec->name, e->key);
     }
     av_dict_free(&dopts);

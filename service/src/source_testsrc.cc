@@ -63,8 +63,8 @@ class TestSource final : public Source {
 
 }  // namespace
 
-std::unique_ptr<Source> make_test_source(const CameraConfig& config,
-                                         const std::atomic<bool>* stop, CpuAccount* cpu) {
+std::unique_ptr<Source> make_test_source(const CameraConfig& config, const std::atomic<bool>* stop,
+                                         CpuAccount* cpu) {
   return std::make_unique<TestSource>(config, stop, cpu);
 }
 
