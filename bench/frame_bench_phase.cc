@@ -266,11 +266,22 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
 
   std::vector<int64_t> lat, wake;
   double sub_fps = 0, cpu = 0;
-  for (auto& c : children) {
+  const int64_t result_deadline = cuframes::now_ns() + 60000000000;  // a hung child ends it
+  for (size_t i = 0; i < children.size(); ++i) {
+    Child& c = children[i];
     std::string line;
+    bool timed_out = false;
     do {
-      line = read_line(c);
-    } while (!line.empty() && line.rfind("RESULT", 0) != 0);
+      const int left_ms =
+          static_cast<int>(std::max<int64_t>(0, (result_deadline - cuframes::now_ns()) / 1000000));
+      line = read_line(c, left_ms, &timed_out);
+    } while (!timed_out && !line.empty() && line.rfind("RESULT", 0) != 0);
+    if (line.rfind("RESULT", 0) != 0) {
+      throw std::runtime_error(
+          "subscriber " + std::to_string(i) +
+          (timed_out ? " gave no RESULT within 60 s" : " ended without RESULT") +
+          " after the publisher went; the subscribers:" + bench::post_mortem(children));
+    }
     uint64_t frames = 0;
     long long cpu_us = 0;
     double secs = 0;
