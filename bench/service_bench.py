@@ -90,9 +90,10 @@ def parse_variants(spec: str) -> list[tuple[str, dict]]:
     return out
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread of pid, by thread name: the cameras' ingest threads ("cam:NAME")
-    as one "ingest", digits of other names (cuda0000..., worker pools) folded into '#'."""
+def thread_cpu(pid: int, ingest: set[int]) -> dict[str, float]:
+    """CPU seconds of the threads of pid by name: the cameras' ingest threads (their tids from
+    the status file) as "ingest"; the threads they started, which inherit their "cam:NAME"
+    (FFmpeg's decoder threads), as "cam:*"; digits of other names (cuda0000..., pools) as '#'."""
     out: dict[str, float] = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -106,7 +107,12 @@ def thread_cpu(pid: int) -> dict[str, float]:
             continue  # the thread ended
         name = raw[raw.index("(") + 1:raw.rindex(")")]
         fields = raw.rsplit(")", 1)[1].split()
-        name = "ingest" if name.startswith("cam:") else re.sub(r"[0-9]+", "#", name)
+        if int(tid) in ingest:
+            name = "ingest"
+        elif name.startswith("cam:"):
+            name = "cam:*"
+        else:
+            name = re.sub(r"[0-9]+", "#", name)
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out
 
@@ -266,10 +272,11 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers, env) -> dict:
         time.sleep(args.warmup)  # the start's burst (probing, first frames) out of the window
         with GpuSampler() as gpu:
             s0, c0, m0, t0 = status(path), cpu_seconds(proc.pid), machine_cpu(), time.monotonic()
-            th0 = thread_cpu(proc.pid)
+            ingest = {c.get("cpu", {}).get("tid", 0) for c in s0["cameras"].values()}
+            th0 = thread_cpu(proc.pid, ingest)
             time.sleep(window)
             s1, c1, m1, t1 = status(path), cpu_seconds(proc.pid), machine_cpu(), time.monotonic()
-            th1 = thread_cpu(proc.pid)
+            th1 = thread_cpu(proc.pid, ingest)
         # Frame counters and uptime come from the same write of the status file: its own clock
         # (0.1 s) times the window, not when this script happened to read it.
         dt = s1["uptime_s"] - s0["uptime_s"]
@@ -339,7 +346,8 @@ def print_breakdown(rows: list[tuple[str, str, dict]]) -> None:
         cells = " | ".join(f"{st[s]:>7.1f}" for s in (*STAGES, "sum", "thread"))
         print(f"{d:>8} | {v:>12} | {r['n']:>4} | {cells}")
     print("\nthe service's threads by name, CPU us per frame of the whole service (ingest: all "
-          "cameras' ingest threads; top 8 and the rest)")
+          "cameras' ingest threads; cam:*: threads they started, e.g. FFmpeg's; top 8 and the "
+          "rest)")
     for d, v, r in rows:
         th = sorted(r["threads"].items(), key=lambda kv: -kv[1])
         top = ", ".join(f"{k} {val:.0f}" for k, val in th[:8])
