@@ -59,13 +59,14 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   // frame made every cuda row with 64 subscribers fail "0 of 64 attached"). Only an orphan (its
   // parent gone) or 120 s without any frame end it.
   int64_t last_frame = cuframes::now_ns();
+  const pid_t parent = getppid();  // another one later: the bench is gone (a subreaper took us)
   const char* ended = "publisher-gone";  // one word: the RESULT line is split at spaces
   for (;;) {
     cuframes::Frame f;
     cuframes_status_t st = sub.try_next(1000, &f);
     if (st == CUFRAMES_ERR_PUBLISHER_GONE) break;
     if (st == CUFRAMES_ERR_FRAME_TIMEOUT) {
-      if (getppid() == 1) {
+      if (getppid() != parent) {
         ended = "orphaned";
         break;
       }
