@@ -18,8 +18,11 @@
 // process woken by a socket write, and a timed sleep's lateness: what a sleeping subscriber, and
 // spin_us's window, stand on).
 //
-// A scenario that fails (a publisher refused, subscribers that never attach) prints its error in
-// its row and the bench goes on with the next one; its subscriber processes are killed.
+// A scenario that fails (a publisher refused, subscribers that never attach, a subscriber that
+// gives no result) prints its error in its row, with what each subscriber process said and how
+// it ended (bench_child.h), and the bench goes on with the next one; its subscriber processes are
+// killed. Subscribers wait for the publisher as long as it lives (64 processes making CUDA
+// contexts at once take many seconds before the first frame).
 //
 // --pubcost PATHS adds the publisher's cost of many subscribers: publish() p50 with 1 and with
 // N (--pubcost-subs, default 64) sleeping subscribers, paced at 200 fps, the two alternating in
