@@ -259,6 +259,7 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers, env) -> dict:
             if st is not None:
                 cams = list(st["cameras"].values())
                 up = [c for c in cams if c["state"] == "streaming" and c["frames"] > 30]
+                errors = [c["error"] for c in cams if c["state"] != "streaming" and c["error"]]
                 bad = [c["decoder"] for c in up if c["decoder"] != decoder]
                 if bad:
                     raise RuntimeError(f"decoder is {bad[0]}, not {decoder}")
@@ -266,6 +267,7 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers, env) -> dict:
                     break
             if time.monotonic() > deadline:
                 out["not_streaming"] = n - len(up)
+                out["why_not"] = errors[0] if st is not None and errors else ""
                 break
             time.sleep(0.1)
         out["start_s"] = args.start_timeout - (deadline - time.monotonic())
@@ -370,7 +372,8 @@ def verdict(r: dict, first: dict | None, args) -> str:
     """Where the limit is, and why, from what was measured."""
     dec_max = max(r["dec"]) if r["dec"] else None
     if r["not_streaming"]:
-        return f"{r['not_streaming']} cameras never streamed within {args.start_timeout:.0f} s"
+        why = f" (one said: {r['why_not']})" if r.get("why_not") else ""
+        return f"{r['not_streaming']} cameras never streamed within {args.start_timeout:.0f} s{why}"
     if r["under"] == 0:
         why = "every camera at rate"
         if dec_max is not None:
@@ -489,6 +492,9 @@ def main() -> int:
                       f"{GpuSampler.fmt(r['sm']):>7} | {r['start_s']:.0f}")
                 if r["gpu_error"]:
                     print(f"         ({r['gpu_error']})")
+                if r["not_streaming"]:
+                    print(f"         ({r['not_streaming']} cameras never streamed; one said: "
+                          f"{r.get('why_not') or '-'})")
                 sys.stdout.flush()
     if breakdown:
         print_breakdown(breakdown)
