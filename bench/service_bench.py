@@ -15,12 +15,23 @@ own ceiling measured in the same run.
    and SM utilisation (NVML, pynvml, sampled every 0.5 s: mean and max).
 3. A verdict per row: where the limit is, and why (NVDEC engines busy, CPU saturated, CPU per
    frame growing with the camera count: contention, or neither: latency in the per-camera loop).
+4. Where the CPU goes, per decoder, variant and count: the ingest threads' CPU by stage of their
+   loop (the status file's "cpu" objects: open, read, decode, pace, convert, publish, other; the
+   median over cameras of each stage's us per frame), and the process's other threads (CUDA's,
+   libcuframes' ring threads, FFmpeg's, the main thread...) from /proc/PID/task/*/stat, grouped
+   by thread name, in us per frame of the whole service.
 Optionally (--flat-counts) the old table: N cameras decoded flat out (realtime: false) against
 the ceiling with N streams.
+
+--variants runs each row once per variant, interleaved: a variant is a name and environment
+variables for the service (the experiments of issue 16: CUFRAMES_PUBLISH_SYNC,
+CUFRAMES_CUDA_SCHED, CUFRAMES_DECODER_OPTS; docs/architecture.md). "NAME:VAR=V VAR2=V2;NAME2:...",
+or "experiments" for the built-in set (EXPERIMENTS below); "base" (no variables) is the default.
 
     service_bench.py --service BIN --ceiling BIN --clip FILE [--decoders nvdec,cuvid]
         [--counts 8,32,64,100,128] [--window 30] [--warmup 5] [--ceiling-streams 16,64]
         [--ceiling-seconds 8] [--source file|rtsp] [--rtsp-per-server 16] [--flat-counts 1,8]
+        [--variants base|experiments|"NAME:VAR=V ...;..."]
 """
 
 from __future__ import annotations
@@ -35,11 +46,71 @@ import sys
 import tempfile
 import time
 
-from _proc import GpuSampler, cpu_seconds, machine_cpu, stop, stop_all
+from _proc import CLK_TCK, GpuSampler, cpu_seconds, machine_cpu, stop, stop_all
 from _proc import read_status as status
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MINI_RTSP = os.path.join(HERE, "..", "tests", "gpu", "mini_rtsp.py")
+
+
+# The experiments of issue 16, each a variant of the service's environment (see --variants).
+EXPERIMENTS = (
+    "base;"
+    "pub-blocking:CUFRAMES_PUBLISH_SYNC=blocking;"
+    "pub-poll:CUFRAMES_PUBLISH_SYNC=poll;"
+    "ctx-spin:CUFRAMES_CUDA_SCHED=spin;"
+    "ctx-auto:CUFRAMES_CUDA_SCHED=auto;"
+    "surf8:CUFRAMES_DECODER_OPTS=surfaces=8,extra_hw_frames=4"
+)
+
+
+def parse_variants(spec: str) -> list[tuple[str, dict]]:
+    """"NAME:VAR=V VAR2=V2;NAME2" -> [(NAME, {VAR: V, VAR2: V2}), (NAME2, {})]."""
+    if spec == "experiments":
+        spec = EXPERIMENTS
+    out = []
+    for item in (x.strip() for x in spec.split(";")):
+        if not item:
+            continue
+        name, _, rest = item.partition(":")
+        env = {}
+        for kv in rest.split():
+            k, eq, v = kv.partition("=")
+            if not eq:
+                raise SystemExit(f"--variants: {kv!r} in {name!r} is not VAR=VALUE")
+            env[k] = v
+        out.append((name, env))
+    return out
+
+
+def thread_cpu(pid: int, ingest: set[int]) -> dict[str, float]:
+    """CPU seconds of the threads of pid by name: the cameras' ingest threads (their tids from
+    the status file) as "ingest"; the threads they started, which inherit their "cam:NAME"
+    (FFmpeg's decoder threads), as "cam:*"; digits of other names (cuda0000..., pools) as '#'."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        if int(tid) in ingest:
+            name = "ingest"
+        elif name.startswith("cam:"):
+            name = "cam:*"
+        else:
+            name = re.sub(r"[0-9]+", "#", name)
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+STAGES = ("open", "read", "decode", "pace", "convert", "publish", "other")
 
 
 class RtspServers:
@@ -73,20 +144,22 @@ def _raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run_service(args, n: int, decoder: str, realtime: bool, window: float) -> dict:
-    """Runs n cameras; returns the window's figures."""
+def run_service(args, n: int, decoder: str, realtime: bool, window: float,
+                env: dict | None = None) -> dict:
+    """Runs n cameras (with env added to the service's environment); returns the window's
+    figures."""
     servers = None
     if args.source == "rtsp":
         servers = RtspServers(args.clip, n, args.rtsp_per_server)
     try:
         with tempfile.TemporaryDirectory(prefix="cuframes-bench-") as tmp:
-            return _run_service(args, tmp, n, decoder, realtime, window, servers)
+            return _run_service(args, tmp, n, decoder, realtime, window, servers, env or {})
     finally:
         if servers is not None:
             servers.close()
 
 
-def _run_service(args, tmp, n, decoder, realtime, window, servers) -> dict:
+def _run_service(args, tmp, n, decoder, realtime, window, servers, env) -> dict:
     run = os.path.join(tmp, "run")
     cfg = os.path.join(tmp, "bench.yaml")
     with open(cfg, "w") as f:
@@ -100,7 +173,7 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers) -> dict:
                         f"decoder: {decoder}, memory: {args.memory}}}\n")
     log = open(os.path.join(tmp, "service.log"), "w+")
     proc = subprocess.Popen([args.service, "--config", cfg], stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=_raise_nofile)
+                            preexec_fn=_raise_nofile, env={**os.environ, **env})
     path = os.path.join(run, "cuframes-service.json")
     out = {"n": n, "decoder": decoder, "not_streaming": 0}
     try:
@@ -114,6 +187,7 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers) -> dict:
             if st is not None:
                 cams = list(st["cameras"].values())
                 up = [c for c in cams if c["state"] == "streaming" and c["frames"] > 30]
+                errors = [c["error"] for c in cams if c["state"] != "streaming" and c["error"]]
                 bad = [c["decoder"] for c in up if c["decoder"] != decoder]
                 if bad:
                     raise RuntimeError(f"decoder is {bad[0]}, not {decoder}")
@@ -121,14 +195,18 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers) -> dict:
                     break
             if time.monotonic() > deadline:
                 out["not_streaming"] = n - len(up)
+                out["why_not"] = errors[0] if st is not None and errors else ""
                 break
             time.sleep(0.1)
         out["start_s"] = args.start_timeout - (deadline - time.monotonic())
         time.sleep(args.warmup)  # the start's burst (probing, first frames) out of the window
         with GpuSampler() as gpu:
             s0, c0, m0, t0 = status(path), cpu_seconds(proc.pid), machine_cpu(), time.monotonic()
+            ingest = {c.get("cpu", {}).get("tid", 0) for c in s0["cameras"].values()}
+            th0 = thread_cpu(proc.pid, ingest)
             time.sleep(window)
             s1, c1, m1, t1 = status(path), cpu_seconds(proc.pid), machine_cpu(), time.monotonic()
+            th1 = thread_cpu(proc.pid, ingest)
         # Frame counters and uptime come from the same write of the status file: its own clock
         # (0.1 s) times the window, not when this script happened to read it.
         dt = s1["uptime_s"] - s0["uptime_s"]
@@ -143,6 +221,10 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers) -> dict:
         per += [0.0] * (n - len(per))
         total = sum(per)
         cpu = (c1 - c0) / (t1 - t0)
+        out["stages"] = stage_breakdown(s0, s1)
+        frames = total * dt
+        out["threads"] = {k: 1e6 * (v - th0.get(k, 0.0)) / frames if frames > 0 else float("nan")
+                          for k, v in th1.items()}
         out.update(
             per=per, total=total, min=min(per), median=statistics.median(per),
             under=sum(1 for v in per if v < args.min_fps), dropped=dropped,
@@ -154,6 +236,49 @@ def _run_service(args, tmp, n, decoder, realtime, window, servers) -> dict:
     finally:
         stop(proc, timeout=60)
         log.close()
+
+
+def stage_breakdown(s0: dict, s1: dict) -> dict:
+    """From two status files: per stage (and "thread": the ingest thread's CPU, "sum": the
+    stages'), the median over cameras of CPU us per frame over the window."""
+    per_cam: dict[str, list[float]] = {k: [] for k in (*STAGES, "thread", "sum")}
+    for name, c in s1["cameras"].items():
+        a, b = s0["cameras"].get(name, {}).get("cpu"), c.get("cpu")
+        if not a or not b:
+            continue
+        frames = b["frames"] - a["frames"]
+        if frames <= 0:
+            continue
+        total = 0.0
+        for st in STAGES:
+            v = (b[f"{st}_us"] - a[f"{st}_us"]) / frames
+            per_cam[st].append(v)
+            total += v
+        per_cam["sum"].append(total)
+        if b.get("thread_us") and a.get("thread_us"):
+            per_cam["thread"].append((b["thread_us"] - a["thread_us"]) / frames)
+    return {k: statistics.median(v) if v else float("nan") for k, v in per_cam.items()}
+
+
+def print_breakdown(rows: list[tuple[str, str, dict]]) -> None:
+    """Where the CPU goes: the ingest threads by stage, then the process's threads by name."""
+    print("\nwhere the CPU per frame goes, us per frame (ingest: median over cameras of each "
+          "stage; sum: of the stages; thread: the ingest thread's own clock)")
+    head = " | ".join(f"{s:>7}" for s in (*STAGES, "sum", "thread"))
+    print(f"{'decoder':>8} | {'variant':>12} | {'cams':>4} | {head}")
+    for d, v, r in rows:
+        st = r["stages"]
+        cells = " | ".join(f"{st[s]:>7.1f}" for s in (*STAGES, "sum", "thread"))
+        print(f"{d:>8} | {v:>12} | {r['n']:>4} | {cells}")
+    print("\nthe service's threads by name, CPU us per frame of the whole service (ingest: all "
+          "cameras' ingest threads; cam:*: threads they started, e.g. FFmpeg's; top 8 and the "
+          "rest)")
+    for d, v, r in rows:
+        th = sorted(r["threads"].items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"{k} {val:.0f}" for k, val in th[:8])
+        rest = sum(val for _, val in th[8:])
+        print(f"{d:>8} | {v:>12} | {r['n']:>4} | {top}{f', rest {rest:.0f}' if th[8:] else ''}")
+    sys.stdout.flush()
 
 
 def ceiling(args, n: int, decoder: str) -> tuple[float, float]:
@@ -170,7 +295,8 @@ def verdict(r: dict, first: dict | None, args) -> str:
     """Where the limit is, and why, from what was measured."""
     dec_max = max(r["dec"]) if r["dec"] else None
     if r["not_streaming"]:
-        return f"{r['not_streaming']} cameras never streamed within {args.start_timeout:.0f} s"
+        why = f" (one said: {r['why_not']})" if r.get("why_not") else ""
+        return f"{r['not_streaming']} cameras never streamed within {args.start_timeout:.0f} s{why}"
     if r["under"] == 0:
         why = "every camera at rate"
         if dec_max is not None:
@@ -213,7 +339,11 @@ def main() -> int:
     ap.add_argument("--flat-counts", default="",
                     help="also the flat-out table (realtime: false) against the ceiling")
     ap.add_argument("--seconds", type=float, default=8, help="the flat-out table's windows")
+    ap.add_argument("--variants", default="base",
+                    help='"NAME:VAR=V VAR2=V2;NAME2:..." or "experiments": the service\'s '
+                    "environment per variant, interleaved in every row")
     args = ap.parse_args()
+    variants = parse_variants(args.variants)
     # "16,64"; "" or "0" for none (quotes kept by a shell variable's word splitting ignored)
     ints = lambda s: [n for n in (int(x) for x in s.strip("'\"").split(",") if x) if n > 0]  # noqa: E731
     decoders = [d for d in args.decoders.split(",") if d]
@@ -257,29 +387,42 @@ def main() -> int:
     print(f"\nreal-time cameras ({args.source}, 30 fps each), {args.window:.0f} s window after "
           f"{args.warmup:.0f} s of warm-up; fps per camera over the window; CPU: the service "
           "process; machine: every core; NVDEC and SM: NVML mean/max %")
-    print(f"{'decoder':>8} | {'cams':>4} | {'min fps':>7} | {'median':>6} | {'<' + str(args.min_fps):>5} | "
+    for name, env in variants:
+        if env:
+            print(f"variant {name}: " + " ".join(f"{k}={v}" for k, v in env.items()))
+    print(f"{'decoder':>8} | {'variant':>12} | {'cams':>4} | {'min fps':>7} | {'median':>6} | "
+          f"{'<' + str(args.min_fps):>5} | "
           f"{'total fps':>9} | {'dropped':>7} | {'CPU %/cam':>9} | {'CPU us/fr':>9} | "
           f"{'machine %':>9} | {'NVDEC %':>7} | {'SM %':>7} | start s")
-    results: dict[str, list[dict]] = {d: [] for d in decoders}
+    results: dict[str, list[dict]] = {d: [] for d in decoders}  # the first variant's
+    breakdown: list[tuple[str, str, dict]] = []
     for n in counts:
         for d in decoders:
-            try:
-                r = run_service(args, n, d, realtime=True, window=args.window)
-            except Exception as e:  # noqa: BLE001
-                print(f"{d:>8} | {n:>4} | FAILED: {e}")
+            for vname, env in variants:
+                try:
+                    r = run_service(args, n, d, realtime=True, window=args.window, env=env)
+                except Exception as e:  # noqa: BLE001
+                    print(f"{d:>8} | {vname:>12} | {n:>4} | FAILED: {e}")
+                    sys.stdout.flush()
+                    continue
+                if vname == variants[0][0]:
+                    results[d].append(r)
+                breakdown.append((d, vname, r))
+                print(f"{d:>8} | {vname:>12} | {n:>4} | {r['min']:>7.1f} | {r['median']:>6.1f} | "
+                      f"{r['under']:>5} | {r['total']:>9.0f} | {r['dropped']:>7} | "
+                      f"{r['cpu_pct_per_cam']:>9.2f} | {r['cpu_us_per_frame']:>9.0f} | "
+                      f"{r['machine_pct']:>9.0f} | {GpuSampler.fmt(r['dec']):>7} | "
+                      f"{GpuSampler.fmt(r['sm']):>7} | {r['start_s']:.0f}")
+                if r["gpu_error"]:
+                    print(f"         ({r['gpu_error']})")
+                if r["not_streaming"]:
+                    print(f"         ({r['not_streaming']} cameras never streamed; one said: "
+                          f"{r.get('why_not') or '-'})")
                 sys.stdout.flush()
-                continue
-            results[d].append(r)
-            print(f"{d:>8} | {n:>4} | {r['min']:>7.1f} | {r['median']:>6.1f} | {r['under']:>5} | "
-                  f"{r['total']:>9.0f} | {r['dropped']:>7} | {r['cpu_pct_per_cam']:>9.2f} | "
-                  f"{r['cpu_us_per_frame']:>9.0f} | {r['machine_pct']:>9.0f} | "
-                  f"{GpuSampler.fmt(r['dec']):>7} | {GpuSampler.fmt(r['sm']):>7} | "
-                  f"{r['start_s']:.0f}")
-            if r["gpu_error"]:
-                print(f"         ({r['gpu_error']})")
-            sys.stdout.flush()
+    if breakdown:
+        print_breakdown(breakdown)
 
-    print("\nwhere the limit is:")
+    print(f"\nwhere the limit is ({variants[0][0]}):")
     for d in decoders:
         rows = results[d]
         for r in rows:

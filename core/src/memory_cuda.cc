@@ -10,6 +10,7 @@
 // libcuframes loads (and the host backend works) on machines with no NVIDIA driver at all.
 #include <cuda.h>
 #include <cuda_runtime_api.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -177,6 +178,25 @@ bool force_legacy_ipc() {
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
+// How publish() waits for a frame's copy into the slot (an experiment, issue 16:
+// CUFRAMES_PUBLISH_SYNC): "spin" (the default): cudaEventSynchronize on a plain event, which
+// busy-waits; "blocking": an event made with cudaEventBlockingSync, so the thread sleeps in the
+// driver until the copy's completion interrupt; "poll": cudaEventQuery, sleeping 20 us between
+// queries. Read once per process.
+enum class PublishSync { kSpin, kBlocking, kPoll };
+PublishSync publish_sync() {
+  static const PublishSync mode = [] {
+    const char* v = std::getenv("CUFRAMES_PUBLISH_SYNC");
+    if (v != nullptr && std::strcmp(v, "blocking") == 0) return PublishSync::kBlocking;
+    if (v != nullptr && std::strcmp(v, "poll") == 0) return PublishSync::kPoll;
+    if (v != nullptr && *v != '\0' && std::strcmp(v, "spin") != 0) {
+      log(CUFRAMES_LOG_WARN, "CUFRAMES_PUBLISH_SYNC=%s: not spin, blocking or poll; using spin", v);
+    }
+    return PublishSync::kSpin;
+  }();
+  return mode;
+}
+
 CUmemAllocationProp vmm_prop(int device) {
   CUmemAllocationProp p{};
   p.type = CU_MEM_ALLOCATION_TYPE_PINNED;
@@ -250,7 +270,9 @@ class CudaAllocation final : public RingAllocation {
       CUFRAMES_RETURN_IF_ERROR(a->create_legacy(bytes));
     }
     CUDA_TRY(cudaMemset(a->base(), 0, a->size()), "clearing the ring");
-    CUDA_TRY(cudaEventCreateWithFlags(&a->event_, cudaEventDisableTiming), "cudaEventCreate");
+    const unsigned flags = cudaEventDisableTiming |
+                           (publish_sync() == PublishSync::kBlocking ? cudaEventBlockingSync : 0);
+    CUDA_TRY(cudaEventCreateWithFlags(&a->event_, flags), "cudaEventCreate");
     CUDA_TRY(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     *out = std::move(a);
     return Ok();
@@ -300,6 +322,15 @@ class CudaAllocation final : public RingAllocation {
     DeviceScope scope;
     CUFRAMES_RETURN_IF_ERROR(scope.enter(device_));
     CUDA_TRY(cudaEventRecord(event_, static_cast<cudaStream_t>(stream)), "cudaEventRecord");
+    if (publish_sync() == PublishSync::kPoll) {
+      for (;;) {
+        const cudaError_t e = cudaEventQuery(event_);
+        if (e == cudaSuccess) return Ok();
+        if (e != cudaErrorNotReady) CUDA_TRY(e, "waiting for the frame's writes");
+        const timespec ts{0, 20000};
+        ::nanosleep(&ts, nullptr);
+      }
+    }
     CUDA_TRY(cudaEventSynchronize(event_), "waiting for the frame's writes");
     return Ok();
   }

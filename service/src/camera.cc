@@ -1,5 +1,6 @@
 #include "camera.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -88,12 +89,16 @@ void Camera::set_state(CameraState s, const std::string& error) {
 }
 
 void Camera::run() {
+  // "cam:NAME" in top, /proc/PID/task/*/comm and the bench's account of threads (15 bytes).
+  pthread_setname_np(pthread_self(), ("cam:" + cfg_.name).substr(0, 15).c_str());
+  cpu_.start();
   std::chrono::milliseconds backoff = cfg_.reconnect.initial;
   bool looping = false;  // a file starting over: not a reconnect, the state stays
   auto retry_later = [&](CameraState state, const std::string& why) {
     set_state(state, why);
     reconnects_.fetch_add(1);
     const bool go_on = sleep_until(mono_ns() + jittered(backoff), &stop_);
+    cpu_.lap(CpuStage::kOpen);
     backoff = std::min(backoff * 2, cfg_.reconnect.max);
     return go_on;
   };
@@ -117,15 +122,19 @@ void Camera::run() {
     opt.cuda_usable = gpu;
     opt.cuda_device = cfg_.cuda_device;
     opt.host_ring = memory_ == CUFRAMES_MEMORY_HOST;
+    opt.cpu = &cpu_;
     if (!looping) set_state(CameraState::kConnecting);
     const bool restarting_loop = looping;
     looping = false;
-    std::unique_ptr<Source> src = testsrc_ ? make_test_source(cfg_, &stop_)
+    std::unique_ptr<Source> src = testsrc_ ? make_test_source(cfg_, &stop_, &cpu_)
                                            : make_ffmpeg_source(cfg_, opt, &stop_, log_);
     std::string err;
     pending_.clear();  // packets of an earlier attempt that never made a frame
     pending_bytes_ = 0;
-    if (!src->open(&err)) {
+    cpu_.lap(CpuStage::kOther);
+    const bool opened = src->open(&err);
+    cpu_.lap(CpuStage::kOpen);
+    if (!opened) {
       if (stop_.load()) break;
       if (!retry_later(CameraState::kError, err)) break;
       continue;
@@ -139,7 +148,9 @@ void Camera::run() {
     if (!restarting_loop) rate_.clear();  // a file starting over keeps its rate: it never stopped
     publish_error_.clear();
     const Outcome outcome = src->run(this, &err);
+    cpu_.lap(CpuStage::kOther);
     src.reset();  // close the connection before waiting
+    cpu_.lap(CpuStage::kOpen);
     if (attempt_frames_.load() > 0) backoff = cfg_.reconnect.initial;  // it worked for a while
     if (!publish_error_.empty()) err = publish_error_;
     if (outcome == Outcome::kStopped || stop_.load()) break;
@@ -167,6 +178,7 @@ void Camera::run() {
     }
   }
   set_state(CameraState::kStopped);
+  cpu_.finish();
   std::lock_guard<std::mutex> lock(mu_);
   pub_.reset();  // subscribers see PUBLISHER_GONE
 }
@@ -221,6 +233,7 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
 }
 
 bool Camera::on_frame(const VideoFrame& f) {
+  cpu_.count_frame();
   if (!ensure_ring(f, &publish_error_)) return false;
   if (!pending_.empty() || codec_pending_) flush_pending_packets();
   if (decoder_ != f.decoder) {  // what really decodes (NVDEC may hand a stream back)
@@ -334,6 +347,7 @@ CameraStatus Camera::status() const {
   s.frames = frames_.load();
   s.decode_errors = decode_errors_.load();
   s.reconnects = reconnects_.load();
+  s.cpu = cpu_.snapshot();
   const int64_t now = mono_ns();
   const int64_t last = last_frame_ns_.load();
   s.last_frame_age_ms = last == 0 ? -1 : std::max<int64_t>(now - last, 0) / 1000000;

@@ -27,6 +27,7 @@
 
 #include "camera_state.h"
 #include "config.h"
+#include "cpu_account.h"
 #include "cuframes/cuframes.hpp"
 #include "logging.h"
 #include "rate_meter.h"
@@ -42,6 +43,7 @@ struct CameraStatus {
   uint32_t subscribers = 0, occupancy = 0, slots = 0;
   int64_t last_frame_age_ms = -1;  // since the last frame published into the ring; -1: none
   std::vector<cuframes_subscriber_stats_t> subscriber_stats;
+  CpuSnapshot cpu;  // the ingest thread's CPU by stage (cpu_account.h)
 };
 
 // The consumer name of the service's own snapshot reader on each ring (snapshot.h): status()
@@ -118,6 +120,7 @@ class Camera final : public SourceSink {
   std::atomic<int64_t> streaming_since_ns_{0};       // when the state last became streaming
   RateMeter rate_;                                   // frames published into the ring
   mutable std::atomic<bool> stall_reported_{false};  // status() says stalled; logged once
+  CpuAccount cpu_;                                   // the ingest thread's CPU by stage
 };
 
 }  // namespace cfsvc

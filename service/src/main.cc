@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -43,6 +44,32 @@ void on_signal(int sig) {
     g_stop.store(true);
   }
   if (g_wake != nullptr) g_wake->set();
+}
+
+// The soft limit on open files up to the hard one: each camera holds some ten fds (its ring's
+// memory and eventfds, the listening socket and one per peer, the file or the connection,
+// NVDEC's), and the usual soft limit of 1024 is reached past 100 cameras with subscribers.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    spdlog::warn("cannot read the open-file limit: {}", std::strerror(errno));
+    return;
+  }
+  if (rl.rlim_cur >= rl.rlim_max) {
+    spdlog::debug("open-file limit {} (the hard limit)",
+                  static_cast<unsigned long long>(rl.rlim_cur));
+    return;
+  }
+  const rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    spdlog::warn("cannot raise the open-file limit from {} to {}: {}",
+                 static_cast<unsigned long long>(was), static_cast<unsigned long long>(rl.rlim_max),
+                 std::strerror(errno));
+    return;
+  }
+  spdlog::info("open-file limit raised from {} to {} (the hard limit)",
+               static_cast<unsigned long long>(was), static_cast<unsigned long long>(rl.rlim_max));
 }
 
 void install_signal_handlers() {
@@ -274,6 +301,7 @@ int main(int argc, char** argv) {
   g_wake = &wake;
   install_signal_handlers();
   spdlog::info("cuframes-service {} starting with {}", cuframes_version_string(), args.config);
+  raise_fd_limit();
 
   // 3. The cameras, and the snapshot worker that reads them (MQTT, HTTP).
   cfsvc::Service service;

@@ -163,6 +163,16 @@ std::string prometheus_metrics(const ServiceSnapshot& s, const std::optional<Gpu
     }
   }
   state.write(&out);
+  // The ingest thread's CPU by stage (cpu_account.h).
+  Family ingest("cuframes_camera_ingest_cpu_seconds_total", "counter",
+                "CPU time of the camera's ingest thread, by stage of its loop.");
+  for (const CameraStatus& c : s.cameras) {
+    for (size_t i = 0; i < kCpuStages; ++i) {
+      ingest.add({{"camera", c.name}, {"stage", to_string(static_cast<CpuStage>(i))}},
+                 static_cast<double>(c.cpu.stage_ns[i]) / 1e9);
+    }
+  }
+  ingest.write(&out);
 
   // Subscribers: (family, value of a subscriber).
   struct SubMetric {

@@ -122,6 +122,9 @@ std::string Service::status_json() const {
     w.field("key", s.key);
     w.field("url", s.url);
     write_camera_fields(w, s);
+    w.key("cpu").begin_object();  // the ingest thread's CPU by stage (cpu_account.h)
+    for (const auto& [k, v] : cpu_fields(s.cpu)) w.field(k, v);
+    w.end_object();
     w.end_object();
   }
   w.end_object();

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config.h"
+#include "cpu_account.h"
 #include "cuframes/cuframes.h"
 
 namespace spdlog {
@@ -70,13 +71,14 @@ struct SourceOptions {
   bool cuda_usable = false;  // a CUDA device is usable for decode (NVDEC) and rings
   int cuda_device = 0;
   bool host_ring = false;    // frames go to a host ring: NVDEC only when asked for, downloaded
+  CpuAccount* cpu = nullptr;  // the ingest thread's CPU account: the source laps its stages
 };
 
 std::unique_ptr<Source> make_ffmpeg_source(const CameraConfig& config, const SourceOptions& opt,
                                            const std::atomic<bool>* stop,
                                            std::shared_ptr<spdlog::logger> log);
-std::unique_ptr<Source> make_test_source(const CameraConfig& config,
-                                         const std::atomic<bool>* stop);
+std::unique_ptr<Source> make_test_source(const CameraConfig& config, const std::atomic<bool>* stop,
+                                         CpuAccount* cpu = nullptr);
 
 // CLOCK_MONOTONIC now, ns.
 int64_t mono_ns();

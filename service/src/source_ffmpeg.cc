@@ -1,7 +1,8 @@
 // FFmpeg source: demux (rtsp/rtsps over TCP or UDP, http, files) and decode, with NVDEC through
 // FFmpeg's CUDA hwaccel where it can (frames stay in device memory, in the CUDA primary context
-// the rings use, on a stream of the camera's own) and software decode otherwise. Software frames
-// are converted to NV12 (8-bit) or P010 (deeper) with swscale when they are not already.
+// the rings use, on a stream of the camera's own: ffmpeg_cuda.h) and software decode otherwise.
+// Software frames are converted to NV12 (8-bit) or P010 (deeper) with swscale when they are not
+// already (frame_convert.h).
 // `decoder: cuvid` decodes with FFmpeg's *_cuvid decoders instead (h264_cuvid, hevc_cuvid...):
 // NVIDIA's own parser, which queues pictures on NVDEC ahead of their display (several decode
 // surfaces in flight) instead of the hwaccel's decode-then-wait per picture; same context,
@@ -15,9 +16,9 @@
 // clip decoded flat out). Only when the file at the path changed or went away, or the seek
 // fails, does run() end with kEnd and the camera reopen it.
 //
-// Files are paced in real time by their timestamps (realtime: true). A jump in them (forward by
-// more than max(1 s, 10 frame intervals), or any step back) re-anchors the pacing one frame
-// interval after the frame before; one of more than that either way is reported to the camera
+// Files are paced in real time by their timestamps (realtime: true; pacer.h). A jump in them
+// (forward by more than max(1 s, 10 frame intervals), or any step back) re-anchors the pacing one
+// frame interval after the frame before; one of more than that either way is reported to the camera
 // (which logs it), unless it is a loop starting over. A stream without
 // timestamps (raw Annex B: .h264, .hevc) is paced at its frame rate: the stream's own (its
 // SPS), else the camera's `fps`, given to FFmpeg's raw demuxers as their `framerate`.
@@ -25,17 +26,11 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/hwcontext.h>
-#include <libavutil/imgutils.h>
-#include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
-#include <libswscale/swscale.h>
 }
 
 #ifdef CUFRAMES_WITH_CUDA
 #include <cuda_runtime_api.h>
-extern "C" {
-#include <libavutil/hwcontext_cuda.h>
-}
 #endif
 
 #include <spdlog/spdlog.h>
@@ -43,10 +38,14 @@ extern "C" {
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <thread>
 #include <vector>
 
+#include "ffmpeg_cuda.h"
+#include "frame_convert.h"
+#include "pacer.h"
 #include "source.h"
 
 namespace cfsvc {
@@ -81,38 +80,6 @@ cuframes_codec_t codec_of(AVCodecID id) {
   }
 }
 
-// The frame's colour description as the stream gave it (H.264/HEVC VUI: matrix_coefficients,
-// video_full_range_flag), published with it for preprocessing; unknown where it says nothing or
-// names a matrix cuframes does not convert.
-void describe_color(const AVFrame* f, cuframes_source_t* s) {
-  switch (f->colorspace) {
-    case AVCOL_SPC_BT709: s->color_matrix = CUFRAMES_COLOR_MATRIX_BT709; break;
-    case AVCOL_SPC_BT470BG:
-    case AVCOL_SPC_SMPTE170M: s->color_matrix = CUFRAMES_COLOR_MATRIX_BT601; break;
-    case AVCOL_SPC_BT2020_NCL: s->color_matrix = CUFRAMES_COLOR_MATRIX_BT2020; break;
-    default: s->color_matrix = CUFRAMES_COLOR_MATRIX_UNKNOWN; break;
-  }
-  s->color_range = f->color_range == AVCOL_RANGE_JPEG   ? CUFRAMES_COLOR_RANGE_FULL
-                   : f->color_range == AVCOL_RANGE_MPEG ? CUFRAMES_COLOR_RANGE_LIMITED
-                                                        : CUFRAMES_COLOR_RANGE_UNKNOWN;
-}
-
-// The deprecated "J" formats (yuvj420p and kin: full-range YUV, what MJPEG decoders and
-// full-range H.264 give) as their plain twins, *full set. swscale warns "deprecated pixel format
-// used, make sure you did set range correctly" each time it sets up a context for a J format,
-// and takes it to limited range; given the twin and the range, it does neither.
-AVPixelFormat plain_twin(AVPixelFormat f, bool* full) {
-  *full = true;
-  switch (f) {
-    case AV_PIX_FMT_YUVJ420P: return AV_PIX_FMT_YUV420P;
-    case AV_PIX_FMT_YUVJ422P: return AV_PIX_FMT_YUV422P;
-    case AV_PIX_FMT_YUVJ444P: return AV_PIX_FMT_YUV444P;
-    case AV_PIX_FMT_YUVJ440P: return AV_PIX_FMT_YUV440P;
-    case AV_PIX_FMT_YUVJ411P: return AV_PIX_FMT_YUV411P;
-    default: *full = false; return f;
-  }
-}
-
 struct FormatCloser {
   void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
 };
@@ -124,9 +91,6 @@ struct FrameFree {
 };
 struct PacketFree {
   void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct BufferUnref {
-  void operator()(AVBufferRef* b) const { av_buffer_unref(&b); }
 };
 
 class FfmpegSource final : public Source {
@@ -141,7 +105,6 @@ class FfmpegSource final : public Source {
 #ifdef CUFRAMES_WITH_CUDA
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
 #endif
-    if (sws_ != nullptr) sws_freeContext(sws_);
   }
 
   std::string codec() const override { return codec_name_; }
@@ -202,15 +165,13 @@ class FfmpegSource final : public Source {
     }
     if (!open_decoder(dec, st, error)) return false;
     realtime_ = !live_ && cfg_.realtime;
-    anchor_pts_ = AV_NOPTS_VALUE;
-    last_pts_ns_ = AV_NOPTS_VALUE;
     // The stream's frame interval: its average rate, else its base rate, else `fps`.
     AVRational rate = st->avg_frame_rate;
     if (rate.num <= 0 || rate.den <= 0) rate = st->r_frame_rate;
     if (rate.num <= 0 || rate.den <= 0) rate = av_d2q(cfg_.fps, 1001000);
-    nominal_ns_ = av_rescale(1000000000, rate.den, rate.num);
-    if (nominal_ns_ <= 0) nominal_ns_ = static_cast<int64_t>(1e9 / cfg_.fps);
-    frame_ns_ = nominal_ns_;
+    int64_t nominal_ns = av_rescale(1000000000, rate.den, rate.num);
+    if (nominal_ns <= 0) nominal_ns = static_cast<int64_t>(1e9 / cfg_.fps);
+    pacer_.start(nominal_ns);
     untimed_ = (fmt_->iformat->flags & AVFMT_NOTIMESTAMPS) != 0;
     seen_key_ = false;
     return true;
@@ -245,6 +206,7 @@ class FfmpegSource final : public Source {
     for (;;) {
       if (stop_->load()) return Outcome::kStopped;
       int rc = av_read_frame(fmt_.get(), pkt.get());
+      lap(opt_.cpu, CpuStage::kRead);
       if (!stop_->load() && mono_ns() > deadline_ns_.load()) {
         av_packet_unref(pkt.get());
         return stalled(error);
@@ -252,9 +214,12 @@ class FfmpegSource final : public Source {
       if (rc == AVERROR_EOF || (rc == AVERROR(EIO) && !live_)) {
         drain(sink, nullptr);
         if (stop_->load()) return Outcome::kStopped;
+        lap(opt_.cpu, CpuStage::kOther);
         const uint64_t frames = delivered_;  // this pass's, the drained ones included
         std::string why_not;
-        if (!live_ && cfg_.loop && frames > 0 && rewind(&why_not)) {
+        const bool rewound = !live_ && cfg_.loop && frames > 0 && rewind(&why_not);
+        lap(opt_.cpu, CpuStage::kRead);  // the seek
+        if (rewound) {
           // Once at info: a looping clip would otherwise log a line per pass.
           log_->log(passes_++ == 0 ? spdlog::level::info : spdlog::level::debug,
                     "end of file after {} frame{}: starting over in place", frames,
@@ -289,6 +254,7 @@ class FfmpegSource final : public Source {
       p.dts = pkt->dts;
       p.flags = (pkt->flags & AV_PKT_FLAG_KEY) ? CUFRAMES_PACKET_KEY : 0;
       if (pkt->size > 0) sink->on_packet(p);
+      lap(opt_.cpu, CpuStage::kRead);
       // Decoding starts at a keyframe: joining mid-GOP only yields broken pictures.
       if (!seen_key_ && !(pkt->flags & AV_PKT_FLAG_KEY)) {
         av_packet_unref(pkt.get());
@@ -296,6 +262,7 @@ class FfmpegSource final : public Source {
       }
       seen_key_ = true;
       rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
+      lap(opt_.cpu, CpuStage::kDecode);
       if (rc == AVERROR(EAGAIN)) {  // the decoder wants its output taken first (cuvid may)
         if (!receive_frames(sink, error)) {
           av_packet_unref(pkt.get());
@@ -304,6 +271,7 @@ class FfmpegSource final : public Source {
         rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
       }
       av_packet_unref(pkt.get());
+      lap(opt_.cpu, CpuStage::kDecode);
       if (rc < 0) {
         sink->on_decode_error("decoder rejected a packet: " + av_err(rc));
         continue;
@@ -328,13 +296,6 @@ class FfmpegSource final : public Source {
   bool fail(std::string* error, const std::string& what) {
     if (error) *error = what;
     return false;
-  }
-
-  static enum AVPixelFormat pick_cuda(AVCodecContext*, const enum AVPixelFormat* fmts) {
-    for (const enum AVPixelFormat* f = fmts; *f != AV_PIX_FMT_NONE; ++f) {
-      if (*f == AV_PIX_FMT_CUDA) return *f;
-    }
-    return fmts[0];  // NVDEC cannot take this stream: the decoder's software format
   }
 
   bool open_decoder(const AVCodec* dec, AVStream* st, std::string* error) {
@@ -369,7 +330,21 @@ class FfmpegSource final : public Source {
       // Frame threads hold back a frame per thread: fine for files, latency for live cameras.
       if (live_) ctx->thread_type = FF_THREAD_SLICE;
     }
-    rc = avcodec_open2(ctx, dec, nullptr);
+    // An experiment (issue 16): CUFRAMES_DECODER_OPTS="key=value,key=value" passes options to
+    // the decoder (cuvid's "surfaces", "extra_hw_frames", ...); those it does not know are logged.
+    AVDictionary* dopts = nullptr;
+    if (const char* v = std::getenv("CUFRAMES_DECODER_OPTS"); v != nullptr && *v != '\0') {
+      if (av_dict_parse_string(&dopts, v, "=", ",", 0) < 0) {
+        log_->warn("CUFRAMES_DECODER_OPTS={}: not key=value,key=value; ignored", v);
+        av_dict_free(&dopts);
+      }
+    }
+    rc = avcodec_open2(ctx, dec, &dopts);
+    for (const AVDictionaryEntry* e = nullptr;
+         (e = av_dict_get(dopts, "", e, AV_DICT_IGNORE_SUFFIX));) {
+      log_->warn("CUFRAMES_DECODER_OPTS: the {} decoder has no option {}", dec->name, e->key);
+    }
+    av_dict_free(&dopts);
     if (rc < 0) return fail(error, "cannot open the " + codec_name_ + " decoder: " + av_err(rc));
     return true;
   }
@@ -378,64 +353,22 @@ class FfmpegSource final : public Source {
   const char* hw_name() const { return cuvid() ? "cuvid" : "nvdec"; }
 
   bool setup_nvdec(const AVCodec* dec, AVCodecContext* ctx) {
+    void* stream = stream_;
+    const bool ok = setup_cuda_decoder(dec, ctx, opt_.cuda_device, &stream, &hw_error_);
 #ifdef CUFRAMES_WITH_CUDA
-    bool supported = false;
-    for (int i = 0;; ++i) {
-      const AVCodecHWConfig* hc = avcodec_get_hw_config(dec, i);
-      if (hc == nullptr) break;
-      if ((hc->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX) &&
-          hc->device_type == AV_HWDEVICE_TYPE_CUDA) {
-        supported = true;
-      }
-    }
-    if (!supported) {
-      hw_error_ = "this FFmpeg has no CUDA hwaccel for " + codec_name_;
-      return false;
-    }
-    // The primary context: the one cudart (and so the rings) uses, so device pointers are shared.
-    AVDictionary* opts = nullptr;
-    av_dict_set(&opts, "primary_ctx", "1", 0);
-    AVBufferRef* hw = nullptr;
-    const std::string dev = std::to_string(opt_.cuda_device);
-    int rc = av_hwdevice_ctx_create(&hw, AV_HWDEVICE_TYPE_CUDA, dev.c_str(), opts, 0);
-    av_dict_free(&opts);
-    if (rc < 0) {
-      hw_error_ = "cannot create a CUDA device context: " + av_err(rc);
-      return false;
-    }
-    std::unique_ptr<AVBufferRef, BufferUnref> owned(hw);
-    // A stream of this camera's own: NVDEC's output copies and ours into the ring run on it.
-    if (stream_ == nullptr) {
-      int prev = 0;
-      cudaGetDevice(&prev);
-      cudaSetDevice(opt_.cuda_device);
-      cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
-      cudaSetDevice(prev);
-      if (e != cudaSuccess) {
-        hw_error_ = std::string("cudaStreamCreate: ") + cudaGetErrorString(e);
-        stream_ = nullptr;
-        return false;
-      }
-    }
-    auto* dctx = reinterpret_cast<AVHWDeviceContext*>(hw->data);
-    static_cast<AVCUDADeviceContext*>(dctx->hwctx)->stream = stream_;
-    ctx->hw_device_ctx = av_buffer_ref(hw);
-    ctx->get_format = &FfmpegSource::pick_cuda;
-    ctx->extra_hw_frames = 2;
-    hw_ = true;
-    return true;
+    stream_ = static_cast<cudaStream_t>(stream);
 #else
-    (void)dec;
-    (void)ctx;
-    hw_error_ = "built without CUDA";
-    return false;
+    stream_ = stream;
 #endif
+    if (ok) hw_ = true;
+    return ok;
   }
 
   bool receive_frames(SourceSink* sink, std::string* error) {
     if (!frame_) frame_.reset(av_frame_alloc());
     for (;;) {
       int rc = avcodec_receive_frame(codec_ctx_.get(), frame_.get());
+      lap(opt_.cpu, CpuStage::kDecode);
       if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return true;
       if (rc < 0) {
         sink->on_decode_error("decoding failed: " + av_err(rc));
@@ -445,7 +378,8 @@ class FfmpegSource final : public Source {
         sink->on_decode_error("corrupt frame");
       }
       bool ok = deliver(sink, frame_.get(), error);
-      av_frame_unref(frame_.get());
+      av_frame_unref(frame_.get());  // the decoder's surface back to its pool
+      lap(opt_.cpu, CpuStage::kDecode);
       if (!ok) return false;
       ++delivered_;
     }
@@ -484,7 +418,7 @@ class FfmpegSource final : public Source {
       return false;
     }
     seen_key_ = false;
-    rewound_ = true;  // the timestamps go back now: no jump
+    pacer_.rewound();  // the timestamps go back now: no jump
     return true;
   }
 
@@ -492,53 +426,26 @@ class FfmpegSource final : public Source {
     avcodec_send_packet(codec_ctx_.get(), nullptr);
     receive_frames(sink, error);
     avcodec_flush_buffers(codec_ctx_.get());
+    lap(opt_.cpu, CpuStage::kDecode);
   }
 
-  // Files in real time: each frame waits for its presentation time, counted from an anchor (a
-  // timestamp and the moment it was due). A jump in the timestamps, or a loop starting over,
-  // re-anchors: the frame comes one frame interval after the one before. Frames without a
-  // timestamp are one frame interval apart.
+  // realtime: true files wait for each frame's time (pacer.h); a stream without timestamps is
+  // paced at its nominal rate.
   bool pace(SourceSink* sink, const AVFrame* f) {
     if (!realtime_) return true;
     int64_t pts = f->best_effort_timestamp;
     if (pts == AV_NOPTS_VALUE) pts = f->pts;
-    const int64_t prev_pts = last_pts_ns_;
-    int64_t pts_ns;
-    if (pts != AV_NOPTS_VALUE && !untimed_) {
-      pts_ns =
-          av_rescale_q(pts, fmt_->streams[stream_index_]->time_base, AVRational{1, 1000000000});
-    } else {
-      pts_ns = prev_pts == AV_NOPTS_VALUE ? 0 : prev_pts + nominal_ns_;
-    }
-    last_pts_ns_ = pts_ns;
-    if (anchor_pts_ == AV_NOPTS_VALUE || prev_pts == AV_NOPTS_VALUE) {
-      anchor_pts_ = pts_ns;
-      anchor_wall_ = last_wall_ = mono_ns();
-      return true;
-    }
-    const int64_t step = pts_ns - prev_pts;
-    const int64_t jump_after = std::max<int64_t>(kJumpMinNs, kJumpFrames * nominal_ns_);
-    if (step < 0 || step > jump_after) {
-      // A loop's start-over is no jump, nor is a small step back (timestamps out of order).
-      if (!rewound_ && (step > jump_after || step < -jump_after)) sink->on_timestamp_jump(step);
-      // The clock goes on from when the last frame was due, not from now: a source running
-      // late (a loop's seek, a decoder re-created, a busy GPU) catches up instead of losing the
-      // lateness from its rate. Only a stall longer than kCatchUpNs starts afresh from now.
-      anchor_pts_ = pts_ns;
-      const int64_t next = last_wall_ + frame_ns_;
-      const int64_t now = mono_ns();
-      anchor_wall_ = now - next > kCatchUpNs ? now : next;
-    } else if (step > 0) {
-      frame_ns_ = step;
-    }
-    rewound_ = false;
-    const int64_t due = anchor_wall_ + (pts_ns - anchor_pts_);
-    last_wall_ = due;
-    return sleep_until(due, stop_);
+    const int64_t pts_ns =
+        pts != AV_NOPTS_VALUE && !untimed_
+            ? av_rescale_q(pts, fmt_->streams[stream_index_]->time_base, AVRational{1, 1000000000})
+            : Pacer::kNoTimestamp;
+    return pacer_.wait(pts_ns, sink, stop_);
   }
 
   bool deliver(SourceSink* sink, AVFrame* f, std::string* error) {
-    if (!pace(sink, f)) return false;
+    const bool paced = pace(sink, f);
+    lap(opt_.cpu, CpuStage::kPace);
+    if (!paced) return false;
     VideoFrame out;
     out.width = static_cast<uint32_t>(f->width);
     out.height = static_cast<uint32_t>(f->height);
@@ -550,6 +457,7 @@ class FfmpegSource final : public Source {
     if (f->format == AV_PIX_FMT_CUDA && opt_.host_ring) {  // NVDEC into a host ring: download
       if (!sw_frame_) sw_frame_.reset(av_frame_alloc());
       int rc = av_hwframe_transfer_data(sw_frame_.get(), f, 0);
+      lap(opt_.cpu, CpuStage::kConvert);
       if (rc < 0) {
         if (error) *error = "downloading an NVDEC frame: " + av_err(rc);
         return false;
@@ -590,7 +498,7 @@ class FfmpegSource final : public Source {
       out.planes.cuda_stream = stream_;
       describe_color(f, &out.planes);
       out.device = opt_.cuda_device;
-      return sink->on_frame(out);
+      return publish(sink, out);
     }
 #endif
     if (cfg_.decoder == DecoderChoice::kNvdec || cuvid()) {
@@ -614,55 +522,16 @@ class FfmpegSource final : public Source {
 
   bool deliver_software(SourceSink* sink, AVFrame* f, VideoFrame out, std::string* error) {
     if (*out.decoder == '\0') out.decoder = "software";
-    const auto fmt = static_cast<AVPixelFormat>(f->format);
-    const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(fmt);
-    if (desc == nullptr || (desc->flags & AV_PIX_FMT_FLAG_HWACCEL)) {
-      if (error) *error = "unexpected frame format";
-      return false;
-    }
-    bool deep = desc->comp[0].depth > 8;
-    if (cfg_.output_format == OutputFormat::kNv12) deep = false;
-    if (cfg_.output_format == OutputFormat::kP010) deep = true;
-    out.format = deep ? CUFRAMES_FORMAT_P010 : CUFRAMES_FORMAT_NV12;
-    const AVPixelFormat want = deep ? AV_PIX_FMT_P010LE : AV_PIX_FMT_NV12;
-    cuframes_source_init(&out.planes);
-    out.planes.memory = CUFRAMES_MEMORY_HOST;
-    describe_color(f, &out.planes);
-    if (fmt == want) {  // already what rings hold: publish straight from the decoder's buffers
-      out.planes.planes[0] = f->data[0];
-      out.planes.planes[1] = f->data[1];
-      out.planes.pitches[0] = static_cast<uint64_t>(f->linesize[0]);
-      out.planes.pitches[1] = static_cast<uint64_t>(f->linesize[1]);
-      return sink->on_frame(out);
-    }
-    // The samples keep their range (and the frame's colour description says which): a
-    // full-range source, MJPEG above all, stays full range, as NVDEC delivers the same stream.
-    bool jpeg = false;
-    const AVPixelFormat src = plain_twin(fmt, &jpeg);
-    const bool full = jpeg || f->color_range == AVCOL_RANGE_JPEG;
-    if (jpeg) out.planes.color_range = CUFRAMES_COLOR_RANGE_FULL;
-    const SwsKey key{f->width, f->height, src, want, full};
-    if (sws_ == nullptr || !(key == sws_key_)) {
-      sws_freeContext(sws_);
-      sws_ = make_sws(key);
-      if (sws_ == nullptr) {
-        if (error) *error = std::string("cannot convert ") + desc->name + " frames";
-        return false;
-      }
-      sws_key_ = key;
-    }
-    const int bps = deep ? 2 : 1;
-    const int pitch = (f->width * bps + 63) / 64 * 64;
-    const size_t need = static_cast<size_t>(pitch) * f->height * 3 / 2;
-    if (conv_.size() < need) conv_.resize(need);
-    uint8_t* dst[4] = {conv_.data(), conv_.data() + static_cast<size_t>(pitch) * f->height,
-                       nullptr, nullptr};
-    int dst_stride[4] = {pitch, pitch, 0, 0};
-    sws_scale(sws_, f->data, f->linesize, 0, f->height, dst, dst_stride);
-    out.planes.planes[0] = dst[0];
-    out.planes.planes[1] = dst[1];
-    out.planes.pitches[0] = out.planes.pitches[1] = static_cast<uint64_t>(pitch);
-    return sink->on_frame(out);
+    const bool ok = converter_.to_ring_format(f, cfg_.output_format, &out, error);
+    lap(opt_.cpu, CpuStage::kConvert);
+    return ok && publish(sink, out);
+  }
+
+  // The frame into the ring (Camera::on_frame), its CPU charged to the publish stage.
+  bool publish(SourceSink* sink, const VideoFrame& out) {
+    const bool ok = sink->on_frame(out);
+    lap(opt_.cpu, CpuStage::kPublish);
+    return ok;
   }
 
   CameraConfig cfg_;
@@ -681,58 +550,16 @@ class FfmpegSource final : public Source {
   bool live_ = false;
   bool realtime_ = false;
   bool seen_key_ = false;  // a keyframe went to the decoder since open
-  // A step in the timestamps larger than this many frame intervals (and than kJumpMinNs), or
-  // one back, is a jump: the pacing re-anchors instead of waiting for it.
-  static constexpr int64_t kJumpFrames = 10;
-  static constexpr int64_t kJumpMinNs = 1000000000;
-  // A paced source at most this late catches up (frames at once until on time again).
-  static constexpr int64_t kCatchUpNs = 2000000000;
   // A stream without timestamps (a raw one: the demuxer says AVFMT_NOTIMESTAMPS, or its packets
-  // have none): paced at nominal_ns_, rewound to its first byte.
+  // have none): paced at its nominal rate, rewound to its first byte.
   bool untimed_ = false;
-  int64_t nominal_ns_ = 0;  // the stream's frame interval (its rate, else `fps`)
-  int64_t anchor_pts_ = AV_NOPTS_VALUE;
-  int64_t anchor_wall_ = 0;
-  int64_t last_pts_ns_ = AV_NOPTS_VALUE;  // realtime: the last frame's pts,
-  int64_t last_wall_ = 0;                 // when it was due,
-  int64_t frame_ns_ = 0;                  // and the interval before it
-  bool rewound_ = false;                  // a loop started over since the last frame
+  Pacer pacer_;                           // realtime: true
   std::string path_;                      // a file's path, and
   FileId file_id_;          // what it was when opened (size -1: unknown, never rewound)
   uint64_t delivered_ = 0;  // frames of this pass over the file
   uint64_t passes_ = 0;     // passes started over in place
   std::atomic<int64_t> deadline_ns_{0};
-  // The conversion to the ring's format: sws_ converts frames of sws_key_.
-  struct SwsKey {
-    int width = 0, height = 0;
-    AVPixelFormat src = AV_PIX_FMT_NONE, dst = AV_PIX_FMT_NONE;
-    bool full = false;  // source and destination range: full (else limited), kept as it is
-    bool operator==(const SwsKey& o) const {
-      return width == o.width && height == o.height && src == o.src && dst == o.dst &&
-             full == o.full;
-    }
-  };
-  static SwsContext* make_sws(const SwsKey& k) {
-    SwsContext* c = sws_alloc_context();
-    if (c == nullptr) return nullptr;
-    av_opt_set_int(c, "srcw", k.width, 0);
-    av_opt_set_int(c, "srch", k.height, 0);
-    av_opt_set_int(c, "src_format", k.src, 0);
-    av_opt_set_int(c, "dstw", k.width, 0);
-    av_opt_set_int(c, "dsth", k.height, 0);
-    av_opt_set_int(c, "dst_format", k.dst, 0);
-    av_opt_set_int(c, "sws_flags", SWS_POINT, 0);
-    av_opt_set_int(c, "src_range", k.full ? 1 : 0, 0);
-    av_opt_set_int(c, "dst_range", k.full ? 1 : 0, 0);
-    if (sws_init_context(c, nullptr, nullptr) < 0) {
-      sws_freeContext(c);
-      return nullptr;
-    }
-    return c;
-  }
-  SwsContext* sws_ = nullptr;
-  SwsKey sws_key_;
-  std::vector<uint8_t> conv_;
+  FrameConverter converter_;  // software frames to NV12 / P010
 #ifdef CUFRAMES_WITH_CUDA
   cudaStream_t stream_ = nullptr;
 #else

@@ -10,8 +10,8 @@ namespace {
 
 class TestSource final : public Source {
  public:
-  TestSource(const CameraConfig& config, const std::atomic<bool>* stop)
-      : cfg_(config), stop_(stop) {}
+  TestSource(const CameraConfig& config, const std::atomic<bool>* stop, CpuAccount* cpu)
+      : cfg_(config), stop_(stop), cpu_(cpu) {}
 
   std::string codec() const override { return "testsrc"; }
   std::string decoder() const override { return "testsrc"; }
@@ -42,24 +42,30 @@ class TestSource final : public Source {
     const int64_t period = static_cast<int64_t>(1e9 / cfg_.fps);
     int64_t next = mono_ns();
     for (;;) {
+      lap(cpu_, CpuStage::kOther);
       if (!sleep_until(next, stop_)) return Outcome::kStopped;
+      lap(cpu_, CpuStage::kPace);
       next += period;
       if (mono_ns() - next > 10 * period) next = mono_ns();  // fell far behind: do not burst
       draw_testsrc(fi, sink->next_seq());
-      if (!sink->on_frame(out)) return Outcome::kError;
+      lap(cpu_, CpuStage::kDecode);  // drawing stands in for decoding
+      const bool ok = sink->on_frame(out);
+      lap(cpu_, CpuStage::kPublish);
+      if (!ok) return Outcome::kError;
     }
   }
 
  private:
   CameraConfig cfg_;
   const std::atomic<bool>* stop_;
+  CpuAccount* cpu_;
 };
 
 }  // namespace
 
-std::unique_ptr<Source> make_test_source(const CameraConfig& config,
-                                         const std::atomic<bool>* stop) {
-  return std::make_unique<TestSource>(config, stop);
+std::unique_ptr<Source> make_test_source(const CameraConfig& config, const std::atomic<bool>* stop,
+                                         CpuAccount* cpu) {
+  return std::make_unique<TestSource>(config, stop, cpu);
 }
 
 }  // namespace cfsvc

@@ -24,8 +24,10 @@
 # subscriber processes, every frame checked.)
 # servicebench: bench/service_bench.py: FFmpeg's ceiling (nvdec and cuvid), then real-time
 # cameras at each count with each decoder, interleaved: min/median fps per camera over the
-# window, total fps, CPU per camera and per frame, NVDEC utilisation (NVML), and where the limit
-# is. SERVICE_BENCH_ARGS replaces the defaults (--counts 8,32,64 --window 20: about 5 minutes;
+# window, total fps, CPU per camera and per frame, NVDEC utilisation (NVML), where the limit
+# is, and where each frame's CPU goes (the ingest threads by stage, the other threads by name);
+# add --variants experiments to compare issue 16's CPU experiments side by side (one row per
+# variant). SERVICE_BENCH_ARGS replaces the defaults (--counts 8,32,64 --window 20: about 5 minutes;
 # the big counts in a call of their own: --counts 100,128 --window 20 --ceiling-streams 128).
 # snapshot: camera snapshots of cuda rings over HTTP (tests/gpu/test_snapshot_gpu.py: scaled on the
 # GPU, decoded back to the right picture), then bench/snapshot_bench.py (cost per snapshot, camera

@@ -36,6 +36,7 @@ TEST(Metrics, FamiliesTypesLabelsAndEscaping) {
   a.frames = 1234;
   a.fps = 15;
   a.last_frame_age_ms = 40;
+  a.cpu.stage_ns[static_cast<size_t>(CpuStage::kDecode)] = 1500000000;
   a.subscriber_stats = {sub("det", 0, 10), sub("det", 3, 20), sub("we\"ird\\", 1, 5)};
   CameraStatus b;
   b.name = "yard";
@@ -52,6 +53,11 @@ TEST(Metrics, FamiliesTypesLabelsAndEscaping) {
   EXPECT_NE(m.find("cuframes_camera_snapshots_total{camera=\"yard\"} 0\n"), std::string::npos);
   EXPECT_NE(m.find("cuframes_camera_snapshot_gpu_seconds_total{camera=\"front\"} 0.0125\n"),
             std::string::npos);
+  // The ingest thread's CPU: a series per camera and stage, in seconds.
+  EXPECT_NE(
+      m.find("cuframes_camera_ingest_cpu_seconds_total{camera=\"front\",stage=\"decode\"} 1.5\n"),
+      std::string::npos);
+  EXPECT_EQ(count(m, "cuframes_camera_ingest_cpu_seconds_total{camera=\"yard\","), kCpuStages);
   // One HELP and one TYPE per family, even with several cameras.
   EXPECT_EQ(count(m, "# TYPE cuframes_camera_up "), 1u);
   EXPECT_EQ(count(m, "# HELP cuframes_camera_up "), 1u);
