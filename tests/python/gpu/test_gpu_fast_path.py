@@ -36,6 +36,9 @@ def test_jax_reads_compact_copies(runtime_dir: str, key: str, w: int, h: int, pi
             yuv = jnp.from_dlpack(frame.yuv.compact())
             t = torch.from_dlpack(frame.__dlpack__(copy=True))  # the capsule: torch's stream 1
             assert t.stride() == (w, 1) and t.data_ptr() != frame.cuda_ptr
+            c = frame.y.compact()  # one copy, made now: ptr is its address, exports share it
+            assert c.ptr != frame.cuda_ptr
+            assert torch.from_dlpack(c).data_ptr() == c.ptr == torch.from_dlpack(c).data_ptr()
         assert y.shape == (h, w) and uv.shape == (h // 2, w) and yuv.shape == (h * 3 // 2, w)
         np.testing.assert_array_equal(np.asarray(y), want[:h])
         np.testing.assert_array_equal(np.asarray(uv), want[h:])
@@ -65,11 +68,14 @@ def test_copy_on_the_consumer_stream_release_after_it(runtime_dir: str, key: str
         wait_until(lambda: sub.stats()["held_frames"] == 0, what="the release after the copy")
 
 
-def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str) -> None:
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str,
+                                                shortcut: bool) -> None:
     """publish(tensor) with stream=None copies on the legacy default stream after the work the
-    producer queued on its current stream (torch's __dlpack__(stream=1) orders it); with an
-    explicit stream, on that stream."""
+    producer queued on its current stream; with an explicit stream, on that stream. Both through
+    torch's C export with cuframes' ordering (the default) and through torch's __dlpack__."""
     w, h = 640, 360
+    cuframes._cuframes._torch_fast_path(shortcut)
     with cuframes.publish(key, w, h, memory="cuda") as pub, \
          cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000) as sub:
         s = torch.cuda.Stream()
@@ -84,6 +90,7 @@ def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str) -> N
                 got = torch.from_dlpack(frame.yuv)
                 assert bool((got == tag).all()), (tag, explicit)
                 del got
+    cuframes._cuframes._torch_fast_path(True)
 
 
 def test_spin_us_on_a_cuda_ring(runtime_dir: str, key: str) -> None:
