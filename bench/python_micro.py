@@ -14,6 +14,8 @@ Publisher steps (cuda: a torch tensor with NVDEC's pitch, as python_bench's; hos
   to_dlpack        torch.utils.dlpack.to_dlpack(src): torch's C export alone, no Python method
   publish(capsule) pub.publish(capsule) of a capsule made beforehand: the C call + the import
   publish(src)     pub.publish(src): what a producer pays (export + import + C call + deleter)
+  publish(src) proto  the same through torch.Tensor.__dlpack__ (cuframes._cuframes.
+                   _torch_fast_path(False)) instead of torch's C export
 Subscriber steps, per frame:
   next_frame       sub.next_frame() with the frame there: the binding + the C call
   .yuv             frame.yuv (the plane object)
@@ -133,6 +135,7 @@ def main() -> int:
          cuframes.subscribe(key, connect_timeout_ms=5000, consumer_stream=consumer,
                             runtime_dir=d) as sub:
         pubs, subs, cal = Steps(), Steps(), Steps()
+        toggle = getattr(cuframes._cuframes, "_torch_fast_path", None) if cuda else None
 
         try:  # producers before DLPack 1.0 (torch < 2.9) refuse max_version
             src.__dlpack__(max_version=(1, 0), **({"stream": 1} if cuda else {}))
@@ -187,8 +190,12 @@ def main() -> int:
                 cap = producer_export(1)
                 pubs.time("publish(capsule)", lambda: pub.publish(cap))
                 del cap
-            else:
+            elif i % 4 == 1 or toggle is None:
                 pubs.time("publish(src)", publish_once)
+            else:  # torch.Tensor.__dlpack__ instead of torch's C export (torch sources only)
+                toggle(False)
+                pubs.time("publish(src) proto", publish_once)
+                toggle(True)
             consume_once(subs, i)
             cal.time("empty call", empty)
             cal.time("perf_counter_ns", ns)
