@@ -11,7 +11,9 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
 Latency: the producer's pts (CLOCK_MONOTONIC just before it hands the frame over) to a usable
 tensor: the subscriber's consumer stream synchronised after the import. Steps (p50): publish (the
-producer's call; torch-ipc: copy + puts; shm-h2d: download + puts), pub2pub (pts to publication),
+producer's call; torch-ipc: copy + puts; shm-h2d: download + puts; cuframes: publish(tensor) on
+every other frame), export and C call (cuframes, the other frames: torch's C export, then
+publish() of the capsule), pub2pub (pts to publication),
 wake (publication or put to next_frame()/get() returning), import (torch.from_dlpack(frame.yuv);
 shm-h2d: the H2D copy), sync (synchronize()), release (the tensor dropped, frame.release()). CPU:
 each subscriber's process CPU time per frame (every thread), median over subscribers and rounds.
@@ -128,7 +130,8 @@ EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "torch-ipc": 
 class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
-    v: dict[str, list[int]] = field(default_factory=lambda: {k: [] for k in ("lat",) + STEPS})
+    v: dict[str, list[int]] = field(
+        default_factory=lambda: {k: [] for k in ("lat",) + STEPS + ("export", "ccall")})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
@@ -225,6 +228,34 @@ class Bench:
             took.append(now_ns() - t0)
         return took
 
+    def publish_paced(self, pub: Any, src: Any, row: Row) -> list[int]:
+        """The cuframes arms' producer: publish(src) on every other frame (its durations are
+        returned: the "publish" step), and on the others its two parts, timed apart: the export
+        (torch's C export, what publish() calls for a torch tensor; numpy's __dlpack__) and
+        publish() of that capsule (the import, the C call, the capsule's deleter)."""
+        torch = self.torch
+        export = torch.utils.dlpack.to_dlpack if torch is not None else lambda a: a.__dlpack__()
+        whole: list[int] = []
+        k = [0]
+
+        def once(pts: int) -> None:
+            k[0] += 1
+            t0 = now_ns()
+            if k[0] % 2:
+                pub.publish(src, pts)
+                whole.append(now_ns() - t0)
+                return
+            cap = export(src)
+            t1 = now_ns()
+            pub.publish(cap, pts)
+            t2 = now_ns()
+            if k[0] > WARMUP:
+                row.v["export"].append(t1 - t0)
+                row.v["ccall"].append(t2 - t1)
+
+        self.paced(self.args.seconds, once)
+        return whole
+
     def episode(self, arm: str, size: str, n: int, row: Row) -> None:
         if arm.startswith("C "):
             return self.c_episode(arm, size, n, row)
@@ -240,7 +271,7 @@ class Bench:
                 for i in range(n):
                     self.cmds[i].put((arm, p))
                 self.wait_for("ready", n)
-                took = self.paced(self.args.seconds, lambda pts: pub.publish(src, pts))
+                took = self.publish_paced(pub, src, row)
             # closed: the subscribers get CuframesPublisherGone and report
         elif arm == "torch-ipc":
             torch = self.torch
@@ -422,7 +453,8 @@ def main() -> int:
     print("C rows: cuframes_bench, median of its rows (latency to the frame held, no sync; "
           "publish: its mean).")
     hdr = (f"{'size':<6} {'subs':>4} {'arm':<14}| {'p50':>7} {'p99':>7} | {'CPU/fr':>7} | "
-           f"{'publish':>7} {'pub p99':>7} {'pub2pub':>7} {'wake':>7} {'wake99':>7} "
+           f"{'publish':>7} {'pub p99':>7} {'export':>7} {'C call':>7} {'pub2pub':>7} "
+           f"{'wake':>7} {'wake99':>7} "
            f"{'import':>7} {'sync':>7} {'release':>7} | {'frames':>6}")
     print(hdr)
     print("-" * len(hdr))
@@ -435,14 +467,15 @@ def main() -> int:
                 if row.c:  # the median of cuframes_bench's rows; no steps of its own
                     s = {k: sorted(r[k] for r in row.c)[len(row.c) // 2]
                          for k in ("p50", "p99", "cpu", "publish", "wake", "wake99")}
-                    steps = [nan, nan, s["wake"], s["wake99"], nan, nan, nan]
+                    steps = [nan, nan, nan, nan, s["wake"], s["wake99"], nan, nan, nan]
                 else:
                     v = row.v
                     s = {"p50": pct(v["lat"], 0.5), "p99": pct(v["lat"], 0.99),
                          "cpu": sorted(row.cpu)[len(row.cpu) // 2] if row.cpu else nan,
                          "publish": pct(v["publish"], 0.5), "wake": pct(v["wake"], 0.5),
                          "wake99": pct(v["wake"], 0.99)}
-                    steps = [pct(v["publish"], 0.99), pct(v["pub2pub"], 0.5), s["wake"],
+                    steps = [pct(v["publish"], 0.99), pct(v["export"], 0.5),
+                             pct(v["ccall"], 0.5), pct(v["pub2pub"], 0.5), s["wake"],
                              s["wake99"], pct(v["import"], 0.5), pct(v["sync"], 0.5),
                              pct(v["release"], 0.5)]
                 print(f"{size:<6} {n:>4} {arm:<14}| {fmt(s['p50'])} {fmt(s['p99'])} | "
