@@ -347,9 +347,12 @@ CompactCopy Exportable::compact_copy(Plane) {
       "copying)");
 }
 
-py::tuple Exportable::dlpack_device() const {
-  DLDevice d = frame_device(frame_info());
-  return py::make_tuple(static_cast<int>(d.device_type), d.device_id);
+py::object Exportable::dlpack_device() const {
+  if (!device_) {
+    const DLDevice d = frame_device(frame_info());
+    device_ = py::make_tuple(static_cast<int>(d.device_type), d.device_id);
+  }
+  return device_;
 }
 
 namespace {

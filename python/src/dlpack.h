@@ -94,7 +94,11 @@ class Exportable {
   // A compact copy of plane, written on the owner's consumer stream (CuframesPlane.compact()).
   // BufferError where planes are not copied (loans are written in place).
   virtual CompactCopy compact_copy(Plane plane);
-  py::tuple dlpack_device() const;
+  // (device_type, device_id), made once per object (asked at every export by the consumers).
+  py::object dlpack_device() const;
+
+ private:
+  mutable py::object device_;
 };
 
 // A DLPack source taken from a producer object (consumer side). Owns the managed tensor and calls
