@@ -4,6 +4,7 @@ semantics of publish(), next_frame(spin_us), exports, copies and releases."""
 from __future__ import annotations
 
 import os
+from typing import Iterator
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave the GPU to the others
 
@@ -68,14 +69,21 @@ def test_copy_on_the_consumer_stream_release_after_it(runtime_dir: str, key: str
         wait_until(lambda: sub.stats()["held_frames"] == 0, what="the release after the copy")
 
 
-@pytest.mark.parametrize("shortcut", [True, False])
+@pytest.fixture
+def torch_shortcut(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """publish()'s torch shortcut on or off for one test, back on after it."""
+    cuframes._cuframes._torch_fast_path(request.param)
+    yield request.param
+    cuframes._cuframes._torch_fast_path(True)
+
+
+@pytest.mark.parametrize("torch_shortcut", [True, False], indirect=True)
 def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str,
-                                                shortcut: bool) -> None:
+                                                torch_shortcut: bool) -> None:
     """publish(tensor) with stream=None copies on the legacy default stream after the work the
     producer queued on its current stream; with an explicit stream, on that stream. Both through
     torch's C export with cuframes' ordering (the default) and through torch's __dlpack__."""
     w, h = 640, 360
-    cuframes._cuframes._torch_fast_path(shortcut)
     with cuframes.publish(key, w, h, memory="cuda") as pub, \
          cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000) as sub:
         s = torch.cuda.Stream()
@@ -90,7 +98,6 @@ def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str,
                 got = torch.from_dlpack(frame.yuv)
                 assert bool((got == tag).all()), (tag, explicit)
                 del got
-    cuframes._cuframes._torch_fast_path(True)
 
 
 def test_spin_us_on_a_cuda_ring(runtime_dir: str, key: str) -> None:
