@@ -11,7 +11,9 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
 Latency: the producer's pts (CLOCK_MONOTONIC just before it hands the frame over) to a usable
 tensor: the subscriber's consumer stream synchronised after the import. Steps (p50): publish (the
-producer's call; torch-ipc: copy + puts; shm-h2d: download + puts), pub2pub (pts to publication),
+producer's call; torch-ipc: copy + puts; shm-h2d: download + puts; cuframes: publish(tensor) on
+every other frame), export and C call (cuframes, the other frames: torch's C export, then
+publish() of the capsule), pub2pub (pts to publication),
 wake (publication or put to next_frame()/get() returning), import (torch.from_dlpack(frame.yuv);
 shm-h2d: the H2D copy), sync (synchronize()), release (the tensor dropped, frame.release()). CPU:
 each subscriber's process CPU time per frame (every thread), median over subscribers and rounds.
@@ -30,24 +32,21 @@ torch for cuda.
 from __future__ import annotations
 
 import argparse
-import mmap
 import os
 import queue
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
-WARMUP = 10  # frames per subscriber and episode left out of every figure
-POOL = 8  # torch-ipc and shm-h2d slots, as a cuframes ring's
-STEPS = ("publish", "pub2pub", "wake", "import", "sync", "release")
-now_ns = time.monotonic_ns  # CLOCK_MONOTONIC, the clock of pts_ns
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from python_bench_peers import (POOL, STEPS, WARMUP, Samples, c_floor, ep_shm,  # noqa: E402
+                                ep_torch_ipc, floor_publish_p50, now_ns, parse_c_row, run_c)
 
 
 def pin(cpu: int) -> None:
@@ -89,29 +88,6 @@ def worker_main(index: int, memory: str, cmds: Any, results: Any, data: Any) -> 
         results.put(("result", index, out))
 
 
-class Samples:
-    """Per-frame samples of one subscriber and episode, warm-up left out, plus its CPU time."""
-
-    def __init__(self) -> None:
-        self.seen = 0
-        self.cpu0: Optional[float] = None
-        self.v: dict[str, list[int]] = {k: [] for k in ("lat",) + STEPS}
-
-    def add(self, **steps: int) -> None:
-        self.seen += 1
-        if self.seen <= WARMUP:
-            return
-        if self.cpu0 is None:
-            self.cpu0 = time.process_time()
-        for k, x in steps.items():
-            self.v[k].append(x)
-
-    def result(self) -> dict[str, Any]:
-        frames = len(self.v["lat"])
-        cpu = time.process_time() - self.cpu0 if self.cpu0 is not None else 0.0
-        return {"frames": frames, "cpu_us": cpu * 1e6 / frames if frames else 0.0, **self.v}
-
-
 def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
                 p: dict[str, Any]) -> dict[str, Any]:
     s = Samples()
@@ -142,61 +118,6 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     return s.result()
 
 
-def ep_torch_ipc(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
-                 p: dict[str, Any]) -> dict[str, Any]:
-    s = Samples()
-    results.put(("ready", index, None))
-    while True:
-        item = data.get()  # rebuilds the tensor: opens the IPC handle (cached), waits its event
-        if item is None:
-            break
-        t1 = now_ns()
-        x, pts, put_ns = item
-        t2 = now_ns()
-        stream.synchronize()
-        t3 = now_ns()
-        del x, item
-        t4 = now_ns()
-        s.add(lat=t3 - pts, pub2pub=put_ns - pts, wake=t1 - put_ns, **{"import": t2 - t1},
-              sync=t3 - t2, release=t4 - t3)
-    return s.result()
-
-
-def ep_shm(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
-           p: dict[str, Any]) -> dict[str, Any]:
-    s = Samples()
-    # The segment by its path: attaching through SharedMemory would register it with the
-    # resource tracker, which unlinks it when this process exits.
-    fd = os.open(f"/dev/shm/{p['shm']}", os.O_RDWR)  # writable, as SharedMemory maps it
-    try:
-        mm = mmap.mmap(fd, p["bytes"] * POOL)
-    finally:
-        os.close(fd)
-    slots = np.frombuffer(mm, np.uint8).reshape(POOL, p["rows"], p["width"])
-    results.put(("ready", index, None))
-    while True:
-        item = data.get()
-        if item is None:
-            break
-        t1 = now_ns()
-        slot, pts, put_ns = item
-        if torch is not None:
-            x = torch.from_numpy(slots[slot]).cuda()  # pageable host -> device, as Frigate's
-            t2 = now_ns()
-            stream.synchronize()
-        else:
-            x = slots[slot]  # host mode: read in place (no GPU to copy to)
-            t2 = now_ns()
-        t3 = now_ns()
-        del x
-        t4 = now_ns()
-        s.add(lat=t3 - pts, pub2pub=put_ns - pts, wake=t1 - put_ns, **{"import": t2 - t1},
-              sync=t3 - t2, release=t4 - t3)
-    del slots
-    mm.close()
-    return s.result()
-
-
 EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "torch-ipc": ep_torch_ipc,
             "shm-h2d": ep_shm}
 
@@ -209,7 +130,8 @@ EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "torch-ipc": 
 class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
-    v: dict[str, list[int]] = field(default_factory=lambda: {k: [] for k in ("lat",) + STEPS})
+    v: dict[str, list[int]] = field(
+        default_factory=lambda: {k: [] for k in ("lat",) + STEPS + ("export", "ccall")})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
@@ -306,6 +228,34 @@ class Bench:
             took.append(now_ns() - t0)
         return took
 
+    def publish_paced(self, pub: Any, src: Any, row: Row) -> list[int]:
+        """The cuframes arms' producer: publish(src) on every other frame (its durations are
+        returned: the "publish" step), and on the others its two parts, timed apart: the export
+        (torch's C export, what publish() calls for a torch tensor; numpy's __dlpack__) and
+        publish() of that capsule (the import, the C call, the capsule's deleter)."""
+        torch = self.torch
+        export = torch.utils.dlpack.to_dlpack if torch is not None else lambda a: a.__dlpack__()
+        whole: list[int] = []
+        k = [0]
+
+        def once(pts: int) -> None:
+            k[0] += 1
+            t0 = now_ns()
+            if k[0] % 2:
+                pub.publish(src, pts)
+                whole.append(now_ns() - t0)
+                return
+            cap = export(src)
+            t1 = now_ns()
+            pub.publish(cap, pts)
+            t2 = now_ns()
+            if k[0] > WARMUP:
+                row.v["export"].append(t1 - t0)
+                row.v["ccall"].append(t2 - t1)
+
+        self.paced(self.args.seconds, once)
+        return whole
+
     def episode(self, arm: str, size: str, n: int, row: Row) -> None:
         if arm.startswith("C "):
             return self.c_episode(arm, size, n, row)
@@ -321,7 +271,7 @@ class Bench:
                 for i in range(n):
                     self.cmds[i].put((arm, p))
                 self.wait_for("ready", n)
-                took = self.paced(self.args.seconds, lambda pts: pub.publish(src, pts))
+                took = self.publish_paced(pub, src, row)
             # closed: the subscribers get CuframesPublisherGone and report
         elif arm == "torch-ipc":
             torch = self.torch
@@ -401,57 +351,6 @@ class Bench:
                 row.c.append(r)
                 return
         row.errors.append(f"no {path} row in cuframes_bench's output")
-
-
-def run_c(binary: str, args: list[str]) -> str:
-    r = subprocess.run([binary, *args], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        raise RuntimeError(f"{binary} {' '.join(args)} failed: {r.stderr.strip()[-400:]}")
-    return r.stdout
-
-
-def parse_c_row(line: str) -> Optional[dict[str, Any]]:
-    """One scenario row of cuframes_bench: size path subs | p50 p99 | wake p50 wake p99 wake>20 |
-    publish pub-late | sub fps | sub CPU | max pub max sub | steal."""
-    parts = [p.split() for p in line.split("|")]
-    if len(parts) != 8 or len(parts[0]) != 3 or not parts[0][2].isdigit():
-        return None
-    try:
-        return {"size": parts[0][0], "path": parts[0][1], "subs": int(parts[0][2]),
-                "p50": float(parts[1][0]), "p99": float(parts[1][1]), "wake": float(parts[2][0]),
-                "wake99": float(parts[2][1]), "publish": float(parts[3][0]),
-                "cpu": float(parts[5][0])}
-    except (ValueError, IndexError):
-        return None
-
-
-def c_floor(binary: str, sizes: list[str]) -> list[str]:
-    """cuframes_bench's floors: publish() alone (cuda), the machine's wake-up; printed as is."""
-    out = run_c(binary, ["--seconds", "0.5", "--only", "cuda", "--sizes", ",".join(sizes),
-                         "--subs", "1"])
-    keep = []
-    for line in out.splitlines():
-        if line.startswith("Latency"):  # the scenarios follow the floors
-            break
-        if line.strip() and not line.startswith("cuframes_bench"):
-            keep.append(line)
-    return keep
-
-
-def floor_publish_p50(floor: list[str]) -> dict[str, float]:
-    """Per size, the paced p50 of cuframes_bench's "publish(), no subscriber" floor row (alone
-    on the GPU): size what others | b2b p50 b2b p99 | paced p50 paced p99."""
-    out: dict[str, float] = {}
-    for line in floor:
-        parts = line.split("|")
-        head = parts[0].split()
-        if len(parts) == 3 and len(head) >= 3 and head[1].startswith("publish()") \
-                and head[-1] == "0":
-            try:
-                out[head[0]] = float(parts[2].split()[0])
-            except (ValueError, IndexError):
-                pass
-    return out
 
 
 def pct(v: list[int], q: float) -> float:
@@ -554,7 +453,8 @@ def main() -> int:
     print("C rows: cuframes_bench, median of its rows (latency to the frame held, no sync; "
           "publish: its mean).")
     hdr = (f"{'size':<6} {'subs':>4} {'arm':<14}| {'p50':>7} {'p99':>7} | {'CPU/fr':>7} | "
-           f"{'publish':>7} {'pub p99':>7} {'pub2pub':>7} {'wake':>7} {'wake99':>7} "
+           f"{'publish':>7} {'pub p99':>7} {'export':>7} {'C call':>7} {'pub2pub':>7} "
+           f"{'wake':>7} {'wake99':>7} "
            f"{'import':>7} {'sync':>7} {'release':>7} | {'frames':>6}")
     print(hdr)
     print("-" * len(hdr))
@@ -567,14 +467,15 @@ def main() -> int:
                 if row.c:  # the median of cuframes_bench's rows; no steps of its own
                     s = {k: sorted(r[k] for r in row.c)[len(row.c) // 2]
                          for k in ("p50", "p99", "cpu", "publish", "wake", "wake99")}
-                    steps = [nan, nan, s["wake"], s["wake99"], nan, nan, nan]
+                    steps = [nan, nan, nan, nan, s["wake"], s["wake99"], nan, nan, nan]
                 else:
                     v = row.v
                     s = {"p50": pct(v["lat"], 0.5), "p99": pct(v["lat"], 0.99),
                          "cpu": sorted(row.cpu)[len(row.cpu) // 2] if row.cpu else nan,
                          "publish": pct(v["publish"], 0.5), "wake": pct(v["wake"], 0.5),
                          "wake99": pct(v["wake"], 0.99)}
-                    steps = [pct(v["publish"], 0.99), pct(v["pub2pub"], 0.5), s["wake"],
+                    steps = [pct(v["publish"], 0.99), pct(v["export"], 0.5),
+                             pct(v["ccall"], 0.5), pct(v["pub2pub"], 0.5), s["wake"],
                              s["wake99"], pct(v["import"], 0.5), pct(v["sync"], 0.5),
                              pct(v["release"], 0.5)]
                 print(f"{size:<6} {n:>4} {arm:<14}| {fmt(s['p50'])} {fmt(s['p99'])} | "

@@ -3,6 +3,9 @@
 
 #include <pybind11/stl.h>
 
+#include "owned_memory.h"
+
+#include <optional>
 #include <string>
 
 #ifdef CUFRAMES_WITH_CUDA
@@ -101,37 +104,64 @@ const char* plane_name(Plane p) {
 }
 
 // A plane of a frame or loan as an object of its own, so that numpy.from_dlpack(frame.uv) works
-// (numpy takes objects with __dlpack__, not capsules).
-// compact: a producer of compact copies (CuframesPlane.compact()), for consumers that call
-// __dlpack__ without copy=True and take compact strides only (JAX).
+// (numpy takes objects with __dlpack__, not capsules). With a copy (CuframesPlane.compact()), it
+// exports that compact copy instead, for consumers that call __dlpack__ without copy=True and
+// take compact strides only (JAX).
 class PlaneView {
  public:
-  PlaneView(py::object owner, Plane plane, bool compact)
-      : owner_(std::move(owner)), plane_(plane), compact_(compact) {}
-  Exportable& exp() const { return owner_.cast<Exportable&>(); }
+  PlaneView(py::object owner, Plane plane, std::shared_ptr<const CompactCopy> copy)
+      : owner_(std::move(owner)),
+        exp_(&owner_.cast<Exportable&>()),
+        plane_(plane),
+        copy_(std::move(copy)) {}
+  // owner_ keeps the object alive: its address is looked up once, not per call.
+  Exportable& exp() const { return *exp_; }
   py::capsule dlpack(const py::object& stream, const py::object& max_version,
                      const py::object& dl_device, const py::object& copy) const {
-    if (compact_) {
-      if (!copy.is_none() && !py::cast<bool>(copy)) {
-        throw py::buffer_error("a compact() plane is exported as a copy: copy=False refused");
-      }
-      return exp().export_plane(plane_, stream, max_version, dl_device, py::bool_(true));
+    if (!copy_) return exp_->export_plane(plane_, stream, max_version, dl_device, copy);
+    const CompactCopy& c = *copy_;
+    ExportRequest req = parse_export_args(c.view.device, stream, max_version, dl_device, copy);
+    if (req.copy) {  // a copy of its own, as copy=True always gives
+      return exp_->export_plane(plane_, stream, max_version, dl_device, copy);
     }
-    return exp().export_plane(plane_, stream, max_version, dl_device, copy);
+#ifdef CUFRAMES_WITH_CUDA
+    if (c.view.device.device_type == kDLCUDA) {
+      if (req.has_stream) {
+        // The consumer's stream after the copy (nothing when it is the copy's own stream), and
+        // the memory freed only after the work queued there.
+        order_after(req.stream, c.stream, c.view.device.device_id, "ordering a compact copy");
+        c.memory->streams().add(req.stream);
+      } else if (req.unordered) {  // stream=-1: the consumer orders nothing, so wait for it
+        py::gil_scoped_release nogil;
+        DeviceScope scope(c.view.device.device_id);
+        const cudaError_t e = cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(c.stream));
+        if (e != cudaSuccess) {
+          py::gil_scoped_acquire gil;
+          throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, "waiting for a compact copy"));
+        }
+      }
+    }
+#endif
+    return make_capsule(c.view, c.memory, req.versioned, /*read_only=*/false, /*copied=*/true);
   }
   ExportView view() const {
-    ExportView v = plane_view(exp().frame_info(), plane_);
-    if (compact_) v.strides[0] = v.shape[1];
-    return v;
+    return copy_ ? copy_->view : plane_view(exp_->frame_info(), plane_);
   }
-  py::object owner() const { return owner_; }
-  Plane plane() const { return plane_; }
-  bool compact() const { return compact_; }
+  py::object owner() const {
+    return owner_;
+  }
+  Plane plane() const {
+    return plane_;
+  }
+  bool compact() const {
+    return copy_ != nullptr;
+  }
 
  private:
   py::object owner_;
+  Exportable* exp_;
   Plane plane_;
-  bool compact_;
+  std::shared_ptr<const CompactCopy> copy_;
 };
 
 }  // namespace
@@ -297,22 +327,13 @@ uintptr_t StreamSet::join(int device) {
   }
 #ifdef CUFRAMES_WITH_CUDA
   if (s.size() > 1 && device >= 0) {
-    int prev = -1;
-    const bool switched = cudaGetDevice(&prev) == cudaSuccess && prev != device &&
-                          cudaSetDevice(device) == cudaSuccess;
-    auto target = reinterpret_cast<cudaStream_t>(s[0]);
     for (size_t i = 1; i < s.size(); ++i) {
-      auto other = reinterpret_cast<cudaStream_t>(s[i]);
-      cudaEvent_t ev = nullptr;
-      bool ordered = false;
-      if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) == cudaSuccess) {
-        ordered = cudaEventRecord(ev, other) == cudaSuccess &&
-                  cudaStreamWaitEvent(target, ev, 0) == cudaSuccess;
-        cudaEventDestroy(ev);
+      if (stream_wait(s[0], s[i], device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        DeviceScope scope(device);
+        (void)cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(s[i]));  // slow but safe
       }
-      if (!ordered) (void)cudaStreamSynchronize(other);  // the slow but safe way
     }
-    if (switched) (void)cudaSetDevice(prev);
   }
 #else
   (void)device;
@@ -320,9 +341,18 @@ uintptr_t StreamSet::join(int device) {
   return s[0];
 }
 
-py::tuple Exportable::dlpack_device() const {
-  DLDevice d = frame_device(frame_info());
-  return py::make_tuple(static_cast<int>(d.device_type), d.device_id);
+CompactCopy Exportable::compact_copy(Plane) {
+  throw py::buffer_error(
+      "compact(): only frame planes are copied (a loan is written in place, exported without "
+      "copying)");
+}
+
+py::object Exportable::dlpack_device() const {
+  if (!device_) {
+    const DLDevice d = frame_device(frame_info());
+    device_ = py::make_tuple(static_cast<int>(d.device_type), d.device_id);
+  }
+  return device_;
 }
 
 namespace {
@@ -362,12 +392,98 @@ py::object steal_or_throw(PyObject* o) {
   return py::reinterpret_steal<py::object>(o);
 }
 
+// publish()'s shortcut for torch tensors. torch.Tensor.__dlpack__ is Python: its checks, two
+// torch.cuda.Stream objects and their comparison, an event made per call when the streams
+// differ. Here torch's C export (torch._C._to_dlpack) is called directly and the stream ordering
+// is the same as __dlpack__(stream=) gives: the copy's stream waits for torch's current stream
+// (torch._C._cuda_getCurrentRawStream) through a cached event, and nothing when they are one.
+// Looked up once torch is imported; anything missing (another torch) leaves the protocol.
+struct TorchShortcut {
+  PyObject* tensor_type = nullptr;     // torch.Tensor (exactly: subclasses take the protocol)
+  PyObject* to_dlpack = nullptr;       // torch._C._to_dlpack
+  PyObject* current_stream = nullptr;  // torch._C._cuda_getCurrentRawStream(device) -> int
+  PyObject* is_neg = PyUnicode_InternFromString("is_neg");
+  PyObject* is_conj = PyUnicode_InternFromString("is_conj");
+  bool looked = false;
+};
+bool g_torch_shortcut = true;  // _torch_fast_path(False) turns it off (benchmarks, tests)
+
+const TorchShortcut* torch_shortcut() {
+  static auto* t = new TorchShortcut();  // never freed: used until the interpreter ends
+  if (!t->looked) {
+    PyObject* torch = PyDict_GetItemString(PyImport_GetModuleDict(), "torch");  // borrowed
+    if (torch == nullptr) return nullptr;  // not imported (yet): no torch tensor to see
+    t->looked = true;
+    PyObject* tensor = PyObject_GetAttrString(torch, "Tensor");
+    PyObject* c = PyObject_GetAttrString(torch, "_C");
+    PyObject* to = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_to_dlpack");
+    PyObject* cur = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_cuda_getCurrentRawStream");
+    PyErr_Clear();
+    Py_XDECREF(c);
+    if (tensor != nullptr && PyType_Check(tensor) && to != nullptr) {
+      t->tensor_type = tensor;
+      t->to_dlpack = to;
+      t->current_stream =
+          cur;  // absent in CPU-only builds of torch: CUDA tensors take the protocol
+    } else {
+      Py_XDECREF(tensor);
+      Py_XDECREF(to);
+      Py_XDECREF(cur);
+    }
+  }
+  return t->tensor_type != nullptr ? t : nullptr;
+}
+
+bool truthy_call(PyObject* obj, PyObject* name) {
+  PyObject* r = PyObject_CallMethodNoArgs(obj, name);
+  if (r == nullptr) throw py::error_already_set();
+  const int v = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  if (v < 0) throw py::error_already_set();
+  return v != 0;
+}
+
+// The capsule of a torch.Tensor, ordered as __dlpack__(stream=) would order it; a null object
+// when the protocol must be taken (not a plain torch.Tensor, a tensor torch refuses to export, a
+// CUDA tensor without the current-stream lookup or without CUDA here).
+py::object torch_capsule(const py::handle& obj, uintptr_t stream) {
+  const TorchShortcut* t = g_torch_shortcut ? torch_shortcut() : nullptr;
+  if (t == nullptr || reinterpret_cast<PyObject*>(Py_TYPE(obj.ptr())) != t->tensor_type) {
+    return py::object();
+  }
+  // __dlpack__ refuses these (their values are not what the memory holds): its error, then.
+  if (truthy_call(obj.ptr(), t->is_neg) || truthy_call(obj.ptr(), t->is_conj)) return py::object();
+  py::object cap = steal_or_throw(PyObject_CallOneArg(t->to_dlpack, obj.ptr()));
+  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap.ptr(), kLegacyName));
+  if (m == nullptr) throw py::error_already_set();
+  const DLDevice d = m->dl_tensor.device;
+  if (d.device_type != kDLCUDA) return cap;  // host memory: nothing to order
+#ifdef CUFRAMES_WITH_CUDA
+  if (t->current_stream != nullptr) {
+    py::object dev = steal_or_throw(PyLong_FromLong(d.device_id));
+    py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, dev.ptr()));
+    const auto current = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
+    if (PyErr_Occurred()) throw py::error_already_set();
+    // 0 on both sides is the legacy default stream (torch's default stream)
+    const cudaError_t e = stream_wait(stream, current, d.device_id);
+    if (e != cudaSuccess) {
+      throw_status(CUFRAMES_ERR_DEVICE_LOST,
+                   cuda_message(e, "ordering the copy after torch's current stream"));
+    }
+    return cap;
+  }
+#endif
+  return py::object();  // the unconsumed capsule frees itself; the protocol is asked instead
+}
+
 }  // namespace
 
 ImportedTensor::ImportedTensor(const py::handle& obj, uintptr_t stream) {
   py::object cap;
   if (PyCapsule_CheckExact(obj.ptr())) {
     cap = py::reinterpret_borrow<py::object>(obj);
+  } else if (cap = torch_capsule(obj, stream); cap) {
+    // torch's own export, ordered on `stream`
   } else {
     const DlpackCallNames& n = call_names();
     PyObject* dlpack = PyObject_GetAttr(obj.ptr(), n.dlpack);
@@ -447,6 +563,15 @@ ImportedTensor::~ImportedTensor() {
 }
 
 void register_dlpack(py::module_& m) {
+  m.def(
+      "_torch_fast_path",
+      [](std::optional<bool> enabled) {
+        if (enabled) g_torch_shortcut = *enabled;
+        return g_torch_shortcut;
+      },
+      py::arg("enabled") = py::none(),
+      "publish() of a torch.Tensor through torch's C export (on by default); False: through "
+      "torch.Tensor.__dlpack__, as other producers. For benchmarks and tests.");
   py::class_<PlaneView>(m, "CuframesPlane",
                         "One plane (or the whole frame) of a CuframesFrame or CuframesLoan, as a "
                         "DLPack producer: numpy.from_dlpack(frame.uv), torch.from_dlpack(frame.y)."
@@ -481,13 +606,19 @@ void register_dlpack(py::module_& m) {
           "\"uint8\" or \"uint16\" (P010).")
       .def_property_readonly(
           "ptr", [](const PlaneView& p) { return reinterpret_cast<uintptr_t>(p.view().data); },
-          "Address of the first sample (a device pointer for cuda frames).")
+          "Address of the first sample (a device pointer for cuda frames); for compact() "
+          "planes, the copy's.")
       .def(
-          "compact", [](const PlaneView& p) { return make_plane(p.owner(), p.plane(), true); },
-          "This plane as a producer of compact copies: each __dlpack__ gives a copy of its own "
-          "with rows of width samples (strides (width, 1)), written on the consumer's stream, "
-          "as __dlpack__(copy=True) does. For consumers that take compact arrays only: "
-          "jax.numpy.from_dlpack(frame.y.compact()).")
+          "compact",
+          [](const PlaneView& p) {
+            auto copy = std::make_shared<const CompactCopy>(p.exp().compact_copy(p.plane()));
+            return make_plane(p.owner(), p.plane(), std::move(copy));
+          },
+          "A compact copy of this plane (rows of width samples, strides (width, 1)), made now "
+          "(cuda frames: on the subscriber's consumer_stream), as a DLPack producer: its "
+          "__dlpack__ exports that copy (ordered before the consumer's stream), ptr is its "
+          "address, and it holds nothing of the ring. For consumers that take compact arrays "
+          "only: jax.numpy.from_dlpack(frame.y.compact()).")
       .def_property_readonly("is_compact", &PlaneView::compact,
                              "True for compact() planes (exported as compact copies).")
       .def("__repr__", [](const PlaneView& p) {
@@ -498,8 +629,8 @@ void register_dlpack(py::module_& m) {
       });
 }
 
-py::object make_plane(py::object owner, Plane plane, bool compact) {
-  return py::cast(PlaneView(std::move(owner), plane, compact));
+py::object make_plane(py::object owner, Plane plane, std::shared_ptr<const CompactCopy> copy) {
+  return py::cast(PlaneView(std::move(owner), plane, std::move(copy)));
 }
 
 }  // namespace cfpy

@@ -68,9 +68,20 @@ class StreamSet {
   std::vector<uintptr_t> streams_;
 };
 
-// A CuframesPlane object for a plane of owner (a CuframesFrame or CuframesLoan). compact: its
-// __dlpack__ gives compact copies (CuframesPlane.compact()).
-py::object make_plane(py::object owner, Plane plane, bool compact = false);
+class OwnedMemory;  // owned_memory.h
+
+// A compact copy of a plane (rows of width samples), the module's own memory: what
+// CuframesPlane.compact() holds and exports.
+struct CompactCopy {
+  std::shared_ptr<OwnedMemory> memory;
+  ExportView view;       // over memory
+  uintptr_t stream = 0;  // the CUDA stream it was written on (0 for host copies)
+};
+
+// A CuframesPlane object for a plane of owner (a CuframesFrame or CuframesLoan). copy: the
+// compact copy it exports instead of the plane (CuframesPlane.compact()).
+py::object make_plane(py::object owner, Plane plane,
+                      std::shared_ptr<const CompactCopy> copy = nullptr);
 
 // Anything whose planes can be exported: CuframesFrame and CuframesLoan.
 class Exportable {
@@ -80,7 +91,14 @@ class Exportable {
                                    const py::object& max_version, const py::object& dl_device,
                                    const py::object& copy) = 0;
   virtual const cuframes_frame_info_t& frame_info() const = 0;
-  py::tuple dlpack_device() const;
+  // A compact copy of plane, written on the owner's consumer stream (CuframesPlane.compact()).
+  // BufferError where planes are not copied (loans are written in place).
+  virtual CompactCopy compact_copy(Plane plane);
+  // (device_type, device_id), made once per object (asked at every export by the consumers).
+  py::object dlpack_device() const;
+
+ private:
+  mutable py::object device_;
 };
 
 // A DLPack source taken from a producer object (consumer side). Owns the managed tensor and calls

@@ -30,22 +30,34 @@ Frame::Frame(cuframes_frame_t* frame, uintptr_t consumer_stream)
   info_ = hold_->info();
 }
 
-py::capsule Frame::export_plane(Plane plane, const py::object& stream,
-                                const py::object& max_version, const py::object& dl_device,
-                                const py::object& copy) {
+void Frame::require_held() const {
   if (!hold_) {
     throw_status(CUFRAMES_ERR_INVALID_ARGUMENT, "frame " + std::to_string(info_.seq) +
                                                     " was released; its memory is no longer ours");
   }
+}
+
+py::capsule Frame::export_plane(Plane plane, const py::object& stream,
+                                const py::object& max_version, const py::object& dl_device,
+                                const py::object& copy) {
+  require_held();
   ExportView view = plane_view(info_, plane);
   ExportRequest req = parse_export_args(view.device, stream, max_version, dl_device, copy);
-  if (req.copy) return compact_copy(view, req);
+  if (req.copy) {
+    CompactCopy c = copy_view(view, req);
+    return make_capsule(c.view, c.memory, req.versioned, /*read_only=*/false, /*copied=*/true);
+  }
   if (req.has_stream) hold_->streams().add(req.stream);
   // Subscribers read: host frames are even mapped read-only. Legacy capsules cannot say so.
   return make_capsule(view, hold_, req.versioned, /*read_only=*/true);
 }
 
-py::capsule Frame::compact_copy(const ExportView& view, const ExportRequest& req) {
+CompactCopy Frame::compact_copy(Plane plane) {
+  require_held();
+  return copy_view(plane_view(info_, plane), ExportRequest{});
+}
+
+CompactCopy Frame::copy_view(const ExportView& view, const ExportRequest& req) {
   const size_t sample = view.dtype.bits / 8;
   const size_t row = static_cast<size_t>(view.shape[1]) * sample;
   const size_t rows = static_cast<size_t>(view.shape[0]);
@@ -53,6 +65,7 @@ py::capsule Frame::compact_copy(const ExportView& view, const ExportRequest& req
   ExportView out = view;
   out.strides[0] = view.shape[1];  // compact: rows follow each other
   std::shared_ptr<OwnedMemory> mem;
+  uintptr_t copy_stream = 0;
   if (view.device.device_type == kDLCPU) {
     mem = OwnedMemory::host(row * rows, "copy of a frame plane");
     py::gil_scoped_release nogil;  // 12 MB for a 4K frame
@@ -74,6 +87,7 @@ py::capsule Frame::compact_copy(const ExportView& view, const ExportRequest& req
       throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, "copying a frame plane"));
     }
     hold_->streams().add(s);
+    copy_stream = s;
     if (req.unordered) {  // stream=-1: the consumer orders nothing, so the copy is done on return
       py::gil_scoped_release nogil;
       e = cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(s));
@@ -87,7 +101,7 @@ py::capsule Frame::compact_copy(const ExportView& view, const ExportRequest& req
 #endif
   }
   out.data = mem->data();
-  return make_capsule(out, mem, req.versioned, /*read_only=*/false, /*copied=*/true);
+  return CompactCopy{std::move(mem), out, copy_stream};
 }
 
 void Frame::release(const py::object& stream) {

@@ -40,6 +40,8 @@ class Frame : public Exportable {
   const cuframes_frame_info_t& frame_info() const override { return info_; }
   py::capsule export_plane(Plane plane, const py::object& stream, const py::object& max_version,
                            const py::object& dl_device, const py::object& copy) override;
+  // On the subscriber's consumer_stream (CuframesPlane.compact()).
+  CompactCopy compact_copy(Plane plane) override;
   // Gives up this object's share of the hold (idempotent). stream: a CUDA stream the data was
   // used on, added to those recorded by DLPack exports.
   void release(const py::object& stream);
@@ -49,8 +51,9 @@ class Frame : public Exportable {
   uintptr_t consumer_stream() const { return consumer_stream_; }
 
  private:
-  // copy=True: a compact copy of view (rows of width samples), the consumer's own.
-  py::capsule compact_copy(const ExportView& view, const ExportRequest& req);
+  // A compact copy of view (rows of width samples): on req's stream (None: consumer_stream_).
+  CompactCopy copy_view(const ExportView& view, const ExportRequest& req);
+  void require_held() const;
 
   std::shared_ptr<FrameHold> hold_;
   cuframes_frame_info_t info_{};

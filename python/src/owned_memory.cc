@@ -95,17 +95,33 @@ OwnedMemory::~OwnedMemory() {
 #endif
 }
 
-void order_after(uintptr_t consumer, uintptr_t producer, int device, const char* what) {
 #ifdef CUFRAMES_WITH_CUDA
-  if (consumer == producer) return;
+cudaError_t stream_wait(uintptr_t consumer, uintptr_t producer, int device) {
+  if (consumer == producer) return cudaSuccess;
+  // One event per device, made once: cudaStreamWaitEvent waits for the record made before it,
+  // so the event may be recorded again at once (the lock keeps record + wait together).
+  static std::mutex mu;
+  static std::vector<std::pair<int, cudaEvent_t>> events;  // process lifetime
+  std::lock_guard<std::mutex> lock(mu);
   DeviceScope scope(device);
   cudaEvent_t ev = nullptr;
-  cudaError_t e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
-  if (e == cudaSuccess) {
-    e = cudaEventRecord(ev, reinterpret_cast<cudaStream_t>(producer));
-    if (e == cudaSuccess) e = cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(consumer), ev, 0);
-    (void)cudaEventDestroy(ev);
+  for (const auto& [d, e] : events) {
+    if (d == device) ev = e;
   }
+  if (ev == nullptr) {
+    const cudaError_t e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    if (e != cudaSuccess) return e;
+    events.emplace_back(device, ev);
+  }
+  cudaError_t e = cudaEventRecord(ev, reinterpret_cast<cudaStream_t>(producer));
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(reinterpret_cast<cudaStream_t>(consumer), ev, 0);
+  return e;
+}
+#endif
+
+void order_after(uintptr_t consumer, uintptr_t producer, int device, const char* what) {
+#ifdef CUFRAMES_WITH_CUDA
+  const cudaError_t e = stream_wait(consumer, producer, device);
   if (e != cudaSuccess) throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, what));
 #else
   (void)consumer;

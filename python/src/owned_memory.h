@@ -81,6 +81,12 @@ class OwnedMemory {
   StreamSet streams_;
 };
 
+#ifdef CUFRAMES_WITH_CUDA
+// Makes stream `consumer` wait for the work queued so far on `producer` on device, through one
+// cached CUDA event per device (no event made per call). Any thread, no GIL needed.
+cudaError_t stream_wait(uintptr_t consumer, uintptr_t producer, int device);
+#endif
+
 // Makes stream `consumer` wait for the work queued so far on `producer` (a CUDA event) on
 // device; raises CuframesDeviceLost (what: for the message). A no-op without CUDA.
 void order_after(uintptr_t consumer, uintptr_t producer, int device, const char* what);

@@ -9,9 +9,10 @@
 # Stages: build ctest core bench subs64 python preprocess pybench service rtsp repeat detector
 # detectorbench cli servicebench snapshot
 # pybench: tests/python/gpu's frame and fast-path tests (JAX on compact copies, stream ordering),
-# then bench/python_bench.py (Python publisher/subscribers against torch CUDA IPC, host shm + H2D
-# and the C path; needs the build stage's cuframes_bench), about 5 minutes in all;
-# PYTHON_BENCH_ARGS adds arguments.
+# then bench/python_micro.py (each Python call of the per-frame path on its own, cuda and host,
+# to python-micro.txt; PYTHON_MICRO_ARGS adds arguments), then bench/python_bench.py (Python
+# publisher/subscribers against torch CUDA IPC, host shm + H2D and the C path; needs the build
+# stage's cuframes_bench), about 5 minutes in all; PYTHON_BENCH_ARGS adds arguments.
 # preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
 # test_preprocess_gpu.py), then bench/preprocess_bench.py. Every stage that needs the Python
 # package installs it from this tree first, once per run.
@@ -131,6 +132,11 @@ if want pybench; then
   step "pybench: the Python per-frame path (GPU tests), then bench/python_bench.py (issue 17)"
   need_package
   gpu_pytest tests/python/gpu/test_gpu_frames.py tests/python/gpu/test_gpu_fast_path.py
+  # each Python call on its own (cuda, then host), cProfile of the cuda loop
+  { timeout -k 10 120 python3 bench/python_micro.py --profile ${PYTHON_MICRO_ARGS:-}
+    timeout -k 10 60 python3 bench/python_micro.py --memory host --iters 2000; } \
+    >"$OUT/python-micro.txt" 2>&1 || status=1
+  grep -v "^ " "$OUT/python-micro.txt" | head -3 | tee -a "$OUT/summary.txt"
   timeout -k 10 360 python3 bench/python_bench.py --c-bench "$BUILD/bench/cuframes_bench" \
     ${PYTHON_BENCH_ARGS:-} >"$OUT/python-bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/python-bench.txt"

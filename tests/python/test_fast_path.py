@@ -148,8 +148,12 @@ def test_compact_copy_of_host_frames(runtime_dir: str, key: str) -> None:
             assert c.is_compact and not frame.y.is_compact
             assert c.shape == (H, W) and c.strides == (W, 1) and frame.y.strides == (1408, 1)
             assert "compact" in repr(c)
-            with pytest.raises(BufferError, match="copy=False"):
-                c.__dlpack__(copy=False)
+            # compact() made one copy: ptr is its address, every export of c shares it
+            assert c.ptr != frame.y.ptr == frame.cuda_ptr
+            c1, c2 = np.from_dlpack(c), np.from_dlpack(c)
+            assert c1.ctypes.data == c2.ctypes.data == c.ptr
+            assert np.from_dlpack(c, copy=True).ctypes.data != c.ptr  # copy=True: one of its own
+            c.__dlpack__(copy=False)  # no copy made: it is one already
             frame.__dlpack__(copy=False)  # in place, as without copy
         del in_place
         assert sub.stats()["held_frames"] == 0  # the copies hold nothing
@@ -161,6 +165,9 @@ def test_compact_copy_of_host_frames(runtime_dir: str, key: str) -> None:
         pub.publish(make_frame(PF.NV12, W, H, 8), 8)  # the slots are reused: the copies stay
         y[0, 0] ^= 1
         np.testing.assert_array_equal(yuv, want)
+        np.testing.assert_array_equal(c1, want[:H])
+        c1[0, 0] ^= 1  # writable, shared by the exports of one compact() plane
+        assert c2[0, 0] == c1[0, 0]
 
 
 def test_no_copies_of_loans_and_batches(runtime_dir: str, key: str) -> None:
@@ -170,5 +177,5 @@ def test_no_copies_of_loans_and_batches(runtime_dir: str, key: str) -> None:
             with pytest.raises(BufferError, match="loan"):
                 loan.__dlpack__(copy=True)
             with pytest.raises(BufferError, match="loan"):
-                np.from_dlpack(loan.y.compact())
+                loan.y.compact()
             loan.abandon()

@@ -4,6 +4,7 @@ semantics of publish(), next_frame(spin_us), exports, copies and releases."""
 from __future__ import annotations
 
 import os
+from typing import Iterator
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave the GPU to the others
 
@@ -36,6 +37,9 @@ def test_jax_reads_compact_copies(runtime_dir: str, key: str, w: int, h: int, pi
             yuv = jnp.from_dlpack(frame.yuv.compact())
             t = torch.from_dlpack(frame.__dlpack__(copy=True))  # the capsule: torch's stream 1
             assert t.stride() == (w, 1) and t.data_ptr() != frame.cuda_ptr
+            c = frame.y.compact()  # one copy, made now: ptr is its address, exports share it
+            assert c.ptr != frame.cuda_ptr
+            assert torch.from_dlpack(c).data_ptr() == c.ptr == torch.from_dlpack(c).data_ptr()
         assert y.shape == (h, w) and uv.shape == (h // 2, w) and yuv.shape == (h * 3 // 2, w)
         np.testing.assert_array_equal(np.asarray(y), want[:h])
         np.testing.assert_array_equal(np.asarray(uv), want[h:])
@@ -65,10 +69,20 @@ def test_copy_on_the_consumer_stream_release_after_it(runtime_dir: str, key: str
         wait_until(lambda: sub.stats()["held_frames"] == 0, what="the release after the copy")
 
 
-def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str) -> None:
+@pytest.fixture
+def torch_shortcut(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """publish()'s torch shortcut on or off for one test, back on after it."""
+    cuframes._cuframes._torch_fast_path(request.param)
+    yield request.param
+    cuframes._cuframes._torch_fast_path(True)
+
+
+@pytest.mark.parametrize("torch_shortcut", [True, False], indirect=True)
+def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str,
+                                                torch_shortcut: bool) -> None:
     """publish(tensor) with stream=None copies on the legacy default stream after the work the
-    producer queued on its current stream (torch's __dlpack__(stream=1) orders it); with an
-    explicit stream, on that stream."""
+    producer queued on its current stream; with an explicit stream, on that stream. Both through
+    torch's C export with cuframes' ordering (the default) and through torch's __dlpack__."""
     w, h = 640, 360
     with cuframes.publish(key, w, h, memory="cuda") as pub, \
          cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000) as sub:

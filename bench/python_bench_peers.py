@@ -1,0 +1,147 @@
+"""python_bench.py's pieces that are not cuframes: the per-frame samples, the subscriber
+episodes of the peers (torch.multiprocessing CUDA IPC, host shared memory + H2D) and the C path
+(cuframes_bench run and its rows read). See python_bench.py."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import subprocess
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+WARMUP = 10  # frames per subscriber and episode left out of every figure
+POOL = 8  # torch-ipc and shm-h2d slots, as a cuframes ring's
+STEPS = ("publish", "pub2pub", "wake", "import", "sync", "release")
+now_ns = time.monotonic_ns  # CLOCK_MONOTONIC, the clock of pts_ns
+
+
+class Samples:
+    """Per-frame samples of one subscriber and episode, warm-up left out, plus its CPU time."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.cpu0: Optional[float] = None
+        self.v: dict[str, list[int]] = {k: [] for k in ("lat",) + STEPS}
+
+    def add(self, **steps: int) -> None:
+        self.seen += 1
+        if self.seen <= WARMUP:
+            return
+        if self.cpu0 is None:
+            self.cpu0 = time.process_time()
+        for k, x in steps.items():
+            self.v[k].append(x)
+
+    def result(self) -> dict[str, Any]:
+        frames = len(self.v["lat"])
+        cpu = time.process_time() - self.cpu0 if self.cpu0 is not None else 0.0
+        return {"frames": frames, "cpu_us": cpu * 1e6 / frames if frames else 0.0, **self.v}
+
+
+def ep_torch_ipc(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
+                 p: dict[str, Any]) -> dict[str, Any]:
+    s = Samples()
+    results.put(("ready", index, None))
+    while True:
+        item = data.get()  # rebuilds the tensor: opens the IPC handle (cached), waits its event
+        if item is None:
+            break
+        t1 = now_ns()
+        x, pts, put_ns = item
+        t2 = now_ns()
+        stream.synchronize()
+        t3 = now_ns()
+        del x, item
+        t4 = now_ns()
+        s.add(lat=t3 - pts, pub2pub=put_ns - pts, wake=t1 - put_ns, **{"import": t2 - t1},
+              sync=t3 - t2, release=t4 - t3)
+    return s.result()
+
+
+def ep_shm(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
+           p: dict[str, Any]) -> dict[str, Any]:
+    s = Samples()
+    # The segment by its path: attaching through SharedMemory would register it with the
+    # resource tracker, which unlinks it when this process exits.
+    fd = os.open(f"/dev/shm/{p['shm']}", os.O_RDWR)  # writable, as SharedMemory maps it
+    try:
+        mm = mmap.mmap(fd, p["bytes"] * POOL)
+    finally:
+        os.close(fd)
+    slots = np.frombuffer(mm, np.uint8).reshape(POOL, p["rows"], p["width"])
+    results.put(("ready", index, None))
+    while True:
+        item = data.get()
+        if item is None:
+            break
+        t1 = now_ns()
+        slot, pts, put_ns = item
+        if torch is not None:
+            x = torch.from_numpy(slots[slot]).cuda()  # pageable host -> device, as Frigate's
+            t2 = now_ns()
+            stream.synchronize()
+        else:
+            x = slots[slot]  # host mode: read in place (no GPU to copy to)
+            t2 = now_ns()
+        t3 = now_ns()
+        del x
+        t4 = now_ns()
+        s.add(lat=t3 - pts, pub2pub=put_ns - pts, wake=t1 - put_ns, **{"import": t2 - t1},
+              sync=t3 - t2, release=t4 - t3)
+    del slots
+    mm.close()
+    return s.result()
+
+
+def run_c(binary: str, args: list[str]) -> str:
+    r = subprocess.run([binary, *args], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"{binary} {' '.join(args)} failed: {r.stderr.strip()[-400:]}")
+    return r.stdout
+
+
+def parse_c_row(line: str) -> Optional[dict[str, Any]]:
+    """One scenario row of cuframes_bench: size path subs | p50 p99 | wake p50 wake p99 wake>20 |
+    publish pub-late | sub fps | sub CPU | max pub max sub | steal."""
+    parts = [p.split() for p in line.split("|")]
+    if len(parts) != 8 or len(parts[0]) != 3 or not parts[0][2].isdigit():
+        return None
+    try:
+        return {"size": parts[0][0], "path": parts[0][1], "subs": int(parts[0][2]),
+                "p50": float(parts[1][0]), "p99": float(parts[1][1]), "wake": float(parts[2][0]),
+                "wake99": float(parts[2][1]), "publish": float(parts[3][0]),
+                "cpu": float(parts[5][0])}
+    except (ValueError, IndexError):
+        return None
+
+
+def c_floor(binary: str, sizes: list[str]) -> list[str]:
+    """cuframes_bench's floors: publish() alone (cuda), the machine's wake-up; printed as is."""
+    out = run_c(binary, ["--seconds", "0.5", "--only", "cuda", "--sizes", ",".join(sizes),
+                         "--subs", "1"])
+    keep = []
+    for line in out.splitlines():
+        if line.startswith("Latency"):  # the scenarios follow the floors
+            break
+        if line.strip() and not line.startswith("cuframes_bench"):
+            keep.append(line)
+    return keep
+
+
+def floor_publish_p50(floor: list[str]) -> dict[str, float]:
+    """Per size, the paced p50 of cuframes_bench's "publish(), no subscriber" floor row (alone
+    on the GPU): size what others | b2b p50 b2b p99 | paced p50 paced p99."""
+    out: dict[str, float] = {}
+    for line in floor:
+        parts = line.split("|")
+        head = parts[0].split()
+        if len(parts) == 3 and len(head) >= 3 and head[1].startswith("publish()") \
+                and head[-1] == "0":
+            try:
+                out[head[0]] = float(parts[2].split()[0])
+            except (ValueError, IndexError):
+                pass
+    return out
