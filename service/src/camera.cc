@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
-#include <random>
 
+#include "backoff.h"
 #include "cuda_device.h"
 #include "logging.h"
 
@@ -17,12 +17,6 @@ namespace {
 
 constexpr size_t kMaxPendingPackets = 512;
 constexpr size_t kMaxPendingBytes = 32u << 20;
-
-int64_t jittered(std::chrono::milliseconds d) {
-  thread_local std::mt19937 rng{std::random_device{}()};
-  std::uniform_real_distribution<double> j(0.8, 1.2);
-  return static_cast<int64_t>(static_cast<double>(d.count()) * j(rng) * 1e6);
-}
 
 }  // namespace
 
@@ -61,7 +55,9 @@ void Camera::start() {
   thread_ = std::thread(&Camera::run, this);
 }
 
-void Camera::request_stop() { stop_.store(true); }
+void Camera::request_stop() {
+  stop_.store(true);
+}
 
 void Camera::join() {
   if (thread_.joinable()) thread_.join();
@@ -88,14 +84,13 @@ void Camera::set_state(CameraState s, const std::string& error) {
 }
 
 void Camera::run() {
-  std::chrono::milliseconds backoff = cfg_.reconnect.initial;
+  cfcommon::Backoff backoff(cfg_.reconnect.initial, cfg_.reconnect.max);
   bool looping = false;  // a file starting over: not a reconnect, the state stays
   auto retry_later = [&](CameraState state, const std::string& why) {
     set_state(state, why);
     reconnects_.fetch_add(1);
-    const bool go_on = sleep_until(mono_ns() + jittered(backoff), &stop_);
-    backoff = std::min(backoff * 2, cfg_.reconnect.max);
-    return go_on;
+    const int64_t wait_ns = std::chrono::nanoseconds(backoff.next()).count();
+    return sleep_until(mono_ns() + wait_ns, &stop_);
   };
   while (!stop_.load()) {
     // Where the ring lives: a GPU that was not usable may be by the next attempt.
@@ -110,8 +105,8 @@ void Camera::run() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);  // status() reads it
-      memory_ = cfg_.memory == MemoryChoice::kHost || !gpu ? CUFRAMES_MEMORY_HOST
-                                                            : CUFRAMES_MEMORY_CUDA;
+      memory_ =
+          cfg_.memory == MemoryChoice::kHost || !gpu ? CUFRAMES_MEMORY_HOST : CUFRAMES_MEMORY_CUDA;
     }
     SourceOptions opt;
     opt.cuda_usable = gpu;
@@ -120,8 +115,8 @@ void Camera::run() {
     if (!looping) set_state(CameraState::kConnecting);
     const bool restarting_loop = looping;
     looping = false;
-    std::unique_ptr<Source> src = testsrc_ ? make_test_source(cfg_, &stop_)
-                                           : make_ffmpeg_source(cfg_, opt, &stop_, log_);
+    std::unique_ptr<Source> src =
+        testsrc_ ? make_test_source(cfg_, &stop_) : make_ffmpeg_source(cfg_, opt, &stop_, log_);
     std::string err;
     pending_.clear();  // packets of an earlier attempt that never made a frame
     pending_bytes_ = 0;
@@ -139,8 +134,8 @@ void Camera::run() {
     if (!restarting_loop) rate_.clear();  // a file starting over keeps its rate: it never stopped
     publish_error_.clear();
     const Outcome outcome = src->run(this, &err);
-    src.reset();  // close the connection before waiting
-    if (attempt_frames_.load() > 0) backoff = cfg_.reconnect.initial;  // it worked for a while
+    src.reset();                                      // close the connection before waiting
+    if (attempt_frames_.load() > 0) backoff.reset();  // it worked for a while
     if (!publish_error_.empty()) err = publish_error_;
     if (outcome == Outcome::kStopped || stop_.load()) break;
     if (outcome == Outcome::kEnd && file_source_) {
@@ -184,8 +179,8 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
   o.slots = cfg_.slots;
   o.memory = memory_;
   o.cuda_device = cfg_.cuda_device;
-  o.policy = cfg_.policy == RingPolicy::kStrictWait ? CUFRAMES_POLICY_STRICT_WAIT
-                                                     : CUFRAMES_POLICY_DROP;
+  o.policy =
+      cfg_.policy == RingPolicy::kStrictWait ? CUFRAMES_POLICY_STRICT_WAIT : CUFRAMES_POLICY_DROP;
   o.wait_timeout_ms = static_cast<int32_t>(cfg_.wait_timeout.count());
   o.packet_ring_bytes = cfg_.packet_ring_bytes;
   // A cuda ring takes the decoder's pitch (NVDEC: 256-byte aligned rows) so that each frame is
@@ -198,9 +193,11 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (pub_) {
-    log_->warn("picture changed from {}x{} {} to {}x{} {} (or the GPU came or went): new ring "
-               "(subscribers reattach)", ring_w_, ring_h_, cuframes_format_name(ring_format_),
-               f.width, f.height, cuframes_format_name(f.format));
+    log_->warn(
+        "picture changed from {}x{} {} to {}x{} {} (or the GPU came or went): new ring "
+        "(subscribers reattach)",
+        ring_w_, ring_h_, cuframes_format_name(ring_format_), f.width, f.height,
+        cuframes_format_name(f.format));
     pub_.reset();
   }
   try {

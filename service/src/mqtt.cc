@@ -9,10 +9,10 @@
 #include <deque>
 #include <map>
 #include <mutex>
-#include <random>
 #include <set>
 #include <thread>
 
+#include "backoff.h"
 #include "source.h"  // mono_ns
 
 namespace cfsvc {
@@ -212,8 +212,7 @@ void MqttMonitor::Impl::run() {
     cv.notify_all();
   });
 
-  std::mt19937 rng(std::random_device{}());
-  auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
+  cfcommon::Backoff backoff(kBackoffMin, kBackoffMax);
   std::string last_failure;
   auto last_failure_logged = Clock::now();
   uint64_t failures = 0;
@@ -221,11 +220,7 @@ void MqttMonitor::Impl::run() {
   auto connected_at = Clock::now();
   // Waits the backoff (+-20%) and doubles it; false when told to stop meanwhile.
   auto wait_backoff = [&] {
-    std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    const auto wait = std::chrono::milliseconds(
-        static_cast<int64_t>(static_cast<double>(backoff.count()) * jitter(rng)));
-    backoff =
-        std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMax));
+    const std::chrono::milliseconds wait = backoff.next();
     std::unique_lock<std::mutex> lk(mu);
     return !cv.wait_for(lk, wait, [&] { return stop; });
   };
@@ -301,7 +296,7 @@ void MqttMonitor::Impl::run() {
       // A connection that lasted is a fresh start; one lost at once (another client with our
       // client_id, a broker that drops us) waits the backoff first, not a tight loop.
       if (Clock::now() - connected_at >= kStableAfter) {
-        backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
+        backoff.reset();
       } else if (!wait_backoff()) {
         break;
       }

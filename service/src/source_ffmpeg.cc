@@ -47,6 +47,7 @@ extern "C" {
 #include <thread>
 #include <vector>
 
+#include "av_ptr.h"
 #include "source.h"
 
 namespace cfsvc {
@@ -112,22 +113,6 @@ AVPixelFormat plain_twin(AVPixelFormat f, bool* full) {
     default: *full = false; return f;
   }
 }
-
-struct FormatCloser {
-  void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
-};
-struct CodecCloser {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct FrameFree {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct BufferUnref {
-  void operator()(AVBufferRef* b) const { av_buffer_unref(&b); }
-};
 
 class FfmpegSource final : public Source {
  public:
@@ -231,7 +216,7 @@ class FfmpegSource final : public Source {
     }
     sink->on_codec(cp);
 
-    std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+    cfcommon::PacketPtr pkt(av_packet_alloc());
     // The watchdog: video must keep coming. Only video packets move the deadline (audio does
     // not keep a frozen picture alive), and once it has passed the stream is stalled, even if
     // the interrupted read hands back one last packet.
@@ -403,7 +388,7 @@ class FfmpegSource final : public Source {
       hw_error_ = "cannot create a CUDA device context: " + av_err(rc);
       return false;
     }
-    std::unique_ptr<AVBufferRef, BufferUnref> owned(hw);
+    cfcommon::BufferPtr owned(hw);
     // A stream of this camera's own: NVDEC's output copies and ours into the ring run on it.
     if (stream_ == nullptr) {
       int prev = 0;
@@ -669,10 +654,10 @@ class FfmpegSource final : public Source {
   SourceOptions opt_;
   const std::atomic<bool>* stop_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<AVFormatContext, FormatCloser> fmt_;
-  std::unique_ptr<AVCodecContext, CodecCloser> codec_ctx_;
-  std::unique_ptr<AVFrame, FrameFree> frame_;
-  std::unique_ptr<AVFrame, FrameFree> sw_frame_;  // NVDEC frames downloaded for a host ring
+  cfcommon::FormatPtr fmt_;
+  cfcommon::CodecPtr codec_ctx_;
+  cfcommon::FramePtr frame_;
+  cfcommon::FramePtr sw_frame_;  // NVDEC frames downloaded for a host ring
   int stream_index_ = -1;
   std::string codec_name_;
   bool hw_ = false;
