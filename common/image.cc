@@ -14,25 +14,15 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include "av_ptr.h"
+
 namespace cfimage {
 namespace {
 
-struct FrameFree {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct CodecFree {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct SwsFree {
-  void operator()(SwsContext* s) const { sws_freeContext(s); }
-};
-using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
-using CodecPtr = std::unique_ptr<AVCodecContext, CodecFree>;
-using SwsPtr = std::unique_ptr<SwsContext, SwsFree>;
+using cfcommon::CodecPtr;
+using cfcommon::FramePtr;
+using cfcommon::PacketPtr;
+using cfcommon::SwsPtr;
 
 [[noreturn]] void fail(const std::string& what, int err) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {};

@@ -8,9 +8,10 @@ apt_pkgs=(build-essential cmake ninja-build pkg-config git libgtest-dev)
 # The Python package (python/): interpreter headers, venv (the pip install test), pybind11 and the
 # DLPack header (0.6 in Debian 12; the package defines the DLPack 1.x structs it lacks).
 apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)
-# cuframes-service (service/): FFmpeg's libraries, yaml-cpp, spdlog.
+# cuframes-service (service/): FFmpeg's libraries, yaml-cpp, spdlog; the JSON documents of the
+# service and the CLI (common/json.h): nlohmann-json (headers only).
 apt_pkgs+=(libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libyaml-cpp-dev
-           libspdlog-dev)
+           libspdlog-dev nlohmann-json3-dev)
 # Its MQTT health monitor: Eclipse Paho MQTT C++ (and the C library under it; libssl-dev because
 # libpaho-mqttpp-dev's CMake config looks for OpenSSL); the tests run a real mosquitto broker
 # (started by the tests on a free port, with the Debian package's binary; openssl makes the

@@ -53,17 +53,15 @@ int run(const Args& args) {
   const int64_t now = cuframes::now_ns();
 
   if (args.has(kJsonOption)) {
-    Json j;
-    j.begin_array();
+    cfcommon::Json j = cfcommon::Json::array();
     for (const Entry& e : entries) {
       if (e.ring) {
-        ring_json(j, *e.ring, now, std::nullopt, std::nullopt);
+        j.push_back(ring_json(*e.ring, now, std::nullopt, std::nullopt));
       } else {
-        j.begin_object().key("key").str(e.key).key("error").str(e.error).end_object();
+        j.push_back({{"key", e.key}, {"error", e.error}});
       }
     }
-    j.end_array();
-    std::printf("%s\n", j.text().c_str());
+    std::printf("%s\n", cfcommon::dump(j).c_str());
     return kExitOk;
   }
   // A ring that cannot be read (another protocol version, no permission) is named on stderr.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "args.h"
+#include "atomic_file.h"
 #include "commands.h"
 #include "cuframes/cuframes.hpp"
 #include "errors.h"
@@ -24,26 +25,11 @@ constexpr OptionSpec kTimeout = {"--timeout", OptionSpec::kValue, "MS",
                                  "wait up to MS for a frame (default 5000; 0: only one there now)"};
 constexpr OptionSpec kOptions[] = {kTimeout};
 
-[[noreturn]] void fail_write(const std::string& path, int err, const std::string& detail = "") {
-  throw std::runtime_error("cannot write " + path + ": " + std::strerror(err) + detail);
-}
-
-// Writes the file whole or not at all: a new temporary file beside it (created exclusively, so
-// nothing there is overwritten or followed), renamed over `path` once complete. An existing file
-// at `path` is replaced.
+// Whole or not at all (atomic_file.h); an existing file at `path` is replaced.
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wbx");
-  if (f == nullptr) fail_write(path, errno, " (creating " + tmp + ")");
-  int err = 0;
-  errno = 0;
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) err = errno ? errno : EIO;
-  if (std::fclose(f) != 0 && err == 0) err = errno;
-  if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    std::remove(tmp.c_str());
-    fail_write(path, err);
-  }
+  const std::string error = cfcommon::write_file_atomic(
+      path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  if (!error.empty()) throw std::runtime_error(error);
 }
 
 int run(const Args& args) {

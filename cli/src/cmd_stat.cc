@@ -16,6 +16,7 @@
 #include "json.h"
 #include "report.h"
 #include "signals.h"
+#include "subscriber_rates.h"
 #include "text.h"
 
 namespace cli {
@@ -30,50 +31,36 @@ struct Sample {
   cuframes::Observer::Snapshot snap;
 };
 
-// Rates between two samples of the same publisher: the ring's fps and each subscriber's (a
-// subscriber is the same one when its table entry and attach time are).
+// Rates between two samples of the same publisher: the ring's fps and each subscriber's
+// (subscriber_rates.h matches them); none when the ring was made anew in between.
 struct Rates {
   std::optional<double> window_s;
   std::optional<double> fps;
   std::vector<std::optional<double>> sub_fps;
 };
 
-Rates rates(const Sample& cur, const Sample* prev) {
+Rates rates(const Sample& cur, const Sample* prev, cfcommon::SubscriberRates* subs) {
   Rates r;
+  if (prev != nullptr && prev->snap.ring.epoch != cur.snap.ring.epoch) subs->clear();
+  r.sub_fps = subs->update(cur.snap.subscribers, cur.time_ns);
   if (prev == nullptr || prev->snap.ring.epoch != cur.snap.ring.epoch) return r;
   const double dt = static_cast<double>(cur.time_ns - prev->time_ns) / 1e9;
   if (dt <= 0) return r;
-  auto per_s = [dt](uint64_t now, uint64_t before) {
-    return now >= before ? static_cast<double>(now - before) / dt : 0.0;
-  };
   r.window_s = dt;
-  r.fps = per_s(cur.snap.ring.stats.published, prev->snap.ring.stats.published);
-  for (const cuframes_subscriber_stats_t& s : cur.snap.subscribers) {
-    std::optional<double> fps;
-    for (const cuframes_subscriber_stats_t& p : prev->snap.subscribers) {
-      if (p.slot_index == s.slot_index && p.attached_ns == s.attached_ns) {
-        fps = per_s(s.frames_received, p.frames_received);
-      }
-    }
-    r.sub_fps.push_back(fps);
-  }
+  r.fps = cfcommon::per_second(cur.snap.ring.stats.published, prev->snap.ring.stats.published, dt);
   return r;
 }
 
 std::string render_json(const Sample& s, const Rates& r) {
-  Json j;
-  j.begin_object();
-  j.key("time_ns").num(s.time_ns);
-  j.key("ring");
-  ring_json(j, s.snap.ring, s.time_ns, r.fps, r.window_s);
-  j.key("subscribers").begin_array();
+  cfcommon::Json j;
+  j["time_ns"] = s.time_ns;
+  j["ring"] = ring_json(s.snap.ring, s.time_ns, r.fps, r.window_s);
+  cfcommon::Json& subs = j["subscribers"] = cfcommon::Json::array();
   for (size_t i = 0; i < s.snap.subscribers.size(); ++i) {
-    subscriber_json(j, s.snap.subscribers[i], s.time_ns,
-                    i < r.sub_fps.size() ? r.sub_fps[i] : std::nullopt);
+    subs.push_back(subscriber_json(s.snap.subscribers[i], s.time_ns,
+                                   i < r.sub_fps.size() ? r.sub_fps[i] : std::nullopt));
   }
-  j.end_array();
-  j.end_object();
-  return j.text() + "\n";
+  return cfcommon::dump(j) + "\n";
 }
 
 std::string render_text(const Sample& s, const Rates& r, bool watching) {
@@ -111,6 +98,7 @@ int run(const Args& args) {
   const bool tty = !json && ::isatty(STDOUT_FILENO);
   const int64_t interval_ns = std::llround(interval_s * 1e9);
   std::optional<Sample> prev;
+  cfcommon::SubscriberRates sub_rates;
   int64_t next = cuframes::now_ns();
   while (!stop_requested()) {
     Sample cur;
@@ -121,7 +109,7 @@ int run(const Args& args) {
       std::fprintf(stderr, "cuframes stat: the publisher of '%s' is gone\n", key.c_str());
       return kExitFailure;
     }
-    const Rates r = rates(cur, prev ? &*prev : nullptr);
+    const Rates r = rates(cur, prev ? &*prev : nullptr, &sub_rates);
     std::string out;
     if (json) {
       out = render_json(cur, r);

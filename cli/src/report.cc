@@ -1,9 +1,20 @@
 #include "report.h"
 
+#include <cstring>
+
 #include "text.h"
 
 namespace cli {
 namespace {
+
+using cfcommon::Json;
+using cfcommon::significant;
+
+// A fixed-size char array of the C API as a string (to its NUL, or all of it).
+template <size_t N>
+std::string text(const char (&a)[N]) {
+  return std::string(a, strnlen(a, N));
+}
 
 // "-" for timestamps never set.
 std::optional<int64_t> age_ns(int64_t then_ns, int64_t now_ns) {
@@ -29,70 +40,70 @@ std::optional<double> average_fps(const cuframes_ring_status_t& ring, int64_t no
   return static_cast<double>(ring.stats.published) * 1e9 / static_cast<double>(age);
 }
 
-void ring_json(Json& j, const cuframes_ring_status_t& r, int64_t now_ns,
-               std::optional<double> fps, std::optional<double> window_s) {
+Json ring_json(const cuframes_ring_status_t& r, int64_t now_ns, std::optional<double> fps,
+               std::optional<double> window_s) {
   const cuframes_geometry_t& g = r.geometry;
   const cuframes_publisher_stats_t& s = r.stats;
-  j.begin_object();
-  j.key("key").str(r.key);
-  j.key("publisher_pid").num(r.publisher_pid);
-  j.key("epoch").num(r.epoch);
-  j.key("format").str(cuframes_format_name(g.format));
-  j.key("width").num(g.width);
-  j.key("height").num(g.height);
-  j.key("bytes_per_sample").num(g.bytes_per_sample);
-  j.key("pitch_y").num(g.pitch_y);
-  j.key("pitch_uv").num(g.pitch_uv);
-  j.key("frame_bytes").num(g.frame_bytes);
-  j.key("memory").str(cuframes_memory_name(r.memory));
-  j.key("device").num(r.device);
-  j.key("transport").str(r.transport);
-  j.key("policy").str(cuframes_policy_name(r.policy));
-  j.key("slots").num(s.slots);
-  j.key("held_slots").num(s.held_slots);
-  j.key("subscribers").num(s.subscribers);
-  j.key("max_subscribers").num(r.max_subscribers);
-  j.key("published").num(s.published);
-  j.key("dropped").num(s.dropped);
-  j.key("last_seq").num(s.last_seq);
-  j.key("blocked_ns").num(s.blocked_ns);
-  j.key("waiting").boolean(s.waiting != 0);
-  j.key("packet_ring").boolean(r.has_packet_ring != 0);
-  j.key("created_ns").num(r.created_ns);
-  j.key("age_s").num(static_cast<double>(now_ns - r.created_ns) / 1e9);
-  j.key("last_publish_ns").num(s.last_publish_ns);
-  j.key("last_publish_age_ms").num(ms(age_ns(s.last_publish_ns, now_ns)));
-  j.key("fps").num(fps);
-  j.key("fps_window_s").num(window_s);
-  j.key("fps_average").num(average_fps(r, now_ns));
-  j.end_object();
+  Json j;
+  j["key"] = text(r.key);
+  j["publisher_pid"] = r.publisher_pid;
+  j["epoch"] = r.epoch;
+  j["format"] = cuframes_format_name(g.format);
+  j["width"] = g.width;
+  j["height"] = g.height;
+  j["bytes_per_sample"] = g.bytes_per_sample;
+  j["pitch_y"] = g.pitch_y;
+  j["pitch_uv"] = g.pitch_uv;
+  j["frame_bytes"] = g.frame_bytes;
+  j["memory"] = cuframes_memory_name(r.memory);
+  j["device"] = r.device;
+  j["transport"] = text(r.transport);
+  j["policy"] = cuframes_policy_name(r.policy);
+  j["slots"] = s.slots;
+  j["held_slots"] = s.held_slots;
+  j["subscribers"] = s.subscribers;
+  j["max_subscribers"] = r.max_subscribers;
+  j["published"] = s.published;
+  j["dropped"] = s.dropped;
+  j["last_seq"] = s.last_seq;
+  j["blocked_ns"] = s.blocked_ns;
+  j["waiting"] = s.waiting != 0;
+  j["packet_ring"] = r.has_packet_ring != 0;
+  j["created_ns"] = r.created_ns;
+  j["age_s"] = significant(static_cast<double>(now_ns - r.created_ns) / 1e9);
+  j["last_publish_ns"] = s.last_publish_ns;
+  j["last_publish_age_ms"] = significant(ms(age_ns(s.last_publish_ns, now_ns)));
+  j["fps"] = significant(fps);
+  j["fps_window_s"] = significant(window_s);
+  j["fps_average"] = significant(average_fps(r, now_ns));
+  return j;
 }
 
-void subscriber_json(Json& j, const cuframes_subscriber_stats_t& s, int64_t now_ns,
+Json subscriber_json(const cuframes_subscriber_stats_t& s, int64_t now_ns,
                      std::optional<double> fps) {
-  j.begin_object();
-  j.key("name").str(s.name);
-  j.key("pid").num(s.pid);
-  j.key("mode").str(cuframes_mode_name(s.mode));
-  j.key("frames").num(s.frames_received);
-  j.key("fps").num(fps);
-  j.key("gaps").num(s.gaps);
-  j.key("timeouts").num(s.timeouts);
-  j.key("errors").num(s.errors);
-  j.key("overruns").num(s.overruns);
-  j.key("lag").num(s.lag);
-  j.key("last_seq").num(s.last_seq);
-  j.key("last_latency_ns").num(s.last_latency_ns);
-  j.key("held").num(s.held_frames);
-  j.key("heartbeat_ns").num(s.heartbeat_ns);
-  j.key("heartbeat_age_ms").num(ms(age_ns(s.heartbeat_ns, now_ns)));
-  j.key("attached_ns").num(s.attached_ns);
-  j.key("table_index").num(s.slot_index);
-  j.end_object();
+  Json j;
+  j["name"] = text(s.name);
+  j["pid"] = s.pid;
+  j["mode"] = cuframes_mode_name(s.mode);
+  j["frames"] = s.frames_received;
+  j["fps"] = significant(fps);
+  j["gaps"] = s.gaps;
+  j["timeouts"] = s.timeouts;
+  j["errors"] = s.errors;
+  j["overruns"] = s.overruns;
+  j["lag"] = s.lag;
+  j["last_seq"] = s.last_seq;
+  j["last_latency_ns"] = s.last_latency_ns;
+  j["held"] = s.held_frames;
+  j["heartbeat_ns"] = s.heartbeat_ns;
+  j["heartbeat_age_ms"] = significant(ms(age_ns(s.heartbeat_ns, now_ns)));
+  j["attached_ns"] = s.attached_ns;
+  j["table_index"] = s.slot_index;
+  return j;
 }
 
-std::string ring_text(const cuframes_ring_status_t& r, int64_t now_ns,
-                      std::optional<double> fps, std::optional<double> window_s) {
+std::string ring_text(const cuframes_ring_status_t& r, int64_t now_ns, std::optional<double> fps,
+                      std::optional<double> window_s) {
   const cuframes_geometry_t& g = r.geometry;
   const cuframes_publisher_stats_t& s = r.stats;
   std::string out;
@@ -138,8 +149,8 @@ std::string subscribers_text(const std::vector<cuframes_subscriber_stats_t>& sub
   if (subs.empty()) return "  (no subscribers)\n";
   std::vector<std::string> header = {"NAME", "PID", "MODE", "FRAMES"};
   if (fps) header.push_back("FPS");
-  for (const char* h : {"GAPS", "TIMEOUTS", "ERRORS", "OVERRUNS", "LAG", "LATENCY", "HELD",
-                        "HEARTBEAT"}) {
+  for (const char* h :
+       {"GAPS", "TIMEOUTS", "ERRORS", "OVERRUNS", "LAG", "LATENCY", "HELD", "HEARTBEAT"}) {
     header.push_back(h);
   }
   Table t(std::move(header), 1);

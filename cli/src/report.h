@@ -21,15 +21,15 @@ std::optional<double> average_fps(const cuframes_ring_status_t& ring, int64_t no
 
 // A ring's status as a JSON object. `fps` is the rate over `window_s` (stat --watch), nullopt
 // when there is no window.
-void ring_json(Json& j, const cuframes_ring_status_t& ring, int64_t now_ns,
-               std::optional<double> fps, std::optional<double> window_s);
+cfcommon::Json ring_json(const cuframes_ring_status_t& ring, int64_t now_ns,
+                         std::optional<double> fps, std::optional<double> window_s);
 // One subscriber as a JSON object; `fps` as above.
-void subscriber_json(Json& j, const cuframes_subscriber_stats_t& s, int64_t now_ns,
-                     std::optional<double> fps);
+cfcommon::Json subscriber_json(const cuframes_subscriber_stats_t& s, int64_t now_ns,
+                               std::optional<double> fps);
 
 // The ring as "name  value" lines.
-std::string ring_text(const cuframes_ring_status_t& ring, int64_t now_ns,
-                      std::optional<double> fps, std::optional<double> window_s);
+std::string ring_text(const cuframes_ring_status_t& ring, int64_t now_ns, std::optional<double> fps,
+                      std::optional<double> window_s);
 // The subscriber table; fps (one per subscriber, nullopt entries allowed) adds an FPS column.
 std::string subscribers_text(const std::vector<cuframes_subscriber_stats_t>& subs, int64_t now_ns,
                              const std::optional<std::vector<std::optional<double>>>& fps);

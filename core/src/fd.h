@@ -1,8 +1,11 @@
-// UniqueFd: a move-only owner of a file descriptor, closed on destruction.
+// UniqueFd: a move-only owner of a file descriptor, closed on destruction; and the two
+// operations on the private nonblocking eventfds that wake the library's threads.
 #pragma once
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <utility>
 
 namespace cuframes::detail {
@@ -31,5 +34,26 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// Wakes the poller of an eventfd made with EFD_NONBLOCK (adds 1 to its counter). true when it is
+// signalled, also when the counter was already at its maximum (EAGAIN); false on another error
+// (errno set: a bad descriptor, a bug of the caller's).
+inline bool eventfd_signal(int fd) {
+  const uint64_t one = 1;
+  for (;;) {
+    if (::write(fd, &one, sizeof one) == static_cast<ssize_t>(sizeof one)) return true;
+    if (errno != EINTR) return errno == EAGAIN;
+  }
+}
+
+// Resets an EFD_NONBLOCK eventfd's counter to 0. true when it is 0 now, also when it was
+// (EAGAIN); false on another error (errno set).
+inline bool eventfd_drain(int fd) {
+  uint64_t count = 0;
+  for (;;) {
+    if (::read(fd, &count, sizeof count) == static_cast<ssize_t>(sizeof count)) return true;
+    if (errno != EINTR) return errno == EAGAIN;
+  }
+}
 
 }  // namespace cuframes::detail

@@ -229,9 +229,10 @@ Status Publisher::init(const char* key, const cuframes_publisher_options_t& o) {
 
 Publisher::~Publisher() {
   if (thread_.joinable()) {
-    uint64_t one = 1;
-    if (::write(stop_fd_.get(), &one, sizeof one) < 0)
-      log(CUFRAMES_LOG_ERROR, "stop: write failed");
+    if (!eventfd_signal(stop_fd_.get())) {
+      log(CUFRAMES_LOG_ERROR, "'%s': cannot stop the service thread: %s", key_.c_str(),
+          std::strerror(errno));
+    }
     thread_.join();
   }
   if (socket_bound_) {
@@ -359,8 +360,9 @@ Status Publisher::acquire_slot(uint32_t* slot, bool* dropped) {
       hdr_->publisher_waiting.store(0, std::memory_order_relaxed);
       return st;
     }
-    uint64_t drain;
-    if (revents & POLLIN) (void)::read(producer_wake_.get(), &drain, sizeof drain);
+    if ((revents & POLLIN) && !eventfd_drain(producer_wake_.get())) {
+      log(CUFRAMES_LOG_ERROR, "'%s': wake-up read failed: %s", key_.c_str(), std::strerror(errno));
+    }
   }
   hdr_->publisher_waiting.store(0, std::memory_order_relaxed);
   wr(hdr_->blocked_ns, rd(hdr_->blocked_ns) + static_cast<uint64_t>(now_ns() - start));
@@ -499,8 +501,9 @@ void Publisher::notify(Role role, uint32_t kind, uint64_t seq) {
   if (deferred != 0) {
     deferred_seq_.store(seq, std::memory_order_relaxed);
     deferred_notes_.fetch_or(deferred, std::memory_order_release);
-    uint64_t one = 1;
-    (void)::write(notes_wake_.get(), &one, sizeof one);
+    if (!eventfd_signal(notes_wake_.get())) {
+      log(CUFRAMES_LOG_ERROR, "'%s': wake-up write failed: %s", key_.c_str(), std::strerror(errno));
+    }
   }
 }
 

@@ -389,15 +389,17 @@ void Publisher::mirror_entries() {
 }
 
 void Publisher::wake_producer() {
-  uint64_t one = 1;
-  (void)::write(producer_wake_.get(), &one, sizeof one);
+  if (!eventfd_signal(producer_wake_.get())) {
+    log(CUFRAMES_LOG_ERROR, "'%s': wake-up write failed: %s", key_.c_str(), std::strerror(errno));
+  }
 }
 
 // Service thread: the wake-ups notify() left to it. It alone changes peers_, so it reads the list
 // without peers_mu_ (the producer's notify() is never held up by these sends).
 void Publisher::send_deferred_notes() {
-  uint64_t drain;
-  (void)::read(notes_wake_.get(), &drain, sizeof drain);
+  if (!eventfd_drain(notes_wake_.get())) {
+    log(CUFRAMES_LOG_ERROR, "'%s': wake-up read failed: %s", key_.c_str(), std::strerror(errno));
+  }
   const uint64_t mask = deferred_notes_.exchange(0, std::memory_order_acquire);
   const Note note{1, 0, deferred_seq_.load(std::memory_order_relaxed)};
   for (const Peer& p : peers_) {

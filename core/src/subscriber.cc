@@ -581,8 +581,9 @@ void Subscriber::stop_callback() {
   stop_requested_.store(true);
   if (on_callback_thread()) return;  // the loop ends when the callback returns; no self-join
   if (!cb_thread_.joinable()) return;
-  uint64_t one = 1;
-  (void)::write(cb_stop_.get(), &one, sizeof one);
+  if (!eventfd_signal(cb_stop_.get())) {
+    log(CUFRAMES_LOG_ERROR, "cannot stop the callback thread: %s", std::strerror(errno));
+  }
   cb_thread_.join();
   cb_running_.store(false);
   cb_thread_id_.store(std::thread::id());

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
-#include <random>
 
+#include "backoff.h"
 #include "cuda_device.h"
 #include "logging.h"
 
@@ -18,12 +18,6 @@ namespace {
 
 constexpr size_t kMaxPendingPackets = 512;
 constexpr size_t kMaxPendingBytes = 32u << 20;
-
-int64_t jittered(std::chrono::milliseconds d) {
-  thread_local std::mt19937 rng{std::random_device{}()};
-  std::uniform_real_distribution<double> j(0.8, 1.2);
-  return static_cast<int64_t>(static_cast<double>(d.count()) * j(rng) * 1e6);
-}
 
 }  // namespace
 
@@ -62,7 +56,9 @@ void Camera::start() {
   thread_ = std::thread(&Camera::run, this);
 }
 
-void Camera::request_stop() { stop_.store(true); }
+void Camera::request_stop() {
+  stop_.store(true);
+}
 
 void Camera::join() {
   if (thread_.joinable()) thread_.join();
@@ -92,14 +88,14 @@ void Camera::run() {
   // "cam:NAME" in top, /proc/PID/task/*/comm and the bench's account of threads (15 bytes).
   pthread_setname_np(pthread_self(), ("cam:" + cfg_.name).substr(0, 15).c_str());
   cpu_.start();
-  std::chrono::milliseconds backoff = cfg_.reconnect.initial;
+  cfcommon::Backoff backoff(cfg_.reconnect.initial, cfg_.reconnect.max);
   bool looping = false;  // a file starting over: not a reconnect, the state stays
   auto retry_later = [&](CameraState state, const std::string& why) {
     set_state(state, why);
     reconnects_.fetch_add(1);
-    const bool go_on = sleep_until(mono_ns() + jittered(backoff), &stop_);
+    const int64_t wait_ns = std::chrono::nanoseconds(backoff.next()).count();
+    const bool go_on = sleep_until(mono_ns() + wait_ns, &stop_);
     cpu_.lap(CpuStage::kOpen);
-    backoff = std::min(backoff * 2, cfg_.reconnect.max);
     return go_on;
   };
   while (!stop_.load()) {
@@ -115,8 +111,8 @@ void Camera::run() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);  // status() reads it
-      memory_ = cfg_.memory == MemoryChoice::kHost || !gpu ? CUFRAMES_MEMORY_HOST
-                                                            : CUFRAMES_MEMORY_CUDA;
+      memory_ =
+          cfg_.memory == MemoryChoice::kHost || !gpu ? CUFRAMES_MEMORY_HOST : CUFRAMES_MEMORY_CUDA;
     }
     SourceOptions opt;
     opt.cuda_usable = gpu;
@@ -151,7 +147,7 @@ void Camera::run() {
     cpu_.lap(CpuStage::kOther);
     src.reset();  // close the connection before waiting
     cpu_.lap(CpuStage::kOpen);
-    if (attempt_frames_.load() > 0) backoff = cfg_.reconnect.initial;  // it worked for a while
+    if (attempt_frames_.load() > 0) backoff.reset();  // it worked for a while
     if (!publish_error_.empty()) err = publish_error_;
     if (outcome == Outcome::kStopped || stop_.load()) break;
     if (outcome == Outcome::kEnd && file_source_) {
@@ -196,8 +192,8 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
   o.slots = cfg_.slots;
   o.memory = memory_;
   o.cuda_device = cfg_.cuda_device;
-  o.policy = cfg_.policy == RingPolicy::kStrictWait ? CUFRAMES_POLICY_STRICT_WAIT
-                                                     : CUFRAMES_POLICY_DROP;
+  o.policy =
+      cfg_.policy == RingPolicy::kStrictWait ? CUFRAMES_POLICY_STRICT_WAIT : CUFRAMES_POLICY_DROP;
   o.wait_timeout_ms = static_cast<int32_t>(cfg_.wait_timeout.count());
   o.packet_ring_bytes = cfg_.packet_ring_bytes;
   // A cuda ring takes the decoder's pitch (NVDEC: 256-byte aligned rows) so that each frame is
@@ -210,9 +206,11 @@ bool Camera::ensure_ring(const VideoFrame& f, std::string* error) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (pub_) {
-    log_->warn("picture changed from {}x{} {} to {}x{} {} (or the GPU came or went): new ring "
-               "(subscribers reattach)", ring_w_, ring_h_, cuframes_format_name(ring_format_),
-               f.width, f.height, cuframes_format_name(f.format));
+    log_->warn(
+        "picture changed from {}x{} {} to {}x{} {} (or the GPU came or went): new ring "
+        "(subscribers reattach)",
+        ring_w_, ring_h_, cuframes_format_name(ring_format_), f.width, f.height,
+        cuframes_format_name(f.format));
     pub_.reset();
   }
   try {

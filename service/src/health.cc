@@ -10,6 +10,10 @@
 namespace cfsvc {
 namespace {
 
+using cfcommon::dump;
+using cfcommon::fixed;
+using cfcommon::Json;
+
 std::string node_prefix(const MqttConfig& m) {
   return "cuframes_" + m.node_id;
 }
@@ -32,56 +36,52 @@ struct Entity {
   bool attributes = false;   // json_attributes_topic = the state topic
 };
 
-void write_device(JsonWriter& w, const MqttConfig& m, const std::string* camera) {
-  w.key("device").begin_object();
-  w.key("identifiers").begin_array();
-  w.value(camera ? camera_device_id(m, *camera) : service_device_id(m));
-  w.end_array();
-  w.field("name", camera ? *camera : "cuframes " + m.node_id);
-  w.field("manufacturer", "cuframes");
-  w.field("model", camera ? "cuframes camera" : "cuframes-service");
-  w.field("sw_version", cuframes_version_string());
-  if (camera) w.field("via_device", service_device_id(m));
-  w.end_object();
+Json device(const MqttConfig& m, const std::string* camera) {
+  Json d;
+  d["identifiers"] = Json::array({camera ? camera_device_id(m, *camera) : service_device_id(m)});
+  d["name"] = camera ? *camera : "cuframes " + m.node_id;
+  d["manufacturer"] = "cuframes";
+  d["model"] = camera ? "cuframes camera" : "cuframes-service";
+  d["sw_version"] = cuframes_version_string();
+  if (camera) d["via_device"] = service_device_id(m);
+  return d;
+}
+
+Json origin() {
+  return {{"name", "cuframes"}, {"sw_version", cuframes_version_string()}};
 }
 
 Discovery make(const MqttConfig& m, const std::string& id_prefix, const Entity& e,
                const std::string& state_topic, const std::string* camera) {
   Discovery d;
   d.object_id = id_prefix + "_" + e.what;
-  JsonWriter w;
-  w.begin_object();
-  w.field("name", e.name);
-  w.field("unique_id", d.object_id);
-  w.field("default_entity_id", e.component + "." + d.object_id);
-  w.field("state_topic", state_topic);
-  w.field("value_template", e.value_template);
-  if (e.attributes) w.field("json_attributes_topic", state_topic);
-  if (!e.device_class.empty()) w.field("device_class", e.device_class);
+  Json w;
+  w["name"] = e.name;
+  w["unique_id"] = d.object_id;
+  w["default_entity_id"] = e.component + "." + d.object_id;
+  w["state_topic"] = state_topic;
+  w["value_template"] = e.value_template;
+  if (e.attributes) w["json_attributes_topic"] = state_topic;
+  if (!e.device_class.empty()) w["device_class"] = e.device_class;
   if (e.enum_states) {
-    w.key("options").begin_array();
-    for (CameraState s : kCameraStates) w.value(to_string(s));
-    w.end_array();
+    Json& options = w["options"] = Json::array();
+    for (CameraState s : kCameraStates) options.push_back(to_string(s));
   }
-  if (!e.state_class.empty()) w.field("state_class", e.state_class);
-  if (!e.unit.empty()) w.field("unit_of_measurement", e.unit);
-  if (e.precision >= 0) w.field("suggested_display_precision", e.precision);
-  if (!e.entity_category.empty()) w.field("entity_category", e.entity_category);
+  if (!e.state_class.empty()) w["state_class"] = e.state_class;
+  if (!e.unit.empty()) w["unit_of_measurement"] = e.unit;
+  if (e.precision >= 0) w["suggested_display_precision"] = e.precision;
+  if (!e.entity_category.empty()) w["entity_category"] = e.entity_category;
   if (e.component == "binary_sensor") {
-    w.field("payload_on", "ON");
-    w.field("payload_off", "OFF");
+    w["payload_on"] = "ON";
+    w["payload_off"] = "OFF";
   }
-  w.field("availability_topic", status_topic(m));
-  w.field("payload_available", "online");
-  w.field("payload_not_available", "offline");
-  w.field("qos", m.qos);
-  write_device(w, m, camera);
-  w.key("origin").begin_object();
-  w.field("name", "cuframes");
-  w.field("sw_version", cuframes_version_string());
-  w.end_object();
-  w.end_object();
-  d.message = {discovery_topic(m, e.component, d.object_id), w.str(), true};
+  w["availability_topic"] = status_topic(m);
+  w["payload_available"] = "online";
+  w["payload_not_available"] = "offline";
+  w["qos"] = m.qos;
+  w["device"] = device(m, camera);
+  w["origin"] = origin();
+  d.message = {discovery_topic(m, e.component, d.object_id), dump(w), true};
   return d;
 }
 
@@ -90,35 +90,28 @@ Discovery make(const MqttConfig& m, const std::string& id_prefix, const Entity& 
 Discovery image_entity(const MqttConfig& m, const std::string& camera) {
   Discovery d;
   d.object_id = camera_device_id(m, camera) + "_snapshot";
-  JsonWriter w;
-  w.begin_object();
-  w.field("name", "Snapshot");
-  w.field("unique_id", d.object_id);
-  w.field("default_entity_id", "image." + d.object_id);
-  w.field("image_topic", snapshot_topic(m, camera));
-  w.field("content_type", "image/jpeg");
-  w.key("availability").begin_array();
-  w.begin_object();
-  w.field("topic", status_topic(m));
-  w.field("payload_available", "online");
-  w.field("payload_not_available", "offline");
-  w.end_object();
-  w.begin_object();
-  w.field("topic", camera_topic(m, camera));
-  w.field("value_template", "{{ 'online' if value_json.state == 'streaming' else 'offline' }}");
-  w.field("payload_available", "online");
-  w.field("payload_not_available", "offline");
-  w.end_object();
-  w.end_array();
-  w.field("availability_mode", "all");
-  w.field("qos", m.qos);
-  write_device(w, m, &camera);
-  w.key("origin").begin_object();
-  w.field("name", "cuframes");
-  w.field("sw_version", cuframes_version_string());
-  w.end_object();
-  w.end_object();
-  d.message = {discovery_topic(m, "image", d.object_id), w.str(), true};
+  Json w;
+  w["name"] = "Snapshot";
+  w["unique_id"] = d.object_id;
+  w["default_entity_id"] = "image." + d.object_id;
+  w["image_topic"] = snapshot_topic(m, camera);
+  w["content_type"] = "image/jpeg";
+  Json service_online;
+  service_online["topic"] = status_topic(m);
+  service_online["payload_available"] = "online";
+  service_online["payload_not_available"] = "offline";
+  Json camera_streaming;
+  camera_streaming["topic"] = camera_topic(m, camera);
+  camera_streaming["value_template"] =
+      "{{ 'online' if value_json.state == 'streaming' else 'offline' }}";
+  camera_streaming["payload_available"] = "online";
+  camera_streaming["payload_not_available"] = "offline";
+  w["availability"] = Json::array({service_online, camera_streaming});
+  w["availability_mode"] = "all";
+  w["qos"] = m.qos;
+  w["device"] = device(m, &camera);
+  w["origin"] = origin();
+  d.message = {discovery_topic(m, "image", d.object_id), dump(w), true};
   return d;
 }
 
@@ -162,89 +155,81 @@ std::string service_stats_json(const MqttConfig& m, const ServiceSnapshot& s,
     streaming += c.state == "streaming";
     subscribers += c.subscribers;
   }
-  JsonWriter w;
-  w.begin_object();
-  w.field("version", cuframes_version_string());
-  w.field("node_id", m.node_id);
-  w.field("uptime_s", s.uptime_s, 1);
-  w.field("cameras", static_cast<uint64_t>(s.cameras.size()));
-  w.field("streaming", streaming);
-  w.field("subscribers", subscribers);
-  w.key("gpu");
-  if (!gpu) {
-    w.null();
-  } else {
-    w.begin_object();
-    w.field("name", gpu->name);
-    w.field("memory_used_mb", static_cast<double>(gpu->memory_used_bytes) / 1e6, 0);
-    w.field("memory_total_mb", static_cast<double>(gpu->memory_total_bytes) / 1e6, 0);
-    w.key("utilization_percent");
-    gpu->utilization_percent < 0 ? w.null() : w.value(gpu->utilization_percent);
-    w.key("decoder_utilization_percent");
-    gpu->decoder_utilization_percent < 0 ? w.null() : w.value(gpu->decoder_utilization_percent);
-    w.end_object();
+  Json w;
+  w["version"] = cuframes_version_string();
+  w["node_id"] = m.node_id;
+  w["uptime_s"] = fixed(s.uptime_s, 1);
+  w["cameras"] = s.cameras.size();
+  w["streaming"] = streaming;
+  w["subscribers"] = subscribers;
+  Json& g = w["gpu"] = nullptr;
+  if (gpu) {
+    g["name"] = gpu->name;
+    g["memory_used_mb"] = fixed(static_cast<double>(gpu->memory_used_bytes) / 1e6, 0);
+    g["memory_total_mb"] = fixed(static_cast<double>(gpu->memory_total_bytes) / 1e6, 0);
+    g["utilization_percent"] =
+        gpu->utilization_percent < 0 ? Json(nullptr) : Json(gpu->utilization_percent);
+    g["decoder_utilization_percent"] = gpu->decoder_utilization_percent < 0
+                                           ? Json(nullptr)
+                                           : Json(gpu->decoder_utilization_percent);
   }
-  w.end_object();
-  return w.str();
+  return dump(w);
 }
 
-void write_camera_fields(JsonWriter& w, const CameraStatus& c) {
-  w.field("state", c.state);
-  w.field("error", c.error);
-  w.field("codec", c.codec);
-  w.field("decoder", c.decoder);
-  w.field("width", c.width);
-  w.field("height", c.height);
-  w.field("format", c.format);
-  w.field("memory", c.memory);
-  w.field("fps", c.fps, 2);
-  w.field("frames", c.frames);
-  w.field("dropped", c.dropped);
-  w.field("decode_errors", c.decode_errors);
-  w.field("reconnects", c.reconnects);
-  w.field("subscribers", c.subscribers);
-  w.field("occupancy", c.occupancy);
-  w.field("slots", c.slots);
-  w.field("last_frame_age_ms", c.last_frame_age_ms);
+void write_camera_fields(Json& w, const CameraStatus& c) {
+  w["state"] = c.state;
+  w["error"] = c.error;
+  w["codec"] = c.codec;
+  w["decoder"] = c.decoder;
+  w["width"] = c.width;
+  w["height"] = c.height;
+  w["format"] = c.format;
+  w["memory"] = c.memory;
+  w["fps"] = fixed(c.fps, 2);
+  w["frames"] = c.frames;
+  w["dropped"] = c.dropped;
+  w["decode_errors"] = c.decode_errors;
+  w["reconnects"] = c.reconnects;
+  w["subscribers"] = c.subscribers;
+  w["occupancy"] = c.occupancy;
+  w["slots"] = c.slots;
+  w["last_frame_age_ms"] = c.last_frame_age_ms;
 }
 
 std::string camera_state_json(const CameraStatus& c) {
-  JsonWriter w;
-  w.begin_object();
+  Json w;
   write_camera_fields(w, c);
-  w.field("connected", c.state == "streaming");
-  w.field("resolution",
-          c.width > 0 ? std::to_string(c.width) + "x" + std::to_string(c.height) : std::string());
-  w.end_object();
-  return w.str();
+  w["connected"] = c.state == "streaming";
+  w["resolution"] =
+      c.width > 0 ? std::to_string(c.width) + "x" + std::to_string(c.height) : std::string();
+  return dump(w);
 }
 
 std::string subscriber_state_json(const SubscriberReport& r) {
   const cuframes_subscriber_stats_t& s = r.stats;
-  JsonWriter w;
-  w.begin_object();
-  w.field("connected", r.connected);
-  w.field("name", std::string(s.name));
-  w.field("mode", cuframes_mode_name(s.mode));
-  w.field("pid", static_cast<int64_t>(s.pid));
-  w.field("frames", s.frames_received);
-  w.field("gaps", s.gaps);
-  w.field("timeouts", s.timeouts);
-  w.field("errors", s.errors);
-  w.field("overruns", s.overruns);
-  w.field("fps", r.fps, 2);
-  w.field("lag", s.lag);
-  w.field("latency_ms", static_cast<double>(std::max<int64_t>(s.last_latency_ns, 0)) / 1e6, 3);
-  w.field("held", s.held_frames);
-  w.field("idle_ms", s.heartbeat_ns > 0 && r.now_ns > s.heartbeat_ns
-                         ? (r.now_ns - s.heartbeat_ns) / 1000000
-                         : int64_t{0});
-  w.end_object();
-  return w.str();
+  Json w;
+  w["connected"] = r.connected;
+  w["name"] = std::string(s.name, strnlen(s.name, sizeof s.name));
+  w["mode"] = cuframes_mode_name(s.mode);
+  w["pid"] = static_cast<int64_t>(s.pid);
+  w["frames"] = s.frames_received;
+  w["gaps"] = s.gaps;
+  w["timeouts"] = s.timeouts;
+  w["errors"] = s.errors;
+  w["overruns"] = s.overruns;
+  w["fps"] = fixed(r.fps, 2);
+  w["lag"] = s.lag;
+  w["latency_ms"] = fixed(static_cast<double>(std::max<int64_t>(s.last_latency_ns, 0)) / 1e6, 3);
+  w["held"] = s.held_frames;
+  w["idle_ms"] = s.heartbeat_ns > 0 && r.now_ns > s.heartbeat_ns
+                     ? (r.now_ns - s.heartbeat_ns) / 1000000
+                     : int64_t{0};
+  return dump(w);
 }
 
 std::vector<SubscriberReport> SubscriberTracker::update(
     const std::vector<cuframes_subscriber_stats_t>& now, int64_t now_ns) {
+  const std::vector<std::optional<double>> rates = rates_.update(now, now_ns);
   std::vector<SubscriberReport> out;
   std::map<std::pair<uint32_t, int64_t>, Track> next;
   std::set<std::string> taken;  // topic names of the subscribers attached now
@@ -259,12 +244,7 @@ std::vector<SubscriberReport> SubscriberTracker::update(
       continue;
     }
     Track t = it->second;
-    const double dt = static_cast<double>(now_ns - t.at_ns) / 1e9;
-    const double fps = dt > 0 && s.frames_received >= t.frames
-                           ? static_cast<double>(s.frames_received - t.frames) / dt
-                           : 0;
-    t.frames = s.frames_received;
-    t.at_ns = now_ns;
+    const double fps = rates[static_cast<size_t>(&s - now.data())].value_or(0);
     t.last = s;
     taken.insert(t.topic_name);
     out.push_back({t.topic_name, s, now_ns, true, fps});
@@ -293,8 +273,7 @@ std::vector<SubscriberReport> SubscriberTracker::update(
     const double fps =
         s->attached_ns > 0 && dt > 0.5 ? static_cast<double>(s->frames_received) / dt : 0;
     out.push_back({name, *s, now_ns, true, fps});
-    next.emplace(std::make_pair(s->slot_index, s->attached_ns),
-                 Track{name, s->frames_received, now_ns, *s});
+    next.emplace(std::make_pair(s->slot_index, s->attached_ns), Track{name, *s});
   }
   live_ = std::move(next);
   return out;

@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "camera.h"
-#include "json.h"
 #include "config.h"
 #include "ha_id.h"
+#include "json.h"
 #include "nvml.h"
+#include "subscriber_rates.h"
 
 namespace cfsvc {
 
@@ -55,7 +56,7 @@ std::string service_stats_json(const MqttConfig& m, const ServiceSnapshot& s,
                                const std::optional<GpuStats>& gpu);
 std::string camera_state_json(const CameraStatus& c);
 // The fields of a camera that both the status file and its MQTT state carry, into an open object.
-void write_camera_fields(JsonWriter& w, const CameraStatus& c);
+void write_camera_fields(cfcommon::Json& w, const CameraStatus& c);
 std::string subscriber_state_json(const SubscriberReport& r);
 
 // Follows a camera's subscribers from one report to the next: gives each a stable topic name
@@ -71,13 +72,12 @@ class SubscriberTracker {
  private:
   struct Track {
     std::string topic_name;
-    uint64_t frames = 0;
-    int64_t at_ns = 0;
     cuframes_subscriber_stats_t last{};
   };
   // By (slot, attach time): one attachment of one subscriber.
   std::map<std::pair<uint32_t, int64_t>, Track> live_;
   std::set<std::string> names_;
+  cfcommon::SubscriberRates rates_;  // fps between reports
 };
 
 // ---- Home Assistant discovery (configs at <prefix>/<component>/<node_id>/<object_id>/config)

@@ -9,10 +9,11 @@
 #include <deque>
 #include <map>
 #include <mutex>
-#include <random>
 #include <set>
 #include <thread>
 
+#include "backoff.h"
+#include "mqtt_monitor.h"
 #include "source.h"  // mono_ns
 
 namespace cfsvc {
@@ -29,13 +30,6 @@ constexpr auto kStableAfter = std::chrono::seconds(30);
 constexpr auto kStillFailingEvery = std::chrono::minutes(10);
 constexpr int kMaxInflight = 4096;           // QoS 1 messages awaiting their ack: bounds memory
 constexpr size_t kMaxRetainedQueue = 10000;  // retained messages waiting for the stale sweep
-// A removed entity's retained states are cleared only this long after the last discovery config
-// deleted (docs/mqtt.md). Home Assistant removes an entity in a task of its own after reading
-// its empty config, and (2024.3) handles every message of one read from the socket (up to 500)
-// first: an empty state in the same burst reaches an entity still subscribed, whose
-// value_template then fails ("'value_json' is undefined") and whose attributes are "Erroneous
-// JSON".
-constexpr auto kClearStatesAfter = std::chrono::seconds(5);
 
 // Why a connect failed, in words: the broker's CONNACK answer when it refused us.
 std::string connect_failure(const mqtt::exception& e, const std::string& tls_error) {
@@ -70,83 +64,12 @@ bool is_auth_failure(const mqtt::exception& e) {
   return e.get_return_code() == 4 || e.get_return_code() == 5;
 }
 
+}  // namespace
+
 std::string server_uri(const MqttConfig& m) {
   const std::string host = m.host.find(':') != std::string::npos ? "[" + m.host + "]" : m.host;
   return std::string(m.tls ? "ssl://" : "tcp://") + host + ":" + std::to_string(m.port);
 }
-
-// The topic's levels.
-std::vector<std::string> levels(const std::string& topic) {
-  std::vector<std::string> out(1);
-  for (char c : topic) {
-    if (c == '/') {
-      out.emplace_back();
-    } else {
-      out.back().push_back(c);
-    }
-  }
-  return out;
-}
-
-// What the monitor keeps about one camera.
-struct CameraTrack {
-  std::string published_state;  // the state last published on this connection
-  SubscriberTracker subs;
-  bool announced = false;                // discovery sent on this connection
-  std::set<std::string> subs_announced;  // the same, per subscriber topic name
-};
-
-}  // namespace
-
-struct MqttMonitor::Impl {
-  Impl(MqttConfig c, SnapshotFn s) : cfg(std::move(c)), snapshot(std::move(s)) {}
-
-  void run();
-  // False with the reason on failure; *auth: refused credentials or a TLS failure (an error).
-  bool connect_once(std::string* why, bool* auth);
-  bool try_connect();  // throws mqtt::exception on failure; false when stopped
-  void on_connected();
-  void on_lost();
-  void sync(bool full);
-  void announce_all();
-  void announce(const std::string& owner, const std::vector<Discovery>& d);
-  void remove_camera(const std::string& name, CameraTrack& track);
-  void sweep(const std::deque<std::pair<std::string, std::string>>& retained);
-  // An entity's discovery config deleted now: states wait kClearStatesAfter from here.
-  void delete_config(const std::string& topic);
-  // A retained state of camera `camera` to clear once its entities are gone from HA.
-  void clear_state_later(const std::string& camera, const std::string& topic);
-  void clear_due_states();
-  void publish(const std::string& topic, const std::string& payload, bool retained = true);
-  void shutdown();
-
-  const MqttConfig cfg;
-  const SnapshotFn snapshot;
-  const std::string uri = server_uri(cfg);
-
-  // Shared with the client's callbacks and notify().
-  std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false, notified = false, ha_online = false, lost = false;
-  std::string lost_cause, tls_error;
-  std::deque<std::pair<std::string, std::string>> retained;  // (topic, payload) for the sweep
-  std::map<std::string, std::string> snapshots;              // camera -> the newest JPEG to publish
-
-  // The monitor thread's own.
-  bool connected = false;
-  std::optional<GpuStats> gpu;
-  std::map<std::string, CameraTrack> cams;    // by camera name
-  std::map<std::string, std::string> owners;  // discovery object id -> its camera ("" service)
-  std::set<std::string> collisions_logged;
-  uint64_t dropped = 0;
-  // Retained states of removed cameras, cleared at clear_at (kClearStatesAfter after the last
-  // discovery config deleted); a camera back by then keeps its own.
-  std::vector<std::pair<std::string, std::string>> clears;  // (camera, topic)
-  Clock::time_point clear_at;
-
-  std::unique_ptr<mqtt::async_client> client;  // made and destroyed by the thread
-  std::thread thread;
-};
 
 MqttMonitor::MqttMonitor(MqttConfig config, SnapshotFn snapshot)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(snapshot))) {
@@ -212,8 +135,7 @@ void MqttMonitor::Impl::run() {
     cv.notify_all();
   });
 
-  std::mt19937 rng(std::random_device{}());
-  auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
+  cfcommon::Backoff backoff(kBackoffMin, kBackoffMax);
   std::string last_failure;
   auto last_failure_logged = Clock::now();
   uint64_t failures = 0;
@@ -221,11 +143,7 @@ void MqttMonitor::Impl::run() {
   auto connected_at = Clock::now();
   // Waits the backoff (+-20%) and doubles it; false when told to stop meanwhile.
   auto wait_backoff = [&] {
-    std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    const auto wait = std::chrono::milliseconds(
-        static_cast<int64_t>(static_cast<double>(backoff.count()) * jitter(rng)));
-    backoff =
-        std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMax));
+    const std::chrono::milliseconds wait = backoff.next();
     std::unique_lock<std::mutex> lk(mu);
     return !cv.wait_for(lk, wait, [&] { return stop; });
   };
@@ -301,7 +219,7 @@ void MqttMonitor::Impl::run() {
       // A connection that lasted is a fresh start; one lost at once (another client with our
       // client_id, a broker that drops us) waits the backoff first, not a tight loop.
       if (Clock::now() - connected_at >= kStableAfter) {
-        backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin);
+        backoff.reset();
       } else if (!wait_backoff()) {
         break;
       }
@@ -420,171 +338,6 @@ void MqttMonitor::Impl::on_lost() {
   clears.clear();  // still retained: the next connect's sweep finds them
   if (dropped > 0) {
     spdlog::debug("MQTT: {} message{} dropped so far", dropped, dropped == 1 ? "" : "s");
-  }
-}
-
-void MqttMonitor::Impl::announce_all() {
-  if (!cfg.discovery) return;
-  announce("", service_discovery(cfg, gpu.has_value()));
-  for (auto& [name, t] : cams) {
-    t.announced = false;
-    t.subs_announced.clear();
-  }
-  sync(false);  // announces the cameras and the subscribers seen so far
-  for (auto& [name, t] : cams) {
-    for (const std::string& sub : t.subs.names()) {
-      if (t.subs_announced.insert(sub).second) announce(name, subscriber_discovery(cfg, name, sub));
-    }
-  }
-}
-
-// Publishes a set of discovery configs owned by `owner`, unless one of their ids belongs to
-// someone else (two camera names that differ only in characters ids cannot hold).
-void MqttMonitor::Impl::announce(const std::string& owner, const std::vector<Discovery>& d) {
-  for (const Discovery& x : d) {
-    auto it = owners.find(x.object_id);
-    if (it != owners.end() && it->second != owner) {
-      // The first owner keeps the id; only this entity of the second is left out.
-      if (collisions_logged.insert(x.object_id).second) {
-        spdlog::warn(
-            "MQTT: Home Assistant id '{}' of camera '{}' is already used by camera "
-            "'{}'; not announcing it (rename one of them)",
-            x.object_id, owner, it->second);
-      }
-      continue;
-    }
-    owners[x.object_id] = owner;
-    publish(x.message.topic, x.message.payload);
-  }
-}
-
-void MqttMonitor::Impl::sync(bool full) {
-  const ServiceSnapshot snap = snapshot();
-  const int64_t now_ns = mono_ns();
-
-  // Cameras gone from the config: their entities and retained states go too.
-  for (auto it = cams.begin(); it != cams.end();) {
-    bool present = false;
-    for (const CameraStatus& c : snap.cameras) present = present || c.name == it->first;
-    if (present) {
-      ++it;
-      continue;
-    }
-    remove_camera(it->first, it->second);
-    it = cams.erase(it);
-  }
-
-  for (const CameraStatus& c : snap.cameras) {
-    CameraTrack& t = cams[c.name];
-    if (cfg.discovery && !t.announced) {
-      announce(c.name, camera_discovery(cfg, c.name));
-      t.announced = true;
-    }
-    if (full || c.state != t.published_state) {
-      publish(camera_topic(cfg, c.name), camera_state_json(c));
-      t.published_state = c.state;
-    }
-    if (!full) continue;
-    for (const SubscriberReport& r : t.subs.update(c.subscriber_stats, now_ns)) {
-      if (cfg.discovery && t.subs_announced.insert(r.topic_name).second) {
-        announce(c.name, subscriber_discovery(cfg, c.name, r.topic_name));
-      }
-      publish(subscriber_topic(cfg, c.name, r.topic_name), subscriber_state_json(r));
-    }
-  }
-  if (full) {
-    gpu = query_gpu();
-    publish(stats_topic(cfg), service_stats_json(cfg, snap, gpu));
-  }
-}
-
-// A camera gone from the config: its discovery configs are deleted now (Home Assistant removes
-// the entities), its retained states kClearStatesAfter later.
-void MqttMonitor::Impl::remove_camera(const std::string& name, CameraTrack& t) {
-  spdlog::info("MQTT: camera '{}' left the config: deleting its entities and states", name);
-  if (cfg.discovery) {
-    std::vector<Discovery> all = camera_discovery(cfg, name);
-    for (const std::string& sub : t.subs.names()) {
-      for (Discovery& d : subscriber_discovery(cfg, name, sub)) all.push_back(std::move(d));
-    }
-    for (const Discovery& d : all) {
-      auto it = owners.find(d.object_id);
-      if (it == owners.end() || it->second != name) continue;  // never ours
-      delete_config(d.message.topic);
-      owners.erase(it);
-    }
-  }
-  clear_state_later(name, camera_topic(cfg, name));
-  clear_state_later(name, snapshot_topic(cfg, name));
-  for (const std::string& sub : t.subs.names()) {
-    clear_state_later(name, subscriber_topic(cfg, name, sub));
-  }
-}
-
-void MqttMonitor::Impl::delete_config(const std::string& topic) {
-  publish(topic, "");
-  clear_at = std::max(clear_at, Clock::now() + kClearStatesAfter);
-}
-
-void MqttMonitor::Impl::clear_state_later(const std::string& camera, const std::string& topic) {
-  clear_at = std::max(clear_at, Clock::now() + kClearStatesAfter);
-  clears.emplace_back(camera, topic);
-}
-
-void MqttMonitor::Impl::clear_due_states() {
-  for (const auto& [camera, topic] : clears) {
-    if (cams.count(camera)) continue;  // configured again meanwhile: its states are current
-    publish(topic, "");
-  }
-  clears.clear();
-}
-
-// Retained messages the broker kept from before (another run, another config): discovery
-// configs and states of cameras that are no longer configured are deleted (the states later,
-// as remove_camera does).
-void MqttMonitor::Impl::sweep(const std::deque<std::pair<std::string, std::string>>& batch) {
-  const std::string& node = cfg.node_id;
-  const size_t prefix_levels = levels(cfg.discovery_prefix).size();
-  const size_t base_levels = levels(cfg.base_topic).size();
-  // A current camera's entities by their exact ids, and its subscribers' (sub_...) by prefix:
-  // those of detectors not attached yet this run stay. A prefix alone would keep the entities
-  // of a removed camera "front_door" while a camera "front" exists.
-  std::set<std::string> camera_ids;
-  std::vector<std::string> sub_prefixes;
-  for (const auto& [name, t] : cams) {
-    for (const Discovery& d : camera_discovery(cfg, name)) camera_ids.insert(d.object_id);
-    sub_prefixes.push_back("cuframes_" + node + "_" + ha_id(name) + "_sub_");
-  }
-  auto current_by_id = [&](const std::string& object_id) {
-    if (owners.count(object_id) || camera_ids.count(object_id) ||
-        is_service_object_id(cfg, object_id)) {
-      return true;
-    }
-    for (const std::string& p : sub_prefixes) {
-      if (object_id.compare(0, p.size(), p) == 0) return true;
-    }
-    return false;
-  };
-  for (const auto& [topic, payload] : batch) {
-    const std::vector<std::string> l = levels(topic);
-    bool stale = false;
-    const bool config =
-        cfg.discovery && l.size() == prefix_levels + 4 && l.back() == "config" &&
-        topic.compare(0, cfg.discovery_prefix.size() + 1, cfg.discovery_prefix + "/") == 0 &&
-        l[prefix_levels + 1] == node;
-    if (config) {
-      stale = !current_by_id(l[prefix_levels + 2]);
-    } else if (topic.compare(0, cfg.base_topic.size() + 1, cfg.base_topic + "/") == 0 &&
-               l.size() > base_levels) {
-      stale = cams.count(l[base_levels]) == 0;
-    }
-    if (!stale) continue;
-    spdlog::info("MQTT: deleting retained {} (no such camera any more)", topic);
-    if (config) {
-      delete_config(topic);
-    } else {  // a state: after the configs (remove_camera says why)
-      clear_state_later(l[base_levels], topic);
-    }
   }
 }
 

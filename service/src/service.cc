@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "atomic_file.h"
 #include "cuframes/cuframes.h"
 #include "health.h"
 #include "json.h"
@@ -109,44 +110,28 @@ ServiceSnapshot Service::snapshot() const {
 
 std::string Service::status_json() const {
   const ServiceSnapshot snap = snapshot();
-  JsonWriter w;
-  w.begin_object();
-  w.field("version", cuframes_version_string());
-  w.field("pid", static_cast<int64_t>(::getpid()));
-  w.field("uptime_s", snap.uptime_s, 1);
-  w.field("config", config_.path);
-  w.field("runtime_dir", runtime_dir_);
-  w.key("cameras").begin_object();
+  cfcommon::Json w;
+  w["version"] = cuframes_version_string();
+  w["pid"] = static_cast<int64_t>(::getpid());
+  w["uptime_s"] = cfcommon::fixed(snap.uptime_s, 1);
+  w["config"] = config_.path;
+  w["runtime_dir"] = runtime_dir_;
+  cfcommon::Json& cameras = w["cameras"] = cfcommon::Json::object();
   for (const CameraStatus& s : snap.cameras) {
-    w.key(s.name).begin_object();
-    w.field("key", s.key);
-    w.field("url", s.url);
-    write_camera_fields(w, s);
-    w.key("cpu").begin_object();  // the ingest thread's CPU by stage (cpu_account.h)
-    for (const auto& [k, v] : cpu_fields(s.cpu)) w.field(k, v);
-    w.end_object();
-    w.end_object();
+    cfcommon::Json& c = cameras[s.name];
+    c["key"] = s.key;
+    c["url"] = s.url;
+    write_camera_fields(c, s);
+    cfcommon::Json& cpu = c["cpu"] = cfcommon::Json::object();  // the ingest thread (cpu_account.h)
+    for (const auto& [k, v] : cpu_fields(s.cpu)) cpu[k] = v;
   }
-  w.end_object();
-  w.end_object();
-  return w.str();
+  return cfcommon::dump(w);
 }
 
 void Service::write_status() {
   if (status_path_.empty()) return;
-  const std::string json = status_json() + "\n";
-  const std::string tmp = status_path_ + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-  if (fd < 0) {
-    spdlog::warn("cannot write {}: {}", tmp, std::strerror(errno));
-    return;
-  }
-  const bool ok = ::write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size());
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), status_path_.c_str()) != 0) {
-    spdlog::warn("cannot write {}: {}", status_path_, std::strerror(errno));
-    ::unlink(tmp.c_str());
-  }
+  const std::string error = cfcommon::write_file_atomic(status_path_, status_json() + "\n", 0640);
+  if (!error.empty()) spdlog::warn("{}", error);
 }
 
 }  // namespace cfsvc

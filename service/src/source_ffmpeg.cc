@@ -46,6 +46,7 @@ extern "C" {
 #include "ffmpeg_cuda.h"
 #include "frame_convert.h"
 #include "pacer.h"
+#include "av_ptr.h"
 #include "source.h"
 
 namespace cfsvc {
@@ -80,18 +81,6 @@ cuframes_codec_t codec_of(AVCodecID id) {
   }
 }
 
-struct FormatCloser {
-  void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
-};
-struct CodecCloser {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct FrameFree {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
 
 class FfmpegSource final : public Source {
  public:
@@ -192,7 +181,7 @@ class FfmpegSource final : public Source {
     }
     sink->on_codec(cp);
 
-    std::unique_ptr<AVPacket, PacketFree> pkt(av_packet_alloc());
+    cfcommon::PacketPtr pkt(av_packet_alloc());
     // The watchdog: video must keep coming. Only video packets move the deadline (audio does
     // not keep a frozen picture alive), and once it has passed the stream is stalled, even if
     // the interrupted read hands back one last packet.
@@ -538,10 +527,10 @@ class FfmpegSource final : public Source {
   SourceOptions opt_;
   const std::atomic<bool>* stop_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<AVFormatContext, FormatCloser> fmt_;
-  std::unique_ptr<AVCodecContext, CodecCloser> codec_ctx_;
-  std::unique_ptr<AVFrame, FrameFree> frame_;
-  std::unique_ptr<AVFrame, FrameFree> sw_frame_;  // NVDEC frames downloaded for a host ring
+  cfcommon::FormatPtr fmt_;
+  cfcommon::CodecPtr codec_ctx_;
+  cfcommon::FramePtr frame_;
+  cfcommon::FramePtr sw_frame_;  // NVDEC frames downloaded for a host ring
   int stream_index_ = -1;
   std::string codec_name_;
   bool hw_ = false;
