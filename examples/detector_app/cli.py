@@ -76,9 +76,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                    help="on a GPU, replay the model's backbone and heads as CUDA graphs: the "
                         "same detections, far less CPU per batch (default on; --no-cuda-graphs: "
                         "the model's own forward). The model is set up on the GPU, and the "
-                        "graphs captured, when the first camera in a cuda ring subscribes, "
-                        "before it reads a frame; with host rings only, nothing is set up on "
-                        "the GPU (the model runs on the CPU)")
+                        "graphs captured, at start, before any camera starts")
     g.add_argument("--max-batch", type=int, default=32, metavar="N",
                    help="with CUDA graphs: graphs for batches of 1, 2, 4, ... N frames; a "
                         "larger batch runs in parts of N (default 32)")
@@ -166,6 +164,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         except SetupError as e:
             print(f"detector.py: error: {e}", file=sys.stderr)
             return 2
+        detection.prepare()  # the GPU's graphs, before any camera thread starts
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping", signum)

@@ -279,12 +279,16 @@ class Detection:
         while not b.ready.wait(0.1) and not self.stop_ev.is_set():
             pass
 
+    def prepare(self) -> None:
+        """At start, before any camera thread: on a GPU with CUDA graphs (the default), the GPU's
+        batcher sets the model up and captures every graph (see model.py). Captured later, while
+        other cameras already streamed, a capture failed on the H200 and poisoned the context."""
+        if self.args.cuda_graphs and self.args.torch_cuda:
+            self._wait_ready(self.batcher("cuda"))
+
     def ready_for(self, memory: str) -> None:
-        """Called by a camera's thread once it has subscribed, before it reads a frame. With CUDA
-        graphs on a GPU (the default), the first camera whose ring is in GPU memory starts the
-        GPU's batcher, which sets the model up there and captures its graphs; that camera waits
-        until they are captured (see model.py). Cameras of host rings start nothing on the GPU:
-        a detector that only reads host rings runs the model on the CPU alone."""
+        """Called by a camera's thread once it has subscribed, before it reads a frame: waits
+        until the GPU's batcher is ready (after prepare() it already is)."""
         if device_kind(memory) == "cuda" and self.args.cuda_graphs and self.args.torch_cuda:
             self._wait_ready(self.batcher("cuda"))
 

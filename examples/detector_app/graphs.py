@@ -12,9 +12,9 @@ class GraphedSSD:
     """The prepared model's forward on a GPU, its backbone and heads replayed as CUDA graphs (see
     model.py); the same detections as model(x).
 
-    Every graph is captured by capture(), before any camera reads a frame on the GPU: a capture
-    fails when another thread uses CUDA's legacy default stream meanwhile, so none is made once
-    frames flow (Detection.ready_for). A batch larger than max_batch runs in parts of max_batch.
+    Every graph is captured by capture(), at start, before any camera thread starts
+    (Detection.prepare): a capture fails when another thread works on CUDA meanwhile, so none is
+    made once frames flow. A batch larger than max_batch runs in parts of max_batch.
     If a capture fails, the model's own forward runs from then on, and the log says so."""
 
     def __init__(self, model: Any, stream: Any, max_batch: int) -> None:

@@ -26,15 +26,14 @@ of its parts are set aside, on purpose:
                     threads need). Anchors depend only on the input size and are computed
                     once. On the H200 the model's time per batch of 8 fell from 14 to 4 ms,
                     with the same detections (tests/deploy/postprocess_check.py). The GPU's model
-                    is set up, and every graph captured, when the first camera whose frames
-                    are on the GPU (a `memory: cuda` ring) has subscribed, before that camera
-                    reads a frame (Detection.ready_for): a capture fails while another thread
-                    works on CUDA's legacy default stream (seen with --feed host-opencv when
-                    captures were made on the first batch of each size), and no camera works
-                    on CUDA frames before then. A detector whose rings are all in host memory
-                    runs the model on the CPU only: it sets nothing up on the GPU. If a
-                    capture fails anyway, the model's own forward is used, and the log says
-                    so.
+                    is set up, and every graph captured, at start, before any camera thread
+                    starts (Detection.prepare): a capture fails while another thread works on
+                    CUDA (seen with --feed host-opencv when captures were made on the first
+                    batch of each size, and on the H200 when the first cuda camera's capture
+                    ran while a host-ring camera was already streaming). So a detector on a
+                    GPU machine sets its GPU model up even if all its rings turn out to be in
+                    host memory. If a capture fails anyway, the model's own forward is used,
+                    and the log says so.
 
 The model's score threshold is --score-threshold (torchvision's default, 0.001, is for
 measuring mAP): non-maximum suppression only ever removes a box for a higher-scored one, so the
