@@ -14,6 +14,15 @@ namespace cfpy {
 
 enum class Plane { kY = 0, kUV = 1, kYUV = 2 };
 
+// DLPack's capsule names: unconsumed, and renamed by the consumer that took it.
+constexpr const char* kLegacyName = "dltensor";
+constexpr const char* kVersionedName = "dltensor_versioned";
+constexpr const char* kUsedLegacyName = "used_dltensor";
+constexpr const char* kUsedVersionedName = "used_dltensor_versioned";
+
+// An int argument, or TypeError naming it (what).
+int64_t as_int64(const py::handle& h, const char* what);
+
 // One strided view of memory to export: a frame plane (2-D) or a preprocessed batch (4-D).
 struct ExportView {
   static constexpr int kMaxDims = 4;
@@ -103,6 +112,9 @@ class Exportable {
 
 // A DLPack source taken from a producer object (consumer side). Owns the managed tensor and calls
 // its deleter when destroyed.
+// Registers the import side's module functions (dlpack_import.cc: _torch_fast_path).
+void register_dlpack_import(py::module_& m);
+
 class ImportedTensor {
  public:
   // obj: an object with __dlpack__/__dlpack_device__, or a raw "dltensor" capsule. For CUDA
