@@ -42,13 +42,20 @@ Args parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (f == "--seconds") a.seconds = std::atof(val());
-    else if (f == "--fps") a.fps = std::atof(val());
-    else if (f == "--width") a.width = static_cast<uint32_t>(std::atoi(val()));
-    else if (f == "--height") a.height = static_cast<uint32_t>(std::atoi(val()));
-    else if (f == "--subscribers") a.subscribers = std::atoi(val());
-    else if (f == "--key") a.key = val();
-    else if (f == "--subscribe") a.subscribe = val();
+    if (f == "--seconds")
+      a.seconds = std::atof(val());
+    else if (f == "--fps")
+      a.fps = std::atof(val());
+    else if (f == "--width")
+      a.width = static_cast<uint32_t>(std::atoi(val()));
+    else if (f == "--height")
+      a.height = static_cast<uint32_t>(std::atoi(val()));
+    else if (f == "--subscribers")
+      a.subscribers = std::atoi(val());
+    else if (f == "--key")
+      a.key = val();
+    else if (f == "--subscribe")
+      a.subscribe = val();
     else {
       std::fprintf(stderr,
                    "usage: cuframes-demo [--seconds N] [--fps F] [--width W] [--height H] "
@@ -84,8 +91,8 @@ int run_subscriber(const Args& a, int index, const std::string& key, bool stamp_
     std::printf("[%s] subscribed to '%s': %s %ux%u in %s memory\n", name.c_str(), key.c_str(),
                 cuframes_format_name(sub.geometry().format), sub.geometry().width,
                 sub.geometry().height, sub.memory() == CUFRAMES_MEMORY_CUDA ? "cuda" : "host");
-    const int64_t end = seconds > 0 ? cuframes::now_ns() + static_cast<int64_t>(seconds * 1e9)
-                                    : INT64_MAX;
+    const int64_t end =
+        seconds > 0 ? cuframes::now_ns() + static_cast<int64_t>(seconds * 1e9) : INT64_MAX;
     std::vector<int64_t> lat;
     uint64_t frames = 0, bad = 0, total = 0;
     // The rate counts the frames after the first, from its arrival on: N frames over N frame
@@ -122,11 +129,11 @@ int run_subscriber(const Args& a, int index, const std::string& key, bool stamp_
       if (now - window >= 1000000000) {
         double secs = (now - window) / 1e9;
         cuframes_subscriber_stats_t s = sub.stats();
-        std::printf("[%s] fps %6.1f  latency p50 %7.1f us  p99 %7.1f us  gaps %llu  verified %llu/%llu\n",
-                    name.c_str(), frames / secs, percentile(lat, 0.5) / 1e3,
-                    percentile(lat, 0.99) / 1e3, static_cast<unsigned long long>(s.gaps),
-                    static_cast<unsigned long long>(total - bad),
-                    static_cast<unsigned long long>(total));
+        std::printf(
+            "[%s] fps %6.1f  latency p50 %7.1f us  p99 %7.1f us  gaps %llu  verified %llu/%llu\n",
+            name.c_str(), frames / secs, percentile(lat, 0.5) / 1e3, percentile(lat, 0.99) / 1e3,
+            static_cast<unsigned long long>(s.gaps), static_cast<unsigned long long>(total - bad),
+            static_cast<unsigned long long>(total));
         std::fflush(stdout);
         lat.clear();
         frames = 0;

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_pkgs=(build-essential cmake ninja-build pkg-config git libgtest-dev)
+# The formatting gate (scripts/format-check.sh): Debian 12's clang-format (14).
+apt_pkgs+=(clang-format)
 # The Python package (python/): interpreter headers, venv (the pip install test), pybind11 and the
 # DLPack header (0.6 in Debian 12; the package defines the DLPack 1.x structs it lacks).
 apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)

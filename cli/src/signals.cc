@@ -18,7 +18,9 @@ static_assert(std::atomic<bool>::is_always_lock_free, "the signal flag must be l
 sigset_t g_wait_mask;
 bool g_installed = false;
 
-void on_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
+void on_signal(int) {
+  g_stop.store(true, std::memory_order_relaxed);
+}
 
 }  // namespace
 
@@ -34,7 +36,7 @@ void install_stop_handlers() {
   // The signals must be deliverable inside ppoll() even if the caller had them blocked.
   sigdelset(&g_wait_mask, SIGINT);
   sigdelset(&g_wait_mask, SIGTERM);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM}) {
@@ -45,7 +47,9 @@ void install_stop_handlers() {
   g_installed = true;
 }
 
-bool stop_requested() { return g_stop.load(std::memory_order_relaxed); }
+bool stop_requested() {
+  return g_stop.load(std::memory_order_relaxed);
+}
 
 Wake wait_for(int fd, int timeout_ms) {
   if (stop_requested()) return Wake::kStop;

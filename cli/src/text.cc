@@ -32,7 +32,9 @@ std::string human_duration(int64_t ns) {
   return strf("%lldd%02lldh", s / 86400, s % 86400 / 3600);
 }
 
-std::string human_fps(std::optional<double> fps) { return fps ? strf("%.1f", *fps) : "-"; }
+std::string human_fps(std::optional<double> fps) {
+  return fps ? strf("%.1f", *fps) : "-";
+}
 
 Table::Table(std::vector<std::string> header, size_t left_columns)
     : header_(std::move(header)), left_(left_columns) {}

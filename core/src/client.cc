@@ -72,17 +72,16 @@ Status connect_to_publisher(const std::string& dir, const std::string& key, cons
     }
     if (!watching) {
       if (!inotify.valid()) inotify.reset(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-      if (inotify.valid() &&
-          ::inotify_add_watch(inotify.get(), dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ATTRIB) >=
-              0) {
+      if (inotify.valid() && ::inotify_add_watch(inotify.get(), dir.c_str(),
+                                                 IN_CREATE | IN_MOVED_TO | IN_ATTRIB) >= 0) {
         watching = true;
         continue;  // retry once now that the watch is in place: no appearance is missed
       }
       // No watch: the directory is not there yet (a publisher makes it), or no inotify. Poll,
       // and try the watch again next time.
     }
-    wait_for_dir_change(watching ? inotify.get() : -1,
-                        left < 0 ? backoff : std::min(left, backoff), &backoff);
+    wait_for_dir_change(watching ? inotify.get() : -1, left < 0 ? backoff : std::min(left, backoff),
+                        &backoff);
   }
 
   CUFRAMES_RETURN_IF_ERROR(send_message(sock.get(), &hello, sizeof hello, nullptr, 0));

@@ -31,9 +31,13 @@ static_assert(Shared<uint64_t>::is_always_lock_free && Shared<int64_t>::is_alway
 static_assert(Shared<uint32_t>::is_always_lock_free && Shared<int32_t>::is_always_lock_free);
 
 template <class T>
-inline T rd(const Shared<T>& a) { return a.load(std::memory_order_relaxed); }
+inline T rd(const Shared<T>& a) {
+  return a.load(std::memory_order_relaxed);
+}
 template <class T, class V>
-inline void wr(Shared<T>& a, V v) { a.store(static_cast<T>(v), std::memory_order_relaxed); }
+inline void wr(Shared<T>& a, V v) {
+  a.store(static_cast<T>(v), std::memory_order_relaxed);
+}
 
 constexpr uint32_t kProtocolVersion = 3;
 constexpr uint64_t kRingMagic = 0x31474e4952464375ull;    // "uCFRING1"
@@ -42,8 +46,8 @@ constexpr uint64_t kPacketMagic = 0x3154454b43415075ull;  // "uPACKET1"
 constexpr uint64_t kEntryMagic = 0x3159544e45524375ull;   // "uCRENTY1"
 constexpr uint32_t kMaxSlots = CUFRAMES_MAX_SLOTS;
 constexpr uint32_t kMaxSubscribers = CUFRAMES_MAX_SUBSCRIBERS;
-constexpr uint64_t kSlotAlignment = 4096;   // slot stride alignment, bytes
-constexpr uint64_t kRegionAlignment = 4096; // header/table region sizes are page multiples
+constexpr uint64_t kSlotAlignment = 4096;    // slot stride alignment, bytes
+constexpr uint64_t kRegionAlignment = 4096;  // header/table region sizes are page multiples
 static_assert(kMaxSlots <= 64, "holds are one 64-bit mask per subscriber");
 
 // SlotState::seq values besides a published seq (1 .. 2^56-1):
@@ -54,14 +58,20 @@ constexpr uint64_t kSeqWriting = 1ull << 62;   // content being replaced
 constexpr uint64_t kSeqMax = (1ull << 56) - 1;
 
 // RingHeader::newest packs (seq << 8) | slot; 0 before the first frame.
-inline uint64_t pack_newest(uint64_t seq, uint32_t slot) { return (seq << 8) | slot; }
-inline uint64_t newest_seq(uint64_t packed) { return packed >> 8; }
-inline uint32_t newest_slot(uint64_t packed) { return static_cast<uint32_t>(packed & 0xff); }
+inline uint64_t pack_newest(uint64_t seq, uint32_t slot) {
+  return (seq << 8) | slot;
+}
+inline uint64_t newest_seq(uint64_t packed) {
+  return packed >> 8;
+}
+inline uint32_t newest_slot(uint64_t packed) {
+  return static_cast<uint32_t>(packed & 0xff);
+}
 
 struct alignas(64) SlotState {
-  Shared<uint64_t> seq;         // see above
-  Shared<int64_t> pts_ns;       // valid while seq is a published seq
-  Shared<int64_t> publish_ns;   // CLOCK_MONOTONIC at publication
+  Shared<uint64_t> seq;           // see above
+  Shared<int64_t> pts_ns;         // valid while seq is a published seq
+  Shared<int64_t> publish_ns;     // CLOCK_MONOTONIC at publication
   Shared<uint32_t> color_matrix;  // cuframes_color_matrix_t of the frame (like pts_ns)
   Shared<uint32_t> color_range;   // cuframes_color_range_t of the frame (like pts_ns)
 };
@@ -71,22 +81,22 @@ struct RingHeader {
   // identity (immutable)
   Shared<uint64_t> magic;
   Shared<uint32_t> version;
-  Shared<uint32_t> header_bytes;   // size of this region
-  Shared<uint64_t> epoch;          // random per publisher instance
+  Shared<uint32_t> header_bytes;  // size of this region
+  Shared<uint64_t> epoch;         // random per publisher instance
   Shared<int32_t> publisher_pid;
   Shared<uint32_t> reserved0;
   Shared<int64_t> created_ns;
-  Shared<uint64_t> key[9];         // NUL-padded, CUFRAMES_KEY_MAX bytes at most
+  Shared<uint64_t> key[9];  // NUL-padded, CUFRAMES_KEY_MAX bytes at most
   // geometry (immutable)
   Shared<uint32_t> format, width, height, bytes_per_sample, num_planes;
   Shared<uint32_t> pitch_y, pitch_uv, height_uv;
   Shared<uint64_t> offset_y, offset_uv, frame_bytes;
   Shared<uint64_t> slot_stride, ring_bytes;
   Shared<uint32_t> slot_count, max_subscribers;
-  Shared<uint32_t> memory_kind;    // cuframes_memory_t
-  Shared<uint32_t> handle_type;    // HandleType of the frame memory
-  Shared<int32_t> device;          // CUDA device of the ring, -1 for host
-  Shared<uint32_t> policy;         // cuframes_policy_t
+  Shared<uint32_t> memory_kind;        // cuframes_memory_t
+  Shared<uint32_t> handle_type;        // HandleType of the frame memory
+  Shared<int32_t> device;              // CUDA device of the ring, -1 for host
+  Shared<uint32_t> policy;             // cuframes_policy_t
   Shared<uint64_t> packet_ring_bytes;  // 0 = no packet ring
   // publisher counters
   alignas(64) Shared<uint64_t> newest;  // pack_newest(seq, slot) of the newest frame
@@ -94,7 +104,7 @@ struct RingHeader {
   Shared<uint64_t> dropped;
   Shared<uint64_t> blocked_ns;
   Shared<int64_t> last_publish_ns;
-  Shared<uint32_t> subscribers;    // attached right now
+  Shared<uint32_t> subscribers;  // attached right now
   // 1 while the producer is blocked in STRICT_WAIT (stored seq_cst): a subscriber that drops a
   // hold meanwhile sends a wake-up on its own socket.
   Shared<uint32_t> publisher_waiting;
@@ -124,20 +134,20 @@ struct SubscriberCounters {
 struct TableHeader {
   Shared<uint64_t> magic;
   Shared<uint32_t> version;
-  Shared<uint32_t> entries;        // == RingHeader::max_subscribers
-  Shared<uint64_t> epoch;          // == RingHeader::epoch
-  Shared<int64_t> mirrored_ns;     // when the publisher last copied the counters into the views
+  Shared<uint32_t> entries;     // == RingHeader::max_subscribers
+  Shared<uint64_t> epoch;       // == RingHeader::epoch
+  Shared<int64_t> mirrored_ns;  // when the publisher last copied the counters into the views
 };
 
 // Table entry i: subscriber index i as the publisher sees it. Written only by the publisher.
 struct alignas(64) EntryView {
   // at attach / detach
-  Shared<uint32_t> state;          // kEntryFree / kEntryActive
-  Shared<uint32_t> generation;     // bumped at every attach and detach
+  Shared<uint32_t> state;       // kEntryFree / kEntryActive
+  Shared<uint32_t> generation;  // bumped at every attach and detach
   Shared<int32_t> pid;
-  Shared<uint32_t> mode;           // cuframes_mode_t
+  Shared<uint32_t> mode;  // cuframes_mode_t
   Shared<int64_t> attached_ns;
-  Shared<uint64_t> name[8];        // NUL-padded consumer name
+  Shared<uint64_t> name[8];  // NUL-padded consumer name
   // copied from the subscriber's own entry (holds masked to the ring's slots) at every claim of
   // a slot and whenever an observer asks
   alignas(64) Shared<uint64_t> holds;
@@ -148,14 +158,14 @@ struct alignas(64) EntryView {
 // subscriber.
 struct SubscriberEntry {
   // written by the publisher when it makes the entry; the subscriber checks them at attach
-  Shared<uint64_t> magic;          // kEntryMagic
-  Shared<uint32_t> version;        // kProtocolVersion
-  Shared<uint32_t> index;          // == Welcome::entry_index
-  Shared<uint64_t> epoch;          // == RingHeader::epoch
-  Shared<uint32_t> generation;     // == Welcome::entry_generation
+  Shared<uint64_t> magic;       // kEntryMagic
+  Shared<uint32_t> version;     // kProtocolVersion
+  Shared<uint32_t> index;       // == Welcome::entry_index
+  Shared<uint64_t> epoch;       // == RingHeader::epoch
+  Shared<uint32_t> generation;  // == Welcome::entry_generation
   // written by the subscriber (the publisher initialises them)
-  alignas(64) Shared<uint64_t> holds;   // bit s: slot s is held
-  Shared<uint64_t> cursor;              // STRICT_ORDER: seq of the last frame consumed
+  alignas(64) Shared<uint64_t> holds;  // bit s: slot s is held
+  Shared<uint64_t> cursor;             // STRICT_ORDER: seq of the last frame consumed
   // 1 while the subscriber may wait on its socket (stored seq_cst before its last look at the
   // ring), 0 while it has frames to take or busy-waits: kind-1 Notes go only where it is 1.
   Shared<uint32_t> waiting;
@@ -165,7 +175,9 @@ struct SubscriberEntry {
 constexpr uint64_t region_bytes(uint64_t n) {
   return (n + kRegionAlignment - 1) / kRegionAlignment * kRegionAlignment;
 }
-constexpr uint64_t header_region_bytes() { return region_bytes(sizeof(RingHeader)); }
+constexpr uint64_t header_region_bytes() {
+  return region_bytes(sizeof(RingHeader));
+}
 // The table header has the first 4 KiB; the views follow.
 constexpr uint64_t kTableViewsOffset = 4096;
 static_assert(sizeof(TableHeader) <= kTableViewsOffset);
@@ -177,7 +189,8 @@ inline EntryView* table_view(TableHeader* t, uint32_t i) {
 }
 inline const EntryView* table_view(const TableHeader* t, uint32_t i) {
   return reinterpret_cast<const EntryView*>(reinterpret_cast<const uint8_t*>(t) +
-                                            kTableViewsOffset) + i;
+                                            kTableViewsOffset) +
+         i;
 }
 constexpr uint64_t kEntryRegionBytes = region_bytes(sizeof(SubscriberEntry));
 

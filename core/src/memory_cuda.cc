@@ -35,13 +35,14 @@ Status cuda_error(cudaError_t e, const char* what) {
   return Err(code, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
-#define CUDA_TRY(expr, what)                       \
-  do {                                             \
-    cudaError_t _e = (expr);                       \
+#define CUDA_TRY(expr, what)                            \
+  do {                                                  \
+    cudaError_t _e = (expr);                            \
     if (_e != cudaSuccess) return cuda_error(_e, what); \
   } while (0)
 
-// --- the driver API, reached through the runtime ----------------------------------------------------
+// --- the driver API, reached through the runtime
+// ----------------------------------------------------
 
 struct Driver {
   decltype(&::cuGetErrorString) GetErrorString = nullptr;
@@ -141,9 +142,9 @@ Status cu_error(CUresult r, const char* what) {
              "%s: %s (CUresult %d)", what, s ? s : "unknown error", static_cast<int>(r));
 }
 
-#define CU_TRY(expr, what)                          \
-  do {                                              \
-    CUresult _r = (expr);                           \
+#define CU_TRY(expr, what)                             \
+  do {                                                 \
+    CUresult _r = (expr);                              \
     if (_r != CUDA_SUCCESS) return cu_error(_r, what); \
   } while (0)
 
@@ -206,7 +207,8 @@ CUmemAllocationProp vmm_prop(int device) {
   return p;
 }
 
-// --- a VMM mapping: reserve + map + access, undone in reverse ---------------------------------------
+// --- a VMM mapping: reserve + map + access, undone in reverse
+// ---------------------------------------
 
 struct VmmMapping {
   CUmemGenericAllocationHandle handle = 0;
@@ -241,7 +243,8 @@ struct VmmMapping {
   }
 };
 
-// --- publisher side ------------------------------------------------------------------------------------
+// --- publisher side
+// ------------------------------------------------------------------------------------
 
 class CudaAllocation final : public RingAllocation {
  public:
@@ -341,14 +344,14 @@ class CudaAllocation final : public RingAllocation {
   Status create_vmm(size_t bytes, int device) {
     const Driver& d = driver();
     int vmm = 0, fd_ok = 0;
-    CU_TRY(d.DeviceGetAttribute(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
-                                device),
+    CU_TRY(
+        d.DeviceGetAttribute(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device),
+        "cuDeviceGetAttribute");
+    CU_TRY(d.DeviceGetAttribute(
+               &fd_ok, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED, device),
            "cuDeviceGetAttribute");
-    CU_TRY(d.DeviceGetAttribute(&fd_ok,
-                                CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED,
-                                device),
-           "cuDeviceGetAttribute");
-    if (!vmm || !fd_ok) return Err(CUFRAMES_ERR_DEVICE_LOST, "device %d lacks VMM fd export", device);
+    if (!vmm || !fd_ok)
+      return Err(CUFRAMES_ERR_DEVICE_LOST, "device %d lacks VMM fd export", device);
     CUmemAllocationProp prop = vmm_prop(device);
     size_t gran = 0;
     CU_TRY(d.MemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED),
@@ -381,7 +384,8 @@ class CudaAllocation final : public RingAllocation {
 };
 static_assert(sizeof(cudaIpcMemHandle_t) <= sizeof(Welcome::handle));
 
-// --- subscriber side -------------------------------------------------------------------------------------
+// --- subscriber side
+// -------------------------------------------------------------------------------------
 
 class CudaImport final : public RingImport {
  public:

@@ -18,8 +18,7 @@ class HostAllocation final : public RingAllocation {
   size_t export_handle(uint8_t*, size_t) const override { return 0; }
 
   Status copy_rows(uint8_t* dst, size_t dst_pitch, const void* src, size_t src_pitch,
-                   size_t row_bytes, size_t rows, cuframes_memory_t src_memory,
-                   void*) override {
+                   size_t row_bytes, size_t rows, cuframes_memory_t src_memory, void*) override {
     if (src_memory != CUFRAMES_MEMORY_HOST) {
       return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "a host ring takes host sources only");
     }
@@ -27,7 +26,8 @@ class HostAllocation final : public RingAllocation {
     if (dst_pitch == src_pitch && row_bytes == src_pitch) {
       std::memcpy(dst, s, row_bytes * rows);
     } else {
-      for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * dst_pitch, s + r * src_pitch, row_bytes);
+      for (size_t r = 0; r < rows; ++r)
+        std::memcpy(dst + r * dst_pitch, s + r * src_pitch, row_bytes);
     }
     return Ok();
   }
@@ -97,15 +97,17 @@ Status memory_backend(cuframes_memory_t kind, MemoryBackend** out) {
         return Ok();
       }
       return Err(CUFRAMES_ERR_DEVICE_LOST,
-                 "cuda memory requested but libcuframes was built without CUDA%s",
-                 kHostMemoryHint);
-    case CUFRAMES_MEMORY_MAX_ENUM: break;
+                 "cuda memory requested but libcuframes was built without CUDA%s", kHostMemoryHint);
+    case CUFRAMES_MEMORY_MAX_ENUM:
+      break;
   }
   return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "unknown memory kind %d", static_cast<int>(kind));
 }
 
 #ifndef CUFRAMES_WITH_CUDA
-MemoryBackend* cuda_backend() { return nullptr; }
+MemoryBackend* cuda_backend() {
+  return nullptr;
+}
 #endif
 
 }  // namespace cuframes::detail

@@ -21,20 +21,20 @@ Status Observer::Create(const char* key, const char* runtime_dir, int connect_ti
                connect_timeout_ms);
   }
   std::string dir;
-  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(runtime_dir, &dir, DirUse::kLook)).context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(resolve_runtime_dir(runtime_dir, &dir, DirUse::kLook)).context(ctx));
   Connection c;
-  CUFRAMES_RETURN_IF_ERROR(std::move(connect_to_publisher(dir, key, make_hello(Role::kObserver),
-                                                          connect_timeout_ms, &c))
-                               .context(ctx));
-  if (c.fds.size() != 2) return Err(CUFRAMES_ERR_SHM, "%s: handshake carried %zu fds", ctx.c_str(),
-                                    c.fds.size());
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(connect_to_publisher(dir, key, make_hello(Role::kObserver), connect_timeout_ms, &c))
+          .context(ctx));
+  if (c.fds.size() != 2)
+    return Err(CUFRAMES_ERR_SHM, "%s: handshake carried %zu fds", ctx.c_str(), c.fds.size());
   std::unique_ptr<Observer> o(new Observer);
   CUFRAMES_RETURN_IF_ERROR(
       std::move(map_ring_header(c.fds[0].get(), c.welcome, &o->header_map_, &o->info_))
           .context(ctx));
   CUFRAMES_RETURN_IF_ERROR(
-      std::move(map_table(c.fds[1].get(), c.welcome, o->info_, &o->table_map_))
-          .context(ctx));
+      std::move(map_table(c.fds[1].get(), c.welcome, o->info_, &o->table_map_)).context(ctx));
   o->sock_ = std::move(c.sock);
   *out = std::move(o);
   return Ok();
@@ -51,8 +51,7 @@ void read_ring(const RingHeader& h, const TableHeader& t, const RingInfo& info,
     const bool mine = own != nullptr && i == own_index;
     const uint64_t holds = (mine ? rd(own->holds) : rd(v.holds)) & info.slot_mask();
     cuframes_subscriber_stats_t s;
-    if (!read_entry(v, mine ? own->counters : v.counters, holds, i, newest, info.slot_mask(),
-                    &s)) {
+    if (!read_entry(v, mine ? own->counters : v.counters, holds, i, newest, info.slot_mask(), &s)) {
       continue;
     }
     held |= holds;
@@ -74,10 +73,17 @@ void read_ring(const RingHeader& h, const TableHeader& t, const RingInfo& info,
   r.has_packet_ring = info.packet_ring_bytes != 0;
   const char* transport = "unknown";
   switch (info.handle_type) {
-    case HandleType::kMemfd: transport = "memfd"; break;
-    case HandleType::kCudaVmmFd: transport = "cuda-vmm-fd"; break;
-    case HandleType::kCudaIpc: transport = "cuda-ipc"; break;
-    case HandleType::kNone: break;
+    case HandleType::kMemfd:
+      transport = "memfd";
+      break;
+    case HandleType::kCudaVmmFd:
+      transport = "cuda-vmm-fd";
+      break;
+    case HandleType::kCudaIpc:
+      transport = "cuda-ipc";
+      break;
+    case HandleType::kNone:
+      break;
   }
   std::snprintf(r.transport, sizeof r.transport, "%s", transport);
   cuframes_publisher_stats_t& s = r.stats;
@@ -124,7 +130,8 @@ void Observer::refresh() {
 Status Observer::read(cuframes_ring_status_t* ring, cuframes_subscriber_stats_t* subs, size_t cap,
                       size_t* count) {
   if (!gone_) refresh();
-  if (gone_) return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", info_.key.c_str());
+  if (gone_)
+    return Err(CUFRAMES_ERR_PUBLISHER_GONE, "publisher of '%s' is gone", info_.key.c_str());
   read_ring(*header_map_.as<const RingHeader>(), *table_map_.as<const TableHeader>(), info_, ring,
             subs, cap, count);
   return Ok();

@@ -15,7 +15,8 @@ Status PacketReader::Create(const char* key, const cuframes_packet_reader_option
                o.connect_timeout_ms);
   }
   std::string dir;
-  CUFRAMES_RETURN_IF_ERROR(std::move(resolve_runtime_dir(o.runtime_dir, &dir, DirUse::kLook)).context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(resolve_runtime_dir(o.runtime_dir, &dir, DirUse::kLook)).context(ctx));
   Connection c;
   CUFRAMES_RETURN_IF_ERROR(std::move(connect_to_publisher(dir, key, make_hello(Role::kPacketReader),
                                                           o.connect_timeout_ms, &c))
@@ -33,9 +34,9 @@ Status PacketReader::Create(const char* key, const cuframes_packet_reader_option
                static_cast<unsigned long long>(c.welcome.packet_bytes));
   }
   Mapping map;
-  CUFRAMES_RETURN_IF_ERROR(std::move(map_peer_region(c.fds[1].get(), c.welcome.packet_bytes,
-                                                     false, "packet ring", &map))
-                               .context(ctx));
+  CUFRAMES_RETURN_IF_ERROR(
+      std::move(map_peer_region(c.fds[1].get(), c.welcome.packet_bytes, false, "packet ring", &map))
+          .context(ctx));
   CUFRAMES_RETURN_IF_ERROR(std::move(PacketRingReader::Attach(std::move(map), info.epoch,
                                                               o.start_at_oldest != 0, &r->ring_))
                                .context(ctx));

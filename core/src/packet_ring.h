@@ -15,8 +15,8 @@
 namespace cuframes::detail {
 
 struct alignas(64) PacketEntry {
-  Shared<uint64_t> lock;   // 2*seq once packet seq is complete; odd while being written
-  Shared<uint64_t> pos;    // absolute data position of the packet's first byte
+  Shared<uint64_t> lock;  // 2*seq once packet seq is complete; odd while being written
+  Shared<uint64_t> pos;   // absolute data position of the packet's first byte
   Shared<uint32_t> size, flags;
   Shared<int64_t> pts, dts;
   Shared<uint64_t> params_generation;

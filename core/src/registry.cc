@@ -24,8 +24,8 @@ Status list_publishers(const char* runtime_dir, std::vector<std::string>* keys) 
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     constexpr std::string_view kSuffix = ".lock";
-    if (name.size() <= kSuffix.size() || name.compare(name.size() - kSuffix.size(),
-                                                      kSuffix.size(), kSuffix) != 0) {
+    if (name.size() <= kSuffix.size() ||
+        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
       continue;
     }
     std::string key = name.substr(0, name.size() - kSuffix.size());
@@ -33,7 +33,7 @@ Status list_publishers(const char* runtime_dir, std::vector<std::string>* keys) 
     UniqueFd fd(::openat(::dirfd(d), name.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) continue;
     // Test for the publisher's write lock without taking anything.
-    struct flock fl{};
+    struct flock fl {};
     fl.l_type = F_RDLCK;
     fl.l_whence = SEEK_SET;
     if (::fcntl(fd.get(), F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) out.push_back(key);

@@ -45,8 +45,8 @@ Status try_dir(const std::string& dir, bool private_dir, DirUse use, bool* absen
   }
   if (private_dir) {
     if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
-      return Err(CUFRAMES_ERR_SHM, "runtime dir %s is not a directory owned by uid %u",
-                 dir.c_str(), ::geteuid());
+      return Err(CUFRAMES_ERR_SHM, "runtime dir %s is not a directory owned by uid %u", dir.c_str(),
+                 ::geteuid());
     }
   } else if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Err(CUFRAMES_ERR_SHM, "runtime dir %s is not a directory", dir.c_str());
@@ -69,7 +69,9 @@ bool valid_key(std::string_view key) {
   return valid_chars(key, CUFRAMES_KEY_MAX) && key != "." && key != "..";
 }
 
-bool valid_name(std::string_view name) { return valid_chars(name, CUFRAMES_NAME_MAX); }
+bool valid_name(std::string_view name) {
+  return valid_chars(name, CUFRAMES_NAME_MAX);
+}
 
 Status check_key(const char* key) {
   if (key == nullptr) return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "key is NULL");
@@ -80,8 +82,7 @@ Status check_key(const char* key) {
   return Ok();
 }
 
-Status resolve_runtime_dir(const char* override_dir, std::string* out, DirUse use,
-                           bool* exists) {
+Status resolve_runtime_dir(const char* override_dir, std::string* out, DirUse use, bool* exists) {
   bool absent = false;
   std::string chosen;
   if (override_dir != nullptr && *override_dir != '\0') {

@@ -19,8 +19,8 @@ enum class DirUse { kCreate, kLook };
 // The directory per the rule in cuframes.h. kCreate creates it (01770) when missing. kLook
 // creates nothing: it picks the directory a publisher would use (an existing usable candidate,
 // or the first one a publisher could create) and sets *exists (if given) to whether it is there.
-Status resolve_runtime_dir(const char* override_dir, std::string* out,
-                           DirUse use = DirUse::kCreate, bool* exists = nullptr);
+Status resolve_runtime_dir(const char* override_dir, std::string* out, DirUse use = DirUse::kCreate,
+                           bool* exists = nullptr);
 
 std::string socket_path(const std::string& dir, std::string_view key);
 std::string lock_path(const std::string& dir, std::string_view key);

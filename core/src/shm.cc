@@ -30,9 +30,9 @@ Status create_shared_region(const char* name, size_t size, SharedRegion* out) {
   UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd.valid()) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "memfd_create(%s)", name);
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-    return ErrnoErr(errno == ENOMEM || errno == ENOSPC ? CUFRAMES_ERR_OUT_OF_MEMORY
-                                                       : CUFRAMES_ERR_SHM,
-                    errno, "sizing %s to %zu bytes", name, size);
+    return ErrnoErr(
+        errno == ENOMEM || errno == ENOSPC ? CUFRAMES_ERR_OUT_OF_MEMORY : CUFRAMES_ERR_SHM, errno,
+        "sizing %s to %zu bytes", name, size);
   }
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (p == MAP_FAILED) {

@@ -24,7 +24,9 @@ class Mapping {
   uint8_t* data() const { return static_cast<uint8_t*>(p_); }
   size_t size() const { return n_; }
   template <class T>
-  T* as() const { return static_cast<T*>(p_); }
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
 
  private:
   void* p_ = nullptr;

@@ -53,7 +53,8 @@ Status listen_unix(const std::string& path, UniqueFd* out, ino_t* ino) {
   }
   ::chmod(path.c_str(), 0660);
   if (ino) *ino = st.st_ino;
-  if (::listen(s.get(), 64) != 0) return ErrnoErr(CUFRAMES_ERR_SHM, errno, "listen %s", path.c_str());
+  if (::listen(s.get(), 64) != 0)
+    return ErrnoErr(CUFRAMES_ERR_SHM, errno, "listen %s", path.c_str());
   *out = std::move(s);
   return Ok();
 }

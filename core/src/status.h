@@ -29,7 +29,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status Ok() { return {}; }
+inline Status Ok() {
+  return {};
+}
 // printf-style error.
 Status Err(cuframes_status_t code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 // "<what>: <strerror(err)>".
@@ -41,10 +43,10 @@ std::string strformat(const char* fmt, ...) __attribute__((format(printf, 1, 2))
 cuframes_status_t set_last_error(const Status& status);
 void clear_last_error();
 
-#define CUFRAMES_RETURN_IF_ERROR(expr)        \
-  do {                                        \
-    ::cuframes::detail::Status _st = (expr);  \
-    if (!_st.ok()) return _st;                \
+#define CUFRAMES_RETURN_IF_ERROR(expr)       \
+  do {                                       \
+    ::cuframes::detail::Status _st = (expr); \
+    if (!_st.ok()) return _st;               \
   } while (0)
 
 }  // namespace cuframes::detail

@@ -53,11 +53,11 @@ struct Welcome {
   uint64_t table_bytes;
   uint64_t ring_bytes;
   uint64_t packet_bytes;
-  uint64_t entry_bytes;       // subscribers: size of its entry memfd (kEntryRegionBytes)
+  uint64_t entry_bytes;  // subscribers: size of its entry memfd (kEntryRegionBytes)
   uint32_t nfds;
   uint32_t reserved;
-  uint8_t handle[64];         // kCudaIpc: the cudaIpcMemHandle_t
-  char message[128];          // status != 0: why, NUL-terminated
+  uint8_t handle[64];  // kCudaIpc: the cudaIpcMemHandle_t
+  char message[128];   // status != 0: why, NUL-terminated
 };
 
 // Publisher -> peer after the Welcome: "something new" (a frame or a packet). Coalesced: when the
@@ -70,7 +70,7 @@ struct Welcome {
 struct Note {
   uint32_t kind;  // 1 frame, 2 packet, kNoteRefresh
   uint32_t reserved;
-  uint64_t seq;   // the frame's or packet's seq; refresh: the observer's token (not 0)
+  uint64_t seq;  // the frame's or packet's seq; refresh: the observer's token (not 0)
 };
 constexpr uint32_t kNoteRefresh = 3;
 

@@ -75,8 +75,8 @@ void register_errors(py::module_& m) {
   };
   for (const ClassSpec& s : specs) {
     std::string qualified = std::string("cuframes.") + s.name;
-    PyObject* bases = s.extra_base != nullptr ? PyTuple_Pack(2, base, s.extra_base)
-                                              : PyTuple_Pack(1, base);
+    PyObject* bases =
+        s.extra_base != nullptr ? PyTuple_Pack(2, base, s.extra_base) : PyTuple_Pack(1, base);
     if (bases == nullptr) throw py::error_already_set();
     PyObject* cls = PyErr_NewExceptionWithDoc(qualified.c_str(), s.doc, bases, nullptr);
     Py_DECREF(bases);

@@ -32,8 +32,8 @@ PyObject* make_int_enum(py::module_& m, const char* name, std::initializer_list<
     for (char& c : n) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     items.append(py::make_tuple(n, static_cast<int>(v)));
   }
-  py::object cls = py::module_::import("enum").attr("IntEnum")(name, items,
-                                                               py::arg("module") = "cuframes");
+  py::object cls =
+      py::module_::import("enum").attr("IntEnum")(name, items, py::arg("module") = "cuframes");
   cls.attr("__doc__") = doc;
   m.attr(name) = cls;
   return cls.release().ptr();
@@ -49,19 +49,32 @@ py::object enum_member(PyObject* cls, int value) {
 
 }  // namespace
 
-py::object subscriber_mode(cuframes_mode_t mode) { return enum_member(g_mode_cls, mode); }
-py::object pixel_format(cuframes_format_t format) { return enum_member(g_format_cls, format); }
-py::object publisher_policy(cuframes_policy_t policy) { return enum_member(g_policy_cls, policy); }
-py::str enum_name(const py::object& member) { return member.attr("name"); }
-py::object color_matrix(cuframes_color_matrix_t matrix) { return enum_member(g_matrix_cls, matrix); }
-py::object color_range(cuframes_color_range_t range) { return enum_member(g_range_cls, range); }
+py::object subscriber_mode(cuframes_mode_t mode) {
+  return enum_member(g_mode_cls, mode);
+}
+py::object pixel_format(cuframes_format_t format) {
+  return enum_member(g_format_cls, format);
+}
+py::object publisher_policy(cuframes_policy_t policy) {
+  return enum_member(g_policy_cls, policy);
+}
+py::str enum_name(const py::object& member) {
+  return member.attr("name");
+}
+py::object color_matrix(cuframes_color_matrix_t matrix) {
+  return enum_member(g_matrix_cls, matrix);
+}
+py::object color_range(cuframes_color_range_t range) {
+  return enum_member(g_range_cls, range);
+}
 
 int32_t enum_value(const py::handle& value, const char* what) {
   if (PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr())) {
     throw py::type_error(std::string(what) + " must be one of the cuframes enums (an int), got " +
                          std::string(py::str(py::type::of(value))));
   }
-  const long long v = py::cast<long long>(py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr())));
+  const long long v =
+      py::cast<long long>(py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr())));
   if (v < 0 || v > INT32_MAX) {
     throw_status(CUFRAMES_ERR_INVALID_ARGUMENT,
                  std::string("invalid ") + what + " value " + std::to_string(v));
@@ -151,7 +164,8 @@ void attach_in_slices(int connect_timeout_ms,
     if (st != CUFRAMES_ERR_PUBLISHER_GONE || ms_left(deadline) == 0) {
       // The core said how long this slice waited ("... within 200 ms"): say the whole wait.
       const std::string said = " within " + std::to_string(slice) + " ms";
-      if (st == CUFRAMES_ERR_PUBLISHER_GONE && connect_timeout_ms > 0 && msg.size() >= said.size() &&
+      if (st == CUFRAMES_ERR_PUBLISHER_GONE && connect_timeout_ms > 0 &&
+          msg.size() >= said.size() &&
           msg.compare(msg.size() - said.size(), said.size(), said) == 0) {
         msg.replace(msg.size() - said.size(), said.size(),
                     " within " + std::to_string(connect_timeout_ms) + " ms");
@@ -200,7 +214,8 @@ py::dict subscriber_stats_dict(const cuframes_subscriber_stats_t& s) {
 namespace {
 
 py::list list_publishers(const py::object& runtime_dir) {
-  std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
+  std::string dir =
+      runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
   cuframes_key_list_t* list = nullptr;
   cuframes_status_t st;
   std::string msg;
@@ -219,7 +234,8 @@ py::list list_publishers(const py::object& runtime_dir) {
 }
 
 std::string runtime_dir(const py::object& runtime_dir) {
-  std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
+  std::string dir =
+      runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
   char out[CUFRAMES_PATH_MAX];
   check(cuframes_runtime_dir(runtime_dir.is_none() ? nullptr : dir.c_str(), out, sizeof out,
                              nullptr));
@@ -227,7 +243,8 @@ std::string runtime_dir(const py::object& runtime_dir) {
 }
 
 py::dict observe(const std::string& key, int connect_timeout_ms, const py::object& runtime_dir) {
-  std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
+  std::string dir =
+      runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
   cuframes_ring_status_t ring = sized<cuframes_ring_status_t>();
   std::vector<cuframes_subscriber_stats_t> subs(CUFRAMES_MAX_SUBSCRIBERS,
                                                 sized<cuframes_subscriber_stats_t>());
@@ -316,12 +333,15 @@ PYBIND11_MODULE(_cuframes, m) {
   register_packets(m);
   register_preprocess(m);
 
-  m.def("version_string", [] { return std::string(cuframes_version_string()); },
-        "The libcuframes version, e.g. \"0.5.0\".");
-  m.def("protocol_version", [] { return cuframes_protocol_version(); },
-        "The socket/shared-memory protocol version spoken by this build.");
-  m.def("now_ns", [] { return cuframes_now_ns(); },
-        "CLOCK_MONOTONIC now in nanoseconds: the clock of pts_ns and the stats' timestamps.");
+  m.def(
+      "version_string", [] { return std::string(cuframes_version_string()); },
+      "The libcuframes version, e.g. \"0.5.0\".");
+  m.def(
+      "protocol_version", [] { return cuframes_protocol_version(); },
+      "The socket/shared-memory protocol version spoken by this build.");
+  m.def(
+      "now_ns", [] { return cuframes_now_ns(); },
+      "CLOCK_MONOTONIC now in nanoseconds: the clock of pts_ns and the stats' timestamps.");
   m.def("list_publishers", &list_publishers, py::arg("runtime_dir") = py::none(),
         "The keys of the live publishers in the runtime directory, sorted (none where the "
         "directory is not there; nothing is created).");

@@ -36,7 +36,8 @@ class PacketReader {
       : key_(key) {
     cuframes_packet_reader_options_t o;
     cuframes_packet_reader_options_init(&o);
-    std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
+    std::string dir =
+        runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
     o.runtime_dir = runtime_dir.is_none() ? nullptr : dir.c_str();
     o.start_at_oldest = start_at_oldest ? 1 : 0;
     attach_in_slices(connect_timeout_ms, [&](int slice_ms) {
@@ -80,8 +81,8 @@ class PacketReader {
       if (st != CUFRAMES_ERR_FRAME_TIMEOUT) throw_status(st);
       const int left = ms_left(deadline);
       if (left == 0) {
-        throw_status(CUFRAMES_ERR_FRAME_TIMEOUT, "no packet from '" + key_ + "' within " +
-                                                     std::to_string(timeout_ms) + " ms");
+        throw_status(CUFRAMES_ERR_FRAME_TIMEOUT,
+                     "no packet from '" + key_ + "' within " + std::to_string(timeout_ms) + " ms");
       }
       wait_readable(cuframes_packet_reader_fd(r_), left);
     }

@@ -43,13 +43,13 @@ void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status);
 class Subscriber {
  public:
   Subscriber(const std::string& key, const std::optional<std::string>& consumer_name,
-             const py::object& mode,
-             int cuda_device, int connect_timeout_ms, const py::object& consumer_stream,
-             const py::object& runtime_dir, uint32_t spin_us)
+             const py::object& mode, int cuda_device, int connect_timeout_ms,
+             const py::object& consumer_stream, const py::object& runtime_dir, uint32_t spin_us)
       : key_(key), cuda_device_(cuda_device) {
     mode_ = static_cast<cuframes_mode_t>(enum_value(mode, "mode"));
     consumer_stream_ = parse_stream(consumer_stream, "consumer_stream");
-    std::string dir = runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
+    std::string dir =
+        runtime_dir.is_none() ? std::string() : py::cast<std::string>(py::str(runtime_dir));
 
     cuframes_subscriber_options_t o;
     cuframes_subscriber_options_init(&o);
@@ -120,8 +120,8 @@ class Subscriber {
       if (st != CUFRAMES_ERR_FRAME_TIMEOUT) throw_status(st);  // this thread's last error
       if (ms_left(deadline) == 0) {
         if (timeout_ms != 0) cuframes_subscriber_note_timeout(sub_);
-        throw_status(CUFRAMES_ERR_FRAME_TIMEOUT, "no frame from '" + key_ + "' within " +
-                                                     std::to_string(timeout_ms) + " ms");
+        throw_status(CUFRAMES_ERR_FRAME_TIMEOUT,
+                     "no frame from '" + key_ + "' within " + std::to_string(timeout_ms) + " ms");
       }
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
     }
@@ -395,19 +395,19 @@ void stop_all_callbacks() {
 
 }  // namespace
 
-bool interpreter_exiting() { return g_exiting.load(); }
+bool interpreter_exiting() {
+  return g_exiting.load();
+}
 
 void register_subscriber(py::module_& m) {
-  py::class_<Subscriber>(
-      m, "_SubscriberBase",
-      "The C++ half of CuframesSubscriber (use cuframes.subscribe()).")
-      .def(py::init<const std::string&, const std::optional<std::string>&, const py::object&,
-                    int, int, const py::object&, const py::object&, uint32_t>(),
+  py::class_<Subscriber>(m, "_SubscriberBase",
+                         "The C++ half of CuframesSubscriber (use cuframes.subscribe()).")
+      .def(py::init<const std::string&, const std::optional<std::string>&, const py::object&, int,
+                    int, const py::object&, const py::object&, uint32_t>(),
            py::arg("key"), py::arg("consumer_name") = py::none(),
-           py::arg("mode") = subscriber_mode(CUFRAMES_MODE_NEWEST_ONLY),
-           py::arg("cuda_device") = 0, py::arg("connect_timeout_ms") = -1,
-           py::arg("consumer_stream") = 0, py::kw_only(), py::arg("runtime_dir") = py::none(),
-           py::arg("spin_us") = 0)
+           py::arg("mode") = subscriber_mode(CUFRAMES_MODE_NEWEST_ONLY), py::arg("cuda_device") = 0,
+           py::arg("connect_timeout_ms") = -1, py::arg("consumer_stream") = 0, py::kw_only(),
+           py::arg("runtime_dir") = py::none(), py::arg("spin_us") = 0)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Subscriber& s, const py::object&, const py::object&, const py::object&) {
@@ -426,8 +426,7 @@ void register_subscriber(py::module_& m) {
       .def("fileno", &Subscriber::fileno,
            "The readiness fd: readable when a frame may be there or the publisher went away. "
            "For select/epoll/asyncio; never read from it.")
-      .def("on_frame", &Subscriber::on_frame, py::arg("callback"),
-           py::arg("on_error") = py::none(),
+      .def("on_frame", &Subscriber::on_frame, py::arg("callback"), py::arg("on_error") = py::none(),
            "Delivers every frame to callback(frame) on a thread of the library's own (the GIL "
            "is taken for each call); the frame is released when the callback returns. "
            "on_error(exc) gets failures (CuframesOverrun, CuframesPublisherGone, ...); after "
@@ -450,22 +449,25 @@ void register_subscriber(py::module_& m) {
       .def_property_readonly("height", [](Subscriber& s) { return s.geometry().height; })
       .def_property_readonly("frames_received",
                              [](Subscriber& s) { return s.stats_now().frames_received; })
-      .def_property_readonly("timeouts", [](Subscriber& s) { return s.stats_now().timeouts; },
-                             "next_frame calls (and async waits) that timed out.")
-      .def_property_readonly("errors", [](Subscriber& s) { return s.stats_now().errors; },
-                             "next_frame calls that failed otherwise (overruns included).")
+      .def_property_readonly(
+          "timeouts", [](Subscriber& s) { return s.stats_now().timeouts; },
+          "next_frame calls (and async waits) that timed out.")
+      .def_property_readonly(
+          "errors", [](Subscriber& s) { return s.stats_now().errors; },
+          "next_frame calls that failed otherwise (overruns included).")
       .def_property_readonly("last_seq", [](Subscriber& s) { return s.stats_now().last_seq; })
-      .def_property_readonly("gap_count", [](Subscriber& s) { return s.stats_now().gaps; },
-                             "Frames published but never handed to this subscriber.")
+      .def_property_readonly(
+          "gap_count", [](Subscriber& s) { return s.stats_now().gaps; },
+          "Frames published but never handed to this subscriber.")
       .def_property_readonly("overruns", [](Subscriber& s) { return s.stats_now().overruns; })
       .def_property_readonly("last_frame_pts_ns",
                              [](Subscriber& s) { return s.stats_now().last_frame_pts_ns; })
-      .def_property_readonly("ring_occupancy",
-                             [](Subscriber& s) { return s.ring_now().stats.held_slots; },
-                             "Slots held by at least one subscriber right now.")
-      .def_property_readonly("publisher_dropped",
-                             [](Subscriber& s) { return s.ring_now().stats.dropped; },
-                             "Frames the publisher dropped because every slot was held.")
+      .def_property_readonly(
+          "ring_occupancy", [](Subscriber& s) { return s.ring_now().stats.held_slots; },
+          "Slots held by at least one subscriber right now.")
+      .def_property_readonly(
+          "publisher_dropped", [](Subscriber& s) { return s.ring_now().stats.dropped; },
+          "Frames the publisher dropped because every slot was held.")
       .def("stats", &Subscriber::stats,
            "A snapshot of every counter as a dict (this subscriber's, and the ring's as the "
            "publisher keeps them), e.g. for an MQTT health message. Still readable after "

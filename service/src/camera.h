@@ -92,9 +92,9 @@ class Camera final : public SourceSink {
   bool file_source_ = false;
   bool testsrc_ = false;
 
-  mutable std::mutex mu_;  // guards everything below that status() reads
+  mutable std::mutex mu_;                            // guards everything below that status() reads
   cuframes_memory_t memory_ = CUFRAMES_MEMORY_HOST;  // the ring's memory this attempt
-  CameraState state_ = CameraState::kConnecting;  // from creation: never "stopped" before it ran
+  CameraState state_ = CameraState::kConnecting;     // from creation: never "stopped" before it ran
   std::string error_, codec_, decoder_;
   std::unique_ptr<cuframes::Publisher> pub_;
   uint32_t ring_w_ = 0, ring_h_ = 0;
@@ -103,7 +103,7 @@ class Camera final : public SourceSink {
 
   // Ingest-thread state.
   std::optional<cuframes_codec_params_t> codec_params_;  // the stream's, kept for new rings
-  bool codec_pending_ = false;  // not yet given to the current ring
+  bool codec_pending_ = false;                           // not yet given to the current ring
   std::vector<uint8_t> extradata_;
   struct PendingPacket {
     std::vector<uint8_t> data;

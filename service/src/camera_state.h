@@ -15,11 +15,16 @@ inline constexpr CameraState kCameraStates[] = {CameraState::kConnecting, Camera
 // "connecting", "streaming", "stalled", "error", "stopped".
 constexpr const char* to_string(CameraState s) {
   switch (s) {
-    case CameraState::kConnecting: return "connecting";
-    case CameraState::kStreaming: return "streaming";
-    case CameraState::kStalled: return "stalled";
-    case CameraState::kError: return "error";
-    case CameraState::kStopped: return "stopped";
+    case CameraState::kConnecting:
+      return "connecting";
+    case CameraState::kStreaming:
+      return "streaming";
+    case CameraState::kStalled:
+      return "stalled";
+    case CameraState::kError:
+      return "error";
+    case CameraState::kStopped:
+      return "stopped";
   }
   return "?";
 }

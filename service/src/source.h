@@ -20,11 +20,11 @@ namespace cfsvc {
 
 // A decoded frame, ready to copy into a ring.
 struct VideoFrame {
-  cuframes_source_t planes{};      // plane pointers, pitches, memory, CUDA stream
+  cuframes_source_t planes{};  // plane pointers, pitches, memory, CUDA stream
   uint32_t width = 0, height = 0;
   cuframes_format_t format = CUFRAMES_FORMAT_NV12;
-  int device = -1;                 // CUDA device of device planes
-  const char* decoder = "";        // what decoded it: "nvdec", "software", "testsrc"
+  int device = -1;           // CUDA device of device planes
+  const char* decoder = "";  // what decoded it: "nvdec", "software", "testsrc"
 };
 
 class SourceSink {
@@ -60,7 +60,7 @@ class Source {
   virtual bool open(std::string* error) = 0;
   // Reads and decodes until something ends it (see Outcome).
   virtual Outcome run(SourceSink* sink, std::string* error) = 0;
-  virtual std::string codec() const = 0;    // "h264", "hevc", ..., "testsrc"
+  virtual std::string codec() const = 0;  // "h264", "hevc", ..., "testsrc"
   // What decodes it as set up: "nvdec", "software", "testsrc". (Each frame says what actually
   // decoded it: NVDEC may hand a stream it cannot take back to software.)
   virtual std::string decoder() const = 0;
@@ -70,7 +70,7 @@ class Source {
 struct SourceOptions {
   bool cuda_usable = false;  // a CUDA device is usable for decode (NVDEC) and rings
   int cuda_device = 0;
-  bool host_ring = false;    // frames go to a host ring: NVDEC only when asked for, downloaded
+  bool host_ring = false;     // frames go to a host ring: NVDEC only when asked for, downloaded
   CpuAccount* cpu = nullptr;  // the ingest thread's CPU account: the source laps its stages
 };
 

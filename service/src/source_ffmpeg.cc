@@ -43,15 +43,17 @@ extern "C" {
 #include <thread>
 #include <vector>
 
+#include "av_ptr.h"
 #include "ffmpeg_cuda.h"
 #include "frame_convert.h"
 #include "pacer.h"
-#include "av_ptr.h"
 #include "source.h"
 
 namespace cfsvc {
 
-int64_t mono_ns() { return cuframes_now_ns(); }
+int64_t mono_ns() {
+  return cuframes_now_ns();
+}
 
 bool sleep_until(int64_t deadline_ns, const std::atomic<bool>* stop) {
   for (;;) {
@@ -72,20 +74,25 @@ std::string av_err(int err) {
 
 cuframes_codec_t codec_of(AVCodecID id) {
   switch (id) {
-    case AV_CODEC_ID_H264: return CUFRAMES_CODEC_H264;
-    case AV_CODEC_ID_HEVC: return CUFRAMES_CODEC_HEVC;
-    case AV_CODEC_ID_AV1: return CUFRAMES_CODEC_AV1;
-    case AV_CODEC_ID_VP9: return CUFRAMES_CODEC_VP9;
-    case AV_CODEC_ID_MJPEG: return CUFRAMES_CODEC_MJPEG;
-    default: return CUFRAMES_CODEC_UNKNOWN;
+    case AV_CODEC_ID_H264:
+      return CUFRAMES_CODEC_H264;
+    case AV_CODEC_ID_HEVC:
+      return CUFRAMES_CODEC_HEVC;
+    case AV_CODEC_ID_AV1:
+      return CUFRAMES_CODEC_AV1;
+    case AV_CODEC_ID_VP9:
+      return CUFRAMES_CODEC_VP9;
+    case AV_CODEC_ID_MJPEG:
+      return CUFRAMES_CODEC_MJPEG;
+    default:
+      return CUFRAMES_CODEC_UNKNOWN;
   }
 }
 
-
 class FfmpegSource final : public Source {
  public:
-  FfmpegSource(const CameraConfig& config, const SourceOptions& opt,
-               const std::atomic<bool>* stop, std::shared_ptr<spdlog::logger> log)
+  FfmpegSource(const CameraConfig& config, const SourceOptions& opt, const std::atomic<bool>* stop,
+               std::shared_ptr<spdlog::logger> log)
       : cfg_(config), opt_(opt), stop_(stop), log_(std::move(log)) {}
 
   ~FfmpegSource() override {
@@ -96,8 +103,12 @@ class FfmpegSource final : public Source {
 #endif
   }
 
-  std::string codec() const override { return codec_name_; }
-  std::string decoder() const override { return hw_ ? hw_name() : "software"; }
+  std::string codec() const override {
+    return codec_name_;
+  }
+  std::string decoder() const override {
+    return hw_ ? hw_name() : "software";
+  }
 
   bool open(std::string* error) override {
     deadline_ns_ = mono_ns() + cfg_.open_timeout.count() * 1000000;
@@ -110,7 +121,8 @@ class FfmpegSource final : public Source {
     const bool rtsp = cfg_.url.rfind("rtsp://", 0) == 0 || cfg_.url.rfind("rtsps://", 0) == 0;
     const bool http = cfg_.url.rfind("http://", 0) == 0 || cfg_.url.rfind("https://", 0) == 0;
     if (rtsp) {
-      av_dict_set(&opts, "rtsp_transport", cfg_.rtsp_transport == RtspTransport::kTcp ? "tcp" : "udp", 0);
+      av_dict_set(&opts, "rtsp_transport",
+                  cfg_.rtsp_transport == RtspTransport::kTcp ? "tcp" : "udp", 0);
       av_dict_set(&opts, "timeout", timeout_us.c_str(), 0);  // socket I/O, microseconds
     } else if (http) {
       av_dict_set(&opts, "rw_timeout", timeout_us.c_str(), 0);
@@ -338,8 +350,12 @@ class FfmpegSource final : public Source {
     return true;
   }
 
-  bool cuvid() const { return cfg_.decoder == DecoderChoice::kCuvid; }
-  const char* hw_name() const { return cuvid() ? "cuvid" : "nvdec"; }
+  bool cuvid() const {
+    return cfg_.decoder == DecoderChoice::kCuvid;
+  }
+  const char* hw_name() const {
+    return cuvid() ? "cuvid" : "nvdec";
+  }
 
   bool setup_nvdec(const AVCodec* dec, AVCodecContext* ctx) {
     void* stream = stream_;
@@ -439,7 +455,8 @@ class FfmpegSource final : public Source {
     out.width = static_cast<uint32_t>(f->width);
     out.height = static_cast<uint32_t>(f->height);
     if ((out.width | out.height) & 1) {
-      if (error) *error = "odd frame size " + std::to_string(f->width) + "x" + std::to_string(f->height);
+      if (error)
+        *error = "odd frame size " + std::to_string(f->width) + "x" + std::to_string(f->height);
       return false;
     }
 #ifdef CUFRAMES_WITH_CUDA
@@ -502,9 +519,10 @@ class FfmpegSource final : public Source {
     }
     if (hw_ && !warned_fallback_) {  // decoder: auto, and NVDEC refused what it was given
       warned_fallback_ = true;
-      log_->warn("NVDEC could not decode {}: FFmpeg decodes it in software, on one thread (set "
-                 "decoder: software for a multi-threaded software decoder)",
-                 codec_name_);
+      log_->warn(
+          "NVDEC could not decode {}: FFmpeg decodes it in software, on one thread (set "
+          "decoder: software for a multi-threaded software decoder)",
+          codec_name_);
     }
     return deliver_software(sink, f, out, error);
   }
@@ -542,8 +560,8 @@ class FfmpegSource final : public Source {
   // A stream without timestamps (a raw one: the demuxer says AVFMT_NOTIMESTAMPS, or its packets
   // have none): paced at its nominal rate, rewound to its first byte.
   bool untimed_ = false;
-  Pacer pacer_;                           // realtime: true
-  std::string path_;                      // a file's path, and
+  Pacer pacer_;             // realtime: true
+  std::string path_;        // a file's path, and
   FileId file_id_;          // what it was when opened (size -1: unknown, never rewound)
   uint64_t delivered_ = 0;  // frames of this pass over the file
   uint64_t passes_ = 0;     // passes started over in place

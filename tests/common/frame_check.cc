@@ -20,7 +20,9 @@ bool verify_frame(const cuframes_frame_info_t& fi, uint64_t seq, std::string* wh
 #ifndef CUFRAMES_WITH_CUDA
 // Built without CUDA: a CUDA frame cannot appear (publishers refuse cuda memory), but say so
 // loudly if one does.
-void cuda_fill_frame(const cuframes_frame_info_t&, uint64_t, void*) { std::abort(); }
+void cuda_fill_frame(const cuframes_frame_info_t&, uint64_t, void*) {
+  std::abort();
+}
 bool cuda_verify_frame(const cuframes_frame_info_t&, uint64_t, std::string* why, void*) {
   if (why) *why = "built without CUDA";
   return false;
@@ -28,7 +30,9 @@ bool cuda_verify_frame(const cuframes_frame_info_t&, uint64_t, std::string* why,
 void cuda_slow_verify_async(const cuframes_frame_info_t&, uint64_t, int, int*, int, void*) {
   std::abort();
 }
-bool cuda_available() { return false; }
+bool cuda_available() {
+  return false;
+}
 #endif
 
 }  // namespace cftest

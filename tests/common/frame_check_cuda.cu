@@ -13,14 +13,13 @@
 namespace cftest {
 namespace {
 
-#define CHECK_CUDA(expr)                                                              \
-  do {                                                                                \
-    cudaError_t _e = (expr);                                                          \
-    if (_e != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,              \
-                   cudaGetErrorString(_e));                                           \
-      std::abort();                                                                   \
-    }                                                                                 \
+#define CHECK_CUDA(expr)                                                                          \
+  do {                                                                                            \
+    cudaError_t _e = (expr);                                                                      \
+    if (_e != cudaSuccess) {                                                                      \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(_e)); \
+      std::abort();                                                                               \
+    }                                                                                             \
   } while (0)
 
 constexpr int kStamp = 16;
@@ -43,8 +42,12 @@ struct Planes {
 
 Planes planes_of(const cuframes_frame_info_t& fi) {
   const cuframes_geometry_t& g = fi.geometry;
-  return Planes{static_cast<unsigned char*>(fi.plane_y), static_cast<unsigned char*>(fi.plane_uv),
-                g.pitch_y, g.pitch_uv, g.height, g.num_planes == 2 ? g.height_uv : 0,
+  return Planes{static_cast<unsigned char*>(fi.plane_y),
+                static_cast<unsigned char*>(fi.plane_uv),
+                g.pitch_y,
+                g.pitch_uv,
+                g.height,
+                g.num_planes == 2 ? g.height_uv : 0,
                 g.width * g.bytes_per_sample};
 }
 
@@ -131,7 +134,9 @@ unsigned long long* scratch() {
   return d;
 }
 
-int device_of(const cuframes_frame_info_t& fi) { return fi.device < 0 ? 0 : fi.device; }
+int device_of(const cuframes_frame_info_t& fi) {
+  return fi.device < 0 ? 0 : fi.device;
+}
 
 }  // namespace
 

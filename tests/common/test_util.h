@@ -22,7 +22,9 @@
 
 namespace cftest {
 
-inline int64_t ms_since(int64_t t0) { return (cuframes::now_ns() - t0) / 1000000; }
+inline int64_t ms_since(int64_t t0) {
+  return (cuframes::now_ns() - t0) / 1000000;
+}
 
 // The status fn throws as cuframes::Error, CUFRAMES_OK if none.
 inline cuframes_status_t status_of(const std::function<void()>& fn) {

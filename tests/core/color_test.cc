@@ -105,10 +105,10 @@ TEST(Color, ValuesOutsideTheEnumsAreRefused) {
   EXPECT_NE(std::string(cuframes_last_error()).find("loan: unknown color_matrix 4"),
             std::string::npos);
   EXPECT_EQ(loan.info().color_range, CUFRAMES_COLOR_RANGE_UNKNOWN);  // unchanged
-  EXPECT_EQ(pub.commit(std::move(loan)), 1u);                         // still usable
-  EXPECT_EQ(cuframes_loan_set_color(nullptr, CUFRAMES_COLOR_MATRIX_BT601,
-                                    CUFRAMES_COLOR_RANGE_FULL),
-            CUFRAMES_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(pub.commit(std::move(loan)), 1u);                        // still usable
+  EXPECT_EQ(
+      cuframes_loan_set_color(nullptr, CUFRAMES_COLOR_MATRIX_BT601, CUFRAMES_COLOR_RANGE_FULL),
+      CUFRAMES_ERR_INVALID_ARGUMENT);
 }
 
 }  // namespace

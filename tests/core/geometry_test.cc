@@ -116,9 +116,9 @@ TEST(Names, EnumsHaveNames) {
   EXPECT_STREQ(cuframes_mode_name(CUFRAMES_MODE_STRICT_ORDER), "strict_order");
   EXPECT_STREQ(cuframes_mode_name(static_cast<cuframes_mode_t>(9)), "invalid");
   EXPECT_STREQ(cuframes_version_string(), CUFRAMES_VERSION_STRING);  // the header's, from CMake
-  EXPECT_EQ(std::string(CUFRAMES_VERSION_STRING),
-            std::to_string(CUFRAMES_VERSION_MAJOR) + "." + std::to_string(CUFRAMES_VERSION_MINOR) +
-                "." + std::to_string(CUFRAMES_VERSION_PATCH));
+  EXPECT_EQ(std::string(CUFRAMES_VERSION_STRING), std::to_string(CUFRAMES_VERSION_MAJOR) + "." +
+                                                      std::to_string(CUFRAMES_VERSION_MINOR) + "." +
+                                                      std::to_string(CUFRAMES_VERSION_PATCH));
   EXPECT_EQ(cuframes_protocol_version(), 3u);
 }
 

@@ -59,7 +59,9 @@ cuframes::Frame black_white(Ring& ring) {
   return ring.publish(y, uv);
 }
 
-std::string last_error() { return cuframes_last_error(); }
+std::string last_error() {
+  return cuframes_last_error();
+}
 
 TEST(Preprocess, OptionDefaults) {
   cuframes_preprocess_options_t o;
@@ -394,14 +396,14 @@ TEST(Preprocess, HalfConversionRoundsToNearestEven) {
   EXPECT_EQ(float_to_half_bits(-0.0f), 0x8000);
   EXPECT_EQ(float_to_half_bits(1.0f), 0x3c00);
   EXPECT_EQ(float_to_half_bits(-2.0f), 0xc000);
-  EXPECT_EQ(float_to_half_bits(65504.0f), 0x7bff);           // the largest half
-  EXPECT_EQ(float_to_half_bits(65519.99f), 0x7bff);          // below the tie: stays finite
-  EXPECT_EQ(float_to_half_bits(65520.0f), 0x7c00);           // the tie rounds to even: inf
-  EXPECT_EQ(float_to_half_bits(std::ldexp(1.0f, -24)), 0x0001);   // the smallest subnormal
-  EXPECT_EQ(float_to_half_bits(std::ldexp(1.0f, -25)), 0x0000);   // tie between 0 and it: 0
-  EXPECT_EQ(float_to_half_bits(std::ldexp(3.0f, -26)), 0x0001);   // above the tie
-  EXPECT_EQ(float_to_half_bits(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie: even
-  EXPECT_EQ(float_to_half_bits(1.0f + std::ldexp(3.0f, -11)), 0x3c02);      // tie: even (up)
+  EXPECT_EQ(float_to_half_bits(65504.0f), 0x7bff);               // the largest half
+  EXPECT_EQ(float_to_half_bits(65519.99f), 0x7bff);              // below the tie: stays finite
+  EXPECT_EQ(float_to_half_bits(65520.0f), 0x7c00);               // the tie rounds to even: inf
+  EXPECT_EQ(float_to_half_bits(std::ldexp(1.0f, -24)), 0x0001);  // the smallest subnormal
+  EXPECT_EQ(float_to_half_bits(std::ldexp(1.0f, -25)), 0x0000);  // tie between 0 and it: 0
+  EXPECT_EQ(float_to_half_bits(std::ldexp(3.0f, -26)), 0x0001);  // above the tie
+  EXPECT_EQ(float_to_half_bits(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie: even
+  EXPECT_EQ(float_to_half_bits(1.0f + std::ldexp(3.0f, -11)), 0x3c02);  // tie: even (up)
   EXPECT_EQ(float_to_half_bits(std::ldexp(1.0f, -14) * (1 - std::ldexp(1.0f, -12))), 0x0400);
   EXPECT_EQ(float_to_half_bits(INFINITY), 0x7c00);
   EXPECT_EQ(float_to_half_bits(NAN) & 0x7c00, 0x7c00);

@@ -16,9 +16,21 @@ namespace {
 
 std::vector<std::string> subscriber_args(const RuntimeDir& dir, const std::string& mode,
                                          long long count, long long hold_max_us, int seed) {
-  return {"subscribe", "--dir", dir.path(), "--key", "cam", "--mode", mode,
-          "--name", mode + "-" + std::to_string(seed), "--count", std::to_string(count),
-          "--hold-max-us", std::to_string(hold_max_us), "--seed", std::to_string(seed)};
+  return {"subscribe",
+          "--dir",
+          dir.path(),
+          "--key",
+          "cam",
+          "--mode",
+          mode,
+          "--name",
+          mode + "-" + std::to_string(seed),
+          "--count",
+          std::to_string(count),
+          "--hold-max-us",
+          std::to_string(hold_max_us),
+          "--seed",
+          std::to_string(seed)};
 }
 
 void wait_subscribers(cuframes::Publisher& pub, uint32_t n) {

@@ -10,11 +10,11 @@
 #include <thread>
 #include <vector>
 
-#include "common/test_util.h"
 #include "client.h"
+#include "common/test_util.h"
+#include "runtime_dir.h"
 #include "shm.h"
 #include "socket.h"
-#include "runtime_dir.h"
 #include "wire.h"
 
 using cftest::field;
@@ -212,9 +212,10 @@ TEST(CudaRing, LegacyIpcFallbackWorks) {
 TEST(CudaRing, SubscriberInOwnPidAndIpcNamespaces) {
   RuntimeDir dir;
   cuframes::Publisher pub("cam", cuda_options(dir, 1920, 1080, 6));
-  Peer sub({"subscribe", "--dir", dir.path(), "--key", "cam", "--mode", "strict", "--count",
-            "100", "--name", "isolated"},
-           {"unshare", "--pid", "--ipc", "--mount", "--mount-proc", "--fork", "--kill-child"}, {"CUFRAMES_TEST_MEMORY=cuda"});
+  Peer sub({"subscribe", "--dir", dir.path(), "--key", "cam", "--mode", "strict", "--count", "100",
+            "--name", "isolated"},
+           {"unshare", "--pid", "--ipc", "--mount", "--mount-proc", "--fork", "--kill-child"},
+           {"CUFRAMES_TEST_MEMORY=cuda"});
   std::string ready = sub.line(20000);  // READY, or the reason it could not subscribe
   ASSERT_EQ(ready.rfind("READY", 0), 0u) << "isolated subscriber said: '" << ready << "'";
   ASSERT_TRUE(cftest::wait_until([&] { return pub.stats().subscribers == 1; }, 5000));

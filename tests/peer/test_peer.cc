@@ -35,7 +35,9 @@ long long num(const std::string& k, long long def) {
   auto it = g_args.find(k);
   return it == g_args.end() ? def : std::atoll(it->second.c_str());
 }
-bool flag(const std::string& k) { return g_args.count(k) != 0; }
+bool flag(const std::string& k) {
+  return g_args.count(k) != 0;
+}
 
 void say(const std::string& s) {
   std::printf("%s\n", s.c_str());
@@ -58,8 +60,8 @@ int run_publish() {
   o.policy = arg("policy", "drop") == "wait" ? CUFRAMES_POLICY_STRICT_WAIT : CUFRAMES_POLICY_DROP;
   o.wait_timeout_ms = static_cast<int32_t>(num("wait-timeout", 5000));
   const char* mem = std::getenv("CUFRAMES_TEST_MEMORY");
-  o.memory = mem != nullptr && std::string(mem) == "cuda" ? CUFRAMES_MEMORY_CUDA
-                                                           : CUFRAMES_MEMORY_HOST;
+  o.memory =
+      mem != nullptr && std::string(mem) == "cuda" ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
   cuframes::Publisher pub(arg("key"), o);
   const long long count = num("count", 0);
   const double fps = static_cast<double>(num("fps", 0));
@@ -106,8 +108,8 @@ int run_subscribe() {
   cuframes::Subscriber::Options o;
   std::string dir = arg("dir"), name = arg("name");
   o.runtime_dir = dir.c_str();
-  o.mode = arg("mode", "newest") == "strict" ? CUFRAMES_MODE_STRICT_ORDER
-                                               : CUFRAMES_MODE_NEWEST_ONLY;
+  o.mode =
+      arg("mode", "newest") == "strict" ? CUFRAMES_MODE_STRICT_ORDER : CUFRAMES_MODE_NEWEST_ONLY;
   if (!name.empty()) o.consumer_name = name.c_str();
   o.connect_timeout_ms = static_cast<int32_t>(num("connect-timeout", 10000));
   cuframes::Subscriber sub(arg("key"), o);

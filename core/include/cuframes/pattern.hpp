@@ -31,8 +31,10 @@ void for_each_row(const cuframes_frame_info_t& fi, Fn&& fn) {
   auto* y = static_cast<uint8_t*>(fi.plane_y);
   for (uint32_t r = 0; r < g.height; ++r) {
     uint8_t* p = y + size_t{r} * g.pitch_y;
-    if (r == 0) fn(p + kStampBytes, row - kStampBytes);
-    else fn(p, row);
+    if (r == 0)
+      fn(p + kStampBytes, row - kStampBytes);
+    else
+      fn(p, row);
   }
   if (g.num_planes == 2) {
     auto* uv = static_cast<uint8_t*>(fi.plane_uv);
