@@ -8,15 +8,7 @@
 
 #include "cuframes/cuframes.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, __LINE__, #cond, \
-              cuframes_last_error());                                             \
-      ++failures;                                                                 \
-    }                                                                             \
-  } while (0)
+#include "check.h"
 
 int main(void) {
   char dir[] = "/tmp/cuframes-c-XXXXXX";

@@ -6,15 +6,7 @@
 
 #include "cuframes/cuframes.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, __LINE__, #cond, \
-              cuframes_last_error());                                             \
-      ++failures;                                                                 \
-    }                                                                             \
-  } while (0)
+#include "check.h"
 
 #define ALL_ONES(type, name) \
   type name;                 \

@@ -10,15 +10,7 @@
 
 #include "cuframes/cuframes.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, __LINE__, #cond, \
-              cuframes_last_error());                                             \
-      ++failures;                                                                 \
-    }                                                                             \
-  } while (0)
+#include "check.h"
 
 /* The struct as an older caller has it: the first `size` bytes of `full`, in a heap block of
  * exactly that size (the sanitizer build sees any access past it), with struct_size = size. */
