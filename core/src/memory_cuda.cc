@@ -41,8 +41,7 @@ Status cuda_error(cudaError_t e, const char* what) {
     if (_e != cudaSuccess) return cuda_error(_e, what); \
   } while (0)
 
-// --- the driver API, reached through the runtime
-// ----------------------------------------------------
+// --- the driver API, reached through the runtime -------------------------------------------------
 
 struct Driver {
   decltype(&::cuGetErrorString) GetErrorString = nullptr;
@@ -207,8 +206,7 @@ CUmemAllocationProp vmm_prop(int device) {
   return p;
 }
 
-// --- a VMM mapping: reserve + map + access, undone in reverse
-// ---------------------------------------
+// --- a VMM mapping: reserve + map + access, undone in reverse ------------------------------------
 
 struct VmmMapping {
   CUmemGenericAllocationHandle handle = 0;
@@ -243,8 +241,7 @@ struct VmmMapping {
   }
 };
 
-// --- publisher side
-// ------------------------------------------------------------------------------------
+// --- publisher side ------------------------------------------------------------------------------
 
 class CudaAllocation final : public RingAllocation {
  public:
@@ -384,8 +381,7 @@ class CudaAllocation final : public RingAllocation {
 };
 static_assert(sizeof(cudaIpcMemHandle_t) <= sizeof(Welcome::handle));
 
-// --- subscriber side
-// -------------------------------------------------------------------------------------
+// --- subscriber side -----------------------------------------------------------------------------
 
 class CudaImport final : public RingImport {
  public:
