@@ -130,16 +130,12 @@ class Camera(threading.Thread):
             log.exception("%s: thread failed", self.key)
 
     def _run(self) -> None:
-        if self.detection is not None:
-            self.detection.wait_setup()  # no CUDA work here while graphs are being captured
         if torch is not None and self.args.torch_cuda:
             dev = torch.device("cuda", self.args.cuda_device)
             self.stream = torch.cuda.Stream(device=dev)  # this camera's stream
             self._pinned = [torch.empty(3, dtype=torch.float32).pin_memory() for _ in range(2)]
         backoff = self.BACKOFF_MIN
         while not self.stop_ev.is_set():
-            if self.detection is not None:
-                self.detection.wait_setup()
             try:
                 sub = cuframes.subscribe(
                     self.key, consumer_name=self.args.name,
@@ -167,8 +163,6 @@ class Camera(threading.Thread):
                 log.info("%s: subscribed (%s %dx%d, %s memory)", self.key, sub.format.name,
                          sub.width, sub.height, sub.memory)
                 try:
-                    if self.detection is not None:
-                        self.detection.ready_for(sub.memory)
                     self._consume(sub)
                 except Exception as e:  # a frame that cannot be processed: start over later
                     self._error(f"processing failed: {e!r}")

@@ -251,7 +251,7 @@ def device_kind(memory: str) -> str:
 
 class Detection:
     """--detect: the model (loaded once, on the CPU) and a Batcher per device, started when the
-    first camera of that device subscribes (ready_for) or offers a frame."""
+    first camera of that device offers a frame (the GPU's at start, by prepare(), with graphs)."""
 
     def __init__(self, args: argparse.Namespace, stop: threading.Event) -> None:
         self.args = args
@@ -275,30 +275,14 @@ class Detection:
                 b.start()
             return b
 
-    def _wait_ready(self, b: Batcher) -> None:
-        while not b.ready.wait(0.1) and not self.stop_ev.is_set():
-            pass
-
     def prepare(self) -> None:
         """At start, before any camera thread: on a GPU with CUDA graphs (the default), the GPU's
         batcher sets the model up and captures every graph (see model.py). Captured later, while
         other cameras already streamed, a capture failed on the H200 and poisoned the context."""
         if self.args.cuda_graphs and self.args.torch_cuda:
-            self._wait_ready(self.batcher("cuda"))
-
-    def ready_for(self, memory: str) -> None:
-        """Called by a camera's thread once it has subscribed, before it reads a frame: waits
-        until the GPU's batcher is ready (after prepare() it already is)."""
-        if device_kind(memory) == "cuda" and self.args.cuda_graphs and self.args.torch_cuda:
-            self._wait_ready(self.batcher("cuda"))
-
-    def wait_setup(self) -> None:
-        """Called by a camera's thread before it subscribes: waits while the GPU's graphs are
-        being captured, so that no subscription works on CUDA meanwhile (see model.py)."""
-        with self.lock:
-            b = self.batchers.get("cuda")
-        if b is not None:
-            self._wait_ready(b)
+            b = self.batcher("cuda")
+            while not b.ready.wait(0.1) and not self.stop_ev.is_set():
+                pass
 
     def cam_snapshot(self, cam: str) -> Optional[CamDetections]:
         with self.lock:
