@@ -8,6 +8,9 @@ extern "C" {
 }
 #endif
 
+#include <string_view>
+#include <utility>
+
 #include "cuda_device.h"
 
 namespace cfsvc {
@@ -92,7 +95,9 @@ bool setup_cuda_decoder(const AVCodec* dec, AVCodecContext* ctx, int device, voi
     *stream = s;
   }
   auto* dctx = reinterpret_cast<AVHWDeviceContext*>(hw->data);
-  static_cast<AVCUDADeviceContext*>(dctx->hwctx)->stream = static_cast<cudaStream_t>(*stream);
+  // cuvid: the legacy stream, where cuviddec.c maps (ffmpeg_cuda.h); nvdec maps on this one.
+  static_cast<AVCUDADeviceContext*>(dctx->hwctx)->stream =
+      is_cuvid(dec) ? nullptr : static_cast<cudaStream_t>(*stream);
   ctx->hw_device_ctx = hw;  // ours goes to the codec context
   ctx->get_format = &pick_cuda;
   ctx->extra_hw_frames = 2;
@@ -100,6 +105,60 @@ bool setup_cuda_decoder(const AVCodec* dec, AVCodecContext* ctx, int device, voi
 #else
   (void)dec;
   (void)ctx;
+  (void)device;
+  (void)stream;
+  *error = "built without CUDA";
+  return false;
+#endif
+}
+
+bool is_cuvid(const AVCodec* dec) {
+  return dec != nullptr && dec->wrapper_name != nullptr &&
+         std::string_view(dec->wrapper_name) == "cuvid";
+}
+
+LegacyStreamFence::~LegacyStreamFence() {
+#ifdef CUFRAMES_WITH_CUDA
+  if (event_ != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+#endif
+}
+
+LegacyStreamFence::LegacyStreamFence(LegacyStreamFence&& other) noexcept
+    : event_(std::exchange(other.event_, nullptr)) {}
+
+LegacyStreamFence& LegacyStreamFence::operator=(LegacyStreamFence&& other) noexcept {
+  if (this != &other) {
+    LegacyStreamFence gone(std::move(*this));
+    event_ = std::exchange(other.event_, nullptr);
+  }
+  return *this;
+}
+
+bool LegacyStreamFence::wait(int device, void* stream, std::string* error) {
+#ifdef CUFRAMES_WITH_CUDA
+  int prev = device;
+  cudaGetDevice(&prev);
+  cudaError_t e = prev == device ? cudaSuccess : cudaSetDevice(device);
+  struct Restore {
+    int prev, device;
+    ~Restore() {
+      if (prev != device) cudaSetDevice(prev);
+    }
+  } restore{prev, device};
+  if (e == cudaSuccess && event_ == nullptr) {
+    cudaEvent_t ev = nullptr;
+    e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    if (e == cudaSuccess) event_ = ev;
+  }
+  auto* ev = static_cast<cudaEvent_t>(event_);
+  if (e == cudaSuccess) e = cudaEventRecord(ev, cudaStreamLegacy);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), ev, 0);
+  if (e != cudaSuccess) {
+    *error = std::string("ordering after the decoder's stream: ") + cudaGetErrorString(e);
+    return false;
+  }
+  return true;
+#else
   (void)device;
   (void)stream;
   *error = "built without CUDA";

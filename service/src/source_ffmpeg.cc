@@ -382,35 +382,12 @@ class FfmpegSource final : public Source {
       if (frame_->decode_error_flags != 0 || (frame_->flags & AV_FRAME_FLAG_CORRUPT)) {
         sink->on_decode_error("corrupt frame");
       }
-      if (repeated(frame_.get())) {
-        av_frame_unref(frame_.get());
-        continue;
-      }
       bool ok = deliver(sink, frame_.get(), error);
       av_frame_unref(frame_.get());  // the decoder's surface back to its pool
       lap(opt_.cpu, CpuStage::kDecode);
       if (!ok) return false;
       ++delivered_;
     }
-  }
-
-  // FFmpeg's *_cuvid decoders can hand out the last picture of a looping file twice when they
-  // are drained at its end (seen on the H200, FFmpeg 5.1: each call while draining sends the
-  // parser another end of stream): a frame with the pts of the one before it, in the same pass
-  // over the file, is that picture again, and is not published. Passes start afresh (a one-frame
-  // clip repeats its pts every pass); streams without timestamps are left alone.
-  bool repeated(const AVFrame* f) {
-    if (!cuvid() || untimed_) return false;
-    const int64_t pts =
-        f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp : f->pts;
-    if (pts == AV_NOPTS_VALUE) return false;
-    const bool again = delivered_ > 0 && pts == last_pts_;
-    last_pts_ = pts;
-    if (again && repeats_++ == 0) {
-      log_->log(spdlog::level::debug, "{}: a repeated picture (pts {}) not published", hw_name(),
-                pts);
-    }
-    return again;
   }
 
   // Identifies the file at a path: a loop reopens it when this changes (replaced, rewritten,
@@ -524,6 +501,8 @@ class FfmpegSource final : public Source {
       out.planes.pitches[0] = static_cast<uint64_t>(f->linesize[0]);
       out.planes.pitches[1] = static_cast<uint64_t>(f->linesize[1]);
       out.planes.memory = CUFRAMES_MEMORY_CUDA;
+      // cuvid maps and copies on the legacy stream (ffmpeg_cuda.h): the ring's copy after it
+      if (cuvid() && !cuvid_fence_.wait(opt_.cuda_device, stream_, error)) return false;
       out.planes.cuda_stream = stream_;
       describe_color(f, &out.planes);
       out.device = opt_.cuda_device;
@@ -587,13 +566,12 @@ class FfmpegSource final : public Source {
   std::string path_;                   // a file's path, and
   FileId file_id_;                     // what it was when opened (size -1: unknown, never rewound)
   uint64_t delivered_ = 0;             // frames of this pass over the file
-  int64_t last_pts_ = AV_NOPTS_VALUE;  // repeated(): the pts of the frame before
-  uint64_t repeats_ = 0;               // repeated(): pictures not published
   uint64_t passes_ = 0;                // passes started over in place
   std::atomic<int64_t> deadline_ns_{0};
   FrameConverter converter_;  // software frames to NV12 / P010
 #ifdef CUFRAMES_WITH_CUDA
   cudaStream_t stream_ = nullptr;
+  LegacyStreamFence cuvid_fence_;  // the ring's copy waits for cuvid's (ffmpeg_cuda.h)
 #else
   void* stream_ = nullptr;
 #endif

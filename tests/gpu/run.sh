@@ -32,7 +32,8 @@
 # the big counts in a call of their own: --counts 100,128 --window 20 --ceiling-streams 128).
 # snapshot: camera snapshots of cuda rings over HTTP (tests/gpu/test_snapshot_gpu.py: scaled on the
 # GPU, decoded back to the right picture), then bench/snapshot_bench.py (cost per snapshot, camera
-# fps with snapshots on and off, interleaved); about 3 minutes. The build needs cpp-httplib (.gpu).
+# fps with snapshots on and off, interleaved); about 3 minutes. The build needs cpp-httplib:
+# bash tests/gpu/pack-http.sh puts it in .gpu/http.
 # repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
 # time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
@@ -42,6 +43,11 @@ mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
 STAGES=${STAGES:-build ctest core bench subs64 python preprocess pybench service rtsp repeat detector detectorbench cli servicebench snapshot}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
+if [ -d .gpu/http ]; then  # cpp-httplib, from tests/gpu/pack-http.sh
+  export CMAKE_PREFIX_PATH=$PWD/.gpu/http${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+  export PKG_CONFIG_PATH=$PWD/.gpu/http/lib/x86_64-linux-gnu/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+  export LD_LIBRARY_PATH=$PWD/.gpu/http/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 export CUFRAMES_TEST_EXPECT_GPU=1
 export CUFRAMES_LOG_LEVEL=${CUFRAMES_LOG_LEVEL:-warn}
 export CUFRAMES_SERVICE_BIN="$BUILD/service/cuframes-service"

@@ -1,7 +1,7 @@
 """Snapshots of cuda rings, on the GPU machine (tests/gpu/run.sh, stage `snapshot`).
 
 cuframes-service decodes the service suite's clips with NVDEC into cuda rings and serves
-snapshots over HTTP (the build needs cpp-httplib: .gpu carries it). Each snapshot is scaled on the
+snapshots over HTTP (the build needs cpp-httplib: tests/gpu/pack-http.sh puts it in .gpu/http). Each snapshot is scaled on the
 GPU by cuframes_preprocess (only the small RGB picture is copied to the host) and encoded by
 FFmpeg's MJPEG encoder; it must decode to the clip's picture (frame-index barcode and box, the
 aspect kept), and /metrics must count GPU time for it (the GPU path ran, not a host copy).
