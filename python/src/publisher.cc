@@ -249,6 +249,23 @@ class Publisher {
   bool has_packets_ = false;
 };
 
+// The arguments of CuframesPublisher() and publish(), written once: `def` is called with them.
+// Their defaults are the core's (cuframes_publisher_options_init), memory aside: from Python a
+// ring is on the GPU unless asked otherwise.
+template <typename Def>
+void publisher_args(Def&& def) {
+  cuframes_publisher_options_t d;
+  cuframes_publisher_options_init(&d);
+  def(py::arg("key"), py::arg("width"), py::arg("height"),
+      py::arg("format") = pixel_format(d.format), py::arg("slots") = d.slots,
+      py::arg("memory") = "cuda", py::arg("cuda_device") = d.cuda_device,
+      py::arg("policy") = publisher_policy(d.policy), py::kw_only(), py::arg("pitch") = d.pitch,
+      py::arg("wait_timeout_ms") = d.wait_timeout_ms,
+      py::arg("max_subscribers") = d.max_subscribers,
+      py::arg("packet_ring_bytes") = d.packet_ring_bytes,
+      py::arg("packet_ring_entries") = d.packet_ring_entries, py::arg("runtime_dir") = py::none());
+}
+
 }  // namespace
 
 void register_publisher(py::module_& m) {
@@ -257,17 +274,13 @@ void register_publisher(py::module_& m) {
       m, "CuframesPublisher",
       "Owns a key and its ring of frame slots (use cuframes.publish()). Calls may come from any "
       "thread; they are serialized.");
-  pub.def(py::init<const std::string&, uint32_t, uint32_t, const py::object&, uint32_t,
-                   const py::object&, int, const py::object&, uint32_t, int, uint32_t, uint64_t,
-                   uint32_t, const py::object&>(),
-          py::arg("key"), py::arg("width"), py::arg("height"),
-          py::arg("format") = pixel_format(CUFRAMES_FORMAT_NV12), py::arg("slots") = 8,
-          py::arg("memory") = "cuda", py::arg("cuda_device") = 0,
-          py::arg("policy") = publisher_policy(CUFRAMES_POLICY_DROP), py::kw_only(),
-          py::arg("pitch") = 0, py::arg("wait_timeout_ms") = 1000,
-          py::arg("max_subscribers") = CUFRAMES_MAX_SUBSCRIBERS, py::arg("packet_ring_bytes") = 0,
-          py::arg("packet_ring_entries") = 1024, py::arg("runtime_dir") = py::none())
-      .def("__enter__", [](py::object self) { return self; })
+  publisher_args([&pub](auto&&... args) {
+    pub.def(py::init<const std::string&, uint32_t, uint32_t, const py::object&, uint32_t,
+                     const py::object&, int, const py::object&, uint32_t, int, uint32_t, uint64_t,
+                     uint32_t, const py::object&>(),
+            args...);
+  });
+  pub.def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Publisher& p, const py::object&, const py::object&, const py::object&) {
              p.close();
@@ -330,29 +343,26 @@ void register_publisher(py::module_& m) {
                " " + memory_name(p.memory()) + (p.closed() ? " closed>" : ">");
       });
 
-  m.def(
-      "publish",
-      [](const std::string& key, uint32_t width, uint32_t height, const py::object& format,
-         uint32_t slots, const py::object& memory, int cuda_device, const py::object& policy,
-         uint32_t pitch, int wait_timeout_ms, uint32_t max_subscribers, uint64_t packet_ring_bytes,
-         uint32_t packet_ring_entries, const py::object& runtime_dir) {
-        return std::make_unique<Publisher>(key, width, height, format, slots, memory, cuda_device,
-                                           policy, pitch, wait_timeout_ms, max_subscribers,
-                                           packet_ring_bytes, packet_ring_entries, runtime_dir);
-      },
-      py::arg("key"), py::arg("width"), py::arg("height"),
-      py::arg("format") = pixel_format(CUFRAMES_FORMAT_NV12), py::arg("slots") = 8,
-      py::arg("memory") = "cuda", py::arg("cuda_device") = 0,
-      py::arg("policy") = publisher_policy(CUFRAMES_POLICY_DROP), py::kw_only(),
-      py::arg("pitch") = 0, py::arg("wait_timeout_ms") = 1000,
-      py::arg("max_subscribers") = CUFRAMES_MAX_SUBSCRIBERS, py::arg("packet_ring_bytes") = 0,
-      py::arg("packet_ring_entries") = 1024, py::arg("runtime_dir") = py::none(),
-      "Creates a ring and starts serving key; returns a CuframesPublisher. memory: \"cuda\" "
-      "(device memory on cuda_device) or \"host\" (memfd). policy: what to do when every slot "
-      "is held (DROP: drop the new frame; STRICT_WAIT: wait up to wait_timeout_ms). pitch: "
-      "bytes per row, 0 = aligned automatically. packet_ring_bytes > 0 adds a packet ring "
-      "(64 KiB .. 1 GiB). Raises CuframesShmError if another live publisher holds the key, "
-      "CuframesDeviceLost when memory=\"cuda\" and no usable GPU is there.");
+  publisher_args([&m](auto&&... args) {
+    m.def(
+        "publish",
+        [](const std::string& key, uint32_t width, uint32_t height, const py::object& format,
+           uint32_t slots, const py::object& memory, int cuda_device, const py::object& policy,
+           uint32_t pitch, int wait_timeout_ms, uint32_t max_subscribers,
+           uint64_t packet_ring_bytes, uint32_t packet_ring_entries,
+           const py::object& runtime_dir) {
+          return std::make_unique<Publisher>(key, width, height, format, slots, memory, cuda_device,
+                                             policy, pitch, wait_timeout_ms, max_subscribers,
+                                             packet_ring_bytes, packet_ring_entries, runtime_dir);
+        },
+        args...,
+        "Creates a ring and starts serving key; returns a CuframesPublisher. memory: \"cuda\" "
+        "(device memory on cuda_device) or \"host\" (memfd). policy: what to do when every slot "
+        "is held (DROP: drop the new frame; STRICT_WAIT: wait up to wait_timeout_ms). pitch: "
+        "bytes per row, 0 = aligned automatically. packet_ring_bytes > 0 adds a packet ring "
+        "(64 KiB .. 1 GiB). Raises CuframesShmError if another live publisher holds the key, "
+        "CuframesDeviceLost when memory=\"cuda\" and no usable GPU is there.");
+  });
 }
 
 }  // namespace cfpy

@@ -400,14 +400,17 @@ bool interpreter_exiting() {
 }
 
 void register_subscriber(py::module_& m) {
+  cuframes_subscriber_options_t d;  // the defaults are the core's
+  cuframes_subscriber_options_init(&d);
   py::class_<Subscriber>(m, "_SubscriberBase",
                          "The C++ half of CuframesSubscriber (use cuframes.subscribe()).")
       .def(py::init<const std::string&, const std::optional<std::string>&, const py::object&, int,
                     int, const py::object&, const py::object&, uint32_t>(),
            py::arg("key"), py::arg("consumer_name") = py::none(),
-           py::arg("mode") = subscriber_mode(CUFRAMES_MODE_NEWEST_ONLY), py::arg("cuda_device") = 0,
-           py::arg("connect_timeout_ms") = -1, py::arg("consumer_stream") = 0, py::kw_only(),
-           py::arg("runtime_dir") = py::none(), py::arg("spin_us") = 0)
+           py::arg("mode") = subscriber_mode(d.mode), py::arg("cuda_device") = d.cuda_device,
+           py::arg("connect_timeout_ms") = d.connect_timeout_ms,
+           py::arg("consumer_stream") = reinterpret_cast<uintptr_t>(d.consumer_stream),
+           py::kw_only(), py::arg("runtime_dir") = py::none(), py::arg("spin_us") = d.spin_us)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Subscriber& s, const py::object&, const py::object&, const py::object&) {

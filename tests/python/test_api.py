@@ -100,6 +100,18 @@ def test_subscribe_signature() -> None:
     }
 
 
+def test_python_wrappers_keep_the_cores_defaults() -> None:
+    """subscribe() is Python over _SubscriberBase, whose defaults come from the core's
+    cuframes_subscriber_options_init(): the two signatures must not drift apart."""
+    from helpers import pybind_params
+
+    base = pybind_params(cuframes._cuframes._SubscriberBase.__init__.__doc__ or "")
+    sig = inspect.signature(cuframes.subscribe)
+    wrapper = [(n, None if p.default is inspect.Parameter.empty else repr(p.default),
+                p.kind == inspect.Parameter.KEYWORD_ONLY) for n, p in sig.parameters.items()]
+    assert base == wrapper
+
+
 def test_publish_signature_defaults() -> None:
     from helpers import pybind_params
 
