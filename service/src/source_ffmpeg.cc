@@ -562,11 +562,11 @@ class FfmpegSource final : public Source {
   // A stream without timestamps (a raw one: the demuxer says AVFMT_NOTIMESTAMPS, or its packets
   // have none): paced at its nominal rate, rewound to its first byte.
   bool untimed_ = false;
-  Pacer pacer_;                        // realtime: true
-  std::string path_;                   // a file's path, and
-  FileId file_id_;                     // what it was when opened (size -1: unknown, never rewound)
-  uint64_t delivered_ = 0;             // frames of this pass over the file
-  uint64_t passes_ = 0;                // passes started over in place
+  Pacer pacer_;             // realtime: true
+  std::string path_;        // a file's path, and
+  FileId file_id_;          // what it was when opened (size -1: unknown, never rewound)
+  uint64_t delivered_ = 0;  // frames of this pass over the file
+  uint64_t passes_ = 0;     // passes started over in place
   std::atomic<int64_t> deadline_ns_{0};
   FrameConverter converter_;  // software frames to NV12 / P010
 #ifdef CUFRAMES_WITH_CUDA
