@@ -7,7 +7,7 @@
 #   bash tests/gpu/run.sh                       # every stage
 #   STAGES="build ctest bench" bash tests/gpu/run.sh   # some (one device call is at most 10 min)
 # Stages: build ctest core bench subs64 python preprocess pybench service rtsp repeat detector
-# detectorbench cli servicebench snapshot
+# detectorbench cli servicebench nvcuvid snapshot
 # pybench: tests/python/gpu's frame and fast-path tests (JAX on compact copies, stream ordering),
 # then bench/python_micro.py (each Python call of the per-frame path on its own, cuda and host,
 # to python-micro.txt; PYTHON_MICRO_ARGS adds arguments), then bench/python_bench.py (Python
@@ -30,6 +30,13 @@
 # add --variants experiments to compare issue 16's CPU experiments side by side (one row per
 # variant). SERVICE_BENCH_ARGS replaces the defaults (--counts 8,32,64 --window 20: about 5 minutes;
 # the big counts in a call of their own: --counts 100,128 --window 20 --ceiling-streams 128).
+# nvcuvid: bench/nvcuvid_ceiling, NVIDIA's parser and decoder called directly (N streams on T
+# threads: T = N is one thread per camera, T = 7 one per NVDEC engine), against FFmpeg's *_cuvid
+# (bench/nvdec_ceiling --decoder cuvid, rows ffN) in the same process run: the sweep flat out
+# (16, 64 and 128 streams; 6 s per row, every row twice, interleaved; medians and ratios at the
+# end), then 128 streams paced at 30 fps like live cameras on 7 threads and on 128 (10 s, twice,
+# interleaved): fps of the slowest stream, lag, CPU per frame and per stream. About 4 minutes,
+# to nvcuvid-ceiling.txt; NVCUVID_ARGS adds arguments to both calls (e.g. --sched blocking).
 # snapshot: camera snapshots of cuda rings over HTTP (tests/gpu/test_snapshot_gpu.py: scaled on the
 # GPU, decoded back to the right picture), then bench/snapshot_bench.py (cost per snapshot, camera
 # fps with snapshots on and off, interleaved); about 3 minutes. The build needs cpp-httplib:
@@ -41,7 +48,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
 mkdir -p "$OUT"
 BUILD=${BUILD:-/tmp/cuframes-build}
-STAGES=${STAGES:-build ctest core bench subs64 python preprocess pybench service rtsp repeat detector detectorbench cli servicebench snapshot}
+STAGES=${STAGES:-build ctest core bench subs64 python preprocess pybench service rtsp repeat detector detectorbench cli servicebench nvcuvid snapshot}
 [ -f .gpu/env.sh ] && source .gpu/env.sh
 if [ -d .gpu/http ]; then  # cpp-httplib, from tests/gpu/pack-http.sh
   export CMAKE_PREFIX_PATH=$PWD/.gpu/http${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
@@ -201,6 +208,23 @@ if want servicebench; then
     --ceiling "$BUILD/bench/nvdec_ceiling" --clip .gpu-media/bench-1080p30.mp4 \
     ${SERVICE_BENCH_ARGS:---counts 8,32,64 --window 20} >"$OUT/service-bench.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/service-bench.txt"
+fi
+if want nvcuvid; then
+  step "NVIDIA's parser and decoder called directly (bench/nvcuvid_ceiling) against FFmpeg's cuvid"
+  if [ ! -x "$BUILD/bench/nvcuvid_ceiling" ]; then
+    echo "nvcuvid: $BUILD/bench/nvcuvid_ceiling was not built (ffnvcodec headers: .gpu)" |
+      tee -a "$OUT/summary.txt"
+    status=1
+  else
+    {
+      timeout -k 10 230 "$BUILD/bench/nvcuvid_ceiling" --ffmpeg "$BUILD/bench/nvdec_ceiling" \
+        --sweep 16x16,16x7,ff16,64x64,64x7,ff64,128x128,128x7,128x14 --seconds 6 --repeat 2 \
+        ${NVCUVID_ARGS:-} .gpu-media/bench-1080p30.mp4 || status=1
+      timeout -k 10 100 "$BUILD/bench/nvcuvid_ceiling" --sweep 128x7,128x128 --paced 30 \
+        --seconds 10 --repeat 2 ${NVCUVID_ARGS:-} .gpu-media/bench-1080p30.mp4 || status=1
+    } >"$OUT/nvcuvid-ceiling.txt" 2>&1
+    tee -a "$OUT/summary.txt" <"$OUT/nvcuvid-ceiling.txt"
+  fi
 fi
 if want snapshot; then
   step "snapshots of cuda rings (HTTP), then bench/snapshot_bench.py"
