@@ -216,6 +216,7 @@ if want nvcuvid; then
       tee -a "$OUT/summary.txt"
     status=1
   else
+    gpu_pytest tests/service/test_bench_nvcuvid.py  # its demux, loop and errors, here too
     {
       timeout -k 10 230 "$BUILD/bench/nvcuvid_ceiling" --ffmpeg "$BUILD/bench/nvdec_ceiling" \
         --sweep 16x16,16x7,ff16,64x64,64x7,ff64,128x128,128x7,128x14 --seconds 6 --repeat 2 \
