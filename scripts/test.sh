@@ -20,6 +20,13 @@ PYTHONPATH="$PWD/build/python" python3 -m pytest tests/service -v
 # published by the Python package and by cuframes-service.
 PYTHONPATH="$PWD/build/python" python3 -m pytest tests/cli -v
 
+# tests/gpu/mini_rtsp.py, the stdlib RTSP server of the GPU tests and bench/service_bench.py: its
+# demuxer, RTSP/RTP against a client of the tests and FFmpeg's, and cuframes-service pulling it
+# into host rings (software decode). Its NVDEC part (test_mini_rtsp_gpu.py) runs on the GPU
+# machine (tests/gpu/run.sh, stage rtsp).
+PYTHONPATH="$PWD/build/python" python3 -m pytest -v \
+  tests/gpu/test_mini_rtsp_server.py tests/gpu/test_mini_rtsp_service.py
+
 # The docker-compose deployment (tests/deploy): compose file, Dockerfile, healthcheck and
 # examples/detector.py against cuframes-service on host memory, with a real mosquitto.
 PYTHONPATH="$PWD/build/python" python3 -m pytest tests/deploy -v

@@ -24,6 +24,7 @@ CLI = Path(os.environ.get("CUFRAMES_CLI", ROOT / "build" / "cli" / "cuframes"))
 SERVICE_BIN = Path(os.environ.get("CUFRAMES_SERVICE_BIN",
                                   ROOT / "build" / "service" / "cuframes-service"))
 PF = cuframes.PixelFormat
+NV12, P010, GRAY8 = PF.NV12, PF.P010, PF.GRAY8
 POLL_S = 0.01  # period of wait_for, for shared state that has no event to wait on
 
 

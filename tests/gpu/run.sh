@@ -41,8 +41,8 @@
 # GPU, decoded back to the right picture), then bench/snapshot_bench.py (cost per snapshot, camera
 # fps with snapshots on and off, interleaved); about 3 minutes. The build needs cpp-httplib:
 # bash tests/gpu/pack-http.sh puts it in .gpu/http.
-# repeat: tests/gpu/test_mini_rtsp.py::test_rtp_stream REPEAT_RUNS times (default 50), 10 at a
-# time, with a busy loop on every core (issue 22's flaky test, under load).
+# repeat: tests/gpu/test_mini_rtsp_server.py::test_rtp_stream REPEAT_RUNS times (default 50),
+# 10 at a time, with a busy loop on every core (issue 22's flaky test, under load).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuframes-gpu-out}
@@ -161,10 +161,11 @@ if want service; then
   gpu_pytest tests/gpu/test_service_nvdec.py
 fi
 
-if want rtsp && [ -f tests/gpu/test_mini_rtsp.py ]; then
+if want rtsp && [ -f tests/gpu/test_mini_rtsp_gpu.py ]; then
   step "service: NVDEC over RTSP (tests/gpu/mini_rtsp.py), verified by a torch subscriber"
   need_package
-  gpu_pytest tests/gpu/test_mini_rtsp.py
+  gpu_pytest tests/gpu/test_mini_rtsp_server.py tests/gpu/test_mini_rtsp_service.py \
+    tests/gpu/test_mini_rtsp_gpu.py
 fi
 
 if want repeat; then
@@ -174,7 +175,7 @@ if want repeat; then
   hogs=()
   for ((i = 0; i < $(nproc); i++)); do (while :; do :; done) & hogs+=($!); done
   scripts/repeat.sh "$runs" 10 "$OUT/repeat-failures" -- python3 -m pytest -q -p no:cacheprovider \
-    tests/gpu/test_mini_rtsp.py -k test_rtp_stream 2>&1 | tee -a "$OUT/summary.txt" || status=1
+    tests/gpu/test_mini_rtsp_server.py -k test_rtp_stream 2>&1 | tee -a "$OUT/summary.txt" || status=1
   kill "${hogs[@]}" 2>/dev/null
   wait "${hogs[@]}" 2>/dev/null
 fi
