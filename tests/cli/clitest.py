@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import cuframes
+from deadline import wait_for  # noqa: F401  (tests/common; clitest.wait_for)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -25,25 +26,12 @@ SERVICE_BIN = Path(os.environ.get("CUFRAMES_SERVICE_BIN",
                                   ROOT / "build" / "service" / "cuframes-service"))
 PF = cuframes.PixelFormat
 NV12, P010, GRAY8 = PF.NV12, PF.P010, PF.GRAY8
-POLL_S = 0.01  # period of wait_for, for shared state that has no event to wait on
 
 
 def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """Runs `cuframes ARGS` to completion (within timeout) and returns its output."""
     return subprocess.run([str(CLI), *args], stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Polls pred until it returns something truthy (returned); AssertionError after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
-        time.sleep(POLL_S)
 
 
 def subscriber_entry(key: str, runtime_dir: str, name: str) -> Optional[dict[str, Any]]:

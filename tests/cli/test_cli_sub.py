@@ -63,23 +63,31 @@ def test_sub_rate_leaves_out_the_frame_from_before(runtime_dir: str, key: str,
     assert int(t[1]) == 1 and lines[-1].split("(")[1].startswith("0.0 fps"), lines
 
 
+def read_1_then_11_while_stopped(sub: clitest.LineProc, pub: Any, frame: Any, key: str,
+                                 runtime_dir: str, name: str) -> None:
+    """Frame 1 published and read by `cuframes sub` (named name); the CLI stopped (SIGSTOP) while
+    frames 2..11 are published; continued, until it has read frame 11."""
+    def last_seq() -> Any:
+        return (clitest.subscriber_entry(key, runtime_dir, name) or {}).get("last_seq")
+
+    pub.publish(frame)
+    clitest.wait_for(lambda: last_seq() == 1, 10, "frame 1 to be read")
+    sub.signal(signal.SIGSTOP)
+    clitest.wait_for(lambda: clitest.process_stopped(sub.proc.pid), 10, "the CLI to stop")
+    for _ in range(10):
+        pub.publish(frame)
+    sub.signal(signal.SIGCONT)
+    clitest.wait_for(lambda: last_seq() == 11, 10, "frame 11 to be read")
+
+
 def test_sub_counts_gaps(runtime_dir: str, key: str, publish: Callable[..., Any],
                          cli_proc: Callable[..., clitest.LineProc]) -> None:
     pub = publish(key, 320, 240)
     frame = clitest.make_frame(NV12, 320, 240)
     sub = cli_proc("sub", key, "--runtime-dir", runtime_dir, "--name", "det-g")
     sub.expect(r"^subscribed to ")
-    pub.publish(frame)
-    clitest.wait_for(lambda: (clitest.subscriber_entry(key, runtime_dir, "det-g")
-                              or {}).get("last_seq") == 1, 10, "frame 1 to be read")
     # Stopped, the subscriber misses frames 2..10 and then reads the newest, 11: 9 gaps.
-    sub.signal(signal.SIGSTOP)
-    clitest.wait_for(lambda: clitest.process_stopped(sub.proc.pid), 10, "the CLI to stop")
-    for _ in range(10):
-        pub.publish(frame)
-    sub.signal(signal.SIGCONT)
-    clitest.wait_for(lambda: (clitest.subscriber_entry(key, runtime_dir, "det-g")
-                              or {}).get("last_seq") == 11, 10, "frame 11 to be read")
+    read_1_then_11_while_stopped(sub, pub, frame, key, runtime_dir, "det-g")
     sub.expect(r"  gaps 9  overruns 0$")  # the second's line
     rc, lines = clitest.stop(sub)
     assert rc == 0, sub.stderr_text()
@@ -93,17 +101,8 @@ def test_sub_strict_counts_overruns(runtime_dir: str, key: str, publish: Callabl
     frame = clitest.make_frame(NV12, 320, 240)
     sub = cli_proc("sub", key, "--runtime-dir", runtime_dir, "--mode", "strict", "--name", "det-o")
     sub.expect(r"mode strict_order$")
-    pub.publish(frame)
-    clitest.wait_for(lambda: (clitest.subscriber_entry(key, runtime_dir, "det-o")
-                              or {}).get("last_seq") == 1, 10, "frame 1 to be read")
     # Stopped, the subscriber is lapped: 10 frames through a ring of 4.
-    sub.signal(signal.SIGSTOP)
-    clitest.wait_for(lambda: clitest.process_stopped(sub.proc.pid), 10, "the CLI to stop")
-    for _ in range(10):
-        pub.publish(frame)
-    sub.signal(signal.SIGCONT)
-    clitest.wait_for(lambda: (clitest.subscriber_entry(key, runtime_dir, "det-o")
-                              or {}).get("last_seq") == 11, 10, "frame 11 to be read")
+    read_1_then_11_while_stopped(sub, pub, frame, key, runtime_dir, "det-o")
     rc, lines = clitest.stop(sub)
     assert rc == 0, sub.stderr_text()
     t = totals(lines)

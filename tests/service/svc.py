@@ -9,6 +9,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import cuframes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+from deadline import wait_for  # noqa: E402  (re-exported: svc.wait_for)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -71,23 +75,6 @@ def write_config(path: Path, cameras: dict[str, dict[str, Any]], runtime_dir: st
     tmp.write_text(to_yaml(cfg))
     os.replace(tmp, path)  # a reload never reads a half-written file
     return path
-
-
-# ---- deadlines ---------------------------------------------------------------------------
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str,
-             detail: Callable[[], str] = lambda: "") -> Any:
-    """Polls pred until it returns something truthy (returned); AssertionError after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            extra = detail()
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}"
-                                 + (f"\n{extra}" if extra else ""))
-        time.sleep(POLL_S)
 
 
 def free_port() -> int:

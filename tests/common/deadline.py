@@ -1,0 +1,23 @@
+"""wait_for: the suites' one deadline loop, for shared state that has no event to wait on (a
+status file, a subscriber table, a process's state): polls a predicate until it holds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str,
+             detail: Callable[[], str] = lambda: "", poll_s: float = 0.02) -> Any:
+    """Polls pred every poll_s until it returns something truthy (returned); AssertionError
+    naming `what` (and detail(), when it says something) after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            extra = detail()
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}"
+                                 + (f"\n{extra}" if extra else ""))
+        time.sleep(poll_s)
