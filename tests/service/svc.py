@@ -20,7 +20,7 @@ import numpy as np
 import cuframes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
-from deadline import wait_for  # noqa: E402  (re-exported: svc.wait_for)
+from deadline import stop_process, wait_for  # noqa: E402  (re-exported: svc.wait_for)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -285,13 +285,7 @@ class RtspServer:
     def stop(self) -> Optional[int]:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return self.proc.returncode
