@@ -11,10 +11,18 @@ namespace cfcommon {
 
 // Writes `bytes` to `path` (mode `mode` before the umask, replacing a file there). The
 // temporary file, "<path>.tmp-<pid>", is created exclusively and not followed when it is a
-// link; it is removed on failure. Returns "" on success, else why, naming the file (e.g.
-// "cannot write /x/y.jpg: No such file or directory (creating /x/y.jpg.tmp-12)").
+// link; it is removed on failure. Something already at that name is a leftover of an earlier
+// process with this pid (a crash mid-write; in a container the pid is the same every start) or
+// was put there: it is removed (a link, not what it points to) and the creation tried once more.
+// Returns "" on success, else why, naming the file (e.g. "cannot write /x/y.jpg: No such file
+// or directory (creating /x/y.jpg.tmp-12)").
 std::string write_file_atomic(const std::string& path, std::string_view bytes,
                               unsigned mode = 0644);
+
+// Removes the temporary files "<path>.tmp-<pid>" that processes no longer alive left beside
+// `path` (crashed mid-write); those of live processes are left alone. Returns how many it
+// removed.
+int remove_stale_temporaries(const std::string& path);
 
 }  // namespace cfcommon
 

@@ -76,6 +76,9 @@ bool Service::apply(const Config& config, std::string* error) {
   std::lock_guard<std::mutex> lk(mu_);
   runtime_dir_ = dir;
   status_path_ = dir + "/cuframes-service.json";
+  if (const int n = cfcommon::remove_stale_temporaries(status_path_); n > 0) {
+    spdlog::info("removed {} temporary status file(s) left by a process gone", n);
+  }
   config_ = std::move(next);
   for (std::unique_ptr<Camera>& cam : fresh) {
     const CameraConfig& c = cam->config();

@@ -1,6 +1,7 @@
 // The shared infrastructure of the CLI and the service (common/, library cuframes_common):
 // atomic file writes, backoff delays, subscriber rates between samples, JSON number formats.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -79,16 +80,48 @@ TEST(AtomicFile, FailureNamesThePathAndLeavesNothing) {
   EXPECT_EQ(entries(d.path()), 0u);
 }
 
-TEST(AtomicFile, DoesNotFollowALinkAtTheTemporaryName) {
+TEST(AtomicFile, ReplacesALinkAtTheTemporaryNameWithoutFollowingIt) {
   TempDir d;
   const fs::path p = d.path() / "f";
   const fs::path target = d.path() / "target";
   std::ofstream(target) << "keep";
   fs::create_symlink(target, p.string() + ".tmp-" + std::to_string(::getpid()));
-  const std::string err = cfcommon::write_file_atomic(p, "new");
-  EXPECT_NE(err.find("creating"), std::string::npos) << err;
-  EXPECT_EQ(read(target), "keep");
-  EXPECT_FALSE(fs::exists(p));
+  ASSERT_EQ(cfcommon::write_file_atomic(p, "new"), "");
+  EXPECT_EQ(read(target), "keep");  // the link's target untouched
+  EXPECT_EQ(read(p), "new");
+  EXPECT_EQ(entries(d.path()), 2u);  // f and target: the link is gone
+}
+
+TEST(AtomicFile, ReplacesALeftoverOfAnEarlierProcessWithThisPid) {
+  TempDir d;
+  const fs::path p = d.path() / "status.json";
+  std::ofstream(p.string() + ".tmp-" + std::to_string(::getpid())) << "half a docu";
+  ASSERT_EQ(cfcommon::write_file_atomic(p, "whole"), "");
+  EXPECT_EQ(read(p), "whole");
+  EXPECT_EQ(entries(d.path()), 1u);
+}
+
+TEST(AtomicFile, RemovesOnlyTheTemporariesOfProcessesGone) {
+  TempDir d;
+  const fs::path p = d.path() / "status.json";
+  const pid_t gone = ::fork();  // a pid that was a process and is no more
+  if (gone == 0) ::_exit(0);
+  ASSERT_GT(gone, 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(gone, &st, 0), gone);
+  const std::string dead = p.string() + ".tmp-" + std::to_string(gone);
+  const std::string live = p.string() + ".tmp-" + std::to_string(::getpid());
+  for (const std::string& f : {dead, live, p.string() + ".tmp-x1", p.string() + ".tmp-",
+                               (d.path() / "other.json.tmp-1").string()}) {
+    std::ofstream(f) << "x";
+  }
+  EXPECT_EQ(cfcommon::remove_stale_temporaries(p), 1);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(live));                           // ours: alive
+  EXPECT_TRUE(fs::exists(p.string() + ".tmp-x1"));         // not a pid
+  EXPECT_TRUE(fs::exists(p.string() + ".tmp-"));           // no pid at all
+  EXPECT_TRUE(fs::exists(d.path() / "other.json.tmp-1"));  // another file's
+  EXPECT_EQ(cfcommon::remove_stale_temporaries(d.path() / "missing" / "f"), 0);
 }
 
 TEST(AtomicFile, KeepsTheOldFileWhenTheRenameFails) {
