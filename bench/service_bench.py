@@ -3,8 +3,9 @@
 own ceiling measured in the same run.
 
 1. The ceiling: bench/nvdec_ceiling decodes the clip flat out in N threads (--ceiling-streams),
-   with each decoder of --decoders (nvdec: libavcodec's CUDA hwaccel; cuvid: the *_cuvid
-   decoders): frames/s, and CPU time per frame.
+   with each decoder of --decoders it has (nvdec: libavcodec's CUDA hwaccel; cuvid: the *_cuvid
+   decoders): frames/s, and CPU time per frame. nvcuvid (NVIDIA's parser and decoder called
+   directly) has its ceiling in bench/nvcuvid_ceiling (tests/gpu/run.sh, stage nvcuvid) instead.
 2. Real-time cameras: for each count of --counts, for each decoder (interleaved, so both meet the
    same machine), cuframes-service runs that many cameras of the clip paced at its rate
    (realtime: true, loop: true, memory: cuda), or served over RTSP by tests/gpu/mini_rtsp.py
@@ -28,7 +29,7 @@ variables for the service (the experiments of issue 16: CUFRAMES_PUBLISH_SYNC,
 CUFRAMES_CUDA_SCHED, CUFRAMES_DECODER_OPTS; docs/architecture.md). "NAME:VAR=V VAR2=V2;NAME2:...",
 or "experiments" for the built-in set (EXPERIMENTS below); "base" (no variables) is the default.
 
-    service_bench.py --service BIN --ceiling BIN --clip FILE [--decoders nvdec,cuvid]
+    service_bench.py --service BIN --ceiling BIN --clip FILE [--decoders nvdec,cuvid,nvcuvid]
         [--counts 8,32,64,100,128] [--window 30] [--warmup 5] [--ceiling-streams 16,64]
         [--ceiling-seconds 8] [--source file|rtsp] [--rtsp-per-server 16] [--flat-counts 1,8]
         [--variants base|experiments|"NAME:VAR=V ...;..."]
@@ -281,6 +282,10 @@ def print_breakdown(rows: list[tuple[str, str, dict]]) -> None:
     sys.stdout.flush()
 
 
+# The decoders bench/nvdec_ceiling --decoder takes: FFmpeg's (nvcuvid's is bench/nvcuvid_ceiling).
+CEILING_DECODERS = ("nvdec", "cuvid")
+
+
 def ceiling(args, n: int, decoder: str) -> tuple[float, float]:
     """FFmpeg flat out, n streams: (frames/s, CPU us per frame)."""
     out = subprocess.run([args.ceiling, "--seconds", str(args.ceiling_seconds), "--streams",
@@ -324,7 +329,8 @@ def main() -> int:
     ap.add_argument("--service", required=True)
     ap.add_argument("--ceiling", required=True)
     ap.add_argument("--clip", required=True)
-    ap.add_argument("--decoders", default="nvdec,cuvid")
+    ap.add_argument("--decoders", default="nvdec,cuvid,nvcuvid",
+                    help="the service's GPU decoders to compare (its decoder: values)")
     ap.add_argument("--counts", default="8,32,64,100,128", help="real-time cameras")
     ap.add_argument("--window", type=float, default=30, help="measurement window, s")
     ap.add_argument("--warmup", type=float, default=5, help="s after every camera streams")
@@ -360,6 +366,9 @@ def main() -> int:
               f"{'CPU us/frame':>12}")
         for n in streams:
             for d in decoders:
+                if d not in CEILING_DECODERS:
+                    print(f"{d:>8} | {n:>7} | - (not FFmpeg's: bench/nvcuvid_ceiling measures it)")
+                    continue
                 try:
                     fps, cpu = ceiling(args, n, d)
                     print(f"{d:>8} | {n:>7} | {fps:>7.0f} | {fps / 30:>12.0f} | {cpu:>12.0f}")
@@ -376,7 +385,7 @@ def main() -> int:
             for d in decoders:
                 try:
                     r = run_service(args, n, d, realtime=False, window=args.seconds)
-                    top, _ = ceiling(args, n, d)
+                    top, _ = ceiling(args, n, d) if d in CEILING_DECODERS else (float("nan"), 0)
                     print(f"{d:>8} | {n:>7} | {r['total']:>11.0f} | {top:>11.0f} | "
                           f"{r['total'] / top:>6.1%}")
                 except Exception as e:  # noqa: BLE001

@@ -14,6 +14,9 @@ apt_pkgs+=(python3-dev python3-venv python3-pip pybind11-dev libdlpack-dev)
 # service and the CLI (common/json.h): nlohmann-json (headers only).
 apt_pkgs+=(libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libyaml-cpp-dev
            libspdlog-dev nlohmann-json3-dev)
+# FFmpeg's loader for NVIDIA's libraries (ffnvcodec headers): the service's decoder: nvcuvid and
+# bench/nvcuvid_ceiling, built with CUDA (they open libcuda and libnvcuvid at run time).
+apt_pkgs+=(libffmpeg-nvenc-dev)
 # Its MQTT health monitor: Eclipse Paho MQTT C++ (and the C library under it; libssl-dev because
 # libpaho-mqttpp-dev's CMake config looks for OpenSSL); the tests run a real mosquitto broker
 # (started by the tests on a free port, with the Debian package's binary; openssl makes the

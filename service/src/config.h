@@ -16,8 +16,9 @@ namespace cfsvc {
 using Duration = std::chrono::milliseconds;
 
 enum class MemoryChoice { kAuto, kCuda, kHost };  // auto: cuda when a GPU is usable
-// auto: nvdec when it can, else software; cuvid: FFmpeg's *_cuvid decoders (NVIDIA's parser)
-enum class DecoderChoice { kAuto, kNvdec, kSoftware, kCuvid };
+// auto: nvdec when it can, else software; cuvid: FFmpeg's *_cuvid decoders (NVIDIA's parser);
+// nvcuvid: NVIDIA's parser and decoder called directly (nvcuvid_decoder.h), never chosen by auto
+enum class DecoderChoice { kAuto, kNvdec, kSoftware, kCuvid, kNvcuvid };
 enum class OutputFormat { kAuto, kNv12, kP010 };  // auto: P010 for >8-bit sources
 enum class RingPolicy { kDrop, kStrictWait };
 enum class RtspTransport { kTcp, kUdp };

@@ -160,10 +160,12 @@ const Key<Cam> kCameraKeys[] = {
      "the GPU that decodes and holds the ring"},
     {"decoder",
      [](const Value& v, Cam* c) {
-       c->decoder = v.choice_of({DecoderChoice::kAuto, DecoderChoice::kNvdec,
-                                 DecoderChoice::kSoftware, DecoderChoice::kCuvid});
+       c->decoder =
+           v.choice_of({DecoderChoice::kAuto, DecoderChoice::kNvdec, DecoderChoice::kSoftware,
+                        DecoderChoice::kCuvid, DecoderChoice::kNvcuvid});
      },
-     "NVDEC (FFmpeg's hwaccel, or its *_cuvid decoders) or FFmpeg's software decoder"},
+     "NVDEC (FFmpeg's hwaccel, its *_cuvid decoders, or NVIDIA's parser and decoder called "
+     "directly) or FFmpeg's software decoder"},
     {"output_format",
      [](const Value& v, Cam* c) {
        c->output_format =
@@ -287,6 +289,14 @@ void parse_camera(const Value& v, const std::string& name, const CameraConfig& b
   // defaults.width never restarts a decoded camera on reload.
   for (const Key<Cam>& key : kCameraKeys) {
     if (!(key.applies & final_kind)) key.builtin(&c);
+  }
+  // decoder: nvcuvid hands device pictures to a cuda ring; it never downloads them.
+  if (final_kind != kTestsrc && c.decoder == DecoderChoice::kNvcuvid &&
+      c.memory == MemoryChoice::kHost) {
+    const char* key = given.has("memory") ? "memory" : given.has("decoder") ? "decoder" : nullptr;
+    const YAML::Node at = key != nullptr ? given.at(key) : v.key_node();
+    v.fail_at(at, v.key_node(), key != nullptr ? v.key() + "." + key : v.key(),
+              "decoder: nvcuvid needs memory: cuda (or auto), got memory: host");
   }
   cfg->cameras.push_back(std::move(c));
 }

@@ -180,6 +180,8 @@ const char* to_string(DecoderChoice d) {
       return "software";
     case DecoderChoice::kCuvid:
       return "cuvid";
+    case DecoderChoice::kNvcuvid:
+      return "nvcuvid";
   }
   return "?";
 }

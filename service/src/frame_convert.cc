@@ -35,7 +35,11 @@ AVPixelFormat plain_twin(AVPixelFormat f, bool* full) {
 }  // namespace
 
 void describe_color(const AVFrame* f, cuframes_source_t* s) {
-  switch (f->colorspace) {
+  describe_color(f->colorspace, f->color_range, s);
+}
+
+void describe_color(AVColorSpace matrix, AVColorRange range, cuframes_source_t* s) {
+  switch (matrix) {
     case AVCOL_SPC_BT709:
       s->color_matrix = CUFRAMES_COLOR_MATRIX_BT709;
       break;
@@ -50,9 +54,9 @@ void describe_color(const AVFrame* f, cuframes_source_t* s) {
       s->color_matrix = CUFRAMES_COLOR_MATRIX_UNKNOWN;
       break;
   }
-  s->color_range = f->color_range == AVCOL_RANGE_JPEG   ? CUFRAMES_COLOR_RANGE_FULL
-                   : f->color_range == AVCOL_RANGE_MPEG ? CUFRAMES_COLOR_RANGE_LIMITED
-                                                        : CUFRAMES_COLOR_RANGE_UNKNOWN;
+  s->color_range = range == AVCOL_RANGE_JPEG   ? CUFRAMES_COLOR_RANGE_FULL
+                   : range == AVCOL_RANGE_MPEG ? CUFRAMES_COLOR_RANGE_LIMITED
+                                               : CUFRAMES_COLOR_RANGE_UNKNOWN;
 }
 
 FrameConverter::~FrameConverter() {

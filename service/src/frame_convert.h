@@ -25,6 +25,9 @@ namespace cfsvc {
 // video_full_range_flag), published with it for preprocessing; unknown where it says nothing or
 // names a matrix cuframes does not convert.
 void describe_color(const AVFrame* f, cuframes_source_t* s);
+// The same from a matrix (ISO/IEC 23091-4 matrix_coefficients, which AVColorSpace numbers) and a
+// range.
+void describe_color(AVColorSpace matrix, AVColorRange range, cuframes_source_t* s);
 
 class FrameConverter {
  public:

@@ -1,8 +1,23 @@
 #include "pacer.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 namespace cfsvc {
+
+int64_t mono_ns() {
+  return cuframes_now_ns();
+}
+
+bool sleep_until(int64_t deadline_ns, const std::atomic<bool>* stop) {
+  for (;;) {
+    if (stop->load()) return false;
+    const int64_t left = deadline_ns - mono_ns();
+    if (left <= 0) return true;
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(left, 10000000)));
+  }
+}
 
 void Pacer::start(int64_t nominal_ns) {
   nominal_ns_ = nominal_ns;

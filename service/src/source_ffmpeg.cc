@@ -6,7 +6,8 @@
 // `decoder: cuvid` decodes with FFmpeg's *_cuvid decoders instead (h264_cuvid, hevc_cuvid...):
 // NVIDIA's own parser, which queues pictures on NVDEC ahead of their display (several decode
 // surfaces in flight) instead of the hwaccel's decode-then-wait per picture; same context,
-// same stream, same device frames.
+// same stream, same device frames. `decoder: nvcuvid` calls NVIDIA's parser and decoder directly
+// (source_nvcuvid.h), without FFmpeg's decoder: demuxed here, decoded and paced there.
 //
 // Time limits: every blocking FFmpeg call is bounded by an interrupt callback: open_timeout while
 // opening, stall_timeout between packets once streaming, and the camera's stop flag always.
@@ -37,10 +38,8 @@ extern "C" {
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <deque>
-#include <thread>
 #include <vector>
 
 #include "av_ptr.h"
@@ -48,21 +47,9 @@ extern "C" {
 #include "frame_convert.h"
 #include "pacer.h"
 #include "source.h"
+#include "source_nvcuvid.h"
 
 namespace cfsvc {
-
-int64_t mono_ns() {
-  return cuframes_now_ns();
-}
-
-bool sleep_until(int64_t deadline_ns, const std::atomic<bool>* stop) {
-  for (;;) {
-    if (stop->load()) return false;
-    const int64_t left = deadline_ns - mono_ns();
-    if (left <= 0) return true;
-    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(left, 10000000)));
-  }
-}
 
 namespace {
 
@@ -157,6 +144,14 @@ class FfmpegSource final : public Source {
     AVStream* st = fmt_->streams[stream_index_];
     codec_name_ = avcodec_get_name(st->codecpar->codec_id);
     if (dec == nullptr) return fail(error, "no decoder for " + codec_name_);
+    if (cfg_.decoder == DecoderChoice::kNvcuvid) {
+      auto deliver = [this](SourceSink* s, VideoFrame& f, int64_t pts, std::string* e) {
+        return deliver_device(s, f, pts, e);
+      };
+      nv_ = open_nvcuvid(st, opt_, deliver, error);
+      if (!nv_) return false;
+      hw_ = true;
+    }
     if (cfg_.decoder == DecoderChoice::kCuvid) {
       // FFmpeg's decoder built on NVIDIA's parser: <codec>_cuvid (h264_cuvid, hevc_cuvid, ...).
       const std::string name = std::string(avcodec_get_name(st->codecpar->codec_id)) + "_cuvid";
@@ -164,7 +159,7 @@ class FfmpegSource final : public Source {
       dec = avcodec_find_decoder_by_name(name.c_str());
       if (dec == nullptr) return fail(error, "decoder: cuvid, but this FFmpeg has no " + name);
     }
-    if (!open_decoder(dec, st, error)) return false;
+    if (!nv_ && !open_decoder(dec, st, error)) return false;
     realtime_ = !live_ && cfg_.realtime;
     // The stream's frame interval: its average rate, else its base rate, else `fps`.
     AVRational rate = st->avg_frame_rate;
@@ -262,6 +257,12 @@ class FfmpegSource final : public Source {
         continue;
       }
       seen_key_ = true;
+      if (nv_) {  // decoder: nvcuvid: decoded, paced and published in there
+        const bool ok = nv_->send(pkt.get(), sink, error);
+        av_packet_unref(pkt.get());
+        if (!ok) return stop_->load() ? Outcome::kStopped : Outcome::kError;
+        continue;
+      }
       rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
       lap(opt_.cpu, CpuStage::kDecode);
       if (rc == AVERROR(EAGAIN)) {  // the decoder wants its output taken first (cuvid may)
@@ -353,8 +354,8 @@ class FfmpegSource final : public Source {
   bool cuvid() const {
     return cfg_.decoder == DecoderChoice::kCuvid;
   }
-  const char* hw_name() const {
-    return cuvid() ? "cuvid" : "nvdec";
+  const char* hw_name() const {  // the GPU decoder's name: nvdec, cuvid or nvcuvid
+    return cfg_.decoder == DecoderChoice::kAuto ? "nvdec" : to_string(cfg_.decoder);
   }
 
   bool setup_nvdec(const AVCodec* dec, AVCodecContext* ctx) {
@@ -428,6 +429,10 @@ class FfmpegSource final : public Source {
   }
 
   void drain(SourceSink* sink, std::string* error) {
+    if (nv_) {
+      nv_->flush(sink, error);
+      return;
+    }
     avcodec_send_packet(codec_ctx_.get(), nullptr);
     receive_frames(sink, error);
     avcodec_flush_buffers(codec_ctx_.get());
@@ -436,10 +441,8 @@ class FfmpegSource final : public Source {
 
   // realtime: true files wait for each frame's time (pacer.h); a stream without timestamps is
   // paced at its nominal rate.
-  bool pace(SourceSink* sink, const AVFrame* f) {
+  bool pace(SourceSink* sink, int64_t pts) {
     if (!realtime_) return true;
-    int64_t pts = f->best_effort_timestamp;
-    if (pts == AV_NOPTS_VALUE) pts = f->pts;
     const int64_t pts_ns =
         pts != AV_NOPTS_VALUE && !untimed_
             ? av_rescale_q(pts, fmt_->streams[stream_index_]->time_base, AVRational{1, 1000000000})
@@ -448,7 +451,8 @@ class FfmpegSource final : public Source {
   }
 
   bool deliver(SourceSink* sink, AVFrame* f, std::string* error) {
-    const bool paced = pace(sink, f);
+    const bool paced =
+        pace(sink, f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp : f->pts);
     lap(opt_.cpu, CpuStage::kPace);
     if (!paced) return false;
     VideoFrame out;
@@ -487,14 +491,7 @@ class FfmpegSource final : public Source {
         if (error) *error = std::string("NVDEC output ") + av_get_pix_fmt_name(frames->sw_format);
         return false;
       }
-      if (cfg_.output_format == OutputFormat::kNv12 && out.format != CUFRAMES_FORMAT_NV12) {
-        if (error) *error = "output_format nv12 with a >8-bit stream needs decoder: software";
-        return false;
-      }
-      if (cfg_.output_format == OutputFormat::kP010 && out.format != CUFRAMES_FORMAT_P010) {
-        if (error) *error = "output_format p010 with an 8-bit stream needs decoder: software";
-        return false;
-      }
+      if (!format_allowed(out.format, error)) return false;
       cuframes_source_init(&out.planes);
       out.planes.planes[0] = f->data[0];
       out.planes.planes[1] = f->data[1];
@@ -529,6 +526,28 @@ class FfmpegSource final : public Source {
     return deliver_software(sink, f, out, error);
   }
 
+  // A GPU decoder's format against output_format: it cannot convert.
+  bool format_allowed(cuframes_format_t format, std::string* error) const {
+    const bool deep = format != CUFRAMES_FORMAT_NV12;
+    if (cfg_.output_format != (deep ? OutputFormat::kNv12 : OutputFormat::kP010)) return true;
+    if (error) {
+      *error = deep ? "output_format nv12 with a >8-bit stream needs decoder: software"
+                    : "output_format p010 with an 8-bit stream needs decoder: software";
+    }
+    return false;
+  }
+
+  // decoder: nvcuvid's pictures (source_nvcuvid.h), still mapped: paced, then published.
+  bool deliver_device(SourceSink* sink, VideoFrame& out, int64_t pts, std::string* error) {
+    const bool paced = pace(sink, pts);
+    lap(opt_.cpu, CpuStage::kPace);
+    if (!paced || !format_allowed(out.format, error)) return false;
+    out.decoder = hw_name();
+    if (!publish(sink, out)) return false;
+    ++delivered_;
+    return true;
+  }
+
   bool deliver_software(SourceSink* sink, AVFrame* f, VideoFrame out, std::string* error) {
     if (*out.decoder == '\0') out.decoder = "software";
     const bool ok = converter_.to_ring_format(f, cfg_.output_format, &out, error);
@@ -550,7 +569,8 @@ class FfmpegSource final : public Source {
   cfcommon::FormatPtr fmt_;
   cfcommon::CodecPtr codec_ctx_;
   cfcommon::FramePtr frame_;
-  cfcommon::FramePtr sw_frame_;  // NVDEC frames downloaded for a host ring
+  cfcommon::FramePtr sw_frame_;      // NVDEC frames downloaded for a host ring
+  std::unique_ptr<NvcuvidPath> nv_;  // decoder: nvcuvid
   int stream_index_ = -1;
   std::string codec_name_;
   bool hw_ = false;

@@ -24,11 +24,11 @@
 # (SUBS64_ARGS adds arguments), about 3 minutes. (ctest's gpu_stress_test has 64 cuda
 # subscriber processes, every frame checked.)
 # servicebench: bench/service_bench.py: FFmpeg's ceiling (nvdec and cuvid), then real-time
-# cameras at each count with each decoder, interleaved: min/median fps per camera over the
-# window, total fps, CPU per camera and per frame, NVDEC utilisation (NVML), where the limit
-# is, and where each frame's CPU goes (the ingest threads by stage, the other threads by name);
-# add --variants experiments to compare issue 16's CPU experiments side by side (one row per
-# variant). SERVICE_BENCH_ARGS replaces the defaults (--counts 8,32,64 --window 20: about 5 minutes;
+# cameras at each count with each decoder (nvdec, cuvid, nvcuvid), interleaved: min/median fps
+# per camera over the window, total fps, CPU per camera and per frame, NVDEC utilisation (NVML),
+# where the limit is, and where each frame's CPU goes (the ingest threads by stage, the other
+# threads by name); add --variants experiments to compare issue 16's CPU experiments side by
+# side (one row per variant). SERVICE_BENCH_ARGS replaces the defaults (--counts 8,32,64 --window 20: about 5 minutes;
 # the big counts in a call of their own: --counts 100,128 --window 20 --ceiling-streams 128).
 # nvcuvid: bench/nvcuvid_ceiling, NVIDIA's parser and decoder called directly (N streams on T
 # threads: T = N is one thread per camera, T = 7 one per NVDEC engine), against FFmpeg's *_cuvid

@@ -3,8 +3,9 @@
 The service suite's file clips (tests/service/media.py: a frame-index barcode, a moving box and a
 sawtooth in every picture) decoded by NVDEC into cuda rings. A subscriber reads the frames as
 torch tensors straight from device memory and checks each picture (on a host copy) and its
-geometry and format; the status file must say decoder nvdec (or cuvid: FFmpeg's *_cuvid
-decoders, the other GPU decoder), memory cuda.
+geometry and format; the status file must say the GPU decoder asked for (nvdec: libavcodec's
+hwaccel; cuvid: FFmpeg's *_cuvid decoders; nvcuvid: NVIDIA's parser and decoder called directly),
+memory cuda.
 
 Needs CUFRAMES_SERVICE_BIN (the built service) and CUFRAMES_TEST_MEDIA_DIR (the clips, made on a
 machine with ffmpeg and carried here: this one has no ffmpeg CLI).
@@ -30,10 +31,11 @@ import torch  # noqa: E402
 MEDIA = Path(os.environ.get("CUFRAMES_TEST_MEDIA_DIR", ROOT / ".gpu-media"))
 
 
-@pytest.mark.parametrize("decoder", ["nvdec", "cuvid"])
+@pytest.mark.parametrize("decoder", ["nvdec", "cuvid", "nvcuvid"])
 @pytest.mark.parametrize("name", ["h264-1280x720", "hevc-2688x1520", "hevc10-1280x720"])
 def test_nvdec_file_camera(tmp_path: Path, name: str, decoder: str) -> None:
-    """Both GPU decoders: libavcodec's hwaccel (nvdec) and the *_cuvid decoders (cuvid)."""
+    """Each GPU decoder: libavcodec's hwaccel (nvdec), the *_cuvid decoders (cuvid), and NVIDIA's
+    parser and decoder called directly (nvcuvid)."""
     clip = media.CLIPS[name]
     path = MEDIA / clip.filename
     assert path.exists(), f"{path} missing: make it with tests/service/media.py and carry it"

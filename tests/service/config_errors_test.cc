@@ -44,7 +44,7 @@ TEST(ConfigErrors, IntegerAndChoiceValues) {
                       "cameras.a.memory", "expected one of auto, cuda, host, got 'gpu'");
   EXPECT_CONFIG_ERROR(
       MustFail("cameras: {a: {url: testsrc://, decoder: nvdex}}\n"), 1, 41, "cameras.a.decoder",
-      "expected one of auto, nvdec, software, cuvid, got 'nvdex' (did you mean 'nvdec'?)");
+      "expected one of auto, nvdec, software, cuvid, nvcuvid, got 'nvdex' (did you mean 'nvdec'?)");
   EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, output_format: yuv420p}}\n"), 1, 47,
                       "cameras.a.output_format", "expected one of auto, nv12, p010");
   EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, policy: strict}}\n"), 1, 40,
@@ -93,6 +93,33 @@ cameras:
                       "cameras.a.reconnect", "expected a mapping with initial and max, got '5s'");
   EXPECT_CONFIG_ERROR(MustFail("cameras: {a: {url: testsrc://, reconnect: {min: 1s}}}\n"), 1, 44,
                       "cameras.a.reconnect.min", "unknown key 'min' (did you mean 'max'?)");
+}
+
+// decoder: nvcuvid has no download into a host ring: the error names both keys, at the key the
+// camera gave (memory first), else at the camera.
+TEST(ConfigErrors, NvcuvidNeedsCudaMemory) {
+  const char* msg = "decoder: nvcuvid needs memory: cuda (or auto), got memory: host";
+  EXPECT_CONFIG_ERROR(
+      MustFail("cameras: {a: {url: /clips/a.mp4, decoder: nvcuvid, memory: host}}\n"), 1, 52,
+      "cameras.a.memory", msg);
+  EXPECT_CONFIG_ERROR(MustFail(Y(R"(
+defaults:
+  memory: host
+cameras:
+  a: {url: /clips/a.mp4, decoder: nvcuvid}
+)")),
+                      4, 26, "cameras.a.decoder", msg);
+  EXPECT_CONFIG_ERROR(MustFail(Y(R"(
+defaults: {memory: host, decoder: nvcuvid}
+cameras:
+  b: {url: rtsp://cam.lan/s}
+)")),
+                      3, 3, "cameras.b", msg);
+  // A testsrc camera decodes nothing: its decoder does not matter.
+  EXPECT_EQ(MustParse("cameras: {t: {url: testsrc://, decoder: nvcuvid, memory: host}}\n")
+                .cameras[0]
+                .memory,
+            MemoryChoice::kHost);
 }
 
 TEST(ConfigErrors, NullValueReportedAtItsKey) {

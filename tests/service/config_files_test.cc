@@ -183,6 +183,7 @@ TEST(ConfigFiles, ToString) {
   EXPECT_STREQ(to_string(DecoderChoice::kNvdec), "nvdec");
   EXPECT_STREQ(to_string(DecoderChoice::kSoftware), "software");
   EXPECT_STREQ(to_string(DecoderChoice::kCuvid), "cuvid");
+  EXPECT_STREQ(to_string(DecoderChoice::kNvcuvid), "nvcuvid");
   EXPECT_STREQ(to_string(OutputFormat::kAuto), "auto");
   EXPECT_STREQ(to_string(OutputFormat::kNv12), "nv12");
   EXPECT_STREQ(to_string(OutputFormat::kP010), "p010");

@@ -114,8 +114,13 @@ cameras:
   a: {url: testsrc://, memory: cuda, decoder: nvdec, output_format: nv12, policy: drop,
       rtsp_transport: tcp, loop: yes, realtime: true}
   b: {url: testsrc://, memory: AUTO, decoder: Auto, loop: off, realtime: False}
+  c: {url: /clips/a.mp4, decoder: nvcuvid}
+  d: {url: rtsp://cam.lan/s, decoder: NVCUVID, memory: cuda}
 )"));
-  ASSERT_EQ(cfg.cameras.size(), 2u);
+  ASSERT_EQ(cfg.cameras.size(), 4u);
+  EXPECT_EQ(cfg.cameras[2].decoder, DecoderChoice::kNvcuvid);
+  EXPECT_EQ(cfg.cameras[2].memory, MemoryChoice::kAuto);
+  EXPECT_EQ(cfg.cameras[3].decoder, DecoderChoice::kNvcuvid);
   EXPECT_EQ(cfg.cameras[0].memory, MemoryChoice::kCuda);
   EXPECT_EQ(cfg.cameras[0].decoder, DecoderChoice::kNvdec);
   EXPECT_EQ(cfg.cameras[0].output_format, OutputFormat::kNv12);

@@ -3,6 +3,7 @@ another keeps streaming; the service keeps running."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -11,6 +12,7 @@ import pytest
 
 import cuframes
 
+import media
 import svc
 
 STRICT = cuframes.SubscriberMode.STRICT_ORDER
@@ -144,6 +146,35 @@ def test_decoder_nvdec_without_gpu(clip: Callable[[str], tuple[Any, Path]],
                         "error with a reason")
     assert f"decoder: {decoder}, but no usable CUDA device" in cam["error"], cam
     assert cam["frames"] == 0, cam
+    s.wait_state("ok", "streaming", 10)
+    _consecutive_verified(runtime_dir, "cam-ok", 20, 320, 240)
+    s.assert_running()
+
+
+def test_decoder_nvcuvid_without_gpu(clip: Callable[[str], tuple[Any, Path]],
+                                     service: Callable[..., svc.Service], runtime_dir: str,
+                                     media_dir: Path) -> None:
+    """decoder: nvcuvid (NVIDIA's parser and decoder, no FFmpeg decoder) where no GPU is usable:
+    the camera is in error naming what is missing (the driver's libcuda or libnvcuvid, the GPU,
+    or this build's support), never a fallback; a codec it does not take (MJPEG) is named first,
+    on any machine; the others stream. The GPU twin: tests/gpu/test_service_nvdec.py."""
+    if svc.gpu_present():
+        pytest.skip("a GPU is present")
+    _, path = clip("h264-1280x720")
+    mjpeg = media.make_mjpeg(media_dir)
+    # memory: auto (the suite's defaults say host, which nvcuvid refuses at load)
+    s = service({"nv": {"url": f"file://{path}", "decoder": "nvcuvid", "memory": "auto"},
+                 "mj": {"url": f"file://{mjpeg}", "decoder": "nvcuvid", "memory": "auto"},
+                 "ok": {"url": "testsrc://?width=320&height=240&fps=30"}})
+    cam = s.wait_camera("nv", lambda c: c["state"] == "error" and c["error"], 10,
+                        "error with a reason")
+    assert re.search(r"^decoder: nvcuvid, but (no NVIDIA driver: .*libcuda\.so\.1"
+                     r"|no NVDEC: .*libnvcuvid\.so\.1|no usable CUDA device"
+                     r"|this build lacks it)", cam["error"]), cam
+    assert cam["frames"] == 0 and cam["decoder"] == "", cam
+    mj = s.wait_camera("mj", lambda c: c["state"] == "error" and c["error"], 10,
+                       "error with a reason")
+    assert mj["error"].startswith("decoder: nvcuvid supports h264 and hevc, not mjpeg"), mj
     s.wait_state("ok", "streaming", 10)
     _consecutive_verified(runtime_dir, "cam-ok", 20, 320, 240)
     s.assert_running()
