@@ -1,5 +1,5 @@
 """cuframes-service on mini_rtsp.py with NVDEC, on a GPU machine: decoder auto with memory cuda
-picks NVDEC for an RTSP camera, and a torch subscriber on CUDA checks every picture
+picks NVDEC for an RTSP camera (decoder: nvcuvid too), and a torch subscriber on CUDA checks every picture
 (tests/service/pattern.py) right through two loops of the file. The same without a GPU (host
 memory, software decode): test_mini_rtsp_service.py.
 
@@ -55,19 +55,22 @@ def _torch_cuda() -> Any:
     return torch
 
 
+@pytest.mark.parametrize("decoder,expected", [("auto", "nvdec"), ("nvcuvid", "nvcuvid")])
 @pytest.mark.parametrize("name", CLIPS)
 def test_service_nvdec_cuda(rtsp: Callable[..., mini_rtsp.MiniRtspServer],
-                            service: Callable[..., svc.Service], name: str) -> None:
-    """On a GPU machine: decoder auto with memory cuda picks NVDEC for the RTSP camera, and a
-    torch subscriber on CUDA reads every picture right through two loops of the file (as
-    tests/gpu/test_service_nvdec.py does for file cameras)."""
+                            service: Callable[..., svc.Service], name: str, decoder: str,
+                            expected: str) -> None:
+    """On a GPU machine: decoder auto with memory cuda picks NVDEC for the RTSP camera (and
+    decoder: nvcuvid, NVIDIA's parser and decoder called directly, takes the stream's Annex B
+    as it comes), and a torch subscriber on CUDA reads every picture right through two loops of
+    the file (as tests/gpu/test_service_nvdec.py does for file cameras)."""
     torch = _torch_cuda()
     clip = media.CLIPS[name]
     srv = rtsp({"cam": name})
-    s = service({"cam": {**VERIFIED, "url": srv.url("cam"), "decoder": "auto",
+    s = service({"cam": {**VERIFIED, "url": srv.url("cam"), "decoder": decoder,
                          "memory": "cuda"}}, defaults={"memory": "cuda"})
     cam = s.wait_state("cam", "streaming", 30)
-    assert (cam["decoder"], cam["memory"], cam["codec"]) == ("nvdec", "cuda", clip.codec), cam
+    assert (cam["decoder"], cam["memory"], cam["codec"]) == (expected, "cuda", clip.codec), cam
     stream = torch.cuda.Stream()
     with cuframes.subscribe("cam-cam", runtime_dir=s.runtime_dir, mode=STRICT,
                             connect_timeout_ms=10000, consumer_stream=stream) as sub:
@@ -83,8 +86,8 @@ def test_service_nvdec_cuda(rtsp: Callable[..., mini_rtsp.MiniRtspServer],
     now = s.camera("cam")
     assert now is not None
     cam = now
-    assert cam["decoder"] == "nvdec" and cam["decode_errors"] == 0, cam
+    assert cam["decoder"] == expected and cam["decode_errors"] == 0, cam
     assert (cam["width"], cam["height"], cam["format"]) == (clip.width, clip.height,
                                                             clip.format), cam
-    print(f"{name}: {len(codes)} NVDEC frames over RTSP checked, {cam['fps']:.1f} fps")
+    print(f"{name}: {len(codes)} {expected} frames over RTSP checked, {cam['fps']:.1f} fps")
 
