@@ -2,6 +2,8 @@
 // one stream's parser + decoder.
 #include "nvcuvid_decoder.h"
 
+#include "nvcuvid_create_info.h"
+
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -126,27 +128,9 @@ int CUDAAPI on_sequence(void* user, CUVIDEOFORMAT* f) {
   s->width = static_cast<unsigned>(f->display_area.right - f->display_area.left);
   s->height = static_cast<unsigned>(f->display_area.bottom - f->display_area.top);
   s->row_bytes = s->width * (deep ? 2 : 1);
-  CUVIDDECODECREATEINFO ci{};
-  ci.ulWidth = f->coded_width;
-  ci.ulHeight = f->coded_height;
-  ci.ulNumDecodeSurfaces = static_cast<tcu_ulong>(s->surfaces);
-  ci.CodecType = f->codec;
-  ci.ChromaFormat = f->chroma_format;
-  ci.ulCreationFlags = cudaVideoCreate_PreferCUVID;
-  ci.bitDepthMinus8 = f->bit_depth_luma_minus8;
-  ci.ulMaxWidth = f->coded_width;
-  ci.ulMaxHeight = f->coded_height;
-  ci.display_area.left = static_cast<short>(f->display_area.left);
-  ci.display_area.top = static_cast<short>(f->display_area.top);
-  ci.display_area.right = static_cast<short>(f->display_area.right);
-  ci.display_area.bottom = static_cast<short>(f->display_area.bottom);
-  ci.OutputFormat = deep ? cudaVideoSurfaceFormat_P016 : cudaVideoSurfaceFormat_NV12;
-  ci.DeinterlaceMode = cudaVideoDeinterlaceMode_Weave;
-  s->surface_h = (s->height + 1) & ~1u;     // the target size "should be aligned to 2"
-  ci.ulTargetWidth = (s->width + 1) & ~1u;  // the display area, cropped (as FFmpeg's cuviddec)
-  ci.ulTargetHeight = s->surface_h;
-  ci.ulNumOutputSurfaces = static_cast<tcu_ulong>(g_opt.output_surfaces);
-  ci.vidLock = s->lock;
+  CUVIDDECODECREATEINFO ci = cfcommon::nvcuvid_create_info(
+      *f, s->surfaces, static_cast<unsigned>(g_opt.output_surfaces), s->lock);
+  s->surface_h = static_cast<unsigned>(ci.ulTargetHeight);  // luma rows: chroma starts there
   ck(cv->cuvidCreateDecoder(&s->dec, &ci), "cuvidCreateDecoder");
   ck(cu->cuMemAlloc(&s->buf, static_cast<size_t>(s->row_bytes) * (s->height + s->height / 2 + 1)),
      "cuMemAlloc");

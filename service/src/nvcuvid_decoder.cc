@@ -26,6 +26,8 @@ void loader_log(const char* fmt, ...) {
 #define FFNV_DEBUG_LOG_FUNC(logctx, msg, ...)
 #include <ffnvcodec/dynlink_loader.h>
 
+#include "nvcuvid_create_info.h"
+
 namespace cfsvc {
 namespace {
 
@@ -142,30 +144,10 @@ struct NvcuvidDecoder::Impl {
       }
     }
     const bool deep = f->bit_depth_luma_minus8 > 0;
-    const unsigned width = static_cast<unsigned>(f->display_area.right - f->display_area.left);
-    const unsigned height = static_cast<unsigned>(f->display_area.bottom - f->display_area.top);
     surfaces = f->min_num_decode_surfaces + kExtraSurfaces;
-    surface_h = (height + 1) & ~1u;  // the target size "should be aligned to 2"
-    CUVIDDECODECREATEINFO ci{};
-    ci.ulWidth = f->coded_width;
-    ci.ulHeight = f->coded_height;
-    ci.ulNumDecodeSurfaces = static_cast<tcu_ulong>(surfaces);
-    ci.CodecType = f->codec;
-    ci.ChromaFormat = f->chroma_format;
-    ci.ulCreationFlags = cudaVideoCreate_PreferCUVID;
-    ci.bitDepthMinus8 = f->bit_depth_luma_minus8;
-    ci.ulMaxWidth = f->coded_width;
-    ci.ulMaxHeight = f->coded_height;
-    ci.display_area.left = static_cast<short>(f->display_area.left);
-    ci.display_area.top = static_cast<short>(f->display_area.top);
-    ci.display_area.right = static_cast<short>(f->display_area.right);
-    ci.display_area.bottom = static_cast<short>(f->display_area.bottom);
-    ci.OutputFormat = deep ? cudaVideoSurfaceFormat_P016 : cudaVideoSurfaceFormat_NV12;
-    ci.DeinterlaceMode = cudaVideoDeinterlaceMode_Weave;
-    ci.ulTargetWidth = (width + 1) & ~1u;  // the display area, cropped (as FFmpeg's cuviddec)
-    ci.ulTargetHeight = surface_h;
-    ci.ulNumOutputSurfaces = kOutputSurfaces;
-    ci.vidLock = lock;
+    CUVIDDECODECREATEINFO ci =  // not const: cuvidCreateDecoder takes a pointer
+        cfcommon::nvcuvid_create_info(*f, surfaces, kOutputSurfaces, lock);
+    surface_h = static_cast<unsigned>(ci.ulTargetHeight);  // luma rows: chroma starts there
     const CUresult rc = cv->cuvidCreateDecoder(&dec, &ci);
     if (rc != CUDA_SUCCESS) {
       dec = nullptr;
