@@ -1,5 +1,7 @@
 // DLPack import: the sources handed to CuframesPublisher.publish, taken from their producers
 // (one __dlpack__ call, or torch's C export for torch tensors).
+#include <pybind11/stl.h>
+
 #include <optional>
 #include <string>
 #include <vector>

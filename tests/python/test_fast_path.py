@@ -179,3 +179,15 @@ def test_no_copies_of_loans_and_batches(runtime_dir: str, key: str) -> None:
             with pytest.raises(BufferError, match="loan"):
                 loan.y.compact()
             loan.abandon()
+
+
+def test_torch_fast_path_switch() -> None:
+    """The private switch of publish()'s torch shortcut (benchmarks and the GPU tests flip it):
+    it takes True, False or nothing and says what holds."""
+    switch = cuframes._cuframes._torch_fast_path
+    assert switch() is True  # on by default
+    try:
+        assert switch(False) is False
+        assert switch() is False
+    finally:
+        assert switch(True) is True
