@@ -8,8 +8,9 @@
 //              shared memory, and every subscriber copies it host -> device before using it
 //              (transport: a cuframes host ring standing in for the shm segment + queue)
 // Latency is from the start of the publish call (the frame ready at the producer) to the frame
-// being usable by the subscriber: host pointer (host), device pointer (cuda), or the H2D copy
-// completed on its device (baseline). Each scenario runs a paced phase (latency, 200 fps) and a
+// being usable by the subscriber: host pointer (host), device pointer with the consumer stream
+// synchronised (cuda: what a detector's synchronised tensor costs), or the H2D copy completed on
+// its device (baseline). Each scenario runs a paced phase (latency, 200 fps) and a
 // flat-out phase (frames/s). Subscribers are separate processes (fork+exec of this binary); each
 // leaves its first 10 frames (warm-up) out of its figures.
 //
@@ -149,8 +150,9 @@ void main_table(std::map<std::string, std::string>& args, const std::vector<Path
   std::vector<std::string> sizes = split(args.count("sizes") ? args["sizes"] : "1080p,4k");
   std::vector<std::string> subs = split(args.count("subs") ? args["subs"] : "1,4,16");
   std::printf(
-      "Latency: from the publish() call to the frame usable by the subscriber (p50/p99);\n"
-      "wake: from publication (copy done) to the subscriber holding it (wake>20: share of\n"
+      "Latency: from the publish() call to the frame usable by the subscriber (p50/p99; cuda:\n"
+      "its consumer stream synchronised); wake: from publication (copy done) to the\n"
+      "subscriber holding it, before that sync (wake>20: share of\n"
       "frames later than 20 us, i.e. a sleeping subscriber woken); publish: time in\n"
       "publish() (the copy into the ring); pub late: the publisher's start behind its\n"
       "schedule; steal: the VM's CPU time taken by its host in the paced phase. Paced at\n"

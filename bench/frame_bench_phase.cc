@@ -97,10 +97,19 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
       cuda_check(cudaStreamSynchronize(stream), "sync");
     }
 #endif
-    int64_t now = cuframes::now_ns();
+    const int64_t now = cuframes::now_ns();
+    int64_t usable = now;
+#ifdef CUFRAMES_WITH_CUDA
+    if (path == Path::kCuda || path == Path::kCudaSpin) {
+      // Usable: the consumer stream, which the frame's arrival ordered after the publisher's
+      // copy, synchronised (as a Python detector's latency to a synchronised tensor is).
+      cuda_check(cudaStreamSynchronize(stream), "sync");
+      usable = cuframes::now_ns();
+    }
+#endif
     f.release();
     if (!measured) continue;
-    lat.push_back(now - fi.pts_ns);
+    lat.push_back(usable - fi.pts_ns);
     wake.push_back(now - fi.publish_ns);
     if (t_first == 0) t_first = now;
     t_last = now;

@@ -450,8 +450,8 @@ def main() -> int:
             print("  " + line)
         print()
     print("Latency: producer's pts -> synchronised tensor in the subscriber, us. Steps: p50, us.")
-    print("C rows: cuframes_bench, median of its rows (latency to the frame held, no sync; "
-          "publish: its mean).")
+    print("C rows: cuframes_bench, median of its rows (latency to the frame held and its "
+          "consumer stream synchronised; publish: its mean).")
     hdr = (f"{'size':<6} {'subs':>4} {'arm':<14}| {'p50':>7} {'p99':>7} | {'CPU/fr':>7} | "
            f"{'publish':>7} {'pub p99':>7} {'export':>7} {'C call':>7} {'pub2pub':>7} "
            f"{'wake':>7} {'wake99':>7} "
