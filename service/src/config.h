@@ -16,8 +16,10 @@ namespace cfsvc {
 using Duration = std::chrono::milliseconds;
 
 enum class MemoryChoice { kAuto, kCuda, kHost };  // auto: cuda when a GPU is usable
-// auto: nvdec when it can, else software; cuvid: FFmpeg's *_cuvid decoders (NVIDIA's parser);
-// nvcuvid: NVIDIA's parser and decoder called directly (nvcuvid_decoder.h), never chosen by auto
+// auto: into a cuda ring, nvcuvid for H.264 and HEVC, else (or where nvcuvid cannot start or
+// refuses the stream) nvdec when it can; software otherwise and into host rings. cuvid: FFmpeg's
+// *_cuvid decoders (NVIDIA's parser); nvcuvid: NVIDIA's parser and decoder called directly
+// (nvcuvid_decoder.h)
 enum class DecoderChoice { kAuto, kNvdec, kSoftware, kCuvid, kNvcuvid };
 enum class OutputFormat { kAuto, kNv12, kP010 };  // auto: P010 for >8-bit sources
 enum class RingPolicy { kDrop, kStrictWait };

@@ -94,8 +94,9 @@ struct NvcuvidDecoder::Impl {
   NvcuvidPicture shape;    // size, depth and colour of every picture of the sequence
   // While a call runs: where pictures go, and how it ended.
   NvcuvidSink* sink = nullptr;
-  bool halted = false;  // the sink said stop: no more pictures for this call
-  std::string fatal;    // a failure in a callback
+  bool halted = false;   // the sink said stop: no more pictures for this call
+  std::string fatal;     // a failure in a callback
+  bool refused = false;  // fatal: the sequence refused (NvcuvidDecoder::refused)
 
   ~Impl() {
     if (ctx == nullptr) return;
@@ -122,6 +123,7 @@ struct NvcuvidDecoder::Impl {
       dec = nullptr;
     }
     if (f->chroma_format != cudaVideoChromaFormat_420) {
+      refused = true;
       fatal = "nvcuvid: only 4:2:0 streams are supported (this one is " +
               std::string(f->chroma_format == cudaVideoChromaFormat_422   ? "4:2:2"
                           : f->chroma_format == cudaVideoChromaFormat_444 ? "4:4:4"
@@ -137,6 +139,7 @@ struct NvcuvidDecoder::Impl {
       if (cv->cuvidGetDecoderCaps(&caps) == CUDA_SUCCESS &&
           (!caps.bIsSupported || f->coded_width > caps.nMaxWidth ||
            f->coded_height > caps.nMaxHeight)) {
+        refused = true;
         fatal = "nvcuvid: this GPU's NVDEC cannot decode " + std::to_string(f->coded_width) + "x" +
                 std::to_string(f->coded_height) + " " +
                 std::to_string(8 + f->bit_depth_luma_minus8) + "-bit 4:2:0 of this codec";
@@ -151,6 +154,7 @@ struct NvcuvidDecoder::Impl {
     const CUresult rc = cv->cuvidCreateDecoder(&dec, &ci);
     if (rc != CUDA_SUCCESS) {
       dec = nullptr;
+      refused = true;
       fatal = cu_error(rc, "cuvidCreateDecoder");
       return 0;
     }
@@ -220,6 +224,7 @@ struct NvcuvidDecoder::Impl {
     sink = &s;
     halted = false;
     fatal.clear();
+    refused = false;
     CUresult rc = cu->cuCtxPushCurrent(ctx);
     if (rc == CUDA_SUCCESS) {
       rc = cv->cuvidParseVideoData(parser, p);
@@ -311,6 +316,10 @@ bool NvcuvidDecoder::flush(NvcuvidSink& sink, std::string* error) {
   CUVIDSOURCEDATAPACKET eos{};
   eos.flags = CUVID_PKT_ENDOFSTREAM;
   return impl_->parse(&eos, sink, error);
+}
+
+bool NvcuvidDecoder::refused() const {
+  return impl_ != nullptr && impl_->refused;
 }
 
 }  // namespace cfsvc

@@ -67,6 +67,10 @@ class NvcuvidDecoder {
   // End of stream (CUVID_PKT_ENDOFSTREAM): the pictures still queued go to the sink; what comes
   // next is taken as a new stream (a file's next loop). Same result as decode().
   bool flush(NvcuvidSink& sink, std::string* error);
+  // Whether the last failure was a sequence this decoder refused (its chroma format, size or
+  // depth unsupported by this NVDEC, or cuvidCreateDecoder failing for it): the stream, not the
+  // GPU, so another decoder may take it.
+  bool refused() const;
 
  private:
   struct Impl;

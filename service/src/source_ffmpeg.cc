@@ -144,13 +144,26 @@ class FfmpegSource final : public Source {
     AVStream* st = fmt_->streams[stream_index_];
     codec_name_ = avcodec_get_name(st->codecpar->codec_id);
     if (dec == nullptr) return fail(error, "no decoder for " + codec_name_);
-    if (cfg_.decoder == DecoderChoice::kNvcuvid) {
+    dec_ = dec;
+    // nvcuvid: asked for, or auto's choice for H.264 and HEVC into a cuda ring (the least CPU
+    // per frame at scale: docs/architecture.md); auto falls back to FFmpeg's NVDEC below when
+    // nvcuvid cannot start, and in run() when it refuses the stream's sequence.
+    const bool auto_nv =
+        cfg_.decoder == DecoderChoice::kAuto && !opt_.host_ring && opt_.cuda_usable &&
+        (st->codecpar->codec_id == AV_CODEC_ID_H264 || st->codecpar->codec_id == AV_CODEC_ID_HEVC);
+    if (cfg_.decoder == DecoderChoice::kNvcuvid || auto_nv) {
       auto deliver = [this](SourceSink* s, VideoFrame& f, int64_t pts, std::string* e) {
         return deliver_device(s, f, pts, e);
       };
-      nv_ = open_nvcuvid(st, opt_, deliver, error);
-      if (!nv_) return false;
-      hw_ = true;
+      std::string why;
+      nv_ = open_nvcuvid(st, opt_, deliver, &why);
+      if (nv_) {
+        hw_ = true;
+      } else if (!auto_nv) {
+        return fail(error, why);
+      } else {
+        log_->info("nvcuvid unavailable for {} ({}): FFmpeg's NVDEC decodes it", codec_name_, why);
+      }
     }
     if (cfg_.decoder == DecoderChoice::kCuvid) {
       // FFmpeg's decoder built on NVIDIA's parser: <codec>_cuvid (h264_cuvid, hevc_cuvid, ...).
@@ -257,11 +270,24 @@ class FfmpegSource final : public Source {
         continue;
       }
       seen_key_ = true;
-      if (nv_) {  // decoder: nvcuvid: decoded, paced and published in there
-        const bool ok = nv_->send(pkt.get(), sink, error);
+      if (nv_) {  // nvcuvid: decoded, paced and published in there
+        std::string why;
+        const bool ok = nv_->send(pkt.get(), sink, &why);
         av_packet_unref(pkt.get());
-        if (!ok) return stop_->load() ? Outcome::kStopped : Outcome::kError;
-        continue;
+        if (ok) continue;
+        if (!stop_->load() && cfg_.decoder == DecoderChoice::kAuto && nv_->refused()) {
+          // auto: a stream nvcuvid refuses (4:2:2, a size or depth this NVDEC lacks) goes to
+          // FFmpeg's decoder, NVDEC or software, from the next keyframe.
+          log_->warn("nvcuvid cannot decode this {} stream ({}): FFmpeg decodes it", codec_name_,
+                     why);
+          nv_.reset();
+          hw_ = false;
+          seen_key_ = false;
+          if (!open_decoder(dec_, st, error)) return Outcome::kError;
+          continue;
+        }
+        if (error != nullptr && !why.empty()) *error = why;
+        return stop_->load() ? Outcome::kStopped : Outcome::kError;
       }
       rc = avcodec_send_packet(codec_ctx_.get(), pkt.get());
       lap(opt_.cpu, CpuStage::kDecode);
@@ -355,6 +381,7 @@ class FfmpegSource final : public Source {
     return cfg_.decoder == DecoderChoice::kCuvid;
   }
   const char* hw_name() const {  // the GPU decoder's name: nvdec, cuvid or nvcuvid
+    if (nv_) return "nvcuvid";
     return cfg_.decoder == DecoderChoice::kAuto ? "nvdec" : to_string(cfg_.decoder);
   }
 
@@ -570,7 +597,8 @@ class FfmpegSource final : public Source {
   cfcommon::CodecPtr codec_ctx_;
   cfcommon::FramePtr frame_;
   cfcommon::FramePtr sw_frame_;      // NVDEC frames downloaded for a host ring
-  std::unique_ptr<NvcuvidPath> nv_;  // decoder: nvcuvid
+  std::unique_ptr<NvcuvidPath> nv_;  // nvcuvid (asked for, or auto's choice)
+  const AVCodec* dec_ = nullptr;     // FFmpeg's decoder for the stream (auto's fallback)
   int stream_index_ = -1;
   std::string codec_name_;
   bool hw_ = false;

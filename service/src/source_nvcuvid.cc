@@ -93,6 +93,8 @@ class Path final : public NvcuvidPath, private NvcuvidSink {
     return call(sink, error, [&](std::string* e) { return dec_.flush(*this, e); });
   }
 
+  bool refused() const override { return dec_.refused(); }
+
  private:
   // A decoder call, with the sink and error its pictures use while it runs; the parser's and
   // decoder's CPU goes to the decode stage (deliver charges pacing and publishing to theirs).

@@ -31,6 +31,9 @@ class NvcuvidPath {
   virtual bool send(const AVPacket* pkt, SourceSink* sink, std::string* error) = 0;
   // End of stream: the pictures still queued go out; what follows is a new stream (a loop).
   virtual bool flush(SourceSink* sink, std::string* error) = 0;
+  // After a failed send: the stream was refused at its sequence header (a chroma format, size
+  // or depth this NVDEC cannot decode, or no decoder for it), not a failure of the GPU.
+  virtual bool refused() const = 0;
 };
 
 // The camera's nvcuvid decoder for stream `st` (H.264 or HEVC), on a CUDA stream of its own on

@@ -1,5 +1,5 @@
 """cuframes-service on mini_rtsp.py with NVDEC, on a GPU machine: decoder auto with memory cuda
-picks NVDEC for an RTSP camera (decoder: nvcuvid too), and a torch subscriber on CUDA checks every picture
+picks nvcuvid for an RTSP camera (decoder: nvdec and nvcuvid asked for too), and a torch subscriber on CUDA checks every picture
 (tests/service/pattern.py) right through two loops of the file. The same without a GPU (host
 memory, software decode): test_mini_rtsp_service.py.
 
@@ -55,14 +55,15 @@ def _torch_cuda() -> Any:
     return torch
 
 
-@pytest.mark.parametrize("decoder,expected", [("auto", "nvdec"), ("nvcuvid", "nvcuvid")])
+@pytest.mark.parametrize("decoder,expected",
+                         [("auto", "nvcuvid"), ("nvdec", "nvdec"), ("nvcuvid", "nvcuvid")])
 @pytest.mark.parametrize("name", CLIPS)
 def test_service_nvdec_cuda(rtsp: Callable[..., mini_rtsp.MiniRtspServer],
                             service: Callable[..., svc.Service], name: str, decoder: str,
                             expected: str) -> None:
-    """On a GPU machine: decoder auto with memory cuda picks NVDEC for the RTSP camera (and
-    decoder: nvcuvid, NVIDIA's parser and decoder called directly, takes the stream's Annex B
-    as it comes), and a torch subscriber on CUDA reads every picture right through two loops of
+    """On a GPU machine: decoder auto with memory cuda picks nvcuvid (NVIDIA's parser and
+    decoder called directly, taking the stream's Annex B as it comes) for the RTSP camera, as
+    nvcuvid asked for does; nvdec is FFmpeg's hwaccel; and a torch subscriber on CUDA reads every picture right through two loops of
     the file (as tests/gpu/test_service_nvdec.py does for file cameras)."""
     torch = _torch_cuda()
     clip = media.CLIPS[name]

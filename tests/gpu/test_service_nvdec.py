@@ -31,11 +31,13 @@ import torch  # noqa: E402
 MEDIA = Path(os.environ.get("CUFRAMES_TEST_MEDIA_DIR", ROOT / ".gpu-media"))
 
 
-@pytest.mark.parametrize("decoder", ["nvdec", "cuvid", "nvcuvid"])
+@pytest.mark.parametrize("decoder", ["nvdec", "cuvid", "nvcuvid", "auto"])
 @pytest.mark.parametrize("name", ["h264-1280x720", "hevc-2688x1520", "hevc10-1280x720"])
 def test_nvdec_file_camera(tmp_path: Path, name: str, decoder: str) -> None:
     """Each GPU decoder: libavcodec's hwaccel (nvdec), the *_cuvid decoders (cuvid), and NVIDIA's
-    parser and decoder called directly (nvcuvid)."""
+    parser and decoder called directly (nvcuvid), which auto picks for H.264 and HEVC into a
+    cuda ring."""
+    expected = "nvcuvid" if decoder == "auto" else decoder
     clip = media.CLIPS[name]
     path = MEDIA / clip.filename
     assert path.exists(), f"{path} missing: make it with tests/service/media.py and carry it"
@@ -49,7 +51,7 @@ def test_nvdec_file_camera(tmp_path: Path, name: str, decoder: str) -> None:
     service = svc.Service(cfg, run, tmp_path)
     try:
         cam = service.wait_state("cam", "streaming", timeout=30)
-        assert cam["decoder"] == decoder, cam
+        assert cam["decoder"] == expected, cam
         assert cam["memory"] == "cuda", cam
         assert cam["codec"] == clip.codec, cam
         stream = torch.cuda.Stream()
@@ -80,6 +82,47 @@ def test_nvdec_file_camera(tmp_path: Path, name: str, decoder: str) -> None:
         assert cam["decode_errors"] == 0, cam
         print(f"{name}: {checked} {decoder} frames checked, {cam['fps']:.1f} fps, decoder "
               f"{cam['decoder']}, {cam['format']} {cam['width']}x{cam['height']}")
+    finally:
+        service.stop()
+
+
+def test_auto_falls_back_when_nvcuvid_refuses(tmp_path: Path) -> None:
+    """decoder: auto into a cuda ring with a stream NVDEC cannot decode (H.264 4:2:2): nvcuvid
+    refuses its sequence, FFmpeg's decoder takes it from the next keyframe (NVDEC refuses it
+    too, so software, uploaded into the ring), and every picture of two loops arrives intact."""
+    clip = media.H264_422
+    path = MEDIA / clip.filename
+    assert path.exists(), f"{path} missing: make it with tests/service/media.py and carry it"
+    run = str(tmp_path / "run")
+    cfg = svc.write_config(tmp_path / "svc.yaml",
+                           {"cam": {"url": str(path), "decoder": "auto", "memory": "cuda",
+                                    "loop": True, "realtime": True,
+                                    "policy": "strict_wait", "wait_timeout": "5s"}}, run)
+    service = svc.Service(cfg, run, tmp_path)
+    try:
+        service.wait_state("cam", "streaming", timeout=30)
+        stream = torch.cuda.Stream()
+        with cuframes.subscribe("cam-cam", runtime_dir=run, mode=cuframes.SubscriberMode.STRICT_ORDER,
+                                connect_timeout_ms=5000, consumer_stream=stream) as sub:
+            last = None
+            for _ in range(2 * clip.frames):
+                with sub.next_frame(timeout_ms=5000) as frame:
+                    assert frame.memory == "cuda"
+                    assert (frame.width, frame.height) == (clip.width, clip.height)
+                    assert frame.format == cuframes.PixelFormat.NV12
+                    with torch.cuda.stream(stream):
+                        y = torch.from_dlpack(frame.y).cpu().numpy()
+                        uv = torch.from_dlpack(frame.uv).cpu().numpy()
+                n = pattern.read_barcode(y)
+                assert n is not None and (last is None or n in (0, last + 1)), (n, last)
+                assert pattern.check_picture(y, uv, n, noisy=True) is None
+                last = n
+        cam = service.camera("cam")
+        assert cam["decoder"] in ("software", "nvdec") and cam["memory"] == "cuda", cam
+        assert "nvcuvid cannot decode this h264 stream" in service.log_tail(200), \
+            service.log_tail(200)
+        print(f"4:2:2 under auto: nvcuvid refused it, {2 * clip.frames} frames checked, decoded "
+              f"by {cam['decoder']}")
     finally:
         service.stop()
 
