@@ -15,7 +15,9 @@ producer's call; torch-ipc: copy + puts; shm-h2d: download + puts; cuframes: pub
 every other frame), export and C call (cuframes, the other frames: torch's C export, then
 publish() of the capsule), pub2pub (pts to publication),
 wake (publication or put to next_frame()/get() returning), import (torch.from_dlpack(frame.yuv);
-shm-h2d: the H2D copy), sync (synchronize()), release (the tensor dropped, frame.release()). CPU:
+shm-h2d: the H2D copy), warm (--warm-import: the import again on the same frame, out of the
+latency: what the first one pays for caches gone cold while the subscriber slept), sync
+(synchronize()), release (the tensor dropped, frame.release()). CPU:
 each subscriber's process CPU time per frame (every thread), median over subscribers and rounds.
 Arms round-robin (the first one rotating), --rounds rounds; figures over all samples (each
 subscriber's first 10 frames of an episode left out). Producer on CPU 0, subscribers (persistent
@@ -23,6 +25,7 @@ processes) on CPUs 1..4, as cuframes_bench pins.
 
     python3 bench/python_bench.py [--rounds 3] [--seconds 1.5] [--sizes 1080p,4k] [--subs 1,4]
         [--memory cuda|host] [--c-bench build/bench/cuframes_bench] [--budget 270 (s)]
+        [--warm-import]
 
 --memory host (the default without CUDA): the host-memory twin, anywhere (host rings read with
 numpy, shm without H2D, cuframes_bench's host path; torch-ipc skipped). Needs numpy and cuframes,
@@ -45,8 +48,9 @@ import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench_peers import (POOL, STEPS, WARMUP, Samples, c_floor, ep_shm,  # noqa: E402
-                                ep_torch_ipc, floor_publish_p50, now_ns, parse_c_row, run_c)
+from python_bench_peers import (POOL, STEPS, WARM, WARMUP, Samples,  # noqa: E402
+                                c_floor, ep_shm, ep_torch_ipc, floor_publish_p50, now_ns,
+                                parse_c_row, run_c)
 
 
 def pin(cpu: int) -> None:
@@ -110,11 +114,17 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
                 x = np.from_dlpack(f.yuv)
                 t2 = now_ns()
             t3 = now_ns()
+            warm = {}
+            if p["warm"]:  # the import once more, caches warm now (not in the latency)
+                x2 = torch.from_dlpack(f.yuv) if torch is not None else np.from_dlpack(f.yuv)
+                warm[WARM] = now_ns() - t3
+                del x2
+            t3b = now_ns()
             del x
             f.release()
             t4 = now_ns()
             s.add(lat=t3 - f.pts_ns, pub2pub=f.publish_ns - f.pts_ns, wake=t1 - f.publish_ns,
-                  **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3)
+                  **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3b, **warm)
     return s.result()
 
 
@@ -131,7 +141,7 @@ class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
     v: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [] for k in ("lat",) + STEPS + ("export", "ccall")})
+        default_factory=lambda: {k: [] for k in ("lat",) + STEPS + (WARM, "export", "ccall")})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
@@ -263,7 +273,8 @@ class Bench:
         src = self.source(size)
         rows = frame_rows(h)
         p: dict[str, Any] = {"dir": self.dir, "key": f"bench-{size}", "rows": rows, "width": w,
-                             "spin_us": self.args.spin_us if arm == "cuframes-spin" else 0}
+                             "spin_us": self.args.spin_us if arm == "cuframes-spin" else 0,
+                             "warm": self.args.warm_import}
         took: list[int] = []
         if arm in ("cuframes", "cuframes-spin"):
             with self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4), memory=self.memory,
@@ -336,7 +347,7 @@ class Bench:
                 continue
             row.frames += r["frames"]
             row.cpu.append(r["cpu_us"])
-            for k in ("lat",) + STEPS:
+            for k in ("lat",) + STEPS + (WARM,):
                 if k != "publish":
                     row.v[k].extend(r[k])
 
@@ -374,6 +385,9 @@ def main() -> int:
     ap.add_argument("--spin-us", type=int, default=200)
     ap.add_argument("--memory", choices=("cuda", "host"), default=None)
     ap.add_argument("--arms", default=None, help="comma-separated subset of the arms")
+    ap.add_argument("--warm-import", action="store_true",
+                    help="cuframes arms: the import once more per frame (column warm), out of "
+                         "the latency: the first import's cost of caches gone cold")
     ap.add_argument("--budget", type=float, default=270.0,
                     help="seconds of episodes: no round is started that would end past it")
     root = Path(__file__).resolve().parent.parent
@@ -455,7 +469,7 @@ def main() -> int:
     hdr = (f"{'size':<6} {'subs':>4} {'arm':<14}| {'p50':>7} {'p99':>7} | {'CPU/fr':>7} | "
            f"{'publish':>7} {'pub p99':>7} {'export':>7} {'C call':>7} {'pub2pub':>7} "
            f"{'wake':>7} {'wake99':>7} "
-           f"{'import':>7} {'sync':>7} {'release':>7} | {'frames':>6}")
+           f"{'import':>7} {'warm':>7} {'sync':>7} {'release':>7} | {'frames':>6}")
     print(hdr)
     print("-" * len(hdr))
     summary: dict[tuple[str, int, str], dict[str, float]] = {}
@@ -467,7 +481,7 @@ def main() -> int:
                 if row.c:  # the median of cuframes_bench's rows; no steps of its own
                     s = {k: sorted(r[k] for r in row.c)[len(row.c) // 2]
                          for k in ("p50", "p99", "cpu", "publish", "wake", "wake99")}
-                    steps = [nan, nan, nan, nan, s["wake"], s["wake99"], nan, nan, nan]
+                    steps = [nan, nan, nan, nan, s["wake"], s["wake99"], nan, nan, nan, nan]
                 else:
                     v = row.v
                     s = {"p50": pct(v["lat"], 0.5), "p99": pct(v["lat"], 0.99),
@@ -476,8 +490,8 @@ def main() -> int:
                          "wake99": pct(v["wake"], 0.99)}
                     steps = [pct(v["publish"], 0.99), pct(v["export"], 0.5),
                              pct(v["ccall"], 0.5), pct(v["pub2pub"], 0.5), s["wake"],
-                             s["wake99"], pct(v["import"], 0.5), pct(v["sync"], 0.5),
-                             pct(v["release"], 0.5)]
+                             s["wake99"], pct(v["import"], 0.5), pct(v[WARM], 0.5),
+                             pct(v["sync"], 0.5), pct(v["release"], 0.5)]
                 print(f"{size:<6} {n:>4} {arm:<14}| {fmt(s['p50'])} {fmt(s['p99'])} | "
                       f"{fmt(s['cpu'])} | {fmt(s['publish'])} {' '.join(map(fmt, steps))} | "
                       f"{row.frames if row.frames else '':>6}")

@@ -15,6 +15,9 @@ import numpy as np
 WARMUP = 10  # frames per subscriber and episode left out of every figure
 POOL = 8  # torch-ipc and shm-h2d slots, as a cuframes ring's
 STEPS = ("publish", "pub2pub", "wake", "import", "sync", "release")
+# --warm-import: the import again on the same frame, after the sync (out of the latency): what
+# the first import pays for the subscriber's caches gone cold in the 5 ms it slept.
+WARM = "warm"
 now_ns = time.monotonic_ns  # CLOCK_MONOTONIC, the clock of pts_ns
 
 
@@ -24,7 +27,7 @@ class Samples:
     def __init__(self) -> None:
         self.seen = 0
         self.cpu0: Optional[float] = None
-        self.v: dict[str, list[int]] = {k: [] for k in ("lat",) + STEPS}
+        self.v: dict[str, list[int]] = {k: [] for k in ("lat",) + STEPS + (WARM,)}
 
     def add(self, **steps: int) -> None:
         self.seen += 1
