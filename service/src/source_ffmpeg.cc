@@ -148,9 +148,8 @@ class FfmpegSource final : public Source {
     // nvcuvid: asked for, or auto's choice for H.264 and HEVC into a cuda ring (the least CPU
     // per frame at scale: docs/architecture.md); auto falls back to FFmpeg's NVDEC below when
     // nvcuvid cannot start, and in run() when it refuses the stream's sequence.
-    const bool auto_nv =
-        cfg_.decoder == DecoderChoice::kAuto && !opt_.host_ring && opt_.cuda_usable &&
-        (st->codecpar->codec_id == AV_CODEC_ID_H264 || st->codecpar->codec_id == AV_CODEC_ID_HEVC);
+    const bool auto_nv = cfg_.decoder == DecoderChoice::kAuto && !opt_.host_ring &&
+                         opt_.cuda_usable && nvcuvid_codec(st->codecpar->codec_id);
     if (cfg_.decoder == DecoderChoice::kNvcuvid || auto_nv) {
       auto deliver = [this](SourceSink* s, VideoFrame& f, int64_t pts, std::string* e) {
         return deliver_device(s, f, pts, e);

@@ -147,10 +147,14 @@ class Path final : public NvcuvidPath, private NvcuvidSink {
 }  // namespace
 #endif
 
+bool nvcuvid_codec(int codec_id) {
+  return codec_id == AV_CODEC_ID_H264 || codec_id == AV_CODEC_ID_HEVC;
+}
+
 std::unique_ptr<NvcuvidPath> open_nvcuvid(const AVStream* st, const SourceOptions& opt,
                                           NvcuvidPath::Deliver deliver, std::string* error) {
   const AVCodecID id = st->codecpar->codec_id;
-  if (id != AV_CODEC_ID_H264 && id != AV_CODEC_ID_HEVC) {
+  if (!nvcuvid_codec(id)) {
     *error = std::string("decoder: nvcuvid supports h264 and hevc, not ") + avcodec_get_name(id) +
              " (decoder: nvdec or cuvid decodes it on the GPU)";
     return nullptr;

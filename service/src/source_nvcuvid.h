@@ -36,6 +36,9 @@ class NvcuvidPath {
   virtual bool refused() const = 0;
 };
 
+// Whether nvcuvid decodes this codec (H.264 and HEVC).
+bool nvcuvid_codec(int codec_id);
+
 // The camera's nvcuvid decoder for stream `st` (H.264 or HEVC), on a CUDA stream of its own on
 // opt.cuda_device. Null with *error naming what is missing: the codec, the GPU, the driver's
 // libraries, or this build's support.

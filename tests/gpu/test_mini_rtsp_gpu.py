@@ -1,7 +1,7 @@
 """cuframes-service on mini_rtsp.py with NVDEC, on a GPU machine: decoder auto with memory cuda
-picks nvcuvid for an RTSP camera (decoder: nvdec and nvcuvid asked for too), and a torch subscriber on CUDA checks every picture
-(tests/service/pattern.py) right through two loops of the file. The same without a GPU (host
-memory, software decode): test_mini_rtsp_service.py.
+picks nvcuvid for an RTSP camera (decoder: nvdec and nvcuvid asked for too), and a torch
+subscriber on CUDA checks every picture (tests/service/pattern.py) right through two loops of
+the file. The same without a GPU (host memory, software decode): test_mini_rtsp_service.py.
 
 GPU machine (tests/gpu/run.sh, stage rtsp; no ffmpeg CLI: the clips come made, in
 CUFRAMES_TEST_MEDIA_DIR):
@@ -63,8 +63,9 @@ def test_service_nvdec_cuda(rtsp: Callable[..., mini_rtsp.MiniRtspServer],
                             expected: str) -> None:
     """On a GPU machine: decoder auto with memory cuda picks nvcuvid (NVIDIA's parser and
     decoder called directly, taking the stream's Annex B as it comes) for the RTSP camera, as
-    nvcuvid asked for does; nvdec is FFmpeg's hwaccel; and a torch subscriber on CUDA reads every picture right through two loops of
-    the file (as tests/gpu/test_service_nvdec.py does for file cameras)."""
+    nvcuvid asked for does; nvdec is FFmpeg's hwaccel; and a torch subscriber on CUDA reads
+    every picture right through two loops of the file (as tests/gpu/test_service_nvdec.py does
+    for file cameras)."""
     torch = _torch_cuda()
     clip = media.CLIPS[name]
     srv = rtsp({"cam": name})

@@ -243,8 +243,8 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     names = argv[1:] or list(CLIPS)
+    clips = {**CLIPS, H264_422.name: H264_422}
     for name in names:
-        clips = {**CLIPS, H264_422.name: H264_422}
         print(make_bench(argv[0]) if name == "bench" else make(clips[name], argv[0]))
     return 0
 
