@@ -3,7 +3,10 @@
 against torch's own CUDA IPC and Frigate's shared memory, with the C path as the floor. One table.
 
 1080p and 4K NV12, 1 and 4 subscriber processes, 200 fps (a camera's cadence). Arms:
-  cuframes, cuframes-spin  publish(tensor) / next_frame(), sleeping, or with spin_us=200;
+  cuframes, cuframes-spin  publish(tensor) / next_frame() then frame.torch("yuv"), sleeping, or
+              with spin_us=200;
+  cuframes-dlpack  the same, sleeping, importing with torch.from_dlpack(frame.yuv) (the DLPack
+              protocol through torch's Python) instead of frame.torch("yuv");
   torch-ipc   each frame copied into a pool of CUDA tensors put on each subscriber's
               torch.multiprocessing queue (CUDA IPC handle + event);
   shm-h2d     Frigate's way: downloaded into multiprocessing.shared_memory slots, (slot, pts)
@@ -14,8 +17,8 @@ tensor: the subscriber's consumer stream synchronised after the import. Steps (p
 producer's call; torch-ipc: copy + puts; shm-h2d: download + puts; cuframes: publish(tensor) on
 every other frame), export and C call (cuframes, the other frames: torch's C export, then
 publish() of the capsule), pub2pub (pts to publication),
-wake (publication or put to next_frame()/get() returning), import (torch.from_dlpack(frame.yuv);
-shm-h2d: the H2D copy), warm (--warm-import: the import again on the same frame, out of the
+wake (publication or put to next_frame()/get() returning), import (frame.torch("yuv"), or
+torch.from_dlpack(frame.yuv) for cuframes-dlpack; host: numpy.from_dlpack; shm-h2d: the H2D copy), warm (--warm-import: the import again on the same frame, out of the
 latency: what the first one pays for caches gone cold while the subscriber slept), sync
 (synchronize()), release (the tensor dropped, frame.release()). CPU:
 each subscriber's process CPU time per frame (every thread), median over subscribers and rounds.
@@ -107,7 +110,8 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
                 break
             t1 = now_ns()
             if torch is not None:
-                x = torch.from_dlpack(f.yuv)  # on the current (consumer) stream
+                # on torch's current stream: the consumer stream
+                x = torch.from_dlpack(f.yuv) if p["dlpack"] else f.torch("yuv")
                 t2 = now_ns()
                 stream.synchronize()
             else:
@@ -116,7 +120,8 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             t3 = now_ns()
             warm = {}
             if p["warm"]:  # the import once more, caches warm now (not in the latency)
-                x2 = torch.from_dlpack(f.yuv) if torch is not None else np.from_dlpack(f.yuv)
+                x2 = (np.from_dlpack(f.yuv) if torch is None else
+                      torch.from_dlpack(f.yuv) if p["dlpack"] else f.torch("yuv"))
                 warm[WARM] = now_ns() - t3
                 del x2
             t3b = now_ns()
@@ -128,8 +133,8 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     return s.result()
 
 
-EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "torch-ipc": ep_torch_ipc,
-            "shm-h2d": ep_shm}
+EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes,
+            "cuframes-dlpack": ep_cuframes, "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,9 +279,9 @@ class Bench:
         rows = frame_rows(h)
         p: dict[str, Any] = {"dir": self.dir, "key": f"bench-{size}", "rows": rows, "width": w,
                              "spin_us": self.args.spin_us if arm == "cuframes-spin" else 0,
-                             "warm": self.args.warm_import}
+                             "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack"}
         took: list[int] = []
-        if arm in ("cuframes", "cuframes-spin"):
+        if arm in ("cuframes", "cuframes-spin", "cuframes-dlpack"):
             with self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4), memory=self.memory,
                                        runtime_dir=self.dir) as pub:
                 for i in range(n):
@@ -410,7 +415,7 @@ def main() -> int:
             skipped.append("no CUDA device (or no torch): --memory host")
     arms = ["cuframes", "cuframes-spin"]
     if args.memory == "cuda":
-        arms += ["torch-ipc", "shm-h2d"]
+        arms += ["cuframes-dlpack", "torch-ipc", "shm-h2d"]
     else:
         arms += ["shm-h2d"]
         skipped.append("torch-ipc: needs CUDA (torch.multiprocessing shares CUDA tensors)")
@@ -521,6 +526,9 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
                 parts.append(f"publish() Python p50 - C mean {py['publish'] - c['publish']:+.1f}"
                              f" us (same load)")
                 parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us (<= 25)")
+            if spin and cs and cs is not c:
+                parts.append(f"with spin_us: latency p50 Python - C {spin['p50'] - cs['p50']:+.1f}"
+                             f" us")
             if spin:
                 parts.append(f"spin wake p50 {spin['wake']:.1f} us (< 10"
                              + (f"; C {cs['wake']:.1f})" if cs else ")"))

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "owned_memory.h"
+#include "torch_interop.h"
 
 #include <string>
 
@@ -350,7 +351,7 @@ py::object Exportable::dlpack_device() const {
 }
 
 void register_dlpack(py::module_& m) {
-  register_dlpack_import(m);
+  register_torch_interop(m);
   py::class_<PlaneView>(m, "CuframesPlane",
                         "One plane (or the whole frame) of a CuframesFrame or CuframesLoan, as a "
                         "DLPack producer: numpy.from_dlpack(frame.uv), torch.from_dlpack(frame.y)."

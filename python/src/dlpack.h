@@ -112,9 +112,6 @@ class Exportable {
 
 // A DLPack source taken from a producer object (consumer side). Owns the managed tensor and calls
 // its deleter when destroyed.
-// Registers the import side's module functions (dlpack_import.cc: _torch_fast_path).
-void register_dlpack_import(py::module_& m);
-
 class ImportedTensor {
  public:
   // obj: an object with __dlpack__/__dlpack_device__, or a raw "dltensor" capsule. For CUDA

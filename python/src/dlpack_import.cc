@@ -1,13 +1,11 @@
 // DLPack import: the sources handed to CuframesPublisher.publish, taken from their producers
 // (one __dlpack__ call, or torch's C export for torch tensors).
-#include <pybind11/stl.h>
-
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "dlpack.h"
 #include "owned_memory.h"
+#include "torch_interop.h"
 
 #ifdef CUFRAMES_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -46,53 +44,6 @@ bool is_legacy_producer(PyObject* type) {
   return false;
 }
 
-py::object steal_or_throw(PyObject* o) {
-  if (o == nullptr) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(o);
-}
-
-// publish()'s shortcut for torch tensors. torch.Tensor.__dlpack__ is Python: its checks, two
-// torch.cuda.Stream objects and their comparison, an event made per call when the streams
-// differ. Here torch's C export (torch._C._to_dlpack) is called directly and the stream ordering
-// is the same as __dlpack__(stream=) gives: the copy's stream waits for torch's current stream
-// (torch._C._cuda_getCurrentRawStream) through a cached event, and nothing when they are one.
-// Looked up once torch is imported; anything missing (another torch) leaves the protocol.
-struct TorchShortcut {
-  PyObject* tensor_type = nullptr;     // torch.Tensor (exactly: subclasses take the protocol)
-  PyObject* to_dlpack = nullptr;       // torch._C._to_dlpack
-  PyObject* current_stream = nullptr;  // torch._C._cuda_getCurrentRawStream(device) -> int
-  PyObject* is_neg = PyUnicode_InternFromString("is_neg");
-  PyObject* is_conj = PyUnicode_InternFromString("is_conj");
-  bool looked = false;
-};
-bool g_torch_shortcut = true;  // _torch_fast_path(False) turns it off (benchmarks, tests)
-
-const TorchShortcut* torch_shortcut() {
-  static auto* t = new TorchShortcut();  // never freed: used until the interpreter ends
-  if (!t->looked) {
-    PyObject* torch = PyDict_GetItemString(PyImport_GetModuleDict(), "torch");  // borrowed
-    if (torch == nullptr) return nullptr;  // not imported (yet): no torch tensor to see
-    t->looked = true;
-    PyObject* tensor = PyObject_GetAttrString(torch, "Tensor");
-    PyObject* c = PyObject_GetAttrString(torch, "_C");
-    PyObject* to = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_to_dlpack");
-    PyObject* cur = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_cuda_getCurrentRawStream");
-    PyErr_Clear();
-    Py_XDECREF(c);
-    if (tensor != nullptr && PyType_Check(tensor) && to != nullptr) {
-      t->tensor_type = tensor;
-      t->to_dlpack = to;
-      t->current_stream =
-          cur;  // absent in CPU-only builds of torch: CUDA tensors take the protocol
-    } else {
-      Py_XDECREF(tensor);
-      Py_XDECREF(to);
-      Py_XDECREF(cur);
-    }
-  }
-  return t->tensor_type != nullptr ? t : nullptr;
-}
-
 bool truthy_call(PyObject* obj, PyObject* name) {
   PyObject* r = PyObject_CallMethodNoArgs(obj, name);
   if (r == nullptr) throw py::error_already_set();
@@ -106,7 +57,7 @@ bool truthy_call(PyObject* obj, PyObject* name) {
 // when the protocol must be taken (not a plain torch.Tensor, a tensor torch refuses to export, a
 // CUDA tensor without the current-stream lookup or without CUDA here).
 py::object torch_capsule(const py::handle& obj, uintptr_t stream) {
-  const TorchShortcut* t = g_torch_shortcut ? torch_shortcut() : nullptr;
+  const TorchEntry* t = torch_entry();
   if (t == nullptr || reinterpret_cast<PyObject*>(Py_TYPE(obj.ptr())) != t->tensor_type) {
     return py::object();
   }
@@ -219,18 +170,6 @@ ImportedTensor::ImportedTensor(const py::handle& obj, uintptr_t stream) {
 ImportedTensor::~ImportedTensor() {
   if (versioned_ != nullptr && versioned_->deleter != nullptr) versioned_->deleter(versioned_);
   if (legacy_ != nullptr && legacy_->deleter != nullptr) legacy_->deleter(legacy_);
-}
-
-void register_dlpack_import(py::module_& m) {
-  m.def(
-      "_torch_fast_path",
-      [](std::optional<bool> enabled) {
-        if (enabled) g_torch_shortcut = *enabled;
-        return g_torch_shortcut;
-      },
-      py::arg("enabled") = py::none(),
-      "publish() of a torch.Tensor through torch's C export (on by default); False: through "
-      "torch.Tensor.__dlpack__, as other producers. For benchmarks and tests.");
 }
 
 }  // namespace cfpy

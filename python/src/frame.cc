@@ -5,6 +5,7 @@
 #include <string>
 
 #include "owned_memory.h"
+#include "torch_interop.h"
 
 namespace cfpy {
 
@@ -220,6 +221,12 @@ void register_frame(py::module_& m) {
           "its stream.")
       .def("__dlpack_device__", &Exportable::dlpack_device,
            "(2, device) for cuda frames (kDLCUDA), (1, 0) for host frames (kDLCPU).")
+      .def(
+          "torch",
+          [](py::object self, const py::object& plane, const py::object& stream) {
+            return torch_tensor(self, parse_plane(plane), stream);
+          },
+          py::arg("plane") = "y", py::arg("stream") = py::none(), kTorchDoc)
       .def_property_readonly(
           "y", [](py::object self) { return make_plane(self, Plane::kY); },
           "The Y plane as a DLPack producer (CuframesPlane).")

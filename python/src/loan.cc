@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "torch_interop.h"
+
 namespace cfpy {
 namespace {
 
@@ -49,6 +51,12 @@ void frame_like_properties(py::class_<T, Exportable>& c) {
           py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
           py::arg("dl_device") = py::none(), py::arg("copy") = py::none())
       .def("__dlpack_device__", &Exportable::dlpack_device)
+      .def(
+          "torch",
+          [](py::object self, const py::object& plane, const py::object& stream) {
+            return torch_tensor(self, parse_plane(plane), stream);
+          },
+          py::arg("plane") = "y", py::arg("stream") = py::none(), kTorchDoc)
       .def_property_readonly("y", [](py::object self) { return make_plane(self, Plane::kY); })
       .def_property_readonly("uv",
                              [](py::object self) {

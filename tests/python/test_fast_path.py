@@ -182,8 +182,8 @@ def test_no_copies_of_loans_and_batches(runtime_dir: str, key: str) -> None:
 
 
 def test_torch_fast_path_switch() -> None:
-    """The private switch of publish()'s torch shortcut (benchmarks and the GPU tests flip it):
-    it takes True, False or nothing and says what holds."""
+    """The private switch of the torch shortcuts (publish()'s export, .torch()'s import;
+    benchmarks and the GPU tests flip it): it takes True, False or nothing and says what holds."""
     switch = cuframes._cuframes._torch_fast_path
     assert switch() is True  # on by default
     try:
@@ -191,3 +191,48 @@ def test_torch_fast_path_switch() -> None:
         assert switch() is False
     finally:
         assert switch(True) is True
+
+
+TORCH_REFUSED = """
+import sys
+sys.modules["torch"] = None  # import torch raises ImportError, as where it is not installed
+import cuframes, numpy as np
+with cuframes.publish("{key}", 64, 32, cuframes.PixelFormat.GRAY8, memory="host",
+                      runtime_dir="{dir}") as pub, \\
+     cuframes.subscribe("{key}", connect_timeout_ms=2000, runtime_dir="{dir}") as sub:
+    pub.publish(np.zeros((32, 64), np.uint8))
+    with sub.next_frame(timeout_ms=2000) as f:
+        for call, want in ((lambda: f.torch("rgb"), ValueError),
+                           (lambda: f.torch(0), ValueError),
+                           (lambda: f.torch("uv"), cuframes.CuframesInvalidArgument),
+                           (lambda: f.torch(), ModuleNotFoundError),
+                           (lambda: f.torch("yuv"), ModuleNotFoundError)):
+            try:
+                call()
+            except want as e:
+                print(type(e).__name__, e)
+            else:
+                raise AssertionError(f"no {{want.__name__}}")
+        print("held", sub.stats()["held_frames"])
+    print("held after", sub.stats()["held_frames"])
+"""
+
+
+def test_frame_torch_errors(runtime_dir: str, key: str) -> None:
+    """frame.torch() names what is wrong: the plane (before anything else), a plane the format
+    lacks, and PyTorch missing (in a process where `import torch` fails); the frame is still
+    released. Its tensors are checked against torch.from_dlpack on the GPU machine
+    (tests/python/gpu/test_gpu_fast_path.py)."""
+    import subprocess
+    import sys
+
+    code = TORCH_REFUSED.format(key=key, dir=runtime_dir)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "ValueError plane must be \"y\", \"uv\" or \"yuv\", got 'rgb'", lines
+    assert lines[1] == "ValueError plane must be \"y\", \"uv\" or \"yuv\", got 0", lines
+    assert lines[2].startswith("CuframesInvalidArgument") and "GRAY8" in lines[2], lines
+    for line in lines[3:5]:
+        assert line.startswith("ModuleNotFoundError .torch() needs PyTorch"), lines
+    assert lines[5:] == ["held 1", "held after 0"]

@@ -118,3 +118,73 @@ def test_spin_us_on_a_cuda_ring(runtime_dir: str, key: str) -> None:
                 assert torch.equal(got, frames[frame.pts_ns])
                 del got
         assert sub.gap_count == 0
+
+
+@pytest.mark.parametrize("torch_shortcut", [True, False], indirect=True)
+@pytest.mark.parametrize("memory", ["cuda", "host"])
+def test_frame_torch_is_torch_from_dlpack(runtime_dir: str, key: str, torch_shortcut: bool,
+                                          memory: str) -> None:
+    """frame.torch(plane) is the tensor torch.from_dlpack(frame.<plane>) gives (the same memory,
+    shape, strides, dtype and device) for each plane, through torch's C import (the default) and
+    through torch.from_dlpack; loan.torch(plane) writes a slot in place."""
+    w, h = 1366, 768
+    want = [make_frame(PF.NV12, w, h, t) for t in (3, 4)]
+    with cuframes.publish(key, w, h, memory=memory) as pub, \
+         cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000) as sub:
+        pub.publish(torch.from_numpy(want[0]).cuda() if memory == "cuda" else want[0], 3)
+        with pub.loan() as loan:
+            loan.torch("yuv").copy_(torch.from_numpy(want[1]))
+            assert loan.torch().data_ptr() == loan.cuda_ptr
+            loan.pts_ns = 4
+        if memory == "cuda":
+            torch.cuda.synchronize()  # the loan's copy ran on torch's current stream
+        for tag, data in zip((3, 4), want):
+            with sub.next_frame(timeout_ms=5000) as frame:
+                assert frame.pts_ns == tag
+                for plane in ("y", "uv", "yuv"):
+                    a = frame.torch(plane)
+                    b = torch.from_dlpack(getattr(frame, plane))
+                    assert (a.data_ptr(), a.shape, a.stride(), a.dtype, a.device) == \
+                        (b.data_ptr(), b.shape, b.stride(), b.dtype, b.device), plane
+                    assert a.device.type == memory.replace("host", "cpu")
+                    del a, b
+                y = frame.torch()  # plane "y" by default
+                assert y.stride() == (frame.pitch_y, 1)
+                assert torch.equal(y.cpu(), torch.from_numpy(data[:h]))
+                assert torch.equal(frame.torch("yuv").cpu(), torch.from_numpy(data))
+                if memory == "host":
+                    with pytest.raises(BufferError):
+                        frame.torch(stream=torch.cuda.current_stream())
+                del y
+        assert sub.stats()["held_frames"] == 0
+
+
+@pytest.mark.parametrize("torch_shortcut", [True, False], indirect=True)
+def test_frame_torch_holds_until_its_stream_is_done(runtime_dir: str, key: str,
+                                                    torch_shortcut: bool) -> None:
+    """frame.torch() orders on torch's current stream, frame.torch(stream=s) on s: the frame's
+    hold is dropped only once the work queued there before the release has run."""
+    w, h = 640, 360
+    current, other = torch.cuda.Stream(), torch.cuda.Stream()
+    with cuframes.publish(key, w, h, memory="cuda", slots=3) as pub, \
+         cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000) as sub:
+        src = torch.from_numpy(make_frame(PF.NV12, w, h, 9)).cuda()
+        # the sum's kernel loaded now: CUDA's lazy loading of a module can wait for the GPU
+        expect = int(src.sum(dtype=torch.int64))
+        torch.cuda.synchronize()
+        for explicit in (False, True):
+            pub.publish(src, 9)
+            busy = other if explicit else current
+            with torch.cuda.stream(current), sub.next_frame(timeout_ms=5000) as frame:
+                with torch.cuda.stream(busy):
+                    torch.cuda._sleep(400_000_000)  # ~0.2 s of GPU time before the read
+                x = frame.torch("yuv", stream=other) if explicit else frame.torch("yuv")
+                with torch.cuda.stream(busy):
+                    total = x.sum(dtype=torch.int64)  # reads the frame after the sleep
+                del x
+            assert not busy.query(), explicit  # the read has not run yet...
+            assert sub.stats()["held_frames"] == 1, explicit  # ...so the frame is still held
+            busy.synchronize()
+            assert int(total) == expect, explicit
+            wait_until(lambda: sub.stats()["held_frames"] == 0,
+                       what=f"the release after the read (explicit={explicit})")

@@ -1,0 +1,161 @@
+// torch's C entry points (torch_interop.h): looked up once, used by publish()'s export of torch
+// tensors and by .torch(), which imports a plane the way torch.from_dlpack does, minus its Python.
+#include "torch_interop.h"
+
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+
+#include "owned_memory.h"
+
+namespace cfpy {
+namespace {
+
+bool g_fast = true;  // _torch_fast_path(False) turns both shortcuts off
+// torch._C._from_dlpack refused a "dltensor_versioned" capsule (a torch before DLPack 1.0): the
+// planes are exported as "dltensor" from then on, as torch.from_dlpack itself asks for them.
+bool g_torch_legacy = false;
+
+TorchEntry* lookup() {
+  static auto* t = new TorchEntry();  // never freed: used until the interpreter ends
+  static bool looked = false;
+  if (looked) return t->tensor_type != nullptr ? t : nullptr;
+  PyObject* torch = PyDict_GetItemString(PyImport_GetModuleDict(), "torch");  // borrowed
+  if (torch == nullptr) return nullptr;  // not imported (yet): no torch tensor to see
+  looked = true;
+  PyObject* tensor = PyObject_GetAttrString(torch, "Tensor");
+  PyObject* c = PyObject_GetAttrString(torch, "_C");
+  PyObject* to = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_to_dlpack");
+  PyObject* from = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_from_dlpack");
+  // absent in CPU-only builds of torch: CUDA tensors take the protocol
+  PyObject* cur = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_cuda_getCurrentRawStream");
+  PyErr_Clear();
+  Py_XDECREF(c);
+  if (tensor != nullptr && PyType_Check(tensor) && to != nullptr) {
+    t->tensor_type = tensor;
+    t->to_dlpack = to;
+    t->from_dlpack = from;
+    t->current_stream = cur;
+    t->is_neg = PyUnicode_InternFromString("is_neg");
+    t->is_conj = PyUnicode_InternFromString("is_conj");
+    return t;
+  }
+  Py_XDECREF(tensor);
+  Py_XDECREF(to);
+  Py_XDECREF(from);
+  Py_XDECREF(cur);
+  return nullptr;
+}
+
+// torch, imported if it is not yet; ModuleNotFoundError naming what needs it.
+py::object import_torch() {
+  PyObject* m = PyImport_ImportModule("torch");
+  if (m == nullptr) {
+    if (PyErr_ExceptionMatches(PyExc_ImportError)) {
+      py::error_already_set e;
+      py::raise_from(e, PyExc_ModuleNotFoundError,
+                     ".torch() needs PyTorch, which cannot be imported here "
+                     "(numpy.from_dlpack and cupy.from_dlpack take the planes without it)");
+    }
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::object>(m);
+}
+
+// A CUDA stream as the int __dlpack__(stream=) takes: 0 (the legacy default stream, torch's
+// default) is passed as 1, as torch.from_dlpack passes it.
+py::object dlpack_stream(uintptr_t s) {
+  return steal_or_throw(PyLong_FromUnsignedLongLong(s == 0 ? kLegacyStream : s));
+}
+
+}  // namespace
+
+const TorchEntry* torch_entry() {
+  return g_fast ? lookup() : nullptr;
+}
+
+py::object steal_or_throw(PyObject* o) {
+  if (o == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(o);
+}
+
+Plane parse_plane(const py::handle& name) {
+  if (py::isinstance<py::str>(name)) {
+    const std::string s = py::cast<std::string>(name);
+    if (s == "y") return Plane::kY;
+    if (s == "uv") return Plane::kUV;
+    if (s == "yuv") return Plane::kYUV;
+  }
+  throw py::value_error("plane must be \"y\", \"uv\" or \"yuv\", got " +
+                        std::string(py::repr(name)));
+}
+
+py::object torch_tensor(const py::object& owner, Plane plane, const py::object& stream) {
+  Exportable& e = owner.cast<Exportable&>();
+  const DLDevice dev = plane_view(e.frame_info(), plane).device;  // raises for a missing plane
+  const bool cuda = dev.device_type == kDLCUDA;
+  py::object s;  // the stream asked for, as an int (none: torch's current stream)
+  if (!stream.is_none()) {
+    if (!cuda) throw py::buffer_error("stream must be None for host memory frames");
+    s = dlpack_stream(parse_stream(stream, "stream"));
+  }
+  const py::object torch = import_torch();
+  const TorchEntry* t = torch_entry();
+  if (t == nullptr || t->from_dlpack == nullptr || (cuda && t->current_stream == nullptr)) {
+    // torch's own protocol: the plane object, or a capsule exported to the stream asked for
+    py::object src = s ? py::object(e.export_plane(plane, s, py::none(), py::none(), py::none()))
+                       : make_plane(owner, plane);
+    return torch.attr("from_dlpack")(src);
+  }
+  if (cuda && !s) {  // torch's current stream on the frame's device
+    py::object id = steal_or_throw(PyLong_FromLong(dev.device_id));
+    py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, id.ptr()));
+    const auto raw = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
+    if (PyErr_Occurred()) throw py::error_already_set();
+    s = dlpack_stream(raw);
+  }
+  static PyObject* const max_version = Py_BuildValue("(ii)", kDLPackMajor, kDLPackMinor);
+  const auto import = [&](bool versioned) {
+    py::capsule cap = e.export_plane(
+        plane, s ? s : py::none(),
+        versioned ? py::reinterpret_borrow<py::object>(max_version) : py::none(), py::none(),
+        py::none());
+    return PyObject_CallOneArg(t->from_dlpack, cap.ptr());
+  };
+  PyObject* r = import(!g_torch_legacy);
+  if (r == nullptr && !g_torch_legacy) {
+    py::error_already_set first;  // taken and cleared: the legacy capsule is tried next
+    r = import(false);
+    if (r == nullptr) {
+      PyErr_Clear();
+      throw first;  // not the capsule's version: torch's own complaint
+    }
+    g_torch_legacy = true;
+  }
+  return steal_or_throw(r);
+}
+
+const char* const kTorchDoc =
+    "torch.from_dlpack(<this>.<plane>) without torch's Python: the same zero-copy tensor and the "
+    "same ordering, for less CPU (torch.from_dlpack's Python part, torch.cuda.current_stream() "
+    "above all, is most of an import's cost on the first frame after a wait). plane: \"y\" "
+    "(default), \"uv\" or \"yuv\". stream: the CUDA stream (int, torch or cupy stream) the tensor "
+    "will be used on; None: torch's current stream, as torch.from_dlpack. The frame stays held "
+    "until the tensor is freed and the work queued on that stream has finished. Imports torch; "
+    "ModuleNotFoundError without it.";
+
+void register_torch_interop(py::module_& m) {
+  m.def(
+      "_torch_fast_path",
+      [](std::optional<bool> enabled) {
+        if (enabled) g_fast = *enabled;
+        return g_fast;
+      },
+      py::arg("enabled") = py::none(),
+      "torch's C entry points (on by default): publish() of a torch.Tensor through torch's C "
+      "export, and .torch() through torch's C import. False: torch.Tensor.__dlpack__ and "
+      "torch.from_dlpack, as other producers and consumers. For benchmarks and tests.");
+}
+
+}  // namespace cfpy

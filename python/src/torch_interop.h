@@ -1,0 +1,41 @@
+// torch's C entry points, looked up once torch is imported, so that the per-frame paths skip
+// torch's Python: publish() of a torch.Tensor (its C export, dlpack_import.cc) and
+// CuframesFrame/CuframesLoan.torch() (its C import of a plane's capsule, torch_interop.cc).
+#pragma once
+
+#include "common.h"
+#include "dlpack.h"
+
+namespace cfpy {
+
+struct TorchEntry {
+  PyObject* tensor_type = nullptr;     // torch.Tensor (exactly: subclasses take the protocol)
+  PyObject* to_dlpack = nullptr;       // torch._C._to_dlpack
+  PyObject* from_dlpack = nullptr;     // torch._C._from_dlpack (absent: .torch() takes the protocol)
+  PyObject* current_stream = nullptr;  // torch._C._cuda_getCurrentRawStream(device) -> int
+  PyObject* is_neg = nullptr;
+  PyObject* is_conj = nullptr;
+};
+
+// torch's entry points; null when torch is not imported, lacks them (another torch), or the
+// shortcut is off (_torch_fast_path(False): benchmarks and tests compare against the protocol).
+const TorchEntry* torch_entry();
+
+// A new reference as a py::object, or the pending Python error thrown.
+py::object steal_or_throw(PyObject* o);
+
+// torch.from_dlpack(<plane of owner>) without torch's Python: ordered on `stream` (None: torch's
+// current stream on the frame's device, as torch.from_dlpack orders it). owner: a CuframesFrame or
+// CuframesLoan. ModuleNotFoundError when torch cannot be imported.
+py::object torch_tensor(const py::object& owner, Plane plane, const py::object& stream);
+
+// "y", "uv" or "yuv" (the names of the plane properties), else ValueError.
+Plane parse_plane(const py::handle& name);
+
+// The docstring of .torch() on frames and loans.
+extern const char* const kTorchDoc;
+
+// Registers _torch_fast_path.
+void register_torch_interop(py::module_& m);
+
+}  // namespace cfpy
