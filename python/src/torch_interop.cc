@@ -50,7 +50,10 @@ TorchEntry* lookup() {
 
 // torch, imported if it is not yet; ModuleNotFoundError naming what needs it.
 py::object import_torch() {
-  PyObject* m = PyImport_ImportModule("torch");
+  static PyObject* const name = PyUnicode_InternFromString("torch");
+  PyObject* m = PyImport_GetModule(name);  // imported already: a dict lookup, no import machinery
+  if (m == Py_None) Py_CLEAR(m);  // import blocked (None in sys.modules): the import says so
+  if (m == nullptr && !PyErr_Occurred()) m = PyImport_Import(name);
   if (m == nullptr) {
     if (PyErr_ExceptionMatches(PyExc_ImportError)) {
       py::error_already_set e;
