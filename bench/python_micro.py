@@ -21,8 +21,10 @@ Subscriber steps, per frame:
   .yuv             frame.yuv (the plane object)
   cap export       frame.yuv.__dlpack__(stream=S, max_version=(1, 0)) alone (cuframes' export)
   from_dlpack(cap) torch.from_dlpack(capsule) of that capsule (torch's C import alone)
-  from_dlpack(yuv) torch.from_dlpack(frame.yuv) (what python_bench's "import" step times:
-                   the protocol, torch's Python part included)
+  from_dlpack(yuv) torch.from_dlpack(frame.yuv) (what python_bench's cuframes-dlpack arm's
+                   "import" step times: the protocol, torch's Python part included)
+  .torch(yuv)      frame.torch("yuv") (python_bench's cuframes arms: torch's C import, the
+                   current stream asked through torch._C._cuda_getCurrentRawStream)
   current_stream   torch.cuda.current_stream(): part of the protocol's cost, on its own
   sync             stream.synchronize()
   del tensor       the tensors dropped (their deleters)
@@ -160,17 +162,19 @@ def main() -> int:
                     stream=consumer, **vmax))
                 a = steps.time("from_dlpack(cap)", lambda: torch.from_dlpack(cap))
                 b = steps.time("from_dlpack(yuv)", lambda: torch.from_dlpack(f.yuv))
+                c = steps.time(".torch(yuv)", lambda: f.torch("yuv"))
                 steps.time("current_stream", torch.cuda.current_stream)
                 steps.time("sync", stream.synchronize)
             else:
                 cap = steps.time("cap export", lambda: plane.__dlpack__(**vmax))
                 a = steps.time("from_dlpack(cap)", lambda: np.from_dlpack(_Capsule(cap)))
                 b = steps.time("from_dlpack(yuv)", lambda: np.from_dlpack(f.yuv))
+                c = None
             del cap, plane
 
             def drop() -> None:
-                nonlocal a, b
-                del a, b
+                nonlocal a, b, c
+                del a, b, c
 
             steps.time("del tensor", drop)
             steps.time("release", f.release)
