@@ -41,7 +41,9 @@ _LAPLACE: dict[Any, Any] = {}
 def measure_torch(frame: Any, prev: Any) -> tuple[Any, Any]:
     """CUDA frame: torch reads the Y plane in place on the current (this camera's) stream and
     queues the work; nothing here waits for the GPU. Returns (values on the GPU, small)."""
-    y8 = torch.from_dlpack(frame.y)  # (H, W) uint8/uint16 on the GPU, strides (pitch, 1)
+    # torch.from_dlpack(frame.y) through torch's C import: (H, W) uint8/uint16 on the GPU,
+    # strides (pitch, 1), ordered on torch's current stream
+    y8 = frame.torch("y")
     if y8.dtype != torch.uint8:  # P010: uint16 has few kernels; int32 holds it
         y = y8.to(torch.int32).to(torch.float32) * _scale(frame)
     else:

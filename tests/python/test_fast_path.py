@@ -236,3 +236,71 @@ def test_frame_torch_errors(runtime_dir: str, key: str) -> None:
     for line in lines[3:5]:
         assert line.startswith("ModuleNotFoundError .torch() needs PyTorch"), lines
     assert lines[5:] == ["held 1", "held after 0"]
+
+
+TORCH_HOST = """
+import sys
+sys.path.insert(0, {helpers!r})
+import numpy as np, torch
+import cuframes
+from helpers import make_frame
+PF = cuframes.PixelFormat
+w, h = 1366, 768
+for fast in (True, False):
+    cuframes._cuframes._torch_fast_path(fast)
+    want = [make_frame(PF.NV12, w, h, t) for t in (3, 4)]
+    key = "{key}-%d" % fast
+    with cuframes.publish(key, w, h, memory="host", runtime_dir={dir!r}) as pub, \\
+         cuframes.subscribe(key, mode=cuframes.SubscriberMode.STRICT_ORDER,
+                            connect_timeout_ms=5000, runtime_dir={dir!r}) as sub:
+        pub.publish(want[0], 3)
+        with pub.loan() as loan:
+            loan.torch("yuv").copy_(torch.from_numpy(want[1]))
+            assert loan.torch().data_ptr() == loan.cuda_ptr
+            loan.pts_ns = 4
+        for tag, data in zip((3, 4), want):
+            with sub.next_frame(timeout_ms=5000) as frame:
+                assert frame.pts_ns == tag
+                for plane in ("y", "uv", "yuv"):
+                    a = frame.torch(plane)
+                    b = torch.from_dlpack(getattr(frame, plane))
+                    assert (a.data_ptr(), a.shape, a.stride(), a.dtype, a.device) == \\
+                        (b.data_ptr(), b.shape, b.stride(), b.dtype, b.device), plane
+                    del a, b
+                y = frame.torch()
+                assert y.stride() == (frame.pitch_y, 1) and y.device.type == "cpu"
+                assert torch.equal(y, torch.from_numpy(data[:h]))
+                assert torch.equal(frame.torch("yuv"), torch.from_numpy(data))
+                try:
+                    frame.torch(stream=5)
+                    raise AssertionError("no BufferError")
+                except BufferError as e:
+                    assert "host memory" in str(e), e
+            assert sub.stats()["held_frames"] == 1  # y holds it
+            del y
+            assert sub.stats()["held_frames"] == 0
+print("ok", torch.__version__)
+"""
+
+
+def test_frame_torch_on_host_rings(runtime_dir: str, key: str) -> None:
+    """frame.torch() / loan.torch() with a real PyTorch on host rings: the tensor
+    torch.from_dlpack gives, through torch's C import and through the protocol; a torch
+    without DLPack 1.0 (Debian 12's 1.13) takes legacy capsules. Runs in CUFRAMES_TORCH_PYTHON
+    (or this interpreter) where it imports torch; CI has none, so the GPU machine's twin is
+    tests/python/gpu/test_gpu_fast_path.py::test_frame_torch_is_torch_from_dlpack (host and
+    cuda rings)."""
+    import os
+    import subprocess
+    import sys
+
+    python = os.environ.get("CUFRAMES_TORCH_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import torch, cuframes"], capture_output=True,
+                           text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(f"no torch in {python} (set CUFRAMES_TORCH_PYTHON)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = TORCH_HOST.format(helpers=here, key=key, dir=runtime_dir)
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok "), r.stdout
