@@ -53,6 +53,11 @@ bool truthy_call(PyObject* obj, PyObject* name) {
   return v != 0;
 }
 
+// publish()'s shortcut for torch tensors. torch.Tensor.__dlpack__ is Python: its checks, two
+// torch.cuda.Stream objects and their comparison, an event made per call when the streams
+// differ. Here torch's C export (torch._C._to_dlpack) is called directly and the stream ordering
+// is the same as __dlpack__(stream=) gives: the copy's stream waits for torch's current stream
+// (torch._C._cuda_getCurrentRawStream) through a cached event, and nothing when they are one.
 // The capsule of a torch.Tensor, ordered as __dlpack__(stream=) would order it; a null object
 // when the protocol must be taken (not a plain torch.Tensor, a tensor torch refuses to export, a
 // CUDA tensor without the current-stream lookup or without CUDA here).
