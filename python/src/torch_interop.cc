@@ -120,10 +120,10 @@ py::object torch_tensor(const py::object& owner, Plane plane, const py::object& 
   }
   static PyObject* const max_version = Py_BuildValue("(ii)", kDLPackMajor, kDLPackMinor);
   const auto import = [&](bool versioned) {
-    py::capsule cap = e.export_plane(
-        plane, s ? s : py::none(),
-        versioned ? py::reinterpret_borrow<py::object>(max_version) : py::none(), py::none(),
-        py::none());
+    py::capsule cap =
+        e.export_plane(plane, s ? s : py::none(),
+                       versioned ? py::reinterpret_borrow<py::object>(max_version) : py::none(),
+                       py::none(), py::none());
     return PyObject_CallOneArg(t->from_dlpack, cap.ptr());
   };
   PyObject* r = import(!g_torch_legacy);

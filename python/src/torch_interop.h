@@ -9,9 +9,9 @@
 namespace cfpy {
 
 struct TorchEntry {
-  PyObject* tensor_type = nullptr;     // torch.Tensor (exactly: subclasses take the protocol)
-  PyObject* to_dlpack = nullptr;       // torch._C._to_dlpack
-  PyObject* from_dlpack = nullptr;     // torch._C._from_dlpack (absent: .torch() takes the protocol)
+  PyObject* tensor_type = nullptr;  // torch.Tensor (exactly: subclasses take the protocol)
+  PyObject* to_dlpack = nullptr;    // torch._C._to_dlpack
+  PyObject* from_dlpack = nullptr;  // torch._C._from_dlpack (absent: .torch() takes the protocol)
   PyObject* current_stream = nullptr;  // torch._C._cuda_getCurrentRawStream(device) -> int
   PyObject* is_neg = nullptr;
   PyObject* is_conj = nullptr;
