@@ -154,7 +154,7 @@ void main_table(std::map<std::string, std::string>& args, const std::vector<Path
       "its consumer stream synchronised); wake: from publication (copy done) to the\n"
       "subscriber holding it, before that sync (wake>20: share of\n"
       "frames later than 20 us, i.e. a sleeping subscriber woken); publish: time in\n"
-      "publish() (the copy into the ring); pub late: the publisher's start behind its\n"
+      "publish() (the copy into the ring), p50; pub late: the publisher's start behind its\n"
       "schedule; steal: the VM's CPU time taken by its host in the paced phase. Paced at\n"
       "200 fps; max fps flat out. Each subscriber's first 10 frames (warm-up) are left out.\n\n");
   std::printf("%-6s %-9s %4s | %8s %8s | %8s %8s %7s | %8s %8s | %8s | %9s | %9s %9s | %5s\n",
@@ -178,7 +178,7 @@ void main_table(std::map<std::string, std::string>& args, const std::vector<Path
                 "%-6s %-9s %4d | %8.1f %8.1f | %8.1f %8.1f %7.2f | %8.1f %8.1f | %8.0f | "
                 "%9.1f | %9.0f %9.0f | %5.2f\n",
                 size->name, path_name(p), count, paced.p50_us, paced.p99_us, paced.wake_p50_us,
-                paced.wake_p99_us, paced.slow_wake_pct, paced.publish_us, paced.late_p99_us,
+                paced.wake_p99_us, paced.slow_wake_pct, paced.publish_p50_us, paced.late_p99_us,
                 paced.sub_fps, paced.cpu_us_per_frame, flat.pub_fps, flat.sub_fps, paced.steal_pct);
             std::fflush(stdout);
           });

@@ -234,7 +234,6 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     const int64_t period = fps > 0 ? static_cast<int64_t>(1e9 / fps) : 0;
     int64_t next = start;
     uint64_t published = 0;
-    int64_t publish_ns_total = 0;
     while (cuframes::now_ns() < end) {
       if (period > 0) wait_until_ns(next += period);  // a steady cadence, as a camera has
       const int64_t t0 = cuframes::now_ns();
@@ -255,12 +254,10 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
         pub.commit(std::move(loan), t0);
         ++published;
         publish_ns.push_back(cuframes::now_ns() - t0);
-        publish_ns_total += publish_ns.back();
 #endif
       } else if (pub.publish(src, t0) != 0) {
         ++published;
         publish_ns.push_back(cuframes::now_ns() - t0);
-        publish_ns_total += publish_ns.back();
       }
     }
     const CpuTimes cpu1 = machine_cpu();
@@ -268,7 +265,6 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
       r.steal_pct = 100.0 * (cpu1.steal - cpu0.steal) / (cpu1.total - cpu0.total);
     }
     r.pub_fps = published / seconds;
-    r.publish_us = published ? publish_ns_total / 1e3 / published : 0;
 #ifdef CUFRAMES_WITH_CUDA
     if (dev != nullptr) cudaFree(dev);
 #endif

@@ -5,6 +5,9 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
 1080p and 4K NV12, 1 and 4 subscriber processes, 200 fps (a camera's cadence). Arms:
   cuframes, cuframes-spin  publish(tensor) / next_frame() then frame.torch("yuv"), sleeping, or
               with spin_us=200;
+              frame.torch() takes the tensor next_frame() made ahead for the frame's slot;
+  cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
+              plane when asked (torch's C import);
   cuframes-dlpack  the same, sleeping, importing with torch.from_dlpack(frame.yuv) (the DLPack
               protocol through torch's Python) instead of frame.torch("yuv");
   torch-ipc   each frame copied into a pool of CUDA tensors put on each subscriber's
@@ -99,6 +102,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
                 p: dict[str, Any]) -> dict[str, Any]:
     s = Samples()
     consumer = stream.cuda_stream if stream is not None else 0
+    cuframes._cuframes._torch_made_ahead(p["ahead"])
     with cuframes.subscribe(p["key"], consumer_name=f"bench-{index}", connect_timeout_ms=10000,
                             consumer_stream=consumer, runtime_dir=p["dir"],
                             spin_us=p["spin_us"]) as sub:
@@ -130,11 +134,13 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             t4 = now_ns()
             s.add(lat=t3 - f.pts_ns, pub2pub=f.publish_ns - f.pts_ns, wake=t1 - f.publish_ns,
                   **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3b, **warm)
-    return s.result()
+        taken = sub._torch_ahead()[1]
+    return {**s.result(), "taken": taken, "seen": s.seen}
 
 
 EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes,
-            "cuframes-dlpack": ep_cuframes, "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
+            "cuframes-fresh": ep_cuframes, "cuframes-dlpack": ep_cuframes,
+            "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +156,8 @@ class Row:
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
+    taken: int = 0  # frame.torch() calls that took a tensor made ahead, of seen frames
+    seen: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -279,9 +287,10 @@ class Bench:
         rows = frame_rows(h)
         p: dict[str, Any] = {"dir": self.dir, "key": f"bench-{size}", "rows": rows, "width": w,
                              "spin_us": self.args.spin_us if arm == "cuframes-spin" else 0,
-                             "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack"}
+                             "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack",
+                             "ahead": arm != "cuframes-fresh"}
         took: list[int] = []
-        if arm in ("cuframes", "cuframes-spin", "cuframes-dlpack"):
+        if arm.startswith("cuframes"):
             with self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4), memory=self.memory,
                                        runtime_dir=self.dir) as pub:
                 for i in range(n):
@@ -351,6 +360,8 @@ class Bench:
                 row.errors.append(r["error"])
                 continue
             row.frames += r["frames"]
+            row.taken += r.get("taken", 0)
+            row.seen += r.get("seen", 0)
             row.cpu.append(r["cpu_us"])
             for k in ("lat",) + STEPS + (WARM,):
                 if k != "publish":
@@ -415,7 +426,7 @@ def main() -> int:
             skipped.append("no CUDA device (or no torch): --memory host")
     arms = ["cuframes", "cuframes-spin"]
     if args.memory == "cuda":
-        arms += ["cuframes-dlpack", "torch-ipc", "shm-h2d"]
+        arms += ["cuframes-fresh", "cuframes-dlpack", "torch-ipc", "shm-h2d"]
     else:
         arms += ["shm-h2d"]
         skipped.append("torch-ipc: needs CUDA (torch.multiprocessing shares CUDA tensors)")
@@ -470,8 +481,8 @@ def main() -> int:
         print()
     print("Latency: producer's pts -> synchronised tensor in the subscriber, us. Steps: p50, us.")
     print("C rows: cuframes_bench, median of its rows (latency to the frame held and its "
-          "consumer stream synchronised; publish: its mean).")
-    hdr = (f"{'size':<6} {'subs':>4} {'arm':<14}| {'p50':>7} {'p99':>7} | {'CPU/fr':>7} | "
+          "consumer stream synchronised; publish: its p50).")
+    hdr = (f"{'size':<6} {'subs':>4} {'arm':<15}| {'p50':>7} {'p99':>7} | {'CPU/fr':>7} | "
            f"{'publish':>7} {'pub p99':>7} {'export':>7} {'C call':>7} {'pub2pub':>7} "
            f"{'wake':>7} {'wake99':>7} "
            f"{'import':>7} {'warm':>7} {'sync':>7} {'release':>7} | {'frames':>6}")
@@ -497,12 +508,18 @@ def main() -> int:
                              pct(v["ccall"], 0.5), pct(v["pub2pub"], 0.5), s["wake"],
                              s["wake99"], pct(v["import"], 0.5), pct(v[WARM], 0.5),
                              pct(v["sync"], 0.5), pct(v["release"], 0.5)]
-                print(f"{size:<6} {n:>4} {arm:<14}| {fmt(s['p50'])} {fmt(s['p99'])} | "
+                print(f"{size:<6} {n:>4} {arm:<15}| {fmt(s['p50'])} {fmt(s['p99'])} | "
                       f"{fmt(s['cpu'])} | {fmt(s['publish'])} {' '.join(map(fmt, steps))} | "
                       f"{row.frames if row.frames else '':>6}")
                 summary[(size, n, arm)] = s
                 for e in sorted(set(row.errors)):
                     print(f"    error: {e}")
+    ahead = [f"{size} {n} {arm} {row.taken / row.seen:.0%}"
+             for (size, n, arm), row in rows.items()
+             if row.seen and arm.startswith("cuframes") and args.memory == "cuda"]
+    if ahead:
+        print("frame.torch() took a tensor made ahead for (share of frames, warm-up included): "
+              + ", ".join(ahead))
     print()
     print_targets(summary, args, arms, floor_publish_p50(floor))
     return 0
@@ -519,12 +536,13 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
             c, cs = s.get((size, n, c_sleep)), s.get((size, n, c_spin))
             tip, shm = s.get((size, n, "torch-ipc")), s.get((size, n, "shm-h2d"))
             parts = []
-            if py and size in c_publish:
-                parts.append(f"publish() p50 Python - C {py['publish'] - c_publish[size]:+.1f} "
-                             f"us (target <= 15; C: its floor row, no subscriber)")
             if py and c:
-                parts.append(f"publish() Python p50 - C mean {py['publish'] - c['publish']:+.1f}"
-                             f" us (same load)")
+                parts.append(f"publish() p50 Python - C {py['publish'] - c['publish']:+.1f} us "
+                             f"(<= 15; C: the same subscribers)")
+            if py and size in c_publish:
+                parts.append(f"publish() p50 Python - C floor {py['publish'] - c_publish[size]:+.1f}"
+                             f" us (C's publish() with no subscriber)")
+            if py and c:
                 parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us (<= 25)")
             if spin and cs and cs is not c:
                 parts.append(f"with spin_us: latency p50 Python - C {spin['p50'] - cs['p50']:+.1f}"

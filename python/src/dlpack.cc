@@ -5,6 +5,7 @@
 
 #include "owned_memory.h"
 #include "torch_interop.h"
+#include "torch_spares.h"
 
 #include <string>
 
@@ -336,6 +337,12 @@ uintptr_t StreamSet::join(int device) {
   return s[0];
 }
 
+PyObject* Exportable::take_spare(Plane, const ExportView&, uintptr_t) {
+  return nullptr;
+}
+
+void Exportable::want_spare(Plane, const ExportView&) {}
+
 CompactCopy Exportable::compact_copy(Plane) {
   throw py::buffer_error(
       "compact(): only frame planes are copied (a loan is written in place, exported without "
@@ -352,6 +359,7 @@ py::object Exportable::dlpack_device() const {
 
 void register_dlpack(py::module_& m) {
   register_torch_interop(m);
+  register_torch_spares(m);
   py::class_<PlaneView>(m, "CuframesPlane",
                         "One plane (or the whole frame) of a CuframesFrame or CuframesLoan, as a "
                         "DLPack producer: numpy.from_dlpack(frame.uv), torch.from_dlpack(frame.y)."

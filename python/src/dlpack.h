@@ -105,6 +105,12 @@ class Exportable {
   virtual CompactCopy compact_copy(Plane plane);
   // (device_type, device_id), made once per object (asked at every export by the consumers).
   py::object dlpack_device() const;
+  // .torch() of plane over view with stream=None (torch_spares.h): the tensor made ahead for it
+  // (a new reference, now holding this object's data, stream recorded: 0 for host memory), or
+  // null; and, after an import made here, the wish for one next time. Frames of a subscriber
+  // have them; others do not.
+  virtual PyObject* take_spare(Plane plane, const ExportView& view, uintptr_t stream);
+  virtual void want_spare(Plane plane, const ExportView& view);
 
  private:
   mutable py::object device_;

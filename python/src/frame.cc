@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "owned_memory.h"
 #include "torch_interop.h"
@@ -10,6 +11,11 @@
 namespace cfpy {
 
 FrameHold::FrameHold(cuframes_frame_t* frame) : frame_(frame) {
+  cuframes_frame_get_info(frame_, &info_);
+}
+
+void FrameHold::attach(cuframes_frame_t* frame) {
+  frame_ = frame;
   cuframes_frame_get_info(frame_, &info_);
 }
 
@@ -26,9 +32,31 @@ cuframes_status_t FrameHold::release(std::string* message) {
   return st;
 }
 
-Frame::Frame(cuframes_frame_t* frame, uintptr_t consumer_stream)
-    : hold_(std::make_shared<FrameHold>(frame)), consumer_stream_(consumer_stream) {
+Frame::Frame(cuframes_frame_t* frame, uintptr_t consumer_stream,
+             std::shared_ptr<TorchSpares> spares)
+    : hold_(std::make_shared<FrameHold>(frame)),
+      consumer_stream_(consumer_stream),
+      spares_(std::move(spares)) {
   info_ = hold_->info();
+}
+
+Frame::Frame(uintptr_t consumer_stream, std::shared_ptr<TorchSpares> spares)
+    : hold_(std::make_shared<FrameHold>()),
+      consumer_stream_(consumer_stream),
+      spares_(std::move(spares)) {}
+
+void Frame::attach(cuframes_frame_t* frame) {
+  hold_->attach(frame);
+  info_ = hold_->info();
+}
+
+PyObject* Frame::take_spare(Plane plane, const ExportView& view, uintptr_t stream) {
+  if (!spares_ || !hold_) return nullptr;
+  return spares_->take(info_.slot, plane, view, hold_, stream);
+}
+
+void Frame::want_spare(Plane plane, const ExportView& view) {
+  if (spares_ && hold_) spares_->want(info_.slot, plane, view);
 }
 
 void Frame::require_held() const {

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "dlpack.h"
+#include "torch_spares.h"
 
 namespace cfpy {
 
@@ -15,10 +16,14 @@ namespace cfpy {
 class FrameHold {
  public:
   explicit FrameHold(cuframes_frame_t* frame);
+  // Empty, for attach(): made before the frame comes (Subscriber::next_frame).
+  FrameHold() = default;
   ~FrameHold();
   FrameHold(const FrameHold&) = delete;
   FrameHold& operator=(const FrameHold&) = delete;
 
+  // Takes frame (this hold must be empty).
+  void attach(cuframes_frame_t* frame);
   const cuframes_frame_info_t& info() const { return info_; }
   cuframes_frame_t* handle() const { return frame_; }
   StreamSet& streams() { return streams_; }
@@ -26,15 +31,20 @@ class FrameHold {
   cuframes_status_t release(std::string* message);
 
  private:
-  cuframes_frame_t* frame_;
+  cuframes_frame_t* frame_ = nullptr;
   cuframes_frame_info_t info_{};
   StreamSet streams_;
 };
 
 class Frame : public Exportable {
  public:
-  // consumer_stream: its subscriber's.
-  Frame(cuframes_frame_t* frame, uintptr_t consumer_stream);
+  // consumer_stream: its subscriber's. spares: its subscriber's tensors made ahead, or null.
+  Frame(cuframes_frame_t* frame, uintptr_t consumer_stream,
+        std::shared_ptr<TorchSpares> spares = nullptr);
+  // A frame object made before its frame comes, so that a subscriber's wake costs no Python
+  // object's creation: attach() gives it the frame. Until then it is never seen by Python code.
+  Frame(uintptr_t consumer_stream, std::shared_ptr<TorchSpares> spares);
+  void attach(cuframes_frame_t* frame);
   ~Frame() override = default;
 
   const cuframes_frame_info_t& frame_info() const override { return info_; }
@@ -42,6 +52,8 @@ class Frame : public Exportable {
                            const py::object& dl_device, const py::object& copy) override;
   // On the subscriber's consumer_stream (CuframesPlane.compact()).
   CompactCopy compact_copy(Plane plane) override;
+  PyObject* take_spare(Plane plane, const ExportView& view, uintptr_t stream) override;
+  void want_spare(Plane plane, const ExportView& view) override;
   // Gives up this object's share of the hold (idempotent). stream: a CUDA stream the data was
   // used on, added to those recorded by DLPack exports.
   void release(const py::object& stream);
@@ -58,6 +70,7 @@ class Frame : public Exportable {
   std::shared_ptr<FrameHold> hold_;
   cuframes_frame_info_t info_{};
   uintptr_t consumer_stream_ = 0;
+  std::shared_ptr<TorchSpares> spares_;
 };
 
 }  // namespace cfpy

@@ -92,6 +92,9 @@ class Subscriber {
     }
     join_callback();
     snapshot();
+    spares_->clear();  // frames still held keep their tensors
+    next_ = py::object();
+    next_ptr_ = nullptr;
     cuframes_subscriber_t* s = sub_;
     sub_ = nullptr;
     py::gil_scoped_release nogil;
@@ -102,8 +105,18 @@ class Subscriber {
   // poll, or its spin_us busy-wait), with the GIL released once per slice: between slices
   // (kWaitSliceMs) signal handlers run, so Ctrl-C works. The frame is taken before the GIL is
   // asked back, so waking costs what it costs in C plus that one GIL acquisition.
+  //
+  // Before it waits, what the frame will need from Python is made: its CuframesFrame object, and
+  // the torch tensors .torch() will take (torch_spares.h). Waking then costs the GIL and a copy
+  // of the frame's description.
   py::object next_frame(int timeout_ms) {
     Busy busy(this);
+    spares_->refill();
+    if (!next_) {
+      auto frame = std::make_unique<Frame>(consumer_stream_, spares_);
+      next_ptr_ = frame.get();
+      next_ = py::cast(std::move(frame));
+    }
     const int64_t deadline = deadline_after(timeout_ms);
     for (;;) {
       const int left = ms_left(deadline);
@@ -116,7 +129,11 @@ class Subscriber {
         py::gil_scoped_release nogil;
         st = cuframes_subscriber_next_slice(sub_, slice, &f);
       }
-      if (st == CUFRAMES_OK) return py::cast(std::make_unique<Frame>(f, consumer_stream_));
+      if (st == CUFRAMES_OK) {
+        next_ptr_->attach(f);
+        next_ptr_ = nullptr;
+        return std::move(next_);
+      }
       if (st != CUFRAMES_ERR_FRAME_TIMEOUT) throw_status(st);  // this thread's last error
       if (ms_left(deadline) == 0) {
         if (timeout_ms != 0) cuframes_subscriber_note_timeout(sub_);
@@ -132,7 +149,7 @@ class Subscriber {
     Busy busy(this);
     cuframes_frame_t* f = try_next();
     if (f == nullptr) return py::none();
-    return py::cast(std::make_unique<Frame>(f, consumer_stream_));
+    return py::cast(std::make_unique<Frame>(f, consumer_stream_, spares_));
   }
 
   // For the asyncio half: its wait on the fd expired. Counts it (as next_frame does) and raises
@@ -210,6 +227,7 @@ class Subscriber {
   }
 
   bool callback_running() const { return cb_ && !cb_->stop.load(); }
+  std::pair<uint64_t, uint64_t> torch_ahead() const { return {spares_->made(), spares_->taken()}; }
 
   // ---- properties ----
   const std::string& key() const { return key_; }
@@ -326,6 +344,11 @@ class Subscriber {
   cuframes_ring_status_t ring_ = sized<cuframes_ring_status_t>();
   std::atomic<bool> busy_{false};
   std::unique_ptr<CallbackState> cb_;
+  // What next_frame() makes before it waits: the tensors .torch() takes, shared with the
+  // frames, and the next CuframesFrame object (null until made, and once handed out).
+  std::shared_ptr<TorchSpares> spares_ = std::make_shared<TorchSpares>();
+  py::object next_;
+  Frame* next_ptr_ = nullptr;  // next_'s C++ object
 };
 
 void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status) {
@@ -426,6 +449,9 @@ void register_subscriber(py::module_& m) {
            "(STRICT_ORDER), CuframesShmError. The GIL is released while it waits.")
       .def("_next_frame_nowait", &Subscriber::next_frame_nowait)
       .def("_wait_expired", &Subscriber::wait_expired, py::arg("timeout_ms"))
+      .def("_torch_ahead", &Subscriber::torch_ahead,
+           "(made, taken): torch tensors next_frame() made ahead for .torch(), and how many "
+           "of them .torch() handed out. For tests and benchmarks.")
       .def("fileno", &Subscriber::fileno,
            "The readiness fd: readable when a frame may be there or the publisher went away. "
            "For select/epoll/asyncio; never read from it.")

@@ -31,12 +31,16 @@ TorchEntry* lookup() {
   // absent in CPU-only builds of torch: CUDA tensors take the protocol
   PyObject* cur = c == nullptr ? nullptr : PyObject_GetAttrString(c, "_cuda_getCurrentRawStream");
   PyErr_Clear();
+  PyObject* inference =
+      c == nullptr ? nullptr : PyObject_GetAttrString(c, "is_inference_mode_enabled");
+  PyErr_Clear();
   Py_XDECREF(c);
   if (tensor != nullptr && PyType_Check(tensor) && to != nullptr) {
     t->tensor_type = tensor;
     t->to_dlpack = to;
     t->from_dlpack = from;
     t->current_stream = cur;
+    t->inference_mode = inference;
     t->is_neg = PyUnicode_InternFromString("is_neg");
     t->is_conj = PyUnicode_InternFromString("is_conj");
     return t;
@@ -45,6 +49,7 @@ TorchEntry* lookup() {
   Py_XDECREF(to);
   Py_XDECREF(from);
   Py_XDECREF(cur);
+  Py_XDECREF(inference);
   return nullptr;
 }
 
@@ -96,8 +101,8 @@ Plane parse_plane(const py::handle& name) {
 
 py::object torch_tensor(const py::object& owner, Plane plane, const py::object& stream) {
   Exportable& e = owner.cast<Exportable&>();
-  const DLDevice dev = plane_view(e.frame_info(), plane).device;  // raises for a missing plane
-  const bool cuda = dev.device_type == kDLCUDA;
+  const ExportView view = plane_view(e.frame_info(), plane);  // raises for a missing plane
+  const bool cuda = view.device.device_type == kDLCUDA;
   py::object s;  // the stream asked for, as an int (none: torch's current stream)
   if (!stream.is_none()) {
     if (!cuda) throw py::buffer_error("stream must be None for host memory frames");
@@ -111,12 +116,19 @@ py::object torch_tensor(const py::object& owner, Plane plane, const py::object& 
                        : make_plane(owner, plane);
     return torch.attr("from_dlpack")(src);
   }
-  if (cuda && !s) {  // torch's current stream on the frame's device
-    py::object id = steal_or_throw(PyLong_FromLong(dev.device_id));
+  const bool current = !s;  // on torch's current stream, as torch.from_dlpack(<plane>)
+  if (cuda && current) {
+    py::object id = steal_or_throw(PyLong_FromLong(view.device.device_id));
     py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, id.ptr()));
     const auto raw = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
     if (PyErr_Occurred()) throw py::error_already_set();
+    // made ahead for this frame's slot (torch_spares.h): the stream recorded as export_plane's
+    if (PyObject* r = e.take_spare(plane, view, raw == 0 ? kLegacyStream : raw)) {
+      return py::reinterpret_steal<py::object>(r);
+    }
     s = dlpack_stream(raw);
+  } else if (current) {
+    if (PyObject* r = e.take_spare(plane, view, 0)) return py::reinterpret_steal<py::object>(r);
   }
   static PyObject* const max_version = Py_BuildValue("(ii)", kDLPackMajor, kDLPackMinor);
   const auto import = [&](bool versioned) {
@@ -136,7 +148,33 @@ py::object torch_tensor(const py::object& owner, Plane plane, const py::object& 
     }
     g_torch_legacy = true;
   }
-  return steal_or_throw(r);
+  py::object tensor = steal_or_throw(r);
+  if (current) e.want_spare(plane, view);
+  return tensor;
+}
+
+PyObject* torch_import_view(const TorchEntry* t, const ExportView& view,
+                            std::shared_ptr<void> owner) {
+  try {
+    py::capsule cap = make_capsule(view, std::move(owner), !g_torch_legacy, /*read_only=*/true);
+    return PyObject_CallOneArg(t->from_dlpack, cap.ptr());
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
+  }
+}
+
+int torch_inference_mode(const TorchEntry* t) {
+  if (t->inference_mode == nullptr) return -1;
+  PyObject* r = PyObject_CallNoArgs(t->inference_mode);
+  if (r == nullptr) {
+    PyErr_Clear();
+    return -1;
+  }
+  const int on = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  if (on < 0) PyErr_Clear();
+  return on;
 }
 
 const char* const kTorchDoc =

@@ -3,6 +3,8 @@
 // CuframesFrame/CuframesLoan.torch() (its C import of a plane's capsule, torch_interop.cc).
 #pragma once
 
+#include <memory>
+
 #include "common.h"
 #include "dlpack.h"
 
@@ -13,6 +15,7 @@ struct TorchEntry {
   PyObject* to_dlpack = nullptr;    // torch._C._to_dlpack
   PyObject* from_dlpack = nullptr;  // torch._C._from_dlpack (absent: .torch() takes the protocol)
   PyObject* current_stream = nullptr;  // torch._C._cuda_getCurrentRawStream(device) -> int
+  PyObject* inference_mode = nullptr;  // torch._C.is_inference_mode_enabled() -> bool
   PyObject* is_neg = nullptr;
   PyObject* is_conj = nullptr;
 };
@@ -28,6 +31,15 @@ py::object steal_or_throw(PyObject* o);
 // current stream on the frame's device, as torch.from_dlpack orders it). owner: a CuframesFrame or
 // CuframesLoan. ModuleNotFoundError when torch cannot be imported.
 py::object torch_tensor(const py::object& owner, Plane plane, const py::object& stream);
+
+// torch._C._from_dlpack of a read-only capsule over view that owns owner, versioned unless this
+// torch takes legacy capsules only: a new reference, or null with the Python error set. For
+// tensors made ahead (torch_spares.h); t: torch_entry(), not null.
+PyObject* torch_import_view(const TorchEntry* t, const ExportView& view,
+                            std::shared_ptr<void> owner);
+
+// torch's inference mode on this thread: 1 or 0, or -1 where this torch cannot say.
+int torch_inference_mode(const TorchEntry* t);
 
 // "y", "uv" or "yuv" (the names of the plane properties), else ValueError.
 Plane parse_plane(const py::handle& name);

@@ -304,3 +304,36 @@ def test_frame_torch_on_host_rings(runtime_dir: str, key: str) -> None:
     r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok "), r.stdout
+
+
+TORCH_AHEAD = """
+import sys
+sys.path.insert(0, {helpers!r})
+import torch
+import cuframes
+from torch_ahead import check_torch_ahead
+for i, (fast, ahead) in enumerate(((True, True), (True, False), (False, True))):
+    check_torch_ahead(cuframes, torch, "{key}-%d" % i, {dir!r}, "host", fast, ahead)
+print("ok", torch.__version__)
+"""
+
+
+def test_frame_torch_made_ahead_on_host_rings(runtime_dir: str, key: str) -> None:
+    """The tensors next_frame() makes ahead for frame.torch(), with a real PyTorch on host rings
+    (tests/python/torch_ahead.py). Runs in CUFRAMES_TORCH_PYTHON (or this interpreter) where it
+    imports torch; CI has none, so its twin runs on the GPU machine (cuda and host rings:
+    tests/python/gpu/test_gpu_fast_path.py::test_frame_torch_made_ahead)."""
+    import os
+    import subprocess
+    import sys
+
+    python = os.environ.get("CUFRAMES_TORCH_PYTHON") or sys.executable
+    probe = subprocess.run([python, "-c", "import torch, cuframes"], capture_output=True,
+                           text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(f"no torch in {python} (set CUFRAMES_TORCH_PYTHON)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = TORCH_AHEAD.format(helpers=here, key=key, dir=runtime_dir)
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok "), r.stdout

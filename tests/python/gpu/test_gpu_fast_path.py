@@ -16,6 +16,7 @@ import torch  # noqa: E402
 
 import cuframes  # noqa: E402
 from helpers import make_frame, wait_until  # noqa: E402
+from torch_ahead import check_torch_ahead  # noqa: E402
 
 PF = cuframes.PixelFormat
 Mode = cuframes.SubscriberMode
@@ -163,7 +164,8 @@ def test_frame_torch_is_torch_from_dlpack(runtime_dir: str, key: str, torch_shor
 def test_frame_torch_holds_until_its_stream_is_done(runtime_dir: str, key: str,
                                                     torch_shortcut: bool) -> None:
     """frame.torch() orders on torch's current stream, frame.torch(stream=s) on s: the frame's
-    hold is dropped only once the work queued there before the release has run."""
+    hold is dropped only once the work queued there before the release has run. The ring's
+    3 slots come round, so with the shortcut the fourth frame's tensor was made ahead."""
     w, h = 640, 360
     current, other = torch.cuda.Stream(), torch.cuda.Stream()
     with cuframes.publish(key, w, h, memory="cuda", slots=3) as pub, \
@@ -172,7 +174,7 @@ def test_frame_torch_holds_until_its_stream_is_done(runtime_dir: str, key: str,
         # the sum's kernel loaded now: CUDA's lazy loading of a module can wait for the GPU
         expect = int(src.sum(dtype=torch.int64))
         torch.cuda.synchronize()
-        for explicit in (False, True):
+        for explicit in (False, False, False, False, True):
             pub.publish(src, 9)
             busy = other if explicit else current
             with torch.cuda.stream(current), sub.next_frame(timeout_ms=5000) as frame:
@@ -188,3 +190,17 @@ def test_frame_torch_holds_until_its_stream_is_done(runtime_dir: str, key: str,
             assert int(total) == expect, explicit
             wait_until(lambda: sub.stats()["held_frames"] == 0,
                        what=f"the release after the read (explicit={explicit})")
+        made, taken = sub._torch_ahead()
+        if torch_shortcut:
+            assert taken >= 1, (made, taken)
+        else:
+            assert (made, taken) == (0, 0)
+
+
+@pytest.mark.parametrize("fast,ahead", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("memory", ["cuda", "host"])
+def test_frame_torch_made_ahead(runtime_dir: str, key: str, memory: str, fast: bool,
+                                ahead: bool) -> None:
+    """The tensors next_frame() makes ahead for frame.torch() (tests/python/torch_ahead.py): the
+    twin of tests/python/test_fast_path.py::test_frame_torch_made_ahead_on_host_rings."""
+    check_torch_ahead(cuframes, torch, key, runtime_dir, memory, fast, ahead)
