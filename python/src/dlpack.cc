@@ -301,6 +301,11 @@ py::capsule make_capsule(const ExportView& view, std::shared_ptr<void> owner, bo
   return py::reinterpret_steal<py::capsule>(cap);
 }
 
+void StreamSet::reserve(size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  streams_.reserve(n);
+}
+
 void StreamSet::add(uintptr_t stream) {
   std::lock_guard<std::mutex> lock(mu_);
   for (uintptr_t s : streams_) {

@@ -68,6 +68,8 @@ py::capsule make_capsule(const ExportView& view, std::shared_ptr<void> owner, bo
 // others (CUDA events) and returns it; 0 when none was recorded.
 class StreamSet {
  public:
+  // Room for n streams made now, so that add() does not allocate (frames made ahead).
+  void reserve(size_t n);
   void add(uintptr_t stream);
   bool empty();
   uintptr_t join(int device);

@@ -16,8 +16,9 @@ namespace cfpy {
 class FrameHold {
  public:
   explicit FrameHold(cuframes_frame_t* frame);
-  // Empty, for attach(): made before the frame comes (Subscriber::next_frame).
-  FrameHold() = default;
+  // Empty, for attach(): made before the frame comes (Subscriber::next_frame), with room for
+  // the streams its exports record.
+  FrameHold() { streams_.reserve(2); }
   ~FrameHold();
   FrameHold(const FrameHold&) = delete;
   FrameHold& operator=(const FrameHold&) = delete;

@@ -89,11 +89,10 @@ py::object steal_or_throw(PyObject* o) {
 }
 
 Plane parse_plane(const py::handle& name) {
-  if (py::isinstance<py::str>(name)) {
-    const std::string s = py::cast<std::string>(name);
-    if (s == "y") return Plane::kY;
-    if (s == "uv") return Plane::kUV;
-    if (s == "yuv") return Plane::kYUV;
+  if (PyUnicode_Check(name.ptr())) {  // compared in place: no copy on .torch()'s path
+    if (PyUnicode_CompareWithASCIIString(name.ptr(), "yuv") == 0) return Plane::kYUV;
+    if (PyUnicode_CompareWithASCIIString(name.ptr(), "y") == 0) return Plane::kY;
+    if (PyUnicode_CompareWithASCIIString(name.ptr(), "uv") == 0) return Plane::kUV;
   }
   throw py::value_error("plane must be \"y\", \"uv\" or \"yuv\", got " +
                         std::string(py::repr(name)));
