@@ -182,8 +182,10 @@ const char* const kTorchDoc =
     "above all, is most of an import's cost on the first frame after a wait). plane: \"y\" "
     "(default), \"uv\" or \"yuv\". stream: the CUDA stream (int, torch or cupy stream) the tensor "
     "will be used on; None: torch's current stream, as torch.from_dlpack. The frame stays held "
-    "until the tensor is freed and the work queued on that stream has finished. Imports torch; "
-    "ModuleNotFoundError without it.";
+    "until the tensor is freed and the work queued on that stream has finished. Frames of "
+    "next_frame(), stream=None: the tensor is usually one next_frame() made ahead for the "
+    "frame's slot, the import done before the frame came. Imports torch; ModuleNotFoundError "
+    "without it.";
 
 void register_torch_interop(py::module_& m) {
   m.def(
