@@ -187,14 +187,19 @@ const char* const kTorchDoc =
     "frame's slot, the import done before the frame came. Imports torch; ModuleNotFoundError "
     "without it.";
 
-void register_torch_interop(py::module_& m) {
+void def_switch(py::module_& m, const char* name, bool* flag, const char* doc) {
   m.def(
-      "_torch_fast_path",
-      [](std::optional<bool> enabled) {
-        if (enabled) g_fast = *enabled;
-        return g_fast;
+      name,
+      [flag](std::optional<bool> enabled) {
+        if (enabled) *flag = *enabled;
+        return *flag;
       },
-      py::arg("enabled") = py::none(),
+      py::arg("enabled") = py::none(), doc);
+}
+
+void register_torch_interop(py::module_& m) {
+  def_switch(
+      m, "_torch_fast_path", &g_fast,
       "torch's C entry points (on by default): publish() of a torch.Tensor through torch's C "
       "export, and .torch() through torch's C import. False: torch.Tensor.__dlpack__ and "
       "torch.from_dlpack, as other producers and consumers. For benchmarks and tests.");

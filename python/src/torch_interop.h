@@ -47,6 +47,10 @@ Plane parse_plane(const py::handle& name);
 // The docstring of .torch() on frames and loans.
 extern const char* const kTorchDoc;
 
+// m.<name>(enabled=None) -> bool: sets *flag when enabled is given, returns it (switches for
+// benchmarks and tests).
+void def_switch(py::module_& m, const char* name, bool* flag, const char* doc);
+
 // Registers _torch_fast_path.
 void register_torch_interop(py::module_& m);
 

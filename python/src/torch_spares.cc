@@ -1,9 +1,6 @@
 // Tensors made ahead of their frames (torch_spares.h).
 #include "torch_spares.h"
 
-#include <pybind11/stl.h>
-
-#include <optional>
 #include <utility>
 
 #include "frame.h"
@@ -117,13 +114,8 @@ void TorchSpares::clear() {
 }
 
 void register_torch_spares(py::module_& m) {
-  m.def(
-      "_torch_made_ahead",
-      [](std::optional<bool> enabled) {
-        if (enabled) g_ahead = *enabled;
-        return g_ahead;
-      },
-      py::arg("enabled") = py::none(),
+  def_switch(
+      m, "_torch_made_ahead", &g_ahead,
       "Tensors made ahead for .torch() by next_frame() (on by default; torch_spares.h). False: "
       ".torch() imports each plane when asked. For benchmarks and tests.");
 }

@@ -290,6 +290,12 @@ def test_frame_torch_on_host_rings(runtime_dir: str, key: str) -> None:
     (or this interpreter) where it imports torch; CI has none, so the GPU machine's twin is
     tests/python/gpu/test_gpu_fast_path.py::test_frame_torch_is_torch_from_dlpack (host and
     cuda rings)."""
+    run_with_torch(TORCH_HOST, key, runtime_dir)
+
+
+def run_with_torch(template: str, key: str, runtime_dir: str) -> None:
+    """Runs template (formatted with helpers, key and dir) in CUFRAMES_TORCH_PYTHON, or this
+    interpreter; skips where it cannot import torch. The code prints "ok <torch version>"."""
     import os
     import subprocess
     import sys
@@ -300,7 +306,7 @@ def test_frame_torch_on_host_rings(runtime_dir: str, key: str) -> None:
     if probe.returncode != 0:
         pytest.skip(f"no torch in {python} (set CUFRAMES_TORCH_PYTHON)")
     here = os.path.dirname(os.path.abspath(__file__))
-    code = TORCH_HOST.format(helpers=here, key=key, dir=runtime_dir)
+    code = template.format(helpers=here, key=key, dir=runtime_dir)
     r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok "), r.stdout
@@ -323,17 +329,4 @@ def test_frame_torch_made_ahead_on_host_rings(runtime_dir: str, key: str) -> Non
     (tests/python/torch_ahead.py). Runs in CUFRAMES_TORCH_PYTHON (or this interpreter) where it
     imports torch; CI has none, so its twin runs on the GPU machine (cuda and host rings:
     tests/python/gpu/test_gpu_fast_path.py::test_frame_torch_made_ahead)."""
-    import os
-    import subprocess
-    import sys
-
-    python = os.environ.get("CUFRAMES_TORCH_PYTHON") or sys.executable
-    probe = subprocess.run([python, "-c", "import torch, cuframes"], capture_output=True,
-                           text=True, timeout=120)
-    if probe.returncode != 0:
-        pytest.skip(f"no torch in {python} (set CUFRAMES_TORCH_PYTHON)")
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = TORCH_AHEAD.format(helpers=here, key=key, dir=runtime_dir)
-    r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("ok "), r.stdout
+    run_with_torch(TORCH_AHEAD, key, runtime_dir)
