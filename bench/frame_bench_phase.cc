@@ -47,7 +47,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   std::printf("READY\n");
   std::fflush(stdout);
   (void)path;
-  std::vector<int64_t> lat, wake;
+  std::vector<int64_t> lat, after, wake;  // from the pts, from the publication (ns)
   lat.reserve(100000);
   wake.reserve(100000);
   uint64_t frames = 0, seen = 0;
@@ -110,6 +110,7 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
     f.release();
     if (!measured) continue;
     lat.push_back(usable - fi.pts_ns);
+    after.push_back(usable - fi.publish_ns);
     wake.push_back(now - fi.publish_ns);
     if (t_first == 0) t_first = now;
     t_last = now;
@@ -118,8 +119,8 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
   double cpu = cpu0 < 0 ? 0 : cpu_seconds() - cpu0;
   std::ostringstream out;
   out << "RESULT frames=" << frames << " cpu_us=" << static_cast<long long>(cpu * 1e6)
-      << " seconds=" << (t_last - t_first) / 1e9 << " lat=" << join(lat) << " wake=" << join(wake)
-      << " ended=" << ended;
+      << " seconds=" << (t_last - t_first) / 1e9 << " lat=" << join(lat) << " after=" << join(after)
+      << " wake=" << join(wake) << " ended=" << ended;
   std::printf("%s\n", out.str().c_str());
   std::fflush(stdout);
   return 0;
@@ -270,7 +271,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
 #endif
   }  // the publisher goes: subscribers report
 
-  std::vector<int64_t> lat, wake;
+  std::vector<int64_t> lat, after, wake;
   double sub_fps = 0, cpu = 0;
   const int64_t result_deadline = cuframes::now_ns() + 60000000000;  // a hung child ends it
   for (size_t i = 0; i < children.size(); ++i) {
@@ -294,6 +295,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     std::sscanf(line.c_str(), "RESULT frames=%" SCNu64 " cpu_us=%lld seconds=%lf", &frames, &cpu_us,
                 &secs);
     for (int64_t v : parse_list(line, " lat=")) lat.push_back(v);
+    for (int64_t v : parse_list(line, " after=")) after.push_back(v);
     for (int64_t v : parse_list(line, " wake=")) wake.push_back(v);
     r.frames += frames;
     sub_fps += secs > 0 ? frames / secs : 0;
@@ -309,6 +311,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
     *p99 = quantile_us(v, 990);
   };
   pct(lat, &r.p50_us, &r.p99_us);
+  pct(after, &r.after_p50_us, &r.after_p99_us);
   pct(wake, &r.wake_p50_us, &r.wake_p99_us);
   if (!wake.empty()) r.slow_wake_pct = share_above_pct(wake, 20000);
   pct(late, nullptr, &r.late_p99_us);

@@ -16,18 +16,20 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               through a multiprocessing queue, then torch.from_numpy(...).cuda() in each subscriber;
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
 Latency: the producer's pts (CLOCK_MONOTONIC just before it hands the frame over) to a usable
-tensor: the subscriber's consumer stream synchronised after the import. Steps (p50): publish (the
-producer's call; torch-ipc: copy + puts; shm-h2d: download + puts; cuframes: publish(tensor) on
-every other frame), export and C call (cuframes, the other frames: torch's C export, then
-publish() of the capsule), pub2pub (pts to publication),
-wake (publication or put to next_frame()/get() returning), import (frame.torch("yuv"), or
-torch.from_dlpack(frame.yuv) for cuframes-dlpack; host: numpy.from_dlpack; shm-h2d: the H2D copy), warm (--warm-import: the import again on the same frame, out of the
-latency: what the first one pays for caches gone cold while the subscriber slept), sync
-(synchronize()), release (the tensor dropped, frame.release()). CPU:
-each subscriber's process CPU time per frame (every thread), median over subscribers and rounds.
-Arms round-robin (the first one rotating), --rounds rounds; figures over all samples (each
-subscriber's first 10 frames of an episode left out). Producer on CPU 0, subscribers (persistent
-processes) on CPUs 1..4, as cuframes_bench pins.
+tensor: the subscriber's consumer stream synchronised after the import. "after": the same from
+the publication (cuframes: the frame's publish_ns; torch-ipc, shm-h2d: the put), the subscriber's
+side without the producer's copy, whose time varies with the GPU's clocks. Steps (p50): publish
+(the producer's call; torch-ipc: copy + puts; shm-h2d: download + puts; cuframes: publish(tensor)
+on every other frame), export and C call (cuframes, the other frames: torch's C export, then
+publish() of the capsule), pub2pub (pts to publication), wake (publication or put to
+next_frame()/get() returning), import (frame.torch("yuv"), or torch.from_dlpack(frame.yuv) for
+cuframes-dlpack; host: numpy.from_dlpack; shm-h2d: the H2D copy), warm (--warm-import: the
+import again on the same frame, out of the latency: what the first one pays for caches gone cold
+while the subscriber slept), sync (synchronize()), release (the tensor dropped,
+frame.release()). CPU: each subscriber's process CPU time per frame (every thread), median over
+subscribers and rounds. Arms round-robin (the first one rotating), --rounds rounds; figures over
+all samples (each subscriber's first 10 frames of an episode left out). Producer on CPU 0,
+subscribers (persistent processes) on CPUs 1..4, as cuframes_bench pins.
 
     python3 bench/python_bench.py [--rounds 3] [--seconds 1.5] [--sizes 1080p,4k] [--subs 1,4]
         [--memory cuda|host] [--c-bench build/bench/cuframes_bench] [--budget 270 (s)]
@@ -54,7 +56,7 @@ import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench_peers import (POOL, STEPS, WARM, WARMUP, Samples,  # noqa: E402
+from python_bench_peers import (AFTER, POOL, STEPS, WARM, WARMUP, Samples,  # noqa: E402
                                 c_floor, ep_shm, ep_torch_ipc, floor_publish_p50, now_ns,
                                 parse_c_row, run_c)
 
@@ -132,8 +134,9 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             del x
             f.release()
             t4 = now_ns()
-            s.add(lat=t3 - f.pts_ns, pub2pub=f.publish_ns - f.pts_ns, wake=t1 - f.publish_ns,
-                  **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3b, **warm)
+            s.add(lat=t3 - f.pts_ns, after=t3 - f.publish_ns, pub2pub=f.publish_ns - f.pts_ns,
+                  wake=t1 - f.publish_ns, **{"import": t2 - t1}, sync=t3 - t2,
+                  release=t4 - t3b, **warm)
         taken = sub._torch_ahead()[1]
     return {**s.result(), "taken": taken, "seen": s.seen}
 
@@ -152,7 +155,8 @@ class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
     v: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [] for k in ("lat",) + STEPS + (WARM, "export", "ccall")})
+        default_factory=lambda: {k: [] for k in ("lat", AFTER) + STEPS + (WARM, "export",
+                                                                          "ccall")})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
@@ -363,7 +367,7 @@ class Bench:
             row.taken += r.get("taken", 0)
             row.seen += r.get("seen", 0)
             row.cpu.append(r["cpu_us"])
-            for k in ("lat",) + STEPS + (WARM,):
+            for k in ("lat", AFTER) + STEPS + (WARM,):
                 if k != "publish":
                     row.v[k].extend(r[k])
 
@@ -479,10 +483,12 @@ def main() -> int:
         for line in floor:
             print("  " + line)
         print()
-    print("Latency: producer's pts -> synchronised tensor in the subscriber, us. Steps: p50, us.")
+    print("Latency: producer's pts -> synchronised tensor in the subscriber, us (after: from the "
+          "publication, p50). Steps: p50, us.")
     print("C rows: cuframes_bench, median of its rows (latency to the frame held and its "
           "consumer stream synchronised; publish: its p50).")
-    hdr = (f"{'size':<6} {'subs':>4} {'arm':<15}| {'p50':>7} {'p99':>7} | {'CPU/fr':>7} | "
+    hdr = (f"{'size':<6} {'subs':>4} {'arm':<15}| {'p50':>7} {'p99':>7} {'after':>7} | "
+           f"{'CPU/fr':>7} | "
            f"{'publish':>7} {'pub p99':>7} {'export':>7} {'C call':>7} {'pub2pub':>7} "
            f"{'wake':>7} {'wake99':>7} "
            f"{'import':>7} {'warm':>7} {'sync':>7} {'release':>7} | {'frames':>6}")
@@ -496,11 +502,12 @@ def main() -> int:
                 nan = float("nan")
                 if row.c:  # the median of cuframes_bench's rows; no steps of its own
                     s = {k: sorted(r[k] for r in row.c)[len(row.c) // 2]
-                         for k in ("p50", "p99", "cpu", "publish", "wake", "wake99")}
+                         for k in ("p50", "p99", "after", "cpu", "publish", "wake", "wake99")}
                     steps = [nan, nan, nan, nan, s["wake"], s["wake99"], nan, nan, nan, nan]
                 else:
                     v = row.v
                     s = {"p50": pct(v["lat"], 0.5), "p99": pct(v["lat"], 0.99),
+                         "after": pct(v[AFTER], 0.5),
                          "cpu": sorted(row.cpu)[len(row.cpu) // 2] if row.cpu else nan,
                          "publish": pct(v["publish"], 0.5), "wake": pct(v["wake"], 0.5),
                          "wake99": pct(v["wake"], 0.99)}
@@ -508,7 +515,8 @@ def main() -> int:
                              pct(v["ccall"], 0.5), pct(v["pub2pub"], 0.5), s["wake"],
                              s["wake99"], pct(v["import"], 0.5), pct(v[WARM], 0.5),
                              pct(v["sync"], 0.5), pct(v["release"], 0.5)]
-                print(f"{size:<6} {n:>4} {arm:<15}| {fmt(s['p50'])} {fmt(s['p99'])} | "
+                print(f"{size:<6} {n:>4} {arm:<15}| {fmt(s['p50'])} {fmt(s['p99'])} "
+                      f"{fmt(s['after'])} | "
                       f"{fmt(s['cpu'])} | {fmt(s['publish'])} {' '.join(map(fmt, steps))} | "
                       f"{row.frames if row.frames else '':>6}")
                 summary[(size, n, arm)] = s
@@ -540,10 +548,12 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
                 parts.append(f"publish() p50 Python - C {py['publish'] - c['publish']:+.1f} us "
                              f"(<= 15; C: the same subscribers)")
             if py and size in c_publish:
-                parts.append(f"publish() p50 Python - C floor {py['publish'] - c_publish[size]:+.1f}"
-                             f" us (C's publish() with no subscriber)")
+                floor = py["publish"] - c_publish[size]
+                parts.append(f"publish() p50 Python - C floor {floor:+.1f} us (C's publish() "
+                             f"with no subscriber)")
             if py and c:
-                parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us (<= 25)")
+                parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us (<= 25), from "
+                             f"the publication {py['after'] - c['after']:+.1f} us")
             if spin and cs and cs is not c:
                 parts.append(f"with spin_us: latency p50 Python - C {spin['p50'] - cs['p50']:+.1f}"
                              f" us")

@@ -15,6 +15,9 @@ import numpy as np
 WARMUP = 10  # frames per subscriber and episode left out of every figure
 POOL = 8  # torch-ipc and shm-h2d slots, as a cuframes ring's
 STEPS = ("publish", "pub2pub", "wake", "import", "sync", "release")
+# Latency from the publication (the publish() call's end; torch-ipc and shm-h2d: the put) to the
+# synchronised tensor: the subscriber's side alone, without the publisher's copy in it.
+AFTER = "after"
 # --warm-import: the import again on the same frame, after the sync (out of the latency): what
 # the first import pays for the subscriber's caches gone cold in the 5 ms it slept.
 WARM = "warm"
@@ -27,7 +30,7 @@ class Samples:
     def __init__(self) -> None:
         self.seen = 0
         self.cpu0: Optional[float] = None
-        self.v: dict[str, list[int]] = {k: [] for k in ("lat",) + STEPS + (WARM,)}
+        self.v: dict[str, list[int]] = {k: [] for k in ("lat", AFTER) + STEPS + (WARM,)}
 
     def add(self, **steps: int) -> None:
         self.seen += 1
@@ -59,8 +62,8 @@ def ep_torch_ipc(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any
         t3 = now_ns()
         del x, item
         t4 = now_ns()
-        s.add(lat=t3 - pts, pub2pub=put_ns - pts, wake=t1 - put_ns, **{"import": t2 - t1},
-              sync=t3 - t2, release=t4 - t3)
+        s.add(lat=t3 - pts, after=t3 - put_ns, pub2pub=put_ns - pts, wake=t1 - put_ns,
+              **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3)
     return s.result()
 
 
@@ -92,8 +95,8 @@ def ep_shm(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, inde
         t3 = now_ns()
         del x
         t4 = now_ns()
-        s.add(lat=t3 - pts, pub2pub=put_ns - pts, wake=t1 - put_ns, **{"import": t2 - t1},
-              sync=t3 - t2, release=t4 - t3)
+        s.add(lat=t3 - pts, after=t3 - put_ns, pub2pub=put_ns - pts, wake=t1 - put_ns,
+              **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3)
     del slots
     mm.close()
     return s.result()
@@ -107,14 +110,15 @@ def run_c(binary: str, args: list[str]) -> str:
 
 
 def parse_c_row(line: str) -> Optional[dict[str, Any]]:
-    """One scenario row of cuframes_bench: size path subs | p50 p99 | wake p50 wake p99 wake>20 |
-    publish pub-late | sub fps | sub CPU | max pub max sub | steal."""
+    """One scenario row of cuframes_bench: size path subs | p50 p99 after | wake p50 wake p99
+    wake>20 | publish pub-late | sub fps | sub CPU | max pub max sub | steal."""
     parts = [p.split() for p in line.split("|")]
     if len(parts) != 8 or len(parts[0]) != 3 or not parts[0][2].isdigit():
         return None
     try:
         return {"size": parts[0][0], "path": parts[0][1], "subs": int(parts[0][2]),
-                "p50": float(parts[1][0]), "p99": float(parts[1][1]), "wake": float(parts[2][0]),
+                "p50": float(parts[1][0]), "p99": float(parts[1][1]),
+                "after": float(parts[1][2]), "wake": float(parts[2][0]),
                 "wake99": float(parts[2][1]), "publish": float(parts[3][0]),
                 "cpu": float(parts[5][0])}
     except (ValueError, IndexError):
