@@ -101,10 +101,10 @@ int run_subscriber(const std::string& dir, const std::string& key, Path path, in
 
 struct PhaseResult {
   double pub_fps = 0;
-  double sub_fps = 0;                         // mean over subscribers
-  double p50_us = 0, p99_us = 0;              // publish() call -> frame usable by the subscriber
-  double after_p50_us = 0, after_p99_us = 0;  // publication -> frame usable by the subscriber
-  double wake_p50_us = 0, wake_p99_us = 0;    // publication (after the copy) -> subscriber has it
+  double sub_fps = 0;                       // mean over subscribers
+  double p50_us = 0, p99_us = 0;            // publish() call -> frame usable by the subscriber
+  double after_p50_us = 0;                  // publication -> frame usable by the subscriber
+  double wake_p50_us = 0, wake_p99_us = 0;  // publication (after the copy) -> subscriber has it
   double publish_p50_us = 0, publish_p99_us = 0;  // time inside publish(), quantiles
   double late_p99_us = 0;       // the publisher's start behind its 200 fps schedule, p99
   double slow_wake_pct = 0;     // deliveries more than 20 us after publication, % (a woken sleeper)

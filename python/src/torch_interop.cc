@@ -71,10 +71,13 @@ py::object import_torch() {
   return py::reinterpret_steal<py::object>(m);
 }
 
-// A CUDA stream as the int __dlpack__(stream=) takes: 0 (the legacy default stream, torch's
+// A CUDA stream as __dlpack__(stream=) takes it: 0 (the legacy default stream, torch's
 // default) is passed as 1, as torch.from_dlpack passes it.
+uintptr_t dlpack_stream_value(uintptr_t s) {
+  return s == 0 ? kLegacyStream : s;
+}
 py::object dlpack_stream(uintptr_t s) {
-  return steal_or_throw(PyLong_FromUnsignedLongLong(s == 0 ? kLegacyStream : s));
+  return steal_or_throw(PyLong_FromUnsignedLongLong(dlpack_stream_value(s)));
 }
 
 }  // namespace
@@ -116,18 +119,20 @@ py::object torch_tensor(const py::object& owner, Plane plane, const py::object& 
     return torch.attr("from_dlpack")(src);
   }
   const bool current = !s;  // on torch's current stream, as torch.from_dlpack(<plane>)
-  if (cuda && current) {
-    py::object id = steal_or_throw(PyLong_FromLong(view.device.device_id));
-    py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, id.ptr()));
-    const auto raw = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
-    if (PyErr_Occurred()) throw py::error_already_set();
-    // made ahead for this frame's slot (torch_spares.h): the stream recorded as export_plane's
-    if (PyObject* r = e.take_spare(plane, view, raw == 0 ? kLegacyStream : raw)) {
+  if (current) {
+    uintptr_t recorded = 0;  // the stream the export records (none for host memory)
+    if (cuda) {
+      py::object id = steal_or_throw(PyLong_FromLong(view.device.device_id));
+      py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, id.ptr()));
+      const auto raw = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
+      if (PyErr_Occurred()) throw py::error_already_set();
+      recorded = dlpack_stream_value(raw);
+    }
+    // made ahead for this frame's slot (torch_spares.h), recording the stream as export_plane
+    if (PyObject* r = e.take_spare(plane, view, recorded)) {
       return py::reinterpret_steal<py::object>(r);
     }
-    s = dlpack_stream(raw);
-  } else if (current) {
-    if (PyObject* r = e.take_spare(plane, view, 0)) return py::reinterpret_steal<py::object>(r);
+    if (cuda) s = dlpack_stream(recorded);
   }
   static PyObject* const max_version = Py_BuildValue("(ii)", kDLPackMajor, kDLPackMinor);
   const auto import = [&](bool versioned) {

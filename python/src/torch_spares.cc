@@ -37,7 +37,6 @@ PyObject* TorchSpares::take(uint32_t slot, Plane plane, const ExportView& view,
     if (s.slot != slot || s.plane != plane || !s.tensor) continue;
     py::object tensor = std::move(s.tensor);  // handed out once, made again by refill()
     std::shared_ptr<Holder> holder = std::move(s.holder);
-    s.tensor = py::object();
     if (!same(s.view, view)) return nullptr;  // the slot moved: dropped (it holds nothing)
     const TorchEntry* t = torch_entry();
     if (t == nullptr || torch_inference_mode(t) != (s.inference ? 1 : 0)) return nullptr;
