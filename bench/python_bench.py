@@ -8,6 +8,8 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               frame.torch() takes the tensor next_frame() made ahead for the frame's slot;
   cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
               plane when asked (torch's C import);
+  cuframes-bindings  the same as cuframes, with torch's current stream and inference mode asked
+              of its Python bindings (_torch_native(False)) instead of its C functions;
   cuframes-dlpack  the same, sleeping, importing with torch.from_dlpack(frame.yuv) (the DLPack
               protocol through torch's Python) instead of frame.torch("yuv");
   torch-ipc   each frame copied into a pool of CUDA tensors put on each subscriber's
@@ -56,9 +58,9 @@ import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench_peers import (AFTER, POOL, STEPS, WARM, WARMUP, Samples,  # noqa: E402
-                                c_floor, ep_shm, ep_torch_ipc, floor_publish_p50, now_ns,
-                                parse_c_row, run_c)
+from python_bench_peers import (AFTER, POOL, SAMPLED, WAKE_PARTS, WARM, WARMUP,  # noqa: E402
+                                Samples, c_floor, ep_shm, ep_torch_ipc, floor_publish_p50,
+                                now_ns, parse_c_row, run_c)
 
 
 def pin(cpu: int) -> None:
@@ -105,6 +107,8 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     s = Samples()
     consumer = stream.cuda_stream if stream is not None else 0
     cuframes._cuframes._torch_made_ahead(p["ahead"])
+    cuframes._cuframes._torch_native(p["native"])
+    cuframes._cuframes._wake_probe(True)
     with cuframes.subscribe(p["key"], consumer_name=f"bench-{index}", connect_timeout_ms=10000,
                             consumer_stream=consumer, runtime_dir=p["dir"],
                             spin_us=p["spin_us"]) as sub:
@@ -134,15 +138,18 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             del x
             f.release()
             t4 = now_ns()
+            core, gil = sub._wake_probe()
             s.add(lat=t3 - f.pts_ns, after=t3 - f.publish_ns, pub2pub=f.publish_ns - f.pts_ns,
                   wake=t1 - f.publish_ns, **{"import": t2 - t1}, sync=t3 - t2,
-                  release=t4 - t3b, **warm)
+                  release=t4 - t3b, w_core=core - f.publish_ns, w_gil=gil - core, w_py=t1 - gil,
+                  **warm)
         taken = sub._torch_ahead()[1]
     return {**s.result(), "taken": taken, "seen": s.seen}
 
 
 EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes,
-            "cuframes-fresh": ep_cuframes, "cuframes-dlpack": ep_cuframes,
+            "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
+            "cuframes-dlpack": ep_cuframes,
             "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
 
 
@@ -155,8 +162,7 @@ class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
     v: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [] for k in ("lat", AFTER) + STEPS + (WARM, "export",
-                                                                          "ccall")})
+        default_factory=lambda: {k: [] for k in SAMPLED + ("export", "ccall")})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
@@ -292,7 +298,8 @@ class Bench:
         p: dict[str, Any] = {"dir": self.dir, "key": f"bench-{size}", "rows": rows, "width": w,
                              "spin_us": self.args.spin_us if arm == "cuframes-spin" else 0,
                              "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack",
-                             "ahead": arm != "cuframes-fresh"}
+                             "ahead": arm != "cuframes-fresh",
+                             "native": arm != "cuframes-bindings"}
         took: list[int] = []
         if arm.startswith("cuframes"):
             with self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4), memory=self.memory,
@@ -367,7 +374,7 @@ class Bench:
             row.taken += r.get("taken", 0)
             row.seen += r.get("seen", 0)
             row.cpu.append(r["cpu_us"])
-            for k in ("lat", AFTER) + STEPS + (WARM,):
+            for k in SAMPLED:
                 if k != "publish":
                     row.v[k].extend(r[k])
 
@@ -430,7 +437,8 @@ def main() -> int:
             skipped.append("no CUDA device (or no torch): --memory host")
     arms = ["cuframes", "cuframes-spin"]
     if args.memory == "cuda":
-        arms += ["cuframes-fresh", "cuframes-dlpack", "torch-ipc", "shm-h2d"]
+        arms += ["cuframes-fresh", "cuframes-bindings", "cuframes-dlpack", "torch-ipc",
+                 "shm-h2d"]
     else:
         arms += ["shm-h2d"]
         skipped.append("torch-ipc: needs CUDA (torch.multiprocessing shares CUDA tensors)")
@@ -528,6 +536,11 @@ def main() -> int:
     if ahead:
         print("frame.torch() took a tensor made ahead for (share of frames, warm-up included): "
               + ", ".join(ahead))
+    split = [f"{size} {n} {arm} " + "/".join(f"{pct(row.v[k], 0.5):.1f}" for k in WAKE_PARTS)
+             for (size, n, arm), row in rows.items() if row.v["w_core"]]
+    if split:
+        print("The wake split (p50 us: publication -> the core's wait ended / -> the GIL back / "
+              "-> in Python): " + ", ".join(split))
     print()
     print_targets(summary, args, arms, floor_publish_p50(floor))
     return 0

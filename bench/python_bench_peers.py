@@ -21,6 +21,11 @@ AFTER = "after"
 # --warm-import: the import again on the same frame, after the sync (out of the latency): what
 # the first import pays for the subscriber's caches gone cold in the 5 ms it slept.
 WARM = "warm"
+# cuframes arms: the wake split where it was noted (_wake_probe): publication -> the core's wait
+# ended, -> the GIL back, -> next_frame() returned to Python.
+WAKE_PARTS = ("w_core", "w_gil", "w_py")
+# Every per-frame sample a subscriber reports.
+SAMPLED = ("lat", AFTER) + STEPS + (WARM,) + WAKE_PARTS
 now_ns = time.monotonic_ns  # CLOCK_MONOTONIC, the clock of pts_ns
 
 
@@ -30,7 +35,7 @@ class Samples:
     def __init__(self) -> None:
         self.seen = 0
         self.cpu0: Optional[float] = None
-        self.v: dict[str, list[int]] = {k: [] for k in ("lat", AFTER) + STEPS + (WARM,)}
+        self.v: dict[str, list[int]] = {k: [] for k in SAMPLED}
 
     def add(self, **steps: int) -> None:
         self.seen += 1

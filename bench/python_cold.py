@@ -22,7 +22,7 @@ and the wake (publication to next_frame() returning) for each probe's frames. Pr
 --memory host runs the host probes anywhere torch imports (no stream probes).
 
     python3 bench/python_cold.py [--size 1080p] [--seconds 12] [--fps 200] [--memory cuda|host]
-        [--fresh]
+        [--fresh] [--bindings] [--spin-us N]
 """
 
 from __future__ import annotations
@@ -49,13 +49,15 @@ def pin(cpu: int) -> None:
         pass
 
 
-def subscriber(key: str, rdir: str, memory: str, fresh: bool, q: Any) -> None:
+def subscriber(key: str, rdir: str, memory: str, fresh: bool, bindings: bool, spin_us: int,
+               q: Any) -> None:
     pin(1)
     import torch
 
     import cuframes
 
     cuframes._cuframes._torch_made_ahead(not fresh)
+    cuframes._cuframes._torch_native(not bindings)
     probes = CUDA_PROBES if memory == "cuda" else HOST_PROBES
     stream = None
     consumer = 0
@@ -69,7 +71,7 @@ def subscriber(key: str, rdir: str, memory: str, fresh: bool, q: Any) -> None:
     took: dict[str, list[int]] = {p: [] for p in probes}
     wake: dict[str, list[int]] = {p: [] for p in probes}
     with cuframes.subscribe(key, connect_timeout_ms=10000, consumer_stream=consumer,
-                            runtime_dir=rdir) as sub:
+                            runtime_dir=rdir, spin_us=spin_us) as sub:
         q.put("ready")
         i = 0
         while True:
@@ -122,6 +124,10 @@ def main() -> int:
     ap.add_argument("--memory", choices=("cuda", "host"), default=None)
     ap.add_argument("--fresh", action="store_true",
                     help="no tensors made ahead: frame.torch() imports when asked")
+    ap.add_argument("--bindings", action="store_true",
+                    help="frame.torch() asks torch's Python bindings for its current stream and "
+                         "inference mode (_torch_native(False))")
+    ap.add_argument("--spin-us", type=int, default=0, help="the subscriber's spin_us")
     args = ap.parse_args()
     import torch
 
@@ -140,7 +146,8 @@ def main() -> int:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     with cuframes.publish("cold", w, h, memory=memory, runtime_dir=rdir) as pub:
-        p = ctx.Process(target=subscriber, args=("cold", rdir, memory, args.fresh, q))
+        p = ctx.Process(target=subscriber, args=("cold", rdir, memory, args.fresh, args.bindings,
+                                                    args.spin_us, q))
         p.start()
         if q.get(timeout=120) != "ready":
             raise RuntimeError("the subscriber did not start")
@@ -158,8 +165,10 @@ def main() -> int:
     p.join(timeout=30)
     os.rmdir(rdir)
     print(f"python_cold: {memory} memory, {args.size}, {args.fps:.0f} fps, {args.seconds} s, "
-          f"tensors made ahead: {'off' if args.fresh else 'on'} (made {made}, taken {taken})")
-    print("The first call after the wake (sleeping subscriber), us; the probes take turns frame "
+          f"tensors made ahead: {'off' if args.fresh else 'on'} (made {made}, taken {taken}), "
+          f"torch asked through its {'Python bindings' if args.bindings else 'C functions'}, "
+          f"spin_us {args.spin_us}")
+    print("The first call after the wake, us; the probes take turns frame "
           "by frame; none: the clock reads alone.")
     print(f"{'probe':<12} | {'p50':>7} {'p90':>7} {'- none':>7} | {'wake p50':>8} | {'frames':>6}")
     base = pct(took["none"], 0.5)

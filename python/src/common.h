@@ -38,6 +38,9 @@ T sized() noexcept {
 inline void check(cuframes_status_t status) {
   if (status != CUFRAMES_OK) throw_status(status);
 }
+// The exception being handled (call from a catch block) as the pending Python error, as
+// pybind11's dispatcher would raise it: for methods bound without it (raw_method.h).
+void set_error_from_exception();
 // The exception class of a status (a borrowed reference; CuframesError for unknown values).
 PyObject* exception_class(cuframes_status_t status);
 // A new exception instance for a status, for handing errors to callbacks.

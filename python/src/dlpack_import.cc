@@ -75,10 +75,7 @@ py::object torch_capsule(const py::handle& obj, uintptr_t stream) {
   if (d.device_type != kDLCUDA) return cap;  // host memory: nothing to order
 #ifdef CUFRAMES_WITH_CUDA
   if (t->current_stream != nullptr) {
-    py::object dev = steal_or_throw(PyLong_FromLong(d.device_id));
-    py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, dev.ptr()));
-    const auto current = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
-    if (PyErr_Occurred()) throw py::error_already_set();
+    const uintptr_t current = torch_current_stream(t, d.device_id);
     // 0 on both sides is the legacy default stream (torch's default stream)
     const cudaError_t e = stream_wait(stream, current, d.device_id);
     if (e != cudaSuccess) {

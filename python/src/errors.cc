@@ -16,7 +16,34 @@ struct ClassSpec {
   const char* doc;
 };
 
+// A StatusError as the pending Python error: its status's class, with its message.
+void set_status_error(const StatusError& e) {
+  PyObject* cls = exception_class(e.status);
+  PyObject* inst = PyObject_CallFunction(cls, "s", e.message.c_str());
+  if (inst == nullptr) return;  // that call set the error
+  PyErr_SetObject(cls, inst);
+  Py_DECREF(inst);
+}
+
 }  // namespace
+
+void set_error_from_exception() {
+  try {
+    throw;
+  } catch (const StatusError& e) {
+    set_status_error(e);
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
+  }
+}
 
 [[noreturn]] void throw_status(cuframes_status_t status) {
   throw StatusError{status, cuframes_last_error()};
@@ -92,11 +119,7 @@ void register_errors(py::module_& m) {
     try {
       std::rethrow_exception(p);
     } catch (const StatusError& e) {
-      PyObject* cls = exception_class(e.status);
-      PyObject* inst = PyObject_CallFunction(cls, "s", e.message.c_str());
-      if (inst == nullptr) return;  // that call set the error
-      PyErr_SetObject(cls, inst);
-      Py_DECREF(inst);
+      set_status_error(e);
     }
   });
 }

@@ -153,12 +153,13 @@ void Frame::release(const py::object& stream) {
 
 void register_frame(py::module_& m) {
   py::class_<Exportable>(m, "_Exportable");
-  py::class_<Frame, Exportable>(
+  py::class_<Frame, Exportable> cls(
       m, "CuframesFrame",
       "A frame held by a subscriber. The publisher never overwrites it until it is released: by "
       "release(), leaving the ``with`` block, or garbage collection, and only once every DLPack "
-      "tensor exported from it has been freed too. Belongs to one thread at a time.")
-      .def("__enter__", [](py::object self) { return self; })
+      "tensor exported from it has been freed too. Belongs to one thread at a time.");
+  add_torch_method<Frame>(cls);
+  cls.def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Frame& f, const py::object&, const py::object&, const py::object&) {
              f.release(py::none());
@@ -249,12 +250,6 @@ void register_frame(py::module_& m) {
           "its stream.")
       .def("__dlpack_device__", &Exportable::dlpack_device,
            "(2, device) for cuda frames (kDLCUDA), (1, 0) for host frames (kDLCPU).")
-      .def(
-          "torch",
-          [](py::object self, const py::object& plane, const py::object& stream) {
-            return torch_tensor(self, parse_plane(plane), stream);
-          },
-          py::arg("plane") = "y", py::arg("stream") = py::none(), kTorchDoc)
       .def_property_readonly(
           "y", [](py::object self) { return make_plane(self, Plane::kY); },
           "The Y plane as a DLPack producer (CuframesPlane).")

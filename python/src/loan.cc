@@ -51,12 +51,6 @@ void frame_like_properties(py::class_<T, Exportable>& c) {
           py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
           py::arg("dl_device") = py::none(), py::arg("copy") = py::none())
       .def("__dlpack_device__", &Exportable::dlpack_device)
-      .def(
-          "torch",
-          [](py::object self, const py::object& plane, const py::object& stream) {
-            return torch_tensor(self, parse_plane(plane), stream);
-          },
-          py::arg("plane") = "y", py::arg("stream") = py::none(), kTorchDoc)
       .def_property_readonly("y", [](py::object self) { return make_plane(self, Plane::kY); })
       .def_property_readonly("uv",
                              [](py::object self) {
@@ -98,6 +92,7 @@ void register_loan(py::module_& m) {
       "A slot lent for writing (CuframesPublisher.loan()). Its DLPack exports are writable. "
       "Published by commit() or on leaving the with block; abandoned by abandon(), an exception "
       "in the block, or garbage collection. Do not write through its tensors after that.");
+  add_torch_method<Loan>(loan);
   loan.def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Loan& l, const py::object& exc_type, const py::object&, const py::object&) {

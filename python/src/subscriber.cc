@@ -13,6 +13,8 @@
 
 #include "common.h"
 #include "frame.h"
+#include "raw_method.h"
+#include "torch_interop.h"
 
 namespace cfpy {
 namespace {
@@ -37,6 +39,14 @@ thread_local CallbackState* tl_running_callback = nullptr;
 std::mutex g_active_mu;
 std::set<Subscriber*> g_active;
 std::atomic<bool> g_exiting{false};
+
+bool g_wake_probe = false;  // _wake_probe(True): next_frame() notes when its wait ended
+
+int64_t mono_ns() {  // CLOCK_MONOTONIC, as time.monotonic_ns() and the frames' pts_ns
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
 
 void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status);
 
@@ -128,7 +138,9 @@ class Subscriber {
       } else {
         py::gil_scoped_release nogil;
         st = cuframes_subscriber_next_slice(sub_, slice, &f);
+        if (g_wake_probe) probe_.core = mono_ns();
       }
+      if (g_wake_probe) probe_.gil = mono_ns();
       if (st == CUFRAMES_OK) {
         next_ptr_->attach(f);
         next_ptr_ = nullptr;
@@ -228,6 +240,7 @@ class Subscriber {
 
   bool callback_running() const { return cb_ && !cb_->stop.load(); }
   std::pair<uint64_t, uint64_t> torch_ahead() const { return {spares_->made(), spares_->taken()}; }
+  std::pair<int64_t, int64_t> wake_probe() const { return {probe_.core, probe_.gil}; }
 
   // ---- properties ----
   const std::string& key() const { return key_; }
@@ -349,6 +362,9 @@ class Subscriber {
   std::shared_ptr<TorchSpares> spares_ = std::make_shared<TorchSpares>();
   py::object next_;
   Frame* next_ptr_ = nullptr;  // next_'s C++ object
+  struct {
+    int64_t core = 0, gil = 0;
+  } probe_;  // _wake_probe: when the last next_frame()'s frame came from the core, and the GIL
 };
 
 void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status) {
@@ -422,18 +438,48 @@ bool interpreter_exiting() {
   return g_exiting.load();
 }
 
+namespace {
+
+// sub.next_frame(timeout_ms=-1), a raw method (raw_method.h).
+PyObject* next_frame_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                         PyObject* kwnames) {
+  try {
+    PyObject* a[1];
+    parse_args("next_frame", args, nargs, kwnames, {"timeout_ms"}, a);
+    const int timeout_ms = a[0] == nullptr ? -1 : int_arg(a[0], "next_frame", "timeout_ms");
+    return self_as<Subscriber>(self).next_frame(timeout_ms).release().ptr();
+  } catch (...) {
+    set_error_from_exception();
+    return nullptr;
+  }
+}
+
+PyMethodDef kNextFrameDef = {
+    "next_frame", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(next_frame_raw)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "next_frame($self, /, timeout_ms=-1)\n--\n\n"
+    "Waits up to timeout_ms (-1: forever, 0: do not wait) for the next frame and holds it. "
+    "Raises CuframesFrameTimeout, CuframesPublisherGone, CuframesOverrun (STRICT_ORDER), "
+    "CuframesShmError. The GIL is released while it waits."};
+
+}  // namespace
+
 void register_subscriber(py::module_& m) {
+  def_switch(m, "_wake_probe", &g_wake_probe,
+             "next_frame() notes when its wait ended (off by default; "
+             "CuframesSubscriber._wake_probe() reads it). For benchmarks.");
   cuframes_subscriber_options_t d;  // the defaults are the core's
   cuframes_subscriber_options_init(&d);
-  py::class_<Subscriber>(m, "_SubscriberBase",
-                         "The C++ half of CuframesSubscriber (use cuframes.subscribe()).")
-      .def(py::init<const std::string&, const std::optional<std::string>&, const py::object&, int,
-                    int, const py::object&, const py::object&, uint32_t>(),
-           py::arg("key"), py::arg("consumer_name") = py::none(),
-           py::arg("mode") = subscriber_mode(d.mode), py::arg("cuda_device") = d.cuda_device,
-           py::arg("connect_timeout_ms") = d.connect_timeout_ms,
-           py::arg("consumer_stream") = reinterpret_cast<uintptr_t>(d.consumer_stream),
-           py::kw_only(), py::arg("runtime_dir") = py::none(), py::arg("spin_us") = d.spin_us)
+  py::class_<Subscriber> cls(m, "_SubscriberBase",
+                             "The C++ half of CuframesSubscriber (use cuframes.subscribe()).");
+  add_raw_method(cls, &kNextFrameDef);  // the per-frame call, without pybind11's dispatcher
+  cls.def(py::init<const std::string&, const std::optional<std::string>&, const py::object&, int,
+                   int, const py::object&, const py::object&, uint32_t>(),
+          py::arg("key"), py::arg("consumer_name") = py::none(),
+          py::arg("mode") = subscriber_mode(d.mode), py::arg("cuda_device") = d.cuda_device,
+          py::arg("connect_timeout_ms") = d.connect_timeout_ms,
+          py::arg("consumer_stream") = reinterpret_cast<uintptr_t>(d.consumer_stream),
+          py::kw_only(), py::arg("runtime_dir") = py::none(), py::arg("spin_us") = d.spin_us)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Subscriber& s, const py::object&, const py::object&, const py::object&) {
@@ -443,15 +489,14 @@ void register_subscriber(py::module_& m) {
       .def("close", &Subscriber::close,
            "Detaches from the publisher (idempotent); stops an on_frame callback first. Frames "
            "still held stay valid until released.")
-      .def("next_frame", &Subscriber::next_frame, py::arg("timeout_ms") = -1,
-           "Waits up to timeout_ms (-1: forever, 0: do not wait) for the next frame and holds "
-           "it. Raises CuframesFrameTimeout, CuframesPublisherGone, CuframesOverrun "
-           "(STRICT_ORDER), CuframesShmError. The GIL is released while it waits.")
       .def("_next_frame_nowait", &Subscriber::next_frame_nowait)
       .def("_wait_expired", &Subscriber::wait_expired, py::arg("timeout_ms"))
       .def("_torch_ahead", &Subscriber::torch_ahead,
            "(made, taken): torch tensors next_frame() made ahead for .torch(), and how many "
            "of them .torch() handed out. For tests and benchmarks.")
+      .def("_wake_probe", &Subscriber::wake_probe,
+           "(core_ns, gil_ns): CLOCK_MONOTONIC when the last next_frame()'s wait ended in the "
+           "core and when it had the GIL back; (0, 0) until _wake_probe(True). For benchmarks.")
       .def("fileno", &Subscriber::fileno,
            "The readiness fd: readable when a frame may be there or the publisher went away. "
            "For select/epoll/asyncio; never read from it.")

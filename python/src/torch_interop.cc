@@ -2,8 +2,10 @@
 // tensors and by .torch(), which imports a plane the way torch.from_dlpack does, minus its Python.
 #include "torch_interop.h"
 
+#include <dlfcn.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -16,6 +18,48 @@ bool g_fast = true;  // _torch_fast_path(False) turns both shortcuts off
 // torch._C._from_dlpack refused a "dltensor_versioned" capsule (a torch before DLPack 1.0): the
 // planes are exported as "dltensor" from then on, as torch.from_dlpack itself asks for them.
 bool g_torch_legacy = false;
+
+// The two queries every .torch() makes (its current stream, its inference mode) cost a call into
+// torch's Python bindings each, which after a wait runs with cold caches (docs/python.md). The
+// same answers come from torch's own C functions: aoti_torch_get_current_cuda_stream (the
+// extern "C" shim torch keeps ABI-stable for AOTInductor, torch >= 2.2) and
+// c10::InferenceMode::is_enabled() (static, no arguments, a bool). Found in torch's libraries,
+// already loaded by `import torch` (dlopen RTLD_NOLOAD: never loads anything); each one used only
+// after its first answer matched the Python call's. Where absent or different, the Python call.
+struct Native {
+  using StreamFn = int32_t (*)(int32_t device, void** stream);
+  using InferenceFn = bool (*)();
+  StreamFn stream = nullptr;
+  InferenceFn inference = nullptr;
+  bool stream_checked = false, inference_checked = false;
+};
+Native g_native;
+bool g_native_on = true;  // _torch_native(False): the Python calls only (benchmarks compare)
+
+void* loaded_symbol(const std::string& dir, const char* lib, const char* name) {
+  void* h = dlopen((dir + lib).c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  if (h == nullptr) return nullptr;
+  void* f = dlsym(h, name);
+  dlclose(h);  // NOLOAD took a reference; torch's own keeps the library loaded
+  return f;
+}
+
+void find_native(PyObject* torch) {
+  PyObject* file = PyObject_GetAttrString(torch, "__file__");
+  const char* path = file != nullptr && PyUnicode_Check(file) ? PyUnicode_AsUTF8(file) : nullptr;
+  if (path == nullptr) {
+    PyErr_Clear();
+    Py_XDECREF(file);
+    return;
+  }
+  std::string dir(path);
+  dir = dir.substr(0, dir.rfind('/') + 1) + "lib/";  // torch/__init__.py -> torch/lib/
+  Py_DECREF(file);
+  g_native.stream = reinterpret_cast<Native::StreamFn>(
+      loaded_symbol(dir, "libtorch_cuda.so", "aoti_torch_get_current_cuda_stream"));
+  g_native.inference = reinterpret_cast<Native::InferenceFn>(
+      loaded_symbol(dir, "libc10.so", "_ZN3c1013InferenceMode10is_enabledEv"));
+}
 
 TorchEntry* lookup() {
   static auto* t = new TorchEntry();  // never freed: used until the interpreter ends
@@ -43,6 +87,7 @@ TorchEntry* lookup() {
     t->inference_mode = inference;
     t->is_neg = PyUnicode_InternFromString("is_neg");
     t->is_conj = PyUnicode_InternFromString("is_conj");
+    find_native(torch);
     return t;
   }
   Py_XDECREF(tensor);
@@ -101,8 +146,8 @@ Plane parse_plane(const py::handle& name) {
                         std::string(py::repr(name)));
 }
 
-py::object torch_tensor(const py::object& owner, Plane plane, const py::object& stream) {
-  Exportable& e = owner.cast<Exportable&>();
+py::object torch_tensor(Exportable& e, const py::handle& owner, Plane plane,
+                        const py::handle& stream) {
   const ExportView view = plane_view(e.frame_info(), plane);  // raises for a missing plane
   const bool cuda = view.device.device_type == kDLCUDA;
   py::object s;  // the stream asked for, as an int (none: torch's current stream)
@@ -115,19 +160,13 @@ py::object torch_tensor(const py::object& owner, Plane plane, const py::object& 
   if (t == nullptr || t->from_dlpack == nullptr || (cuda && t->current_stream == nullptr)) {
     // torch's own protocol: the plane object, or a capsule exported to the stream asked for
     py::object src = s ? py::object(e.export_plane(plane, s, py::none(), py::none(), py::none()))
-                       : make_plane(owner, plane);
+                       : make_plane(py::reinterpret_borrow<py::object>(owner), plane);
     return torch.attr("from_dlpack")(src);
   }
   const bool current = !s;  // on torch's current stream, as torch.from_dlpack(<plane>)
   if (current) {
     uintptr_t recorded = 0;  // the stream the export records (none for host memory)
-    if (cuda) {
-      py::object id = steal_or_throw(PyLong_FromLong(view.device.device_id));
-      py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, id.ptr()));
-      const auto raw = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
-      if (PyErr_Occurred()) throw py::error_already_set();
-      recorded = dlpack_stream_value(raw);
-    }
+    if (cuda) recorded = dlpack_stream_value(torch_current_stream(t, view.device.device_id));
     // made ahead for this frame's slot (torch_spares.h), recording the stream as export_plane
     if (PyObject* r = e.take_spare(plane, view, recorded)) {
       return py::reinterpret_steal<py::object>(r);
@@ -170,6 +209,9 @@ PyObject* torch_import_view(const TorchEntry* t, const ExportView& view,
 
 int torch_inference_mode(const TorchEntry* t) {
   if (t->inference_mode == nullptr) return -1;
+  if (g_native.inference != nullptr && g_native.inference_checked && g_native_on) {
+    return g_native.inference() ? 1 : 0;
+  }
   PyObject* r = PyObject_CallNoArgs(t->inference_mode);
   if (r == nullptr) {
     PyErr_Clear();
@@ -177,11 +219,41 @@ int torch_inference_mode(const TorchEntry* t) {
   }
   const int on = PyObject_IsTrue(r);
   Py_DECREF(r);
-  if (on < 0) PyErr_Clear();
+  if (on < 0) {
+    PyErr_Clear();
+  } else if (g_native.inference != nullptr) {  // the first answer: torch's C function agrees?
+    if ((g_native.inference() ? 1 : 0) == on) {
+      g_native.inference_checked = true;
+    } else {
+      g_native.inference = nullptr;
+    }
+  }
   return on;
 }
 
+uintptr_t torch_current_stream(const TorchEntry* t, int device) {
+  if (g_native.stream != nullptr && g_native.stream_checked && g_native_on) {
+    void* s = nullptr;
+    if (g_native.stream(device, &s) == 0) return reinterpret_cast<uintptr_t>(s);
+    // an error (as the Python call would raise): the Python call says which
+  }
+  py::object id = steal_or_throw(PyLong_FromLong(device));
+  py::object cur = steal_or_throw(PyObject_CallOneArg(t->current_stream, id.ptr()));
+  const auto raw = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(cur.ptr()));
+  if (PyErr_Occurred()) throw py::error_already_set();
+  if (g_native.stream != nullptr && !g_native.stream_checked) {  // the first answer: the same?
+    void* s = nullptr;
+    if (g_native.stream(device, &s) == 0 && reinterpret_cast<uintptr_t>(s) == raw) {
+      g_native.stream_checked = true;
+    } else {
+      g_native.stream = nullptr;
+    }
+  }
+  return raw;
+}
+
 const char* const kTorchDoc =
+    "torch($self, /, plane='y', stream=None)\n--\n\n"
     "torch.from_dlpack(<this>.<plane>) without torch's Python: the same zero-copy tensor and the "
     "same ordering, for less CPU (torch.from_dlpack's Python part, torch.cuda.current_stream() "
     "above all, is most of an import's cost on the first frame after a wait). plane: \"y\" "
@@ -208,6 +280,18 @@ void register_torch_interop(py::module_& m) {
       "torch's C entry points (on by default): publish() of a torch.Tensor through torch's C "
       "export, and .torch() through torch's C import. False: torch.Tensor.__dlpack__ and "
       "torch.from_dlpack, as other producers and consumers. For benchmarks and tests.");
+  def_switch(m, "_torch_native", &g_native_on,
+             "torch's current stream and inference mode asked of its C functions (on by default, "
+             "once each has agreed with torch's Python binding). False: the Python bindings. For "
+             "benchmarks and tests.");
+  m.def(
+      "_torch_native_used",
+      [] {
+        return std::make_pair(g_native.stream != nullptr && g_native.stream_checked,
+                              g_native.inference != nullptr && g_native.inference_checked);
+      },
+      "(stream, inference_mode): whether each query has been found in torch's libraries and "
+      "agreed with torch's Python binding (then used while _torch_native() is on). For tests.");
 }
 
 }  // namespace cfpy

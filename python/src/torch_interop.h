@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "dlpack.h"
+#include "raw_method.h"
 
 namespace cfpy {
 
@@ -27,10 +28,42 @@ const TorchEntry* torch_entry();
 // A new reference as a py::object, or the pending Python error thrown.
 py::object steal_or_throw(PyObject* o);
 
+// "y", "uv" or "yuv" (the names of the plane properties), else ValueError.
+Plane parse_plane(const py::handle& name);
+
+// The docstring of .torch() on frames and loans, its text signature first.
+extern const char* const kTorchDoc;
+
 // torch.from_dlpack(<plane of owner>) without torch's Python: ordered on `stream` (None: torch's
 // current stream on the frame's device, as torch.from_dlpack orders it). owner: a CuframesFrame or
-// CuframesLoan. ModuleNotFoundError when torch cannot be imported.
-py::object torch_tensor(const py::object& owner, Plane plane, const py::object& stream);
+// CuframesLoan, whose C++ object is e. ModuleNotFoundError when torch cannot be imported.
+py::object torch_tensor(Exportable& e, const py::handle& owner, Plane plane,
+                        const py::handle& stream);
+
+// <frame or loan>.torch(plane="y", stream=None) as a raw method (raw_method.h) of T's class.
+template <class T>
+PyObject* torch_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  try {
+    PyObject* a[2];
+    parse_args("torch", args, nargs, kwnames, {"plane", "stream"}, a);
+    const Plane plane = a[0] == nullptr ? Plane::kY : parse_plane(a[0]);
+    return torch_tensor(self_as<T>(self), self, plane, a[1] == nullptr ? Py_None : a[1])
+        .release()
+        .ptr();
+  } catch (...) {
+    set_error_from_exception();
+    return nullptr;
+  }
+}
+
+// Adds .torch() to T's class.
+template <class T>
+void add_torch_method(const py::handle& cls) {
+  static PyMethodDef def = {
+      "torch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(torch_method<T>)),
+      METH_FASTCALL | METH_KEYWORDS, kTorchDoc};
+  add_raw_method(cls, &def);
+}
 
 // torch._C._from_dlpack of a read-only capsule over view that owns owner, versioned unless this
 // torch takes legacy capsules only: a new reference, or null with the Python error set. For
@@ -41,11 +74,9 @@ PyObject* torch_import_view(const TorchEntry* t, const ExportView& view,
 // torch's inference mode on this thread: 1 or 0, or -1 where this torch cannot say.
 int torch_inference_mode(const TorchEntry* t);
 
-// "y", "uv" or "yuv" (the names of the plane properties), else ValueError.
-Plane parse_plane(const py::handle& name);
-
-// The docstring of .torch() on frames and loans.
-extern const char* const kTorchDoc;
+// torch's current CUDA stream on device, as torch._C._cuda_getCurrentRawStream(device) gives it
+// (0: the legacy default stream); t->current_stream not null. Throws the Python error.
+uintptr_t torch_current_stream(const TorchEntry* t, int device);
 
 // m.<name>(enabled=None) -> bool: sets *flag when enabled is given, returns it (switches for
 // benchmarks and tests).

@@ -5,6 +5,7 @@ once; compact copies (__dlpack__(copy=True), CuframesPlane.compact()) of host fr
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
 import time
 
@@ -218,6 +219,52 @@ with cuframes.publish("{key}", 64, 32, cuframes.PixelFormat.GRAY8, memory="host"
 """
 
 
+def test_raw_methods_take_their_arguments_as_bound_ones(runtime_dir: str, key: str) -> None:
+    """next_frame() and .torch() are plain CPython methods (python/src/raw_method.h): by position
+    or keyword, numpy ints too, and a TypeError naming what is wrong for anything else, the
+    frame and the subscriber left as they were. An object whose __init__ never ran is refused,
+    not read."""
+    w, h = 64, 48
+    with cuframes.publish(key, w, h, memory="host", runtime_dir=runtime_dir) as pub, \
+         cuframes.subscribe(key, mode=cuframes.SubscriberMode.STRICT_ORDER,
+                            connect_timeout_ms=5000, runtime_dir=runtime_dir) as sub:
+        bad = [((1.5,), {}, "timeout_ms must be an int"),
+               (("5",), {}, "timeout_ms must be an int"),
+               ((2 ** 40,), {}, "timeout_ms must be an int"),
+               ((1, 2), {}, "takes at most 1 arguments (2 given)"),
+               ((), {"timeout": 1}, "unexpected keyword argument 'timeout'"),
+               ((1,), {"timeout_ms": 1}, "multiple values for argument 'timeout_ms'")]
+        for args, kwargs, what in bad:
+            with pytest.raises(TypeError, match=re.escape(what)):
+                sub.next_frame(*args, **kwargs)
+        with pytest.raises(cuframes.CuframesFrameTimeout):
+            sub.next_frame(np.int64(1))  # counted: a wait that timed out
+        for i in range(3):
+            pub.publish(make_frame(PF.NV12, w, h, i), i)
+        assert sub.next_frame(timeout_ms=np.int32(5000)).pts_ns == 0
+        assert sub.next_frame(5000).pts_ns == 1
+        frame = sub.next_frame()
+        assert frame.pts_ns == 2
+        with pytest.raises(TypeError, match=re.escape("unexpected keyword argument 'planes'")):
+            frame.torch(planes="y")
+        with pytest.raises(TypeError, match=re.escape("takes at most 2 arguments (3 given)")):
+            frame.torch("y", None, 1)
+        with pytest.raises(TypeError, match=re.escape("multiple values for argument 'plane'")):
+            frame.torch("y", plane="uv")
+        with pytest.raises(ValueError, match="plane must be"):
+            frame.torch(plane="v")
+        with pytest.raises(TypeError, match="doesn't apply to a 'object' object"):
+            cuframes.CuframesFrame.torch(object())
+        assert sub.stats()["held_frames"] == 1
+        frame.release()
+        assert sub.stats()["held_frames"] == 0
+        assert sub.stats()["timeouts"] == 1
+
+    unready = cuframes.CuframesSubscriber.__new__(cuframes.CuframesSubscriber)  # no __init__
+    with pytest.raises(TypeError, match="CuframesSubscriber object is not initialised"):
+        unready.next_frame(0)
+
+
 def test_frame_torch_errors(runtime_dir: str, key: str) -> None:
     """frame.torch() names what is wrong: the plane (before anything else), a plane the format
     lacks, and PyTorch missing (in a process where `import torch` fails); the frame is still
@@ -318,8 +365,9 @@ sys.path.insert(0, {helpers!r})
 import torch
 import cuframes
 from torch_ahead import check_torch_ahead
-for i, (fast, ahead) in enumerate(((True, True), (True, False), (False, True))):
-    check_torch_ahead(cuframes, torch, "{key}-%d" % i, {dir!r}, "host", fast, ahead)
+for i, (fast, ahead, native) in enumerate(((True, True, True), (True, False, True),
+                                            (False, True, True), (True, True, False))):
+    check_torch_ahead(cuframes, torch, "{key}-%d" % i, {dir!r}, "host", fast, ahead, native)
 print("ok", torch.__version__)
 """
 

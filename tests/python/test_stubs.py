@@ -56,6 +56,17 @@ def api_members(obj: Any) -> dict[str, Any]:
             if (not n.startswith("__") or n in API_DUNDERS) and not n.startswith("_pybind11")}
 
 
+def runtime_params(fn: Any) -> list[tuple[str, Optional[str], bool]]:
+    """A bound method's parameters as pybind_params gives them: from pybind11's signature line,
+    or, for the methods bound as plain CPython methods (python/src/raw_method.h), from their text
+    signature (inspect)."""
+    if type(fn).__name__ != "method_descriptor":
+        return pybind_params(fn.__doc__)
+    params = list(inspect.signature(fn).parameters.values())[1:]  # self
+    return [(p.name, None if p.default is p.empty else repr(p.default),
+             p.kind == p.KEYWORD_ONLY) for p in params]
+
+
 def test_py_typed_and_stub_shipped() -> None:
     assert (PKG / "py.typed").exists()
     assert STUB.exists()
@@ -106,7 +117,7 @@ def test_stub_matches_module() -> None:
                                          for d in n.decorator_list) for n in node.body)
                     assert (rt.fset is not None) == has_setter, f"{node.name}.{name} setter"
                     continue
-                got = [(n, normalize(d), k) for n, d, k in pybind_params(rt.__doc__)]
+                got = [(n, normalize(d), k) for n, d, k in runtime_params(rt)]
                 want = [(n, normalize(d), k) for n, d, k in stub_params(fn_node)]
                 if name == "__exit__":
                     assert len(got) == len(want) == 3

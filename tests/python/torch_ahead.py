@@ -12,9 +12,11 @@ from helpers import make_frame, wait_until
 
 
 def check_torch_ahead(cuframes: Any, torch: Any, key: str, runtime_dir: str, memory: str,
-                      fast: bool, ahead: bool) -> None:
+                      fast: bool, ahead: bool, native: bool = True) -> None:
     """fast: torch's C import (_torch_fast_path); ahead: tensors made ahead (_torch_made_ahead).
-    None are made without both."""
+    None are made without both. native: torch's current stream and inference mode asked of its C
+    functions (_torch_native), which the inference-mode frames below would catch answering
+    wrong."""
     PF = cuframes.PixelFormat
     w, h, slots = 320, 240, 3
     n = 5 * slots
@@ -22,6 +24,7 @@ def check_torch_ahead(cuframes: Any, torch: Any, key: str, runtime_dir: str, mem
     device = "cuda" if memory == "cuda" else "cpu"
     cuframes._cuframes._torch_fast_path(fast)
     cuframes._cuframes._torch_made_ahead(ahead)
+    cuframes._cuframes._torch_native(native)
     try:
         with cuframes.publish(key, w, h, memory=memory, slots=slots,
                               runtime_dir=runtime_dir) as pub, \
@@ -68,6 +71,9 @@ def check_torch_ahead(cuframes: Any, torch: Any, key: str, runtime_dir: str, mem
                 assert made >= taken, (made, taken)
             else:
                 assert (made, taken) == (0, 0)
+            if fast and ahead:  # every torch since 1.9 has c10::InferenceMode::is_enabled
+                assert cuframes._cuframes._torch_native_used()[1], torch.__version__
     finally:
         cuframes._cuframes._torch_fast_path(True)
         cuframes._cuframes._torch_made_ahead(True)
+        cuframes._cuframes._torch_native(True)

@@ -165,7 +165,8 @@ def test_frame_torch_holds_until_its_stream_is_done(runtime_dir: str, key: str,
                                                     torch_shortcut: bool) -> None:
     """frame.torch() orders on torch's current stream, frame.torch(stream=s) on s: the frame's
     hold is dropped only once the work queued there before the release has run. The ring's
-    3 slots come round, so with the shortcut the fourth frame's tensor was made ahead."""
+    3 slots come round, so with the shortcut the fourth frame's tensor was made ahead, and the
+    current stream (a non-default one) was asked of torch's C function after the first."""
     w, h = 640, 360
     current, other = torch.cuda.Stream(), torch.cuda.Stream()
     with cuframes.publish(key, w, h, memory="cuda", slots=3) as pub, \
@@ -193,14 +194,19 @@ def test_frame_torch_holds_until_its_stream_is_done(runtime_dir: str, key: str,
         made, taken = sub._torch_ahead()
         if torch_shortcut:
             assert taken >= 1, (made, taken)
+            # torch's current stream came from its C shim (torch >= 2.2): the holds above
+            # waited for the right stream with it
+            if tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 2):
+                assert cuframes._cuframes._torch_native_used()[0], torch.__version__
         else:
             assert (made, taken) == (0, 0)
 
 
-@pytest.mark.parametrize("fast,ahead", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("fast,ahead,native", [(True, True, True), (True, False, True),
+                                               (False, True, True), (True, True, False)])
 @pytest.mark.parametrize("memory", ["cuda", "host"])
 def test_frame_torch_made_ahead(runtime_dir: str, key: str, memory: str, fast: bool,
-                                ahead: bool) -> None:
+                                ahead: bool, native: bool) -> None:
     """The tensors next_frame() makes ahead for frame.torch() (tests/python/torch_ahead.py): the
     twin of tests/python/test_fast_path.py::test_frame_torch_made_ahead_on_host_rings."""
-    check_torch_ahead(cuframes, torch, key, runtime_dir, memory, fast, ahead)
+    check_torch_ahead(cuframes, torch, key, runtime_dir, memory, fast, ahead, native)

@@ -1,0 +1,41 @@
+// Methods of the per-frame path bound as plain CPython methods (METH_FASTCALL | METH_KEYWORDS)
+// instead of through pybind11's dispatcher. After a subscriber has slept, every call runs with
+// cold caches, and the dispatcher (its argument loaders, its overload walk, its casts of self) is
+// several microseconds of cold code per call (docs/python.md, "What a frame costs from Python").
+// A raw method takes its C++ object straight from the pybind11 instance, parses its few
+// arguments by hand, and raises what the pybind11-bound method would (one translation of C++
+// exceptions: set_error_from_exception). Its docstring starts with its text signature, so that
+// inspect.signature and mypy's stubtest see the same signature as the stub.
+#pragma once
+
+#include <initializer_list>
+
+#include "common.h"
+
+namespace cfpy {
+
+// self's C++ object: self is an instance of T's pybind11 class or of a Python subclass (a method
+// descriptor has checked that). TypeError when its __init__ never ran.
+template <class T>
+T& self_as(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  if (!inst->simple_layout) return py::handle(self).cast<T&>();
+  if (!inst->simple_holder_constructed) {
+    throw py::type_error(std::string(Py_TYPE(self)->tp_name) + " object is not initialised");
+  }
+  return *static_cast<T*>(inst->simple_value_holder[0]);
+}
+
+// The arguments of a METH_FASTCALL | METH_KEYWORDS call, by position or by name (names), into out
+// (borrowed; null where not given). TypeError, as Python words it, for too many, unknown or
+// repeated ones. fn: the method's name, for the message.
+void parse_args(const char* fn, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                std::initializer_list<const char*> names, PyObject** out);
+
+// An int argument that must fit an int (as pybind11 converts one): TypeError naming it otherwise.
+int int_arg(PyObject* value, const char* fn, const char* name);
+
+// Adds def as a method of the pybind11 class cls (def must live as long as the module).
+void add_raw_method(const py::handle& cls, PyMethodDef* def);
+
+}  // namespace cfpy
