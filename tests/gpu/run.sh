@@ -11,8 +11,8 @@
 # pybench: tests/python/gpu's frame and fast-path tests (JAX on compact copies, stream ordering),
 # then bench/python_micro.py (each Python call of the per-frame path on its own, cuda and host,
 # to python-micro.txt; PYTHON_MICRO_ARGS adds arguments), bench/python_cold.py (the same calls
-# cold, first after a sleeping subscriber's wake, with and without tensors made ahead, to
-# python-cold.txt), then bench/python_bench.py (Python
+# cold, first after a sleeping subscriber's wake: torch asked through its C functions and through
+# its Python bindings, with spin_us, and with no tensors made ahead, to python-cold.txt), then bench/python_bench.py (Python
 # publisher/subscribers against torch CUDA IPC, host shm + H2D and the C path; needs the build
 # stage's cuframes_bench), about 5 minutes in all; PYTHON_BENCH_ARGS adds arguments.
 # preprocess: cuframes.preprocess's kernel against its CPU twin (tests/python/gpu/
@@ -153,6 +153,8 @@ if want pybench; then
     >"$OUT/python-micro.txt" 2>&1 || status=1
   grep -v "^ " "$OUT/python-micro.txt" | head -3 | tee -a "$OUT/summary.txt"
   { timeout -k 10 60 python3 bench/python_cold.py
+    timeout -k 10 60 python3 bench/python_cold.py --bindings --seconds 8
+    timeout -k 10 60 python3 bench/python_cold.py --spin-us 200 --seconds 8
     timeout -k 10 60 python3 bench/python_cold.py --fresh --seconds 6; } \
     >"$OUT/python-cold.txt" 2>&1 || status=1
   tee -a "$OUT/summary.txt" <"$OUT/python-cold.txt"
