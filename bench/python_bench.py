@@ -28,8 +28,10 @@ next_frame()/get() returning), import (frame.torch("yuv"), or torch.from_dlpack(
 cuframes-dlpack; host: numpy.from_dlpack; shm-h2d: the H2D copy), warm (--warm-import: the
 import again on the same frame, out of the latency: what the first one pays for caches gone cold
 while the subscriber slept), sync (synchronize()), release (the tensor dropped,
-frame.release()). CPU: each subscriber's process CPU time per frame (every thread), median over
-subscribers and rounds. Arms round-robin (the first one rotating), --rounds rounds; figures over
+frame.release()). The wake split (cuframes arms, a line under the table: _wake_probe):
+publication to the core's wait ending, then to the GIL held again, then to next_frame() returned
+in Python (the clock read that ends it included). CPU: each subscriber's process CPU time per
+frame (every thread), median over subscribers and rounds. Arms round-robin (the first one rotating), --rounds rounds; figures over
 all samples (each subscriber's first 10 frames of an episode left out). Producer on CPU 0,
 subscribers (persistent processes) on CPUs 1..4, as cuframes_bench pins.
 
