@@ -79,6 +79,10 @@ bool wait_readable(int fd, int timeout_ms);
 void attach_in_slices(int connect_timeout_ms,
                       const std::function<std::pair<cuframes_status_t, std::string>(int)>& attach);
 
+// m.<name>(enabled=None) -> bool: sets *flag when enabled is given, returns it (module.cc; the
+// switches for benchmarks and tests: _torch_fast_path, _torch_made_ahead, _wake_probe, ...).
+void def_switch(py::module_& m, const char* name, bool* flag, const char* doc);
+
 // Milliseconds left until deadline_ns (CLOCK_MONOTONIC; INT64_MAX = forever -> -1).
 int ms_left(int64_t deadline_ns);
 int64_t deadline_after(int timeout_ms);

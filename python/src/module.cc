@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,16 @@ uintptr_t parse_stream(const py::handle& value, const char* what) {
 int64_t deadline_after(int timeout_ms) {
   if (timeout_ms < 0) return INT64_MAX;
   return cuframes_now_ns() + int64_t{timeout_ms} * 1000000;
+}
+
+void def_switch(py::module_& m, const char* name, bool* flag, const char* doc) {
+  m.def(
+      name,
+      [flag](std::optional<bool> enabled) {
+        if (enabled) *flag = *enabled;
+        return *flag;
+      },
+      py::arg("enabled") = py::none(), doc);
 }
 
 int ms_left(int64_t deadline_ns) {

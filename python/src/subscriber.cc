@@ -14,7 +14,6 @@
 #include "common.h"
 #include "frame.h"
 #include "raw_method.h"
-#include "torch_interop.h"
 
 namespace cfpy {
 namespace {

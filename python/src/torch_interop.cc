@@ -6,7 +6,6 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include "owned_memory.h"
@@ -263,16 +262,6 @@ const char* const kTorchDoc =
     "next_frame(), stream=None: the tensor is usually one next_frame() made ahead for the "
     "frame's slot, the import done before the frame came. Imports torch; ModuleNotFoundError "
     "without it.";
-
-void def_switch(py::module_& m, const char* name, bool* flag, const char* doc) {
-  m.def(
-      name,
-      [flag](std::optional<bool> enabled) {
-        if (enabled) *flag = *enabled;
-        return *flag;
-      },
-      py::arg("enabled") = py::none(), doc);
-}
 
 void register_torch_interop(py::module_& m) {
   def_switch(

@@ -78,11 +78,7 @@ int torch_inference_mode(const TorchEntry* t);
 // (0: the legacy default stream); t->current_stream not null. Throws the Python error.
 uintptr_t torch_current_stream(const TorchEntry* t, int device);
 
-// m.<name>(enabled=None) -> bool: sets *flag when enabled is given, returns it (switches for
-// benchmarks and tests).
-void def_switch(py::module_& m, const char* name, bool* flag, const char* doc);
-
-// Registers _torch_fast_path.
+// Registers _torch_fast_path, _torch_native and _torch_native_used.
 void register_torch_interop(py::module_& m);
 
 }  // namespace cfpy
