@@ -3,15 +3,20 @@
 against torch's own CUDA IPC and Frigate's shared memory, with the C path as the floor. One table.
 
 1080p and 4K NV12, 1 and 4 subscriber processes, 200 fps (a camera's cadence). Arms:
-  cuframes, cuframes-spin  publish(tensor) / next_frame() then frame.torch("yuv"), sleeping, or
-              with spin_us=200;
+  cuframes, cuframes-spin  publish(tensor) / next_frame() then frame.torch("yuv") and
+              frame.synchronize(), sleeping, or with spin_us=200;
               frame.torch() takes the tensor next_frame() made ahead for the frame's slot;
+  cuframes-spin-cold  cuframes-spin without the warm-up when a spin window opens
+              (_spin_warm(False)): its GIL and frame object as cold as the sleep left them;
   cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
               plane when asked (torch's C import);
-  cuframes-bindings  the same as cuframes, with torch's current stream and inference mode asked
-              of its Python bindings (_torch_native(False)) instead of its C functions;
+  cuframes-torchsync  the same as cuframes, synchronised with torch's stream.synchronize()
+              instead of frame.synchronize();
   cuframes-dlpack  the same, sleeping, importing with torch.from_dlpack(frame.yuv) (the DLPack
               protocol through torch's Python) instead of frame.torch("yuv");
+  cuframes-bindings (with --arms only)  the same as cuframes, with torch's current stream and
+              inference mode asked of its Python bindings (_torch_native(False)) instead of its
+              C functions;
   torch-ipc   each frame copied into a pool of CUDA tensors put on each subscriber's
               torch.multiprocessing queue (CUDA IPC handle + event);
   shm-h2d     Frigate's way: downloaded into multiprocessing.shared_memory slots, (slot, pts)
@@ -27,17 +32,21 @@ publish() of the capsule), pub2pub (pts to publication), wake (publication or pu
 next_frame()/get() returning), import (frame.torch("yuv"), or torch.from_dlpack(frame.yuv) for
 cuframes-dlpack; host: numpy.from_dlpack; shm-h2d: the H2D copy), warm (--warm-import: the
 import again on the same frame, out of the latency: what the first one pays for caches gone cold
-while the subscriber slept), sync (synchronize()), release (the tensor dropped,
-frame.release()). The wake split (cuframes arms, a line under the table: _wake_probe):
-publication to the core's wait ending, then to the GIL held again, then to next_frame() returned
-in Python (the clock read that ends it included). CPU: each subscriber's process CPU time per
-frame (every thread), median over subscribers and rounds. Arms round-robin (the first one rotating), --rounds rounds; figures over
-all samples (each subscriber's first 10 frames of an episode left out). Producer on CPU 0,
-subscribers (persistent processes) on CPUs 1..4, as cuframes_bench pins.
+while the subscriber slept), sync (frame.synchronize(); torch-ipc, shm-h2d, cuframes-torchsync:
+stream.synchronize()), release (the tensor dropped, frame.release()). The wake split (cuframes
+arms, a line under the table: _wake_probe): publication to the core's wait ending, then to the
+GIL held again, then to next_frame() returned in Python (the clock read that ends it included).
+The publish split (cuframes arms, the publish(tensor) calls: _publish_probe): the call to
+publish() entered, then to the core's call (the tensor exported, the GIL given up, the lock
+taken), the core's call, and back in Python. CPU: each subscriber's process CPU time per
+frame (every thread), median over subscribers and rounds. Arms round-robin (the first one
+rotating), --rounds rounds; figures over all samples (each subscriber's first 10 frames of an
+episode left out). Producer on CPU 0, subscribers (persistent processes) on CPUs 1..4, as
+cuframes_bench pins.
 
     python3 bench/python_bench.py [--rounds 3] [--seconds 1.5] [--sizes 1080p,4k] [--subs 1,4]
         [--memory cuda|host] [--c-bench build/bench/cuframes_bench] [--budget 270 (s)]
-        [--warm-import]
+        [--warm-import] [--arms cuframes,cuframes-spin,...]
 
 --memory host (the default without CUDA): the host-memory twin, anywhere (host rings read with
 numpy, shm without H2D, cuframes_bench's host path; torch-ipc skipped). Needs numpy and cuframes,
@@ -60,7 +69,8 @@ import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench_peers import (AFTER, POOL, SAMPLED, WAKE_PARTS, WARM, WARMUP,  # noqa: E402
+from python_bench_peers import (AFTER, POOL, PUBLISH_PARTS, SAMPLED, WAKE_PARTS, WARM,  # noqa: E402
+                                WARMUP,
                                 Samples, c_floor, ep_shm, ep_torch_ipc, floor_publish_p50,
                                 now_ns, parse_c_row, run_c)
 
@@ -111,6 +121,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     cuframes._cuframes._torch_made_ahead(p["ahead"])
     cuframes._cuframes._torch_native(p["native"])
     cuframes._cuframes._wake_probe(True)
+    cuframes._cuframes._spin_warm(p["spin_warm"])
     with cuframes.subscribe(p["key"], consumer_name=f"bench-{index}", connect_timeout_ms=10000,
                             consumer_stream=consumer, runtime_dir=p["dir"],
                             spin_us=p["spin_us"]) as sub:
@@ -125,7 +136,10 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
                 # on torch's current stream: the consumer stream
                 x = torch.from_dlpack(f.yuv) if p["dlpack"] else f.torch("yuv")
                 t2 = now_ns()
-                stream.synchronize()
+                if p["torch_sync"]:
+                    stream.synchronize()
+                else:
+                    f.synchronize()  # the consumer stream and the tensor's: the same one here
             else:
                 x = np.from_dlpack(f.yuv)
                 t2 = now_ns()
@@ -140,7 +154,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             del x
             f.release()
             t4 = now_ns()
-            core, gil = sub._wake_probe()
+            core, gil, _ = sub._wake_probe()
             s.add(lat=t3 - f.pts_ns, after=t3 - f.publish_ns, pub2pub=f.publish_ns - f.pts_ns,
                   wake=t1 - f.publish_ns, **{"import": t2 - t1}, sync=t3 - t2,
                   release=t4 - t3b, w_core=core - f.publish_ns, w_gil=gil - core, w_py=t1 - gil,
@@ -151,7 +165,8 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
 
 EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes,
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
-            "cuframes-dlpack": ep_cuframes,
+            "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
+            "cuframes-spin-cold": ep_cuframes,
             "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
 
 
@@ -164,7 +179,7 @@ class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
     v: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [] for k in SAMPLED + ("export", "ccall")})
+        default_factory=lambda: {k: [] for k in SAMPLED + ("export", "ccall") + PUBLISH_PARTS})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
@@ -278,7 +293,13 @@ class Bench:
             t0 = now_ns()
             if k[0] % 2:
                 pub.publish(src, pts)
-                whole.append(now_ns() - t0)
+                t1 = now_ns()
+                whole.append(t1 - t0)
+                if k[0] > WARMUP:
+                    entered, core, done = pub._publish_probe()
+                    for key, v in zip(PUBLISH_PARTS, (entered - t0, core - entered,
+                                                      done - core, t1 - done)):
+                        row.v[key].append(v)
                 return
             cap = export(src)
             t1 = now_ns()
@@ -288,7 +309,11 @@ class Bench:
                 row.v["export"].append(t1 - t0)
                 row.v["ccall"].append(t2 - t1)
 
-        self.paced(self.args.seconds, once)
+        self.cuframes._cuframes._publish_probe(True)
+        try:
+            self.paced(self.args.seconds, once)
+        finally:
+            self.cuframes._cuframes._publish_probe(False)
         return whole
 
     def episode(self, arm: str, size: str, n: int, row: Row) -> None:
@@ -298,10 +323,12 @@ class Bench:
         src = self.source(size)
         rows = frame_rows(h)
         p: dict[str, Any] = {"dir": self.dir, "key": f"bench-{size}", "rows": rows, "width": w,
-                             "spin_us": self.args.spin_us if arm == "cuframes-spin" else 0,
+                             "spin_us": self.args.spin_us if arm.startswith("cuframes-spin")
+                             else 0, "spin_warm": arm != "cuframes-spin-cold",
                              "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack",
                              "ahead": arm != "cuframes-fresh",
-                             "native": arm != "cuframes-bindings"}
+                             "native": arm != "cuframes-bindings",
+                             "torch_sync": arm == "cuframes-torchsync"}
         took: list[int] = []
         if arm.startswith("cuframes"):
             with self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4), memory=self.memory,
@@ -437,9 +464,9 @@ def main() -> int:
             args.memory = "host"
         if args.memory == "host":
             skipped.append("no CUDA device (or no torch): --memory host")
-    arms = ["cuframes", "cuframes-spin"]
+    arms = ["cuframes", "cuframes-spin", "cuframes-spin-cold"]
     if args.memory == "cuda":
-        arms += ["cuframes-fresh", "cuframes-bindings", "cuframes-dlpack", "torch-ipc",
+        arms += ["cuframes-fresh", "cuframes-torchsync", "cuframes-dlpack", "torch-ipc",
                  "shm-h2d"]
     else:
         arms += ["shm-h2d"]
@@ -452,6 +479,8 @@ def main() -> int:
         skipped.append(f"the C path: {args.c_bench} not found (build it, or --c-bench)")
     if args.arms:
         want = args.arms.split(",")
+        if args.memory == "cuda":
+            arms.insert(arms.index("cuframes-torchsync"), "cuframes-bindings")  # asked for only
         arms = [a for a in arms if a in want]
 
     pin(0)
@@ -543,6 +572,12 @@ def main() -> int:
     if split:
         print("The wake split (p50 us: publication -> the core's wait ended / -> the GIL back / "
               "-> in Python): " + ", ".join(split))
+    split = [f"{size} {n} {arm} " + "/".join(f"{pct(row.v[k], 0.5):.1f}" for k in PUBLISH_PARTS)
+             for (size, n, arm), row in rows.items() if row.v[PUBLISH_PARTS[0]]]
+    if split:
+        print("The publish split (p50 us: the call -> publish() entered / -> the core's call "
+              "(source imported, GIL given up, lock taken) / -> it returned / -> back in Python): "
+              + ", ".join(split))
     print()
     print_targets(summary, args, arms, floor_publish_p50(floor))
     return 0

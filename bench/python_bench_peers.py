@@ -24,6 +24,9 @@ WARM = "warm"
 # cuframes arms: the wake split where it was noted (_wake_probe): publication -> the core's wait
 # ended, -> the GIL back, -> next_frame() returned to Python.
 WAKE_PARTS = ("w_core", "w_gil", "w_py")
+# cuframes arms, the producer's publish(tensor) calls (_publish_probe): the call -> publish()
+# entered, -> the core's call began, -> it returned, -> back in Python.
+PUBLISH_PARTS = ("p_in", "p_pre", "p_core", "p_out")
 # Every per-frame sample a subscriber reports.
 SAMPLED = ("lat", AFTER) + STEPS + (WARM,) + WAKE_PARTS
 now_ns = time.monotonic_ns  # CLOCK_MONOTONIC, the clock of pts_ns

@@ -156,6 +156,8 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
   }
   s->mode_ = o.mode;
   s->spin_ns_ = int64_t{o.spin_us} * 1000;
+  s->spin_warm_ = o.spin_warm;
+  s->spin_warm_arg_ = o.spin_warm_arg;
   std::string dir;
   CUFRAMES_RETURN_IF_ERROR(
       std::move(resolve_runtime_dir(o.runtime_dir, &dir, DirUse::kLook)).context(ctx));
@@ -338,7 +340,8 @@ bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* ou
     expected += ((now - spin_ns_ - expected) / interval_ns_ + 1) * interval_ns_;
   }
   const int64_t spin_from = expected - spin_ns_;
-  if (now < spin_from) {
+  const bool slept = now < spin_from;
+  if (slept) {
     // Sleep until the window opens (or a note wakes us early, or the deadline).
     const int64_t until = std::min(spin_from, deadline);
     timespec ts{static_cast<time_t>((until - now) / 1000000000),
@@ -350,6 +353,13 @@ bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* ou
   const int64_t spin_to = std::min(expected + spin_ns_, deadline);
   // Busy-waiting sees the frame by itself: no Note needed (next_impl asks again before sleeping).
   wr(core_->me->waiting, 0);
+  if (slept && spin_warm_ != nullptr) {
+    Got got = Got::kNone;
+    uint64_t lost = 0;
+    *st = try_acquire(out, &got, &lost);
+    if (!st->ok() || got == Got::kFrame) return true;
+    spin_warm_(spin_warm_arg_);  // the window opened with no frame yet: the caller warms up
+  }
   while (now_ns() < spin_to) {
     Got got = Got::kNone;
     uint64_t lost = 0;

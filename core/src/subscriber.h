@@ -130,6 +130,8 @@ class Subscriber {
   // (when frame last_publish_seq_ was due on that beat; one late frame moves it only a quarter
   // of its lateness, so the frame after it, back on the beat, still finds us spinning).
   int64_t spin_ns_ = 0;
+  void (*spin_warm_)(void*) = nullptr;  // options.spin_warm, spin_warm_arg
+  void* spin_warm_arg_ = nullptr;
   int64_t last_publish_ns_ = 0;
   uint64_t last_publish_seq_ = 0;
   int64_t interval_ns_ = 0;  // smoothed time between publications

@@ -319,6 +319,12 @@ bool StreamSet::empty() {
   return streams_.empty();
 }
 
+size_t StreamSet::copy_to(uintptr_t* out, size_t cap) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < streams_.size() && i < cap; ++i) out[i] = streams_[i];
+  return streams_.size();
+}
+
 uintptr_t StreamSet::join(int device) {
   std::vector<uintptr_t> s;
   {

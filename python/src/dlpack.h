@@ -73,6 +73,8 @@ class StreamSet {
   void add(uintptr_t stream);
   bool empty();
   uintptr_t join(int device);
+  // Copies up to cap of the streams into out; returns how many there are.
+  size_t copy_to(uintptr_t* out, size_t cap);
 
  private:
   std::mutex mu_;

@@ -1,11 +1,13 @@
 // CuframesFrame.
 #include "frame.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
 
 #include "owned_memory.h"
+#include "raw_method.h"
 #include "torch_interop.h"
 
 namespace cfpy {
@@ -151,6 +153,66 @@ void Frame::release(const py::object& stream) {
   }
 }
 
+void Frame::synchronize() {
+  require_held();
+  if (info_.memory != CUFRAMES_MEMORY_CUDA) return;  // a host frame's work is the caller's own
+#ifdef CUFRAMES_WITH_CUDA
+  // The consumer stream first (0: the legacy default stream), then the exports' streams.
+  constexpr size_t kMax = 8;
+  uintptr_t streams[kMax + 1];
+  streams[0] = consumer_stream_ == 0 ? kLegacyStream : consumer_stream_;
+  size_t n = 1 + std::min(hold_->streams().copy_to(streams + 1, kMax), kMax);
+  DeviceScope scope(info_.device);
+  size_t busy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0 && streams[i] == streams[0]) continue;
+    const cudaError_t e = cudaStreamQuery(reinterpret_cast<cudaStream_t>(streams[i]));
+    if (e == cudaErrorNotReady) {
+      streams[busy++] = streams[i];  // over the ones looked at already
+    } else if (e != cudaSuccess) {
+      throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, "synchronizing the frame's streams"));
+    }
+  }
+  if (busy == 0) return;  // the common case: the frame's work is done, the GIL kept
+  cudaError_t e = cudaSuccess;
+  {
+    py::gil_scoped_release nogil;
+    for (size_t i = 0; i < busy && e == cudaSuccess; ++i) {
+      e = cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(streams[i]));
+    }
+  }
+  if (e != cudaSuccess) {
+    throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, "synchronizing the frame's streams"));
+  }
+#endif
+}
+
+namespace {
+
+// frame.synchronize(), a raw method (raw_method.h): a detector's per-frame call.
+PyObject* synchronize_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                          PyObject* kwnames) {
+  return raw_call([&] {
+    parse_args("synchronize", args, nargs, kwnames, {}, nullptr);
+    self_as<Frame>(self).synchronize();
+    Py_INCREF(Py_None);
+    return Py_None;
+  });
+}
+
+PyMethodDef kSynchronizeDef = {
+    "synchronize", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(synchronize_raw)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "synchronize($self, /)\n--\n\n"
+    "Waits until the work queued so far on the frame's CUDA streams has finished: the "
+    "subscriber's consumer_stream (the legacy default stream without one) and every stream its "
+    "tensors were ordered on (.torch(), DLPack exports). The frame's pixels are complete when "
+    "next_frame() returns it; this gives the host a point where the work queued on it is done, "
+    "as stream.synchronize() on those streams would, keeping the GIL when they are idle "
+    "already. Host frames: returns at once. CuframesInvalidArgument once released."};
+
+}  // namespace
+
 void register_frame(py::module_& m) {
   py::class_<Exportable>(m, "_Exportable");
   py::class_<Frame, Exportable> cls(
@@ -159,6 +221,7 @@ void register_frame(py::module_& m) {
       "release(), leaving the ``with`` block, or garbage collection, and only once every DLPack "
       "tensor exported from it has been freed too. Belongs to one thread at a time.");
   add_torch_method<Frame>(cls);
+  add_raw_method(cls, &kSynchronizeDef);
   cls.def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Frame& f, const py::object&, const py::object&, const py::object&) {

@@ -58,6 +58,9 @@ class Frame : public Exportable {
   // Gives up this object's share of the hold (idempotent). stream: a CUDA stream the data was
   // used on, added to those recorded by DLPack exports.
   void release(const py::object& stream);
+  // Waits until the work queued so far on the frame's streams (its consumer stream and those its
+  // exports were ordered on) has finished; with the GIL when they are idle already.
+  void synchronize();
   bool released() const { return !hold_; }
   // The hold (null once released): whoever keeps a copy keeps the frame held.
   const std::shared_ptr<FrameHold>& hold() const { return hold_; }

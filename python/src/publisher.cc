@@ -13,6 +13,7 @@
 #include "common.h"
 #include "dlpack.h"
 #include "loan.h"
+#include "raw_method.h"
 #include "source.h"
 
 namespace cfpy {
@@ -21,6 +22,8 @@ py::dict subscriber_stats_dict(const cuframes_subscriber_stats_t& s);  // module
 py::dict publisher_stats_dict(const cuframes_publisher_stats_t& s);    // module.cc
 
 namespace {
+
+bool g_publish_probe = false;  // _publish_probe(True): publish() notes its parts' times
 
 class Publisher {
  public:
@@ -99,23 +102,40 @@ class Publisher {
   cuframes_policy_t policy() const { return policy_; }
   bool has_packet_ring() const { return has_packets_; }
 
-  uint64_t publish(const py::object& source, std::optional<int64_t> pts_ns,
-                   const py::object& stream, const py::object& matrix, const py::object& range) {
+  // publish(source, pts_ns=None, *, stream=None, color_matrix=UNKNOWN, color_range=UNKNOWN),
+  // a raw method (publish_raw): null where an argument was not given.
+  uint64_t publish(PyObject* source, PyObject* pts_ns, PyObject* stream, PyObject* matrix,
+                   PyObject* range) {
+    if (g_publish_probe) probe_ = {mono_ns(), 0, 0};
     std::shared_ptr<PubCore> core = open_core();
-    const uintptr_t s = stream.is_none() ? 0 : parse_stream(stream, "stream");
-    const auto matrix_v = static_cast<cuframes_color_matrix_t>(enum_value(matrix, "color_matrix"));
-    const auto range_v = static_cast<cuframes_color_range_t>(enum_value(range, "color_range"));
-    FrameSource fs(source, geometry_, s);
+    const uintptr_t s = stream == nullptr || stream == Py_None ? 0 : parse_stream(stream, "stream");
+    const auto matrix_v = static_cast<cuframes_color_matrix_t>(
+        matrix == nullptr ? CUFRAMES_COLOR_MATRIX_UNKNOWN : enum_value(matrix, "color_matrix"));
+    const auto range_v = static_cast<cuframes_color_range_t>(
+        range == nullptr ? CUFRAMES_COLOR_RANGE_UNKNOWN : enum_value(range, "color_range"));
+    const int64_t pts = pts_ns == nullptr || pts_ns == Py_None
+                            ? cuframes_now_ns()
+                            : int64_arg(pts_ns, "publish", "pts_ns");
+    FrameSource fs(py::reinterpret_borrow<py::object>(source), geometry_, s);
     cuframes_source_t& src = fs.source();
     src.color_matrix = matrix_v;
     src.color_range = range_v;
-    const int64_t pts = pts_ns ? *pts_ns : cuframes_now_ns();
     uint64_t seq = 0;
     call_locked(core, [&](cuframes_publisher_t* p) {
-      return cuframes_publisher_publish(p, &src, pts, &seq);
+      if (g_publish_probe) probe_.core = mono_ns();
+      const cuframes_status_t st = cuframes_publisher_publish(p, &src, pts, &seq);
+      if (g_publish_probe) probe_.done = mono_ns();
+      return st;
     });
     fs.release();  // the sources' deleters, with the GIL (also on the error path, unwinding)
     return seq;
+  }
+
+  // _publish_probe(True): (entered, core, done): CLOCK_MONOTONIC when the last publish() was
+  // entered, when its core call began (the source imported, the GIL given up, the lock taken)
+  // and when that call returned.
+  py::tuple publish_probe() const {
+    return py::make_tuple(probe_.entered, probe_.core, probe_.done);
   }
 
   std::unique_ptr<Loan> loan(const py::object& stream) {
@@ -247,6 +267,9 @@ class Publisher {
   int cuda_device_ = 0;
   cuframes_policy_t policy_ = CUFRAMES_POLICY_DROP;
   bool has_packets_ = false;
+  struct {
+    int64_t entered = 0, core = 0, done = 0;
+  } probe_;
 };
 
 // The arguments of CuframesPublisher() and publish(), written once: `def` is called with them.
@@ -266,14 +289,44 @@ void publisher_args(Def&& def) {
       py::arg("packet_ring_entries") = d.packet_ring_entries, py::arg("runtime_dir") = py::none());
 }
 
+// pub.publish(...), a raw method (raw_method.h): a producer's per-frame call.
+PyObject* publish_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return raw_call([&] {
+    PyObject* a[5];
+    parse_args("publish", args, nargs, kwnames,
+               {"source", "pts_ns", "stream", "color_matrix", "color_range"}, a, 2);
+    if (a[0] == nullptr) throw py::type_error("publish() missing required argument 'source'");
+    const uint64_t seq = self_as<Publisher>(self).publish(a[0], a[1], a[2], a[3], a[4]);
+    return PyLong_FromUnsignedLongLong(seq);
+  });
+}
+
+PyMethodDef kPublishDef = {
+    "publish", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(publish_raw)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "publish($self, /, source, pts_ns=None, *, stream=None, "
+    "color_matrix=cuframes.ColorMatrix.UNKNOWN, color_range=cuframes.ColorRange.UNKNOWN)\n--\n\n"
+    "Copies a frame into a free slot and publishes it; returns its seq. source: any DLPack array "
+    "(numpy, torch, cupy) holding the whole frame, (height * 3 // 2, width) for NV12 (uint8) and "
+    "P010 (uint16), (height, width) for GRAY8, any row stride, host or device memory; or a "
+    "(y, uv) pair of plane arrays. pts_ns defaults to CLOCK_MONOTONIC now. Returns 0 when the "
+    "DROP policy dropped the frame (every slot held); STRICT_WAIT raises CuframesFrameTimeout "
+    "after wait_timeout_ms. stream: the CUDA stream to copy on (default: the legacy default "
+    "stream). color_matrix, color_range: the frame's colour description (ColorMatrix, "
+    "ColorRange), published with it."};
+
 }  // namespace
 
 void register_publisher(py::module_& m) {
+  def_switch(m, "_publish_probe", &g_publish_probe,
+             "publish() notes when its parts began (off by default; "
+             "CuframesPublisher._publish_probe() reads it). For benchmarks.");
   register_loan(m);
   py::class_<Publisher> pub(
       m, "CuframesPublisher",
       "Owns a key and its ring of frame slots (use cuframes.publish()). Calls may come from any "
       "thread; they are serialized.");
+  add_raw_method(pub, &kPublishDef);  // the per-frame call, without pybind11's dispatcher
   publisher_args([&pub](auto&&... args) {
     pub.def(py::init<const std::string&, uint32_t, uint32_t, const py::object&, uint32_t,
                      const py::object&, int, const py::object&, uint32_t, int, uint32_t, uint64_t,
@@ -304,19 +357,10 @@ void register_publisher(py::module_& m) {
       .def_property_readonly("policy",
                              [](const Publisher& p) { return publisher_policy(p.policy()); })
       .def_property_readonly("has_packet_ring", &Publisher::has_packet_ring)
-      .def("publish", &Publisher::publish, py::arg("source"), py::arg("pts_ns") = py::none(),
-           py::kw_only(), py::arg("stream") = py::none(),
-           py::arg("color_matrix") = color_matrix(CUFRAMES_COLOR_MATRIX_UNKNOWN),
-           py::arg("color_range") = color_range(CUFRAMES_COLOR_RANGE_UNKNOWN),
-           "Copies a frame into a free slot and publishes it; returns its seq. source: any "
-           "DLPack array (numpy, torch, cupy) holding the whole frame, (height * 3 // 2, width) "
-           "for NV12 (uint8) and P010 (uint16), (height, width) for GRAY8, any row stride, host "
-           "or device memory; or a (y, uv) pair of plane arrays. pts_ns defaults to "
-           "CLOCK_MONOTONIC now. Returns 0 when the DROP policy dropped the frame (every slot "
-           "held); STRICT_WAIT raises CuframesFrameTimeout after wait_timeout_ms. stream: the "
-           "CUDA stream to copy on (default: the legacy default stream). color_matrix, "
-           "color_range: the frame's colour description (ColorMatrix, ColorRange), published "
-           "with it.")
+      .def("_publish_probe", &Publisher::publish_probe,
+           "(entered_ns, core_ns, done_ns): CLOCK_MONOTONIC when the last publish() was "
+           "entered, when its core call began and when it returned; zeros until "
+           "_publish_probe(True). For benchmarks.")
       .def("loan", &Publisher::loan, py::arg("stream") = py::none(),
            "Lends a free slot for writing in place: ``with pub.loan() as frame:`` fill "
            "frame.y / frame.uv (writable DLPack), published on leaving the block (abandoned on "

@@ -1,18 +1,21 @@
 // Plain CPython methods on pybind11 classes (raw_method.h).
 #include "raw_method.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
 namespace cfpy {
 
 void parse_args(const char* fn, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
-                std::initializer_list<const char*> names, PyObject** out) {
+                std::initializer_list<const char*> names, PyObject** out, size_t positional) {
   const auto n = static_cast<Py_ssize_t>(names.size());
+  const auto most = static_cast<Py_ssize_t>(std::min(names.size(), positional));
   for (Py_ssize_t i = 0; i < n; ++i) out[i] = i < nargs ? args[i] : nullptr;
-  if (nargs > n) {
-    throw py::type_error(std::string(fn) + "() takes at most " + std::to_string(n) +
-                         " arguments (" + std::to_string(nargs) + " given)");
+  if (nargs > most) {
+    throw py::type_error(std::string(fn) + "() takes at most " + std::to_string(most) +
+                         (most < n ? " positional" : "") + " arguments (" + std::to_string(nargs) +
+                         " given)");
   }
   const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
   for (Py_ssize_t k = 0; k < nkw; ++k) {
@@ -34,20 +37,41 @@ void parse_args(const char* fn, PyObject* const* args, Py_ssize_t nargs, PyObjec
   }
 }
 
-int int_arg(PyObject* value, const char* fn, const char* name) {
-  py::object index;  // numpy's ints and other __index__ types, as pybind11 takes them
+namespace {
+
+// value as a 64-bit int (numpy's ints and other __index__ types too, as pybind11 takes them);
+// false when it is not an int or does not fit.
+bool as_int64(PyObject* value, long long* out) {
+  py::object index;
   if (!PyLong_Check(value) && !PyFloat_Check(value)) {
     index = py::reinterpret_steal<py::object>(PyNumber_Index(value));
     if (!index) PyErr_Clear();
   }
   PyObject* v = index ? index.ptr() : value;
-  if (PyLong_Check(v)) {
-    int overflow = 0;
-    const long n = PyLong_AsLongAndOverflow(v, &overflow);
-    if (overflow == 0 && n >= INT32_MIN && n <= INT32_MAX) return static_cast<int>(n);
-  }
-  throw py::type_error(std::string(fn) + "(): " + name + " must be an int that fits 32 bits, got " +
-                       std::string(py::repr(value)));
+  if (!PyLong_Check(v)) return false;
+  int overflow = 0;
+  *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+  return overflow == 0 && !(*out == -1 && PyErr_Occurred());
+}
+
+[[noreturn]] void bad_int(PyObject* value, const char* fn, const char* name, int bits) {
+  PyErr_Clear();
+  throw py::type_error(std::string(fn) + "(): " + name + " must be an int that fits " +
+                       std::to_string(bits) + " bits, got " + std::string(py::repr(value)));
+}
+
+}  // namespace
+
+int int_arg(PyObject* value, const char* fn, const char* name) {
+  long long n = 0;
+  if (!as_int64(value, &n) || n < INT32_MIN || n > INT32_MAX) bad_int(value, fn, name, 32);
+  return static_cast<int>(n);
+}
+
+int64_t int64_arg(PyObject* value, const char* fn, const char* name) {
+  long long n = 0;
+  if (!as_int64(value, &n)) bad_int(value, fn, name, 64);
+  return n;
 }
 
 void add_raw_method(const py::handle& cls, PyMethodDef* def) {

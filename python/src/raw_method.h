@@ -8,6 +8,7 @@
 // inspect.signature and mypy's stubtest see the same signature as the stub.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 
 #include "common.h"
@@ -27,13 +28,29 @@ T& self_as(PyObject* self) {
 }
 
 // The arguments of a METH_FASTCALL | METH_KEYWORDS call, by position or by name (names), into out
-// (borrowed; null where not given). TypeError, as Python words it, for too many, unknown or
-// repeated ones. fn: the method's name, for the message.
+// (borrowed; null where not given). The first `positional` names may come by position, the rest
+// by name only. TypeError, as Python words it, for too many, unknown or repeated ones. fn: the
+// method's name, for the message.
 void parse_args(const char* fn, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
-                std::initializer_list<const char*> names, PyObject** out);
+                std::initializer_list<const char*> names, PyObject** out,
+                size_t positional = SIZE_MAX);
 
-// An int argument that must fit an int (as pybind11 converts one): TypeError naming it otherwise.
+// An int argument that must fit an int (int64_arg: an int64_t), as pybind11 converts one (numpy's
+// ints too): TypeError naming it otherwise.
 int int_arg(PyObject* value, const char* fn, const char* name);
+int64_t int64_arg(PyObject* value, const char* fn, const char* name);
+
+// A raw method's body: fn()'s new reference, or null with the Python error of what it threw
+// (set_error_from_exception).
+template <class Fn>
+PyObject* raw_call(Fn&& fn) {
+  try {
+    return fn();
+  } catch (...) {
+    set_error_from_exception();
+    return nullptr;
+  }
+}
 
 // Adds def as a method of the pybind11 class cls (def must live as long as the module).
 void add_raw_method(const py::handle& cls, PyMethodDef* def);

@@ -10,10 +10,13 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "common.h"
 #include "frame.h"
+#include "owned_memory.h"
 #include "raw_method.h"
+#include "torch_interop.h"
 
 namespace cfpy {
 namespace {
@@ -40,12 +43,12 @@ std::set<Subscriber*> g_active;
 std::atomic<bool> g_exiting{false};
 
 bool g_wake_probe = false;  // _wake_probe(True): next_frame() notes when its wait ended
+bool g_spin_warm = true;    // _spin_warm(False): next_frame() leaves its spin windows cold
 
-int64_t mono_ns() {  // CLOCK_MONOTONIC, as time.monotonic_ns() and the frames' pts_ns
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
+class Subscriber;
+thread_local Subscriber* tl_waiting = nullptr;           // whose next_frame() waits on this thread
+thread_local PyThreadState* tl_waiting_state = nullptr;  // its thread state, the GIL given up
+PyObject* g_clock = nullptr;  // time.monotonic_ns, which a spin window's warm-up calls
 
 void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status);
 
@@ -68,6 +71,8 @@ class Subscriber {
     o.cuda_device = cuda_device;
     o.consumer_stream = reinterpret_cast<void*>(consumer_stream_);
     o.spin_us = spin_us;
+    o.spin_warm = &Subscriber::spin_warm;
+    o.spin_warm_arg = this;
 
     attach_in_slices(connect_timeout_ms, [&](int slice_ms) {
       o.connect_timeout_ms = slice_ms;
@@ -78,6 +83,42 @@ class Subscriber {
     memory_ = cuframes_subscriber_memory(sub_);
     cuframes_subscriber_get_geometry(sub_, &geometry_);
     snapshot();
+  }
+
+  // options.spin_warm: a spin window opened in next_frame()'s wait (spin_us) with no frame there
+  // yet. Waking runs code and touches memory that went cold while the thread slept; here they
+  // are warmed once, questions only, before the busy-wait: the GIL taken and given back, the
+  // frame object next_frame() will return, a call of a C function (time.monotonic_ns(): the
+  // interpreter's call path and the clock), then without the GIL what .torch(), synchronize()
+  // and release() ask first (torch's current stream and inference mode, the consumer stream's
+  // state). Only for next_frame()'s own wait, on its thread.
+  static void spin_warm(void* arg) {
+    auto* self = static_cast<Subscriber*>(arg);
+    if (!g_spin_warm || tl_waiting != self || g_exiting.load()) return;
+    PyEval_RestoreThread(tl_waiting_state);
+    ++self->probe_.warmups;
+    if (self->next_ptr_ != nullptr) {
+      PyObject* f = self->next_.ptr();
+      Py_INCREF(f);
+      Py_DECREF(f);
+    }
+    if (g_clock != nullptr) {
+      PyObject* r = PyObject_CallNoArgs(g_clock);
+      if (r == nullptr) PyErr_Clear();
+      Py_XDECREF(r);
+    }
+    tl_waiting_state = PyEval_SaveThread();
+#ifdef CUFRAMES_WITH_CUDA
+    if (self->memory_ == CUFRAMES_MEMORY_CUDA) {
+      // What .torch(), synchronize() and release() ask first: torch's current stream and
+      // inference mode, the consumer stream's state. Questions only, their answers dropped.
+      torch_warm(self->cuda_device_);
+      DeviceScope scope(self->cuda_device_);
+      const uintptr_t s = self->consumer_stream_ == 0 ? kLegacyStream : self->consumer_stream_;
+      const cudaError_t e = cudaStreamQuery(reinterpret_cast<cudaStream_t>(s));
+      if (e != cudaSuccess && e != cudaErrorNotReady) (void)cudaGetLastError();
+    }
+#endif
   }
 
   ~Subscriber() {
@@ -135,9 +176,12 @@ class Subscriber {
       if (slice == 0) {
         st = cuframes_subscriber_next_slice(sub_, 0, &f);  // never waits: keep the GIL
       } else {
-        py::gil_scoped_release nogil;
+        tl_waiting_state = PyEval_SaveThread();
+        tl_waiting = this;
         st = cuframes_subscriber_next_slice(sub_, slice, &f);
+        tl_waiting = nullptr;
         if (g_wake_probe) probe_.core = mono_ns();
+        PyEval_RestoreThread(tl_waiting_state);
       }
       if (g_wake_probe) probe_.gil = mono_ns();
       if (st == CUFRAMES_OK) {
@@ -237,19 +281,41 @@ class Subscriber {
     self = py::object();
   }
 
-  bool callback_running() const { return cb_ && !cb_->stop.load(); }
-  std::pair<uint64_t, uint64_t> torch_ahead() const { return {spares_->made(), spares_->taken()}; }
-  std::pair<int64_t, int64_t> wake_probe() const { return {probe_.core, probe_.gil}; }
+  bool callback_running() const {
+    return cb_ && !cb_->stop.load();
+  }
+  std::pair<uint64_t, uint64_t> torch_ahead() const {
+    return {spares_->made(), spares_->taken()};
+  }
+  std::tuple<int64_t, int64_t, uint64_t> wake_probe() const {
+    return {probe_.core, probe_.gil, probe_.warmups};
+  }
 
   // ---- properties ----
-  const std::string& key() const { return key_; }
-  const std::string& consumer_name() const { return name_; }
-  py::object mode() const { return subscriber_mode(mode_); }
-  int cuda_device() const { return cuda_device_; }
-  uintptr_t consumer_stream() const { return consumer_stream_; }
-  bool closed() const { return sub_ == nullptr; }
-  const char* memory() const { return memory_name(memory_); }
-  const cuframes_geometry_t& geometry() const { return geometry_; }
+  const std::string& key() const {
+    return key_;
+  }
+  const std::string& consumer_name() const {
+    return name_;
+  }
+  py::object mode() const {
+    return subscriber_mode(mode_);
+  }
+  int cuda_device() const {
+    return cuda_device_;
+  }
+  uintptr_t consumer_stream() const {
+    return consumer_stream_;
+  }
+  bool closed() const {
+    return sub_ == nullptr;
+  }
+  const char* memory() const {
+    return memory_name(memory_);
+  }
+  const cuframes_geometry_t& geometry() const {
+    return geometry_;
+  }
 
   const cuframes_subscriber_stats_t& stats_now() {
     snapshot();
@@ -363,6 +429,7 @@ class Subscriber {
   Frame* next_ptr_ = nullptr;  // next_'s C++ object
   struct {
     int64_t core = 0, gil = 0;
+    uint64_t warmups = 0;  // spin_warm()'s warm-ups, counted whether probed or not
   } probe_;  // _wake_probe: when the last next_frame()'s frame came from the core, and the GIL
 };
 
@@ -442,15 +509,12 @@ namespace {
 // sub.next_frame(timeout_ms=-1), a raw method (raw_method.h).
 PyObject* next_frame_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                          PyObject* kwnames) {
-  try {
+  return raw_call([&] {
     PyObject* a[1];
     parse_args("next_frame", args, nargs, kwnames, {"timeout_ms"}, a);
     const int timeout_ms = a[0] == nullptr ? -1 : int_arg(a[0], "next_frame", "timeout_ms");
     return self_as<Subscriber>(self).next_frame(timeout_ms).release().ptr();
-  } catch (...) {
-    set_error_from_exception();
-    return nullptr;
-  }
+  });
 }
 
 PyMethodDef kNextFrameDef = {
@@ -464,6 +528,10 @@ PyMethodDef kNextFrameDef = {
 }  // namespace
 
 void register_subscriber(py::module_& m) {
+  g_clock = py::module_::import("time").attr("monotonic_ns").cast<py::object>().release().ptr();
+  def_switch(m, "_spin_warm", &g_spin_warm,
+             "next_frame() warms up (the GIL, the frame object) when a spin window opens with "
+             "no frame there yet (on by default). For benchmarks.");
   def_switch(m, "_wake_probe", &g_wake_probe,
              "next_frame() notes when its wait ended (off by default; "
              "CuframesSubscriber._wake_probe() reads it). For benchmarks.");
@@ -494,8 +562,9 @@ void register_subscriber(py::module_& m) {
            "(made, taken): torch tensors next_frame() made ahead for .torch(), and how many "
            "of them .torch() handed out. For tests and benchmarks.")
       .def("_wake_probe", &Subscriber::wake_probe,
-           "(core_ns, gil_ns): CLOCK_MONOTONIC when the last next_frame()'s wait ended in the "
-           "core and when it had the GIL back; (0, 0) until _wake_probe(True). For benchmarks.")
+           "(core_ns, gil_ns, warmups): CLOCK_MONOTONIC when the last next_frame()'s wait "
+           "ended in the core and when it had the GIL back (0 until _wake_probe(True)), and "
+           "how many spin windows next_frame() has warmed up in. For benchmarks and tests.")
       .def("fileno", &Subscriber::fileno,
            "The readiness fd: readable when a frame may be there or the publisher went away. "
            "For select/epoll/asyncio; never read from it.")

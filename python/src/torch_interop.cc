@@ -251,6 +251,15 @@ uintptr_t torch_current_stream(const TorchEntry* t, int device) {
   return raw;
 }
 
+void torch_warm(int device) {
+  if (!g_native_on) return;
+  if (g_native.stream != nullptr && g_native.stream_checked) {
+    void* s = nullptr;
+    (void)g_native.stream(device, &s);
+  }
+  if (g_native.inference != nullptr && g_native.inference_checked) (void)g_native.inference();
+}
+
 const char* const kTorchDoc =
     "torch($self, /, plane='y', stream=None)\n--\n\n"
     "torch.from_dlpack(<this>.<plane>) without torch's Python: the same zero-copy tensor and the "

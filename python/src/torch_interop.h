@@ -43,17 +43,14 @@ py::object torch_tensor(Exportable& e, const py::handle& owner, Plane plane,
 // <frame or loan>.torch(plane="y", stream=None) as a raw method (raw_method.h) of T's class.
 template <class T>
 PyObject* torch_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  try {
+  return raw_call([&] {
     PyObject* a[2];
     parse_args("torch", args, nargs, kwnames, {"plane", "stream"}, a);
     const Plane plane = a[0] == nullptr ? Plane::kY : parse_plane(a[0]);
     return torch_tensor(self_as<T>(self), self, plane, a[1] == nullptr ? Py_None : a[1])
         .release()
         .ptr();
-  } catch (...) {
-    set_error_from_exception();
-    return nullptr;
-  }
+  });
 }
 
 // Adds .torch() to T's class.
@@ -77,6 +74,11 @@ int torch_inference_mode(const TorchEntry* t);
 // torch's current CUDA stream on device, as torch._C._cuda_getCurrentRawStream(device) gives it
 // (0: the legacy default stream); t->current_stream not null. Throws the Python error.
 uintptr_t torch_current_stream(const TorchEntry* t, int device);
+
+// Asks torch's C functions (where they are in use) for the current stream on device and the
+// inference mode, and drops the answers: warms what .torch() will ask (spin windows,
+// subscriber.cc). Never calls Python, never fails.
+void torch_warm(int device);
 
 // Registers _torch_fast_path, _torch_native and _torch_native_used.
 void register_torch_interop(py::module_& m);

@@ -130,6 +130,52 @@ TEST(PubSub, SpinningSubscriberReceivesEveryPacedFrame) {
   EXPECT_EQ(status_of([&] { cuframes::Subscriber bad("cam", o); }), CUFRAMES_ERR_INVALID_ARGUMENT);
 }
 
+// options.spin_warm: called on the waiting thread when a spin window opens with no frame yet;
+// never without spin_us. Frames come through as before.
+TEST(PubSub, SpinWarmRunsOnTheWaitingThreadWhenAWindowOpens) {
+  RuntimeDir dir;
+  auto po = pub_options(dir, 64, 32, 8);
+  po.policy = CUFRAMES_POLICY_STRICT_WAIT;  // a descheduled reader is waited for, not lapped
+  po.wait_timeout_ms = 60000;
+  cuframes::Publisher pub("cam", po);
+  struct Warm {
+    std::atomic<int> calls{0}, elsewhere{0};
+    std::thread::id waiter = std::this_thread::get_id();
+  } spin, sleep;
+  auto hook = [](void* arg) {
+    auto* w = static_cast<Warm*>(arg);
+    if (std::this_thread::get_id() != w->waiter) ++w->elsewhere;
+    ++w->calls;
+  };
+  auto o = sub_options(dir, CUFRAMES_MODE_STRICT_ORDER);
+  o.spin_us = 300;
+  o.spin_warm = hook;
+  o.spin_warm_arg = &spin;
+  cuframes::Subscriber spinning("cam", o);
+  o.spin_us = 0;
+  o.spin_warm_arg = &sleep;
+  cuframes::Subscriber sleeping("cam", o);
+  std::jthread producer([&] {
+    for (int i = 0; i < 60; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(4));  // a cadence to learn
+      publish_pattern(pub);
+    }
+  });
+  std::jthread other([&] {
+    for (uint64_t want = 1; want <= 60; ++want) EXPECT_EQ(sleeping.next(60000).info().seq, want);
+  });
+  for (uint64_t want = 1; want <= 60; ++want) {
+    cuframes::Frame f = spinning.next(60000);
+    EXPECT_EQ(f.info().seq, want);
+    EXPECT_TRUE(cftest::verify_frame(f.info(), want));
+  }
+  producer.join();
+  other.join();
+  EXPECT_GT(spin.calls.load(), 0);  // the windows opened before frames (the cadence learned)
+  EXPECT_EQ(spin.elsewhere.load(), 0);
+  EXPECT_EQ(sleep.calls.load(), 0);  // no spin_us: no windows
+}
+
 TEST(PubSub, BlockingNextWakesOnPublish) {
   RuntimeDir dir;
   cuframes::Publisher pub("cam", pub_options(dir));

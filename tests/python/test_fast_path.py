@@ -38,9 +38,11 @@ def test_next_frame_counts_one_timeout_per_call(runtime_dir: str, key: str) -> N
                 assert f.seq == pub.stats()["last_seq"]
 
 
-def _subscriber_cpu(key: str, spin_us: int, frames: int, period: float) -> float:
+def _subscriber_cpu(key: str, spin_us: int, frames: int, period: float,
+                    warm: bool = True) -> tuple[float, int]:
     """CPU time of the thread waiting in next_frame for `frames` frames published every
-    `period` seconds by another thread."""
+    `period` seconds by another thread, and how many spin windows next_frame() warmed up in."""
+    cuframes._cuframes._spin_warm(warm)
     with cuframes.publish(key, 64, 32, memory="host") as pub, \
          cuframes.subscribe(key, connect_timeout_ms=2000, spin_us=spin_us) as sub:
         stop = threading.Event()
@@ -58,21 +60,27 @@ def _subscriber_cpu(key: str, spin_us: int, frames: int, period: float) -> float
             cpu0 = time.thread_time()
             for _ in range(frames):
                 sub.next_frame(timeout_ms=2000).release()
-            return time.thread_time() - cpu0
+            return time.thread_time() - cpu0, sub._wake_probe()[2]
         finally:
             stop.set()
             t.join()
+            cuframes._cuframes._spin_warm(True)
 
 
 def test_spin_us_busy_waits_in_next_frame(runtime_dir: str, key: str) -> None:
     """spin_us reaches the core's wait: the waiting thread busy-waits around each expected
     frame (up to 2 * spin_us of CPU per frame), where a sleeping one uses next to none."""
-    spinning = _subscriber_cpu(key + "-spin", 5000, 30, 0.025)
-    sleeping = _subscriber_cpu(key + "-sleep", 0, 30, 0.025)
+    spinning, warmups = _subscriber_cpu(key + "-spin", 5000, 30, 0.025)
+    sleeping, none = _subscriber_cpu(key + "-sleep", 0, 30, 0.025)
     # 30 frames, each with a window opening 5 ms before it is due: at least 10 ms even when
     # the machine gives the spinning thread a small share of a CPU.
     assert spinning > 0.010, (spinning, sleeping)
     assert spinning > 3 * sleeping, (spinning, sleeping)
+    # The windows opened before their frames: next_frame() took the GIL back in them to warm up
+    # (the producer thread wanting it too), and frames kept coming; never without spin_us.
+    assert warmups > 0 and none == 0, (warmups, none)
+    _, cold = _subscriber_cpu(key + "-cold", 5000, 10, 0.025, warm=False)
+    assert cold == 0
 
 
 class OldProducer:
@@ -220,7 +228,7 @@ with cuframes.publish("{key}", 64, 32, cuframes.PixelFormat.GRAY8, memory="host"
 
 
 def test_raw_methods_take_their_arguments_as_bound_ones(runtime_dir: str, key: str) -> None:
-    """next_frame() and .torch() are plain CPython methods (python/src/raw_method.h): by position
+    """publish(), next_frame(), .torch() and .synchronize() are plain CPython methods (python/src/raw_method.h): by position
     or keyword, numpy ints too, and a TypeError naming what is wrong for anything else, the
     frame and the subscriber left as they were. An object whose __init__ never ran is refused,
     not read."""
@@ -239,10 +247,30 @@ def test_raw_methods_take_their_arguments_as_bound_ones(runtime_dir: str, key: s
                 sub.next_frame(*args, **kwargs)
         with pytest.raises(cuframes.CuframesFrameTimeout):
             sub.next_frame(np.int64(1))  # counted: a wait that timed out
-        for i in range(3):
-            pub.publish(make_frame(PF.NV12, w, h, i), i)
-        assert sub.next_frame(timeout_ms=np.int32(5000)).pts_ns == 0
-        assert sub.next_frame(5000).pts_ns == 1
+        src = make_frame(PF.NV12, w, h, 0)
+        bad_pub = [((), {}, TypeError, "missing required argument 'source'"),
+                   ((src, 1, None), {}, TypeError, "takes at most 2 positional arguments (3 given)"),
+                   ((src,), {"pts_ns": 1.5}, TypeError, "pts_ns must be an int that fits 64 bits"),
+                   ((src,), {"pts_ns": 2 ** 64}, TypeError, "pts_ns must be an int that fits 64"),
+                   ((src,), {"pts": 1}, TypeError, "unexpected keyword argument 'pts'"),
+                   ((src, 1), {"pts_ns": 1}, TypeError, "multiple values for argument 'pts_ns'"),
+                   ((src,), {"color_matrix": "bt709"}, TypeError, "color_matrix must be one of"),
+                   ((src[:8],), {}, cuframes.CuframesInvalidArgument, "got shape (8, 64)")]
+        for args, kwargs, exc, what in bad_pub:
+            with pytest.raises(exc, match=re.escape(what)):
+                pub.publish(*args, **kwargs)
+        assert pub.stats()["published"] == 0
+        CM, CR = cuframes.ColorMatrix, cuframes.ColorRange
+        pub.publish(src, np.int64(0), color_range=CR.FULL)
+        pub.publish(source=make_frame(PF.NV12, w, h, 1), pts_ns=1, color_matrix=CM.BT709)
+        pub.publish(make_frame(PF.NV12, w, h, 2), 2, stream=None)
+        assert pub.stats()["published"] == 3
+        first = sub.next_frame(timeout_ms=np.int32(5000))
+        assert (first.pts_ns, first.color_range, first.color_matrix) == (0, CR.FULL, CM.UNKNOWN)
+        first.release()
+        second = sub.next_frame(5000)
+        assert (second.pts_ns, second.color_matrix) == (1, CM.BT709)
+        second.release()
         frame = sub.next_frame()
         assert frame.pts_ns == 2
         with pytest.raises(TypeError, match=re.escape("unexpected keyword argument 'planes'")):
@@ -255,9 +283,16 @@ def test_raw_methods_take_their_arguments_as_bound_ones(runtime_dir: str, key: s
             frame.torch(plane="v")
         with pytest.raises(TypeError, match="doesn't apply to a 'object' object"):
             cuframes.CuframesFrame.torch(object())
+        assert frame.synchronize() is None  # a host frame: nothing queued anywhere
+        with pytest.raises(TypeError, match=re.escape("takes at most 0 arguments (1 given)")):
+            frame.synchronize(0)
+        with pytest.raises(TypeError, match=re.escape("unexpected keyword argument 'stream'")):
+            frame.synchronize(stream=0)
         assert sub.stats()["held_frames"] == 1
         frame.release()
         assert sub.stats()["held_frames"] == 0
+        with pytest.raises(cuframes.CuframesInvalidArgument, match="released"):
+            frame.synchronize()
         assert sub.stats()["timeouts"] == 1
 
     unready = cuframes.CuframesSubscriber.__new__(cuframes.CuframesSubscriber)  # no __init__

@@ -48,6 +48,13 @@ typedef struct cuframes_subscriber_options_t {
                                  there to spin_us after: lower latency where waking a sleeping
                                  CPU is slow (VMs), for up to 2*spin_us of CPU per frame.
                                  Microseconds, at most 10000 */
+  /* spin_us > 0: called on the waiting thread each time a spin window opens with no frame there
+     yet (after the sleep before it, before the busy-wait), with spin_warm_arg. A place to touch
+     what the caller needs once the frame comes, whose caches went cold while the thread slept
+     (the Python binding takes its GIL there once). It must not call this subscriber. A frame
+     that arrives meanwhile is seen when it returns. Default NULL */
+  void (*spin_warm)(void* arg);
+  void* spin_warm_arg;
 } cuframes_subscriber_options_t;
 
 CUFRAMES_EXPORT void cuframes_subscriber_options_init(cuframes_subscriber_options_t* options);

@@ -210,3 +210,32 @@ def test_frame_torch_made_ahead(runtime_dir: str, key: str, memory: str, fast: b
     """The tensors next_frame() makes ahead for frame.torch() (tests/python/torch_ahead.py): the
     twin of tests/python/test_fast_path.py::test_frame_torch_made_ahead_on_host_rings."""
     check_torch_ahead(cuframes, torch, key, runtime_dir, memory, fast, ahead, native)
+
+
+def test_frame_synchronize_waits_for_the_frames_streams(runtime_dir: str, key: str) -> None:
+    """frame.synchronize() returns once the work queued on the consumer stream and on every stream
+    the frame's tensors were ordered on has run (and at once when they are idle)."""
+    w, h = 640, 360
+    consumer, other = torch.cuda.Stream(), torch.cuda.Stream()
+    with cuframes.publish(key, w, h, memory="cuda", slots=3) as pub, \
+         cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000,
+                            consumer_stream=consumer) as sub:
+        src = torch.from_numpy(make_frame(PF.NV12, w, h, 4)).cuda()
+        torch.cuda.synchronize()
+        for busy in (None, consumer, other):
+            pub.publish(src, 4)
+            with sub.next_frame(timeout_ms=5000) as frame:
+                if busy is None:
+                    frame.synchronize()  # nothing queued: returns at once
+                    continue
+                with torch.cuda.stream(busy):
+                    torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU time
+                    x = frame.torch("yuv")  # ordered on busy: the frame records it
+                assert not busy.query()
+                frame.synchronize()
+                assert busy.query(), busy is consumer
+                assert torch.equal(x.cpu(), src.cpu())
+                del x
+        frame.release()
+        with pytest.raises(cuframes.CuframesInvalidArgument, match="released"):
+            frame.synchronize()
