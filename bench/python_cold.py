@@ -17,6 +17,7 @@ and the wake (publication to next_frame() returning) for each probe's frames. Pr
   clock        time.monotonic_ns() (a trivial C function)
   sync         stream.synchronize() (torch.cuda.Stream, Python method)
   sync-c       torch._C._CudaStreamBase.synchronize(stream) (its C method)
+  sync-frame   frame.synchronize() (the frame's streams: here the consumer stream)
   none         nothing
 
 --memory host runs the host probes anywhere torch imports (no stream probes).
@@ -37,7 +38,8 @@ from typing import Any
 
 now_ns = time.monotonic_ns
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
-CUDA_PROBES = ["torch", "cur-stream", "inference", "property", "clock", "sync", "sync-c", "none"]
+CUDA_PROBES = ["torch", "cur-stream", "inference", "property", "clock", "sync", "sync-c",
+               "sync-frame", "none"]
 HOST_PROBES = ["torch", "inference", "property", "clock", "none"]
 WARMUP = 40  # frames left out (the ring's first round, the subscriber's first touches)
 
@@ -98,6 +100,8 @@ def subscriber(key: str, rdir: str, memory: str, fresh: bool, bindings: bool, sp
                 stream.synchronize()
             elif probe == "sync-c":
                 sync_c(stream)
+            elif probe == "sync-frame":
+                f.synchronize()
             t2 = now_ns()
             if x is None:
                 x = f.torch("yuv")
