@@ -52,6 +52,22 @@ PyObject* g_clock = nullptr;  // time.monotonic_ns, which a spin window's warm-u
 
 void trampoline(void* user, cuframes_frame_t* frame, cuframes_status_t status);
 
+// A spin window's warm-up, the GIL given up (Subscriber::spin_warm): what .torch(),
+// synchronize() and release() ask first, asked and the answers dropped: torch's current stream
+// and inference mode, the consumer stream's state.
+void warm_cuda(int device, uintptr_t consumer_stream) {
+#ifdef CUFRAMES_WITH_CUDA
+  torch_warm(device);
+  DeviceScope scope(device);
+  const uintptr_t s = consumer_stream == 0 ? kLegacyStream : consumer_stream;
+  const cudaError_t e = cudaStreamQuery(reinterpret_cast<cudaStream_t>(s));
+  if (e != cudaSuccess && e != cudaErrorNotReady) (void)cudaGetLastError();
+#else
+  (void)device;
+  (void)consumer_stream;
+#endif
+}
+
 class Subscriber {
  public:
   Subscriber(const std::string& key, const std::optional<std::string>& consumer_name,
@@ -108,17 +124,8 @@ class Subscriber {
       Py_XDECREF(r);
     }
     tl_waiting_state = PyEval_SaveThread();
-#ifdef CUFRAMES_WITH_CUDA
-    if (self->memory_ == CUFRAMES_MEMORY_CUDA) {
-      // What .torch(), synchronize() and release() ask first: torch's current stream and
-      // inference mode, the consumer stream's state. Questions only, their answers dropped.
-      torch_warm(self->cuda_device_);
-      DeviceScope scope(self->cuda_device_);
-      const uintptr_t s = self->consumer_stream_ == 0 ? kLegacyStream : self->consumer_stream_;
-      const cudaError_t e = cudaStreamQuery(reinterpret_cast<cudaStream_t>(s));
-      if (e != cudaSuccess && e != cudaErrorNotReady) (void)cudaGetLastError();
-    }
-#endif
+    if (self->memory_ == CUFRAMES_MEMORY_CUDA)
+      warm_cuda(self->cuda_device_, self->consumer_stream_);
   }
 
   ~Subscriber() {
@@ -281,41 +288,21 @@ class Subscriber {
     self = py::object();
   }
 
-  bool callback_running() const {
-    return cb_ && !cb_->stop.load();
-  }
-  std::pair<uint64_t, uint64_t> torch_ahead() const {
-    return {spares_->made(), spares_->taken()};
-  }
+  bool callback_running() const { return cb_ && !cb_->stop.load(); }
+  std::pair<uint64_t, uint64_t> torch_ahead() const { return {spares_->made(), spares_->taken()}; }
   std::tuple<int64_t, int64_t, uint64_t> wake_probe() const {
     return {probe_.core, probe_.gil, probe_.warmups};
   }
 
   // ---- properties ----
-  const std::string& key() const {
-    return key_;
-  }
-  const std::string& consumer_name() const {
-    return name_;
-  }
-  py::object mode() const {
-    return subscriber_mode(mode_);
-  }
-  int cuda_device() const {
-    return cuda_device_;
-  }
-  uintptr_t consumer_stream() const {
-    return consumer_stream_;
-  }
-  bool closed() const {
-    return sub_ == nullptr;
-  }
-  const char* memory() const {
-    return memory_name(memory_);
-  }
-  const cuframes_geometry_t& geometry() const {
-    return geometry_;
-  }
+  const std::string& key() const { return key_; }
+  const std::string& consumer_name() const { return name_; }
+  py::object mode() const { return subscriber_mode(mode_); }
+  int cuda_device() const { return cuda_device_; }
+  uintptr_t consumer_stream() const { return consumer_stream_; }
+  bool closed() const { return sub_ == nullptr; }
+  const char* memory() const { return memory_name(memory_); }
+  const cuframes_geometry_t& geometry() const { return geometry_; }
 
   const cuframes_subscriber_stats_t& stats_now() {
     snapshot();
