@@ -1,7 +1,6 @@
 // CuframesFrame.
 #include "frame.h"
 
-#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -157,26 +156,29 @@ void Frame::synchronize() {
   require_held();
   if (info_.memory != CUFRAMES_MEMORY_CUDA) return;  // a host frame's work is the caller's own
 #ifdef CUFRAMES_WITH_CUDA
-  // The consumer stream first (0: the legacy default stream), then the exports' streams.
+  // The consumer stream first (0: the legacy default stream), then the exports' streams; the
+  // busy ones are gathered at the front. Exported to more than kMax: the whole device.
   constexpr size_t kMax = 8;
   uintptr_t streams[kMax + 1];
   streams[0] = consumer_stream_ == 0 ? kLegacyStream : consumer_stream_;
-  size_t n = 1 + std::min(hold_->streams().copy_to(streams + 1, kMax), kMax);
+  const size_t exported = hold_->streams().copy_to(streams + 1, kMax);
   DeviceScope scope(info_.device);
+  const bool device = exported > kMax;
   size_t busy = 0;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; !device && i <= exported; ++i) {
     if (i > 0 && streams[i] == streams[0]) continue;
     const cudaError_t e = cudaStreamQuery(reinterpret_cast<cudaStream_t>(streams[i]));
     if (e == cudaErrorNotReady) {
-      streams[busy++] = streams[i];  // over the ones looked at already
+      streams[busy++] = streams[i];
     } else if (e != cudaSuccess) {
       throw_status(CUFRAMES_ERR_DEVICE_LOST, cuda_message(e, "synchronizing the frame's streams"));
     }
   }
-  if (busy == 0) return;  // the common case: the frame's work is done, the GIL kept
+  if (!device && busy == 0) return;  // the common case: the frame's work is done, the GIL kept
   cudaError_t e = cudaSuccess;
   {
     py::gil_scoped_release nogil;
+    if (device) e = cudaDeviceSynchronize();
     for (size_t i = 0; i < busy && e == cudaSuccess; ++i) {
       e = cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(streams[i]));
     }

@@ -236,6 +236,20 @@ def test_frame_synchronize_waits_for_the_frames_streams(runtime_dir: str, key: s
                 assert busy.query(), busy is consumer
                 assert torch.equal(x.cpu(), src.cpu())
                 del x
+        # ordered on more streams than it looks at one by one: the device is synchronised
+        pub.publish(src, 5)
+        streams = [torch.cuda.Stream() for _ in range(10)]
+        with sub.next_frame(timeout_ms=5000) as frame:
+            tensors = []
+            for s in streams:
+                with torch.cuda.stream(s):
+                    tensors.append(frame.torch("yuv"))
+            with torch.cuda.stream(streams[-1]):
+                torch.cuda._sleep(200_000_000)
+            assert not streams[-1].query()
+            frame.synchronize()
+            assert all(s.query() for s in streams)
+            del tensors
         frame.release()
         with pytest.raises(cuframes.CuframesInvalidArgument, match="released"):
             frame.synchronize()
