@@ -69,10 +69,9 @@ import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench_peers import (AFTER, POOL, PUBLISH_PARTS, SAMPLED, WAKE_PARTS, WARM,  # noqa: E402
-                                WARMUP,
-                                Samples, c_floor, ep_shm, ep_torch_ipc, floor_publish_p50,
-                                now_ns, parse_c_row, run_c)
+from python_bench_peers import (AFTER, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
+                                WAKE_PARTS, WARM, WARMUP, Samples, c_floor, ep_shm, ep_torch_ipc,
+                                floor_publish_p50, now_ns, parse_c_row, run_c)
 
 
 def pin(cpu: int) -> None:
