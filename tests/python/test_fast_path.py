@@ -228,10 +228,10 @@ with cuframes.publish("{key}", 64, 32, cuframes.PixelFormat.GRAY8, memory="host"
 
 
 def test_raw_methods_take_their_arguments_as_bound_ones(runtime_dir: str, key: str) -> None:
-    """publish(), next_frame(), .torch() and .synchronize() are plain CPython methods (python/src/raw_method.h): by position
-    or keyword, numpy ints too, and a TypeError naming what is wrong for anything else, the
-    frame and the subscriber left as they were. An object whose __init__ never ran is refused,
-    not read."""
+    """publish(), next_frame(), .torch() and .synchronize() are plain CPython methods
+    (python/src/raw_method.h): by position or keyword, numpy ints too, and a TypeError naming
+    what is wrong for anything else, the frame, the subscriber and the publisher left as they
+    were. An object whose __init__ never ran is refused, not read."""
     w, h = 64, 48
     with cuframes.publish(key, w, h, memory="host", runtime_dir=runtime_dir) as pub, \
          cuframes.subscribe(key, mode=cuframes.SubscriberMode.STRICT_ORDER,
@@ -249,7 +249,7 @@ def test_raw_methods_take_their_arguments_as_bound_ones(runtime_dir: str, key: s
             sub.next_frame(np.int64(1))  # counted: a wait that timed out
         src = make_frame(PF.NV12, w, h, 0)
         bad_pub = [((), {}, TypeError, "missing required argument 'source'"),
-                   ((src, 1, None), {}, TypeError, "takes at most 2 positional arguments (3 given)"),
+                   ((src, 1, None), {}, TypeError, "takes at most 2 positional arguments"),
                    ((src,), {"pts_ns": 1.5}, TypeError, "pts_ns must be an int that fits 64 bits"),
                    ((src,), {"pts_ns": 2 ** 64}, TypeError, "pts_ns must be an int that fits 64"),
                    ((src,), {"pts": 1}, TypeError, "unexpected keyword argument 'pts'"),
