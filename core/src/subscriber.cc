@@ -353,18 +353,17 @@ bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* ou
   const int64_t spin_to = std::min(expected + spin_ns_, deadline);
   // Busy-waiting sees the frame by itself: no Note needed (next_impl asks again before sleeping).
   wr(core_->me->waiting, 0);
-  if (slept && spin_warm_ != nullptr) {
-    Got got = Got::kNone;
-    uint64_t lost = 0;
-    *st = try_acquire(out, &got, &lost);
-    if (!st->ok() || got == Got::kFrame) return true;
-    spin_warm_(spin_warm_arg_);  // the window opened with no frame yet: the caller warms up
-  }
+  bool warm = slept && spin_warm_ != nullptr;  // once, when the first look finds no frame
   while (now_ns() < spin_to) {
     Got got = Got::kNone;
     uint64_t lost = 0;
     *st = try_acquire(out, &got, &lost);
     if (!st->ok() || got == Got::kFrame) return true;
+    if (warm) {
+      warm = false;
+      spin_warm_(spin_warm_arg_);  // the window opened with no frame yet: the caller warms up
+      continue;
+    }
     for (int i = 0; i < 32; ++i) cpu_relax();
   }
   return false;

@@ -4,8 +4,6 @@
 
 #include <pybind11/pybind11.h>
 
-#include <time.h>
-
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -84,13 +82,6 @@ void attach_in_slices(int connect_timeout_ms,
 // m.<name>(enabled=None) -> bool: sets *flag when enabled is given, returns it (module.cc; the
 // switches for benchmarks and tests: _torch_fast_path, _torch_made_ahead, _wake_probe, ...).
 void def_switch(py::module_& m, const char* name, bool* flag, const char* doc);
-
-// CLOCK_MONOTONIC in ns, as time.monotonic_ns() and the frames' pts_ns (the benchmarks' probes).
-inline int64_t mono_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 // Milliseconds left until deadline_ns (CLOCK_MONOTONIC; INT64_MAX = forever -> -1).
 int ms_left(int64_t deadline_ns);

@@ -106,8 +106,7 @@ CompactCopy Frame::copy_view(const ExportView& view, const ExportRequest& req) {
 #ifdef CUFRAMES_WITH_CUDA
     // On the consumer's stream (stream=None: the subscriber's consumer_stream), so the copy is
     // ordered before the consumer's work without an event; the frame's release waits for it.
-    uintptr_t s = req.has_stream ? req.stream : consumer_stream_;
-    if (s == 0) s = kLegacyStream;
+    const uintptr_t s = dlpack_stream_value(req.has_stream ? req.stream : consumer_stream_);
     const int device = view.device.device_id;
     mem = OwnedMemory::device(row * rows, device, s, "copy of a frame plane");
     DeviceScope scope(device);
@@ -160,7 +159,7 @@ void Frame::synchronize() {
   // busy ones are gathered at the front. Exported to more than kMax: the whole device.
   constexpr size_t kMax = 8;
   uintptr_t streams[kMax + 1];
-  streams[0] = consumer_stream_ == 0 ? kLegacyStream : consumer_stream_;
+  streams[0] = dlpack_stream_value(consumer_stream_);
   const size_t exported = hold_->streams().copy_to(streams + 1, kMax);
   DeviceScope scope(info_.device);
   const bool device = exported > kMax;
@@ -202,16 +201,14 @@ PyObject* synchronize_raw(PyObject* self, PyObject* const* args, Py_ssize_t narg
   });
 }
 
-PyMethodDef kSynchronizeDef = {
-    "synchronize", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(synchronize_raw)),
-    METH_FASTCALL | METH_KEYWORDS,
+const char* const kSynchronizeDoc =
     "synchronize($self, /)\n--\n\n"
     "Waits until the work queued so far on the frame's CUDA streams has finished: the "
     "subscriber's consumer_stream (the legacy default stream without one) and every stream its "
     "tensors were ordered on (.torch(), DLPack exports). The frame's pixels are complete when "
     "next_frame() returns it; this gives the host a point where the work queued on it is done, "
     "as stream.synchronize() on those streams would, keeping the GIL when they are idle "
-    "already. Host frames: returns at once. CuframesInvalidArgument once released."};
+    "already. Host frames: returns at once. CuframesInvalidArgument once released.";
 
 }  // namespace
 
@@ -223,7 +220,7 @@ void register_frame(py::module_& m) {
       "release(), leaving the ``with`` block, or garbage collection, and only once every DLPack "
       "tensor exported from it has been freed too. Belongs to one thread at a time.");
   add_torch_method<Frame>(cls);
-  add_raw_method(cls, &kSynchronizeDef);
+  add_raw_method(cls, "synchronize", synchronize_raw, kSynchronizeDoc);
   cls.def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Frame& f, const py::object&, const py::object&, const py::object&) {

@@ -20,6 +20,12 @@ namespace cfpy {
 // DLPack's "legacy default stream" (cudaStreamLegacy): what stream 0 means to us.
 constexpr uintptr_t kLegacyStream = 1;
 
+// A CUDA stream as __dlpack__(stream=) and the CUDA calls take it: 0 (the legacy default stream,
+// torch's default) is passed as kLegacyStream, as torch.from_dlpack passes it.
+inline uintptr_t dlpack_stream_value(uintptr_t s) {
+  return s == 0 ? kLegacyStream : s;
+}
+
 #ifdef CUFRAMES_WITH_CUDA
 // "what: <CUDA's error string> (<its name>)"; clears CUDA's last error.
 std::string cuda_message(cudaError_t e, const char* what);

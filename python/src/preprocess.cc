@@ -166,8 +166,8 @@ class Batch {
         throw_status(CUFRAMES_ERR_INVALID_ARGUMENT,
                      "stream " + std::string(py::str(stream)) + " is not a cudaStream_t");
       }
-      uintptr_t s = stream.is_none() ? consumer_stream : parse_stream(stream, "stream");
-      if (s == 0) s = kLegacyStream;
+      const uintptr_t s =
+          dlpack_stream_value(stream.is_none() ? consumer_stream : parse_stream(stream, "stream"));
       stream_ = s;
       o.cuda_stream = reinterpret_cast<void*>(s);
       if (bytes != 0) mem_ = OwnedMemory::device(bytes, device_, s, "preprocess");

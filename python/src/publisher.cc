@@ -106,7 +106,7 @@ class Publisher {
   // a raw method (publish_raw): null where an argument was not given.
   uint64_t publish(PyObject* source, PyObject* pts_ns, PyObject* stream, PyObject* matrix,
                    PyObject* range) {
-    if (g_publish_probe) probe_ = {mono_ns(), 0, 0};
+    if (g_publish_probe) probe_ = {cuframes_now_ns(), 0, 0};
     std::shared_ptr<PubCore> core = open_core();
     const uintptr_t s = stream == nullptr || stream == Py_None ? 0 : parse_stream(stream, "stream");
     const auto matrix_v = static_cast<cuframes_color_matrix_t>(
@@ -122,9 +122,9 @@ class Publisher {
     src.color_range = range_v;
     uint64_t seq = 0;
     call_locked(core, [&](cuframes_publisher_t* p) {
-      if (g_publish_probe) probe_.core = mono_ns();
+      if (g_publish_probe) probe_.core = cuframes_now_ns();
       const cuframes_status_t st = cuframes_publisher_publish(p, &src, pts, &seq);
-      if (g_publish_probe) probe_.done = mono_ns();
+      if (g_publish_probe) probe_.done = cuframes_now_ns();
       return st;
     });
     fs.release();  // the sources' deleters, with the GIL (also on the error path, unwinding)
@@ -301,9 +301,7 @@ PyObject* publish_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
   });
 }
 
-PyMethodDef kPublishDef = {
-    "publish", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(publish_raw)),
-    METH_FASTCALL | METH_KEYWORDS,
+const char* const kPublishDoc =
     "publish($self, /, source, pts_ns=None, *, stream=None, "
     "color_matrix=cuframes.ColorMatrix.UNKNOWN, color_range=cuframes.ColorRange.UNKNOWN)\n--\n\n"
     "Copies a frame into a free slot and publishes it; returns its seq. source: any DLPack array "
@@ -313,7 +311,7 @@ PyMethodDef kPublishDef = {
     "DROP policy dropped the frame (every slot held); STRICT_WAIT raises CuframesFrameTimeout "
     "after wait_timeout_ms. stream: the CUDA stream to copy on (default: the legacy default "
     "stream). color_matrix, color_range: the frame's colour description (ColorMatrix, "
-    "ColorRange), published with it."};
+    "ColorRange), published with it.";
 
 }  // namespace
 
@@ -326,7 +324,8 @@ void register_publisher(py::module_& m) {
       m, "CuframesPublisher",
       "Owns a key and its ring of frame slots (use cuframes.publish()). Calls may come from any "
       "thread; they are serialized.");
-  add_raw_method(pub, &kPublishDef);  // the per-frame call, without pybind11's dispatcher
+  // the per-frame call, without pybind11's dispatcher
+  add_raw_method(pub, "publish", publish_raw, kPublishDoc);
   publisher_args([&pub](auto&&... args) {
     pub.def(py::init<const std::string&, uint32_t, uint32_t, const py::object&, uint32_t,
                      const py::object&, int, const py::object&, uint32_t, int, uint32_t, uint64_t,

@@ -74,7 +74,10 @@ int64_t int64_arg(PyObject* value, const char* fn, const char* name) {
   return n;
 }
 
-void add_raw_method(const py::handle& cls, PyMethodDef* def) {
+void add_raw_method(const py::handle& cls, const char* name, RawMethod fn, const char* doc) {
+  // Kept for good: the method descriptor points at it for as long as the class lives.
+  auto* def = new PyMethodDef{name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fn)),
+                              METH_FASTCALL | METH_KEYWORDS, doc};
   PyObject* descr = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);
   if (descr == nullptr) throw py::error_already_set();
   const int rc = PyObject_SetAttrString(cls.ptr(), def->ml_name, descr);

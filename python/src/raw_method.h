@@ -52,7 +52,12 @@ PyObject* raw_call(Fn&& fn) {
   }
 }
 
-// Adds def as a method of the pybind11 class cls (def must live as long as the module).
-void add_raw_method(const py::handle& cls, PyMethodDef* def);
+// A raw method's C function (METH_FASTCALL | METH_KEYWORDS).
+using RawMethod = PyObject* (*)(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                                PyObject* kwnames);
+
+// Adds fn as the method `name` of the pybind11 class cls. doc starts with its text signature;
+// name and doc must live as long as the module (string literals).
+void add_raw_method(const py::handle& cls, const char* name, RawMethod fn, const char* doc);
 
 }  // namespace cfpy

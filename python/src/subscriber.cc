@@ -59,8 +59,8 @@ void warm_cuda(int device, uintptr_t consumer_stream) {
 #ifdef CUFRAMES_WITH_CUDA
   torch_warm(device);
   DeviceScope scope(device);
-  const uintptr_t s = consumer_stream == 0 ? kLegacyStream : consumer_stream;
-  const cudaError_t e = cudaStreamQuery(reinterpret_cast<cudaStream_t>(s));
+  const cudaError_t e =
+      cudaStreamQuery(reinterpret_cast<cudaStream_t>(dlpack_stream_value(consumer_stream)));
   if (e != cudaSuccess && e != cudaErrorNotReady) (void)cudaGetLastError();
 #else
   (void)device;
@@ -187,10 +187,10 @@ class Subscriber {
         tl_waiting = this;
         st = cuframes_subscriber_next_slice(sub_, slice, &f);
         tl_waiting = nullptr;
-        if (g_wake_probe) probe_.core = mono_ns();
+        if (g_wake_probe) probe_.core = cuframes_now_ns();
         PyEval_RestoreThread(tl_waiting_state);
       }
-      if (g_wake_probe) probe_.gil = mono_ns();
+      if (g_wake_probe) probe_.gil = cuframes_now_ns();
       if (st == CUFRAMES_OK) {
         next_ptr_->attach(f);
         next_ptr_ = nullptr;
@@ -504,13 +504,11 @@ PyObject* next_frame_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs
   });
 }
 
-PyMethodDef kNextFrameDef = {
-    "next_frame", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(next_frame_raw)),
-    METH_FASTCALL | METH_KEYWORDS,
+const char* const kNextFrameDoc =
     "next_frame($self, /, timeout_ms=-1)\n--\n\n"
     "Waits up to timeout_ms (-1: forever, 0: do not wait) for the next frame and holds it. "
     "Raises CuframesFrameTimeout, CuframesPublisherGone, CuframesOverrun (STRICT_ORDER), "
-    "CuframesShmError. The GIL is released while it waits."};
+    "CuframesShmError. The GIL is released while it waits.";
 
 }  // namespace
 
@@ -526,7 +524,8 @@ void register_subscriber(py::module_& m) {
   cuframes_subscriber_options_init(&d);
   py::class_<Subscriber> cls(m, "_SubscriberBase",
                              "The C++ half of CuframesSubscriber (use cuframes.subscribe()).");
-  add_raw_method(cls, &kNextFrameDef);  // the per-frame call, without pybind11's dispatcher
+  // the per-frame call, without pybind11's dispatcher
+  add_raw_method(cls, "next_frame", next_frame_raw, kNextFrameDoc);
   cls.def(py::init<const std::string&, const std::optional<std::string>&, const py::object&, int,
                    int, const py::object&, const py::object&, uint32_t>(),
           py::arg("key"), py::arg("consumer_name") = py::none(),

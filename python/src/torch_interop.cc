@@ -35,6 +35,14 @@ struct Native {
 Native g_native;
 bool g_native_on = true;  // _torch_native(False): the Python calls only (benchmarks compare)
 
+// The C functions in use: found, their first answer agreed, and _torch_native on; else null.
+Native::StreamFn native_stream() {
+  return g_native_on && g_native.stream_checked ? g_native.stream : nullptr;
+}
+Native::InferenceFn native_inference() {
+  return g_native_on && g_native.inference_checked ? g_native.inference : nullptr;
+}
+
 void* loaded_symbol(const std::string& dir, const char* lib, const char* name) {
   void* h = dlopen((dir + lib).c_str(), RTLD_LAZY | RTLD_NOLOAD);
   if (h == nullptr) return nullptr;
@@ -115,11 +123,6 @@ py::object import_torch() {
   return py::reinterpret_steal<py::object>(m);
 }
 
-// A CUDA stream as __dlpack__(stream=) takes it: 0 (the legacy default stream, torch's
-// default) is passed as 1, as torch.from_dlpack passes it.
-uintptr_t dlpack_stream_value(uintptr_t s) {
-  return s == 0 ? kLegacyStream : s;
-}
 py::object dlpack_stream(uintptr_t s) {
   return steal_or_throw(PyLong_FromUnsignedLongLong(dlpack_stream_value(s)));
 }
@@ -208,9 +211,7 @@ PyObject* torch_import_view(const TorchEntry* t, const ExportView& view,
 
 int torch_inference_mode(const TorchEntry* t) {
   if (t->inference_mode == nullptr) return -1;
-  if (g_native.inference != nullptr && g_native.inference_checked && g_native_on) {
-    return g_native.inference() ? 1 : 0;
-  }
+  if (Native::InferenceFn f = native_inference()) return f() ? 1 : 0;
   PyObject* r = PyObject_CallNoArgs(t->inference_mode);
   if (r == nullptr) {
     PyErr_Clear();
@@ -231,9 +232,9 @@ int torch_inference_mode(const TorchEntry* t) {
 }
 
 uintptr_t torch_current_stream(const TorchEntry* t, int device) {
-  if (g_native.stream != nullptr && g_native.stream_checked && g_native_on) {
+  if (Native::StreamFn f = native_stream()) {
     void* s = nullptr;
-    if (g_native.stream(device, &s) == 0) return reinterpret_cast<uintptr_t>(s);
+    if (f(device, &s) == 0) return reinterpret_cast<uintptr_t>(s);
     // an error (as the Python call would raise): the Python call says which
   }
   py::object id = steal_or_throw(PyLong_FromLong(device));
@@ -252,12 +253,11 @@ uintptr_t torch_current_stream(const TorchEntry* t, int device) {
 }
 
 void torch_warm(int device) {
-  if (!g_native_on) return;
-  if (g_native.stream != nullptr && g_native.stream_checked) {
+  if (Native::StreamFn f = native_stream()) {
     void* s = nullptr;
-    (void)g_native.stream(device, &s);
+    (void)f(device, &s);
   }
-  if (g_native.inference != nullptr && g_native.inference_checked) (void)g_native.inference();
+  if (Native::InferenceFn f = native_inference()) (void)f();
 }
 
 const char* const kTorchDoc =

@@ -56,10 +56,7 @@ PyObject* torch_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
 // Adds .torch() to T's class.
 template <class T>
 void add_torch_method(const py::handle& cls) {
-  static PyMethodDef def = {
-      "torch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(torch_method<T>)),
-      METH_FASTCALL | METH_KEYWORDS, kTorchDoc};
-  add_raw_method(cls, &def);
+  add_raw_method(cls, "torch", torch_method<T>, kTorchDoc);
 }
 
 // torch._C._from_dlpack of a read-only capsule over view that owns owner, versioned unless this
