@@ -27,8 +27,9 @@ tensor: the subscriber's consumer stream synchronised after the import. "after":
 the publication (cuframes: the frame's publish_ns; torch-ipc, shm-h2d: the put), the subscriber's
 side without the producer's copy, whose time varies with the GPU's clocks. Steps (p50): publish
 (the producer's call; torch-ipc: copy + puts; shm-h2d: download + puts; cuframes: publish(tensor)
-on every other frame), export and C call (cuframes, the other frames: torch's C export, then
-publish() of the capsule), pub2pub (pts to publication), wake (publication or put to
+on every other frame, the tensor read through torch's C shim), pub exp (cuframes, the other
+frames: publish(tensor) through torch's C export instead, _torch_view(False); numpy: __dlpack__
+both), pub2pub (pts to publication), wake (publication or put to
 next_frame()/get() returning), import (frame.torch("yuv"), or torch.from_dlpack(frame.yuv) for
 cuframes-dlpack; host: numpy.from_dlpack; shm-h2d: the H2D copy), warm (--warm-import: the
 import again on the same frame, out of the latency: what the first one pays for caches gone cold
@@ -155,9 +156,11 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             t4 = now_ns()
             core, gil, _ = sub._wake_probe()
             pts, pub = f.pts_ns, f.publish_ns  # read once: the bookkeeping's calls are not ours
-            s.add(lat=t3 - pts, after=t3 - pub, pub2pub=pub - pts, wake=t1 - pub,
-                  **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3b, w_core=core - pub,
-                  w_gil=gil - core, w_py=t1 - gil, **warm)
+            # odd pts: published through torch's C export (publish_paced), kept apart
+            x = "_x" if pts & 1 else ""
+            s.add(**{"lat" + x: t3 - pts, "pub2pub" + x: pub - pts, "import": t2 - t1},
+                  after=t3 - pub, wake=t1 - pub, sync=t3 - t2, release=t4 - t3b,
+                  w_core=core - pub, w_gil=gil - core, w_py=t1 - gil, **warm)
         taken = sub._torch_ahead()[1]
     return {**s.result(), "taken": taken, "seen": s.seen}
 
@@ -178,7 +181,7 @@ class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
     v: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [] for k in SAMPLED + ("export", "ccall") + PUBLISH_PARTS})
+        default_factory=lambda: {k: [] for k in SAMPLED + ("pubexp",) + PUBLISH_PARTS})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
@@ -278,41 +281,37 @@ class Bench:
         return took
 
     def publish_paced(self, pub: Any, src: Any, row: Row) -> list[int]:
-        """The cuframes arms' producer: publish(src) on every other frame (its durations are
-        returned: the "publish" step), and on the others its two parts, timed apart: the export
-        (torch's C export, what publish() calls for a torch tensor; numpy's __dlpack__) and
-        publish() of that capsule (the import, the C call, the capsule's deleter)."""
-        torch = self.torch
-        export = torch.utils.dlpack.to_dlpack if torch is not None else lambda a: a.__dlpack__()
+        """The cuframes arms' producer: publish(src) on every frame, odd frames as publish() does
+        by default (durations returned: the "publish" step, with its split), even frames through
+        torch's C export instead of its C shim (_torch_view(False): the "pub exp" step)."""
+        C = self.cuframes._cuframes
         whole: list[int] = []
         k = [0]
 
         def once(pts: int) -> None:
             k[0] += 1
+            view = bool(k[0] % 2)
+            C._torch_view(view)
             t0 = now_ns()
-            if k[0] % 2:
-                pub.publish(src, pts)
-                t1 = now_ns()
-                whole.append(t1 - t0)
-                if k[0] > WARMUP:
-                    entered, core, done = pub._publish_probe()
-                    for key, v in zip(PUBLISH_PARTS, (entered - t0, core - entered,
-                                                      done - core, t1 - done)):
-                        row.v[key].append(v)
-                return
-            cap = export(src)
+            pub.publish(src, pts & ~1 if view else pts | 1)  # the path, told by pts's parity
             t1 = now_ns()
-            pub.publish(cap, pts)
-            t2 = now_ns()
+            if not view:
+                if k[0] > WARMUP:
+                    row.v["pubexp"].append(t1 - t0)
+                return
+            whole.append(t1 - t0)
             if k[0] > WARMUP:
-                row.v["export"].append(t1 - t0)
-                row.v["ccall"].append(t2 - t1)
+                entered, core, done = pub._publish_probe()
+                for key, v in zip(PUBLISH_PARTS, (entered - t0, core - entered, done - core,
+                                                  t1 - done)):
+                    row.v[key].append(v)
 
-        self.cuframes._cuframes._publish_probe(True)
+        C._publish_probe(True)
         try:
             self.paced(self.args.seconds, once)
         finally:
-            self.cuframes._cuframes._publish_probe(False)
+            C._publish_probe(False)
+            C._torch_view(True)
         return whole
 
     def episode(self, arm: str, size: str, n: int, row: Row) -> None:
@@ -527,7 +526,7 @@ def main() -> int:
           "consumer stream synchronised; publish: its p50).")
     hdr = (f"{'size':<6} {'subs':>4} {'arm':<15}| {'p50':>7} {'p99':>7} {'after':>7} | "
            f"{'CPU/fr':>7} | "
-           f"{'publish':>7} {'pub p99':>7} {'export':>7} {'C call':>7} {'pub2pub':>7} "
+           f"{'publish':>7} {'pub p99':>7} {'pub exp':>7} {'pub2pub':>7} "
            f"{'wake':>7} {'wake99':>7} "
            f"{'import':>7} {'warm':>7} {'sync':>7} {'release':>7} | {'frames':>6}")
     print(hdr)
@@ -541,16 +540,17 @@ def main() -> int:
                 if row.c:  # the median of cuframes_bench's rows; no steps of its own
                     s = {k: sorted(r[k] for r in row.c)[len(row.c) // 2]
                          for k in ("p50", "p99", "after", "cpu", "publish", "wake", "wake99")}
-                    steps = [nan, nan, nan, nan, s["wake"], s["wake99"], nan, nan, nan, nan]
+                    steps = [nan, nan, nan, s["wake"], s["wake99"], nan, nan, nan, nan]
                 else:
                     v = row.v
                     s = {"p50": pct(v["lat"], 0.5), "p99": pct(v["lat"], 0.99),
                          "after": pct(v[AFTER], 0.5),
                          "cpu": sorted(row.cpu)[len(row.cpu) // 2] if row.cpu else nan,
                          "publish": pct(v["publish"], 0.5), "wake": pct(v["wake"], 0.5),
+                         "pubexp": pct(v["pubexp"], 0.5), "lat_x": pct(v["lat_x"], 0.5),
                          "wake99": pct(v["wake"], 0.99)}
-                    steps = [pct(v["publish"], 0.99), pct(v["export"], 0.5),
-                             pct(v["ccall"], 0.5), pct(v["pub2pub"], 0.5), s["wake"],
+                    steps = [pct(v["publish"], 0.99), pct(v["pubexp"], 0.5),
+                             pct(v["pub2pub"], 0.5), s["wake"],
                              s["wake99"], pct(v["import"], 0.5), pct(v[WARM], 0.5),
                              pct(v["sync"], 0.5), pct(v["release"], 0.5)]
                 print(f"{size:<6} {n:>4} {arm:<15}| {fmt(s['p50'])} {fmt(s['p99'])} "
@@ -596,6 +596,9 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
             if py and c:
                 parts.append(f"publish() p50 Python - C {py['publish'] - c['publish']:+.1f} us "
                              f"(<= 15; C: the same subscribers)")
+            if py and py["pubexp"] == py["pubexp"]:  # not NaN: the export's frames ran
+                parts.append(f"publish() p50 {py['publish']:.1f} us, {py['pubexp']:.1f} through "
+                             f"torch's C export (latency {py['p50']:.1f} vs {py['lat_x']:.1f})")
             if py and size in c_publish:
                 floor = py["publish"] - c_publish[size]
                 parts.append(f"publish() p50 Python - C floor {floor:+.1f} us (C's publish() "

@@ -27,8 +27,11 @@ WAKE_PARTS = ("w_core", "w_gil", "w_py")
 # cuframes arms, the producer's publish(tensor) calls (_publish_probe): the call -> publish()
 # entered, -> the core's call began, -> it returned, -> back in Python.
 PUBLISH_PARTS = ("p_in", "p_pre", "p_core", "p_out")
+# cuframes arms: the latency and pts -> publication of the frames published through torch's C
+# export (odd pts_ns), kept apart from "lat" and "pub2pub" (the default path's, even pts_ns).
+EXPORTED = ("lat_x", "pub2pub_x")
 # Every per-frame sample a subscriber reports.
-SAMPLED = ("lat", AFTER) + STEPS + (WARM,) + WAKE_PARTS
+SAMPLED = ("lat", AFTER) + STEPS + (WARM,) + WAKE_PARTS + EXPORTED
 now_ns = time.monotonic_ns  # CLOCK_MONOTONIC, the clock of pts_ns
 
 
@@ -50,7 +53,7 @@ class Samples:
             self.v[k].append(x)
 
     def result(self) -> dict[str, Any]:
-        frames = len(self.v["lat"])
+        frames = max(0, self.seen - WARMUP)
         cpu = time.process_time() - self.cpu0 if self.cpu0 is not None else 0.0
         return {"frames": frames, "cpu_us": cpu * 1e6 / frames if frames else 0.0, **self.v}
 

@@ -121,7 +121,7 @@ class Exportable {
 };
 
 // A DLPack source taken from a producer object (consumer side). Owns the managed tensor and calls
-// its deleter when destroyed.
+// its deleter when destroyed; a torch.Tensor read through torch's C shim is held instead.
 class ImportedTensor {
  public:
   // obj: an object with __dlpack__/__dlpack_device__, or a raw "dltensor" capsule. For CUDA
@@ -135,6 +135,8 @@ class ImportedTensor {
  private:
   DLManagedTensor* legacy_ = nullptr;
   DLManagedTensorVersioned* versioned_ = nullptr;
+  PyObject* owner_ = nullptr;  // a torch.Tensor read in place (view_), a strong reference
+  DLTensor view_{};
   const DLTensor* tensor_ = nullptr;
 };
 

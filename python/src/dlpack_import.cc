@@ -1,5 +1,5 @@
 // DLPack import: the sources handed to CuframesPublisher.publish, taken from their producers
-// (one __dlpack__ call, or torch's C export for torch tensors).
+// (one __dlpack__ call; torch tensors: read through torch's C shim, or its C export).
 #include <string>
 #include <vector>
 
@@ -55,24 +55,43 @@ bool truthy_call(PyObject* obj, PyObject* name) {
 
 // publish()'s shortcut for torch tensors. torch.Tensor.__dlpack__ is Python: its checks, two
 // torch.cuda.Stream objects and their comparison, an event made per call when the streams
-// differ. Here torch's C export (torch._C._to_dlpack) is called directly and the stream ordering
-// is the same as __dlpack__(stream=) gives: the copy's stream waits for torch's current stream
+// differ. Here the tensor is read through torch's C shim (torch_tensor_view: no export at all),
+// or else exported by torch's C export (torch._C._to_dlpack), and the stream ordering is the
+// same as __dlpack__(stream=) gives: the copy's stream waits for torch's current stream
 // (torch._C._cuda_getCurrentRawStream) through a cached event, and nothing when they are one.
-// The capsule of a torch.Tensor, ordered as __dlpack__(stream=) would order it; a null object
-// when the protocol must be taken (not a plain torch.Tensor, a tensor torch refuses to export, a
-// CUDA tensor without the current-stream lookup or without CUDA here).
-py::object torch_capsule(const py::handle& obj, uintptr_t stream) {
+enum class TorchImport {
+  kProtocol,  // not a plain torch.Tensor, one torch refuses to export, a CUDA tensor without the
+              // current-stream lookup or without CUDA here: __dlpack__ is asked
+  kView,      // *view filled through the shim
+  kCapsule,   // *cap: torch's C export
+};
+TorchImport torch_import(const py::handle& obj, uintptr_t stream, DLTensor* view, py::object* cap) {
   const TorchEntry* t = torch_entry();
   if (t == nullptr || reinterpret_cast<PyObject*>(Py_TYPE(obj.ptr())) != t->tensor_type) {
-    return py::object();
+    return TorchImport::kProtocol;
   }
-  // __dlpack__ refuses these (their values are not what the memory holds): its error, then.
-  if (truthy_call(obj.ptr(), t->is_neg) || truthy_call(obj.ptr(), t->is_conj)) return py::object();
-  py::object cap = steal_or_throw(PyObject_CallOneArg(t->to_dlpack, obj.ptr()));
-  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap.ptr(), kLegacyName));
-  if (m == nullptr) throw py::error_already_set();
-  const DLDevice d = m->dl_tensor.device;
-  if (d.device_type != kDLCUDA) return cap;  // host memory: nothing to order
+  // A lazy negation's memory does not hold its values, and torch exports that memory as it is
+  // (__dlpack__ and the C export alike): the frame would be wrong, so it is refused here.
+  if (torch_is_neg(t, obj.ptr())) {
+    throw_status(CUFRAMES_ERR_INVALID_ARGUMENT,
+                 "the source tensor has its negative bit set (a lazy negation): its memory does "
+                 "not hold its values; publish tensor.resolve_neg()");
+  }
+  TorchImport how = TorchImport::kView;
+  DLDevice d{};
+  if (torch_tensor_view(obj.ptr(), view)) {
+    d = view->device;
+  } else {
+    // __dlpack__ refuses a conjugate view (set on complex tensors only, which the shim's view
+    // never takes): its error, then
+    if (truthy_call(obj.ptr(), t->is_conj)) return TorchImport::kProtocol;
+    *cap = steal_or_throw(PyObject_CallOneArg(t->to_dlpack, obj.ptr()));
+    auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap->ptr(), kLegacyName));
+    if (m == nullptr) throw py::error_already_set();
+    d = m->dl_tensor.device;
+    how = TorchImport::kCapsule;
+  }
+  if (d.device_type != kDLCUDA) return how;  // host memory: nothing to order
 #ifdef CUFRAMES_WITH_CUDA
   if (t->current_stream != nullptr) {
     const uintptr_t current = torch_current_stream(t, d.device_id);
@@ -82,10 +101,11 @@ py::object torch_capsule(const py::handle& obj, uintptr_t stream) {
       throw_status(CUFRAMES_ERR_DEVICE_LOST,
                    cuda_message(e, "ordering the copy after torch's current stream"));
     }
-    return cap;
+    return how;
   }
 #endif
-  return py::object();  // the unconsumed capsule frees itself; the protocol is asked instead
+  *cap = py::object();  // an unconsumed capsule frees itself; the protocol is asked instead
+  return TorchImport::kProtocol;
 }
 
 }  // namespace
@@ -94,7 +114,12 @@ ImportedTensor::ImportedTensor(const py::handle& obj, uintptr_t stream) {
   py::object cap;
   if (PyCapsule_CheckExact(obj.ptr())) {
     cap = py::reinterpret_borrow<py::object>(obj);
-  } else if (cap = torch_capsule(obj, stream); cap) {
+  } else if (const TorchImport how = torch_import(obj, stream, &view_, &cap);
+             how == TorchImport::kView) {
+    owner_ = obj.inc_ref().ptr();  // the tensor the view borrows from, alive until released
+    tensor_ = &view_;
+    return;
+  } else if (how == TorchImport::kCapsule) {
     // torch's own export, ordered on `stream`
   } else {
     const DlpackCallNames& n = call_names();
@@ -170,6 +195,7 @@ ImportedTensor::ImportedTensor(const py::handle& obj, uintptr_t stream) {
 }
 
 ImportedTensor::~ImportedTensor() {
+  Py_XDECREF(owner_);
   if (versioned_ != nullptr && versioned_->deleter != nullptr) versioned_->deleter(versioned_);
   if (legacy_ != nullptr && legacy_->deleter != nullptr) legacy_->deleter(legacy_);
 }

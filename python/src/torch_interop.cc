@@ -6,7 +6,9 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "owned_memory.h"
 
@@ -34,6 +36,41 @@ struct Native {
 };
 Native g_native;
 bool g_native_on = true;  // _torch_native(False): the Python calls only (benchmarks compare)
+
+// publish()'s read of a torch.Tensor: its data pointer, shape, strides, dtype and device from
+// torch's AOTI shim (extern "C", in libtorch_cpu), given the at::Tensor inside the Python object
+// (an AtenTensorHandle is an at::Tensor*). That saves torch._C._to_dlpack (its argument parser,
+// a heap-allocated DLManagedTensor, a capsule and its deleter): most of publish()'s own cost on
+// a frame after a wait. Where the at::Tensor sits in a torch.Tensor object differs between torch
+// versions (a c10::MaybeOwned in some, a plain at::Tensor in others), so it is found, never
+// assumed: the TensorImpl pointer of a probe tensor, read from a handle torch allocates for it
+// (torch._C._aoti.unsafe_alloc_void_ptr_from_tensor), is looked for among the object's first
+// words, and the shim's answers through that offset must match the probes' Python attributes.
+// Where anything is missing or differs, publish() takes torch's C export as before.
+struct TensorShim {
+  using Handle = void*;  // AtenTensorHandle
+  using PtrFn = int32_t (*)(Handle, void**);
+  using I64Fn = int32_t (*)(Handle, int64_t*);
+  using ArrayFn = int32_t (*)(Handle, int64_t**);
+  using I32Fn = int32_t (*)(Handle, int32_t*);
+  using CodeFn = int32_t (*)();
+  using DeleteFn = int32_t (*)(Handle);
+  PtrFn data_ptr = nullptr;
+  I64Fn dim = nullptr;
+  ArrayFn sizes = nullptr, strides = nullptr;
+  I32Fn dtype = nullptr, device_type = nullptr, device_index = nullptr, layout = nullptr;
+  DeleteFn free_handle = nullptr;
+  // torch's codes for what publish() takes (-1: not in this torch)
+  int32_t u8 = -1, i8 = -1, u16 = -1, i16 = -1, cpu = -1, cuda = -1, strided = -1;
+  size_t offset = 0;  // of the at::Tensor in a torch.Tensor object; 0 until checked
+};
+TensorShim g_shim;
+bool g_view_on = true;  // _torch_view(False): torch's C export (benchmarks compare)
+
+// The shim in use: found, its offset checked, and _torch_view on; else null.
+const TensorShim* native_tensor() {
+  return g_view_on && g_shim.offset != 0 ? &g_shim : nullptr;
+}
 
 // The C functions in use: found, their first answer agreed, and _torch_native on; else null.
 Native::StreamFn native_stream() {
@@ -66,6 +103,133 @@ void find_native(PyObject* torch) {
       loaded_symbol(dir, "libtorch_cuda.so", "aoti_torch_get_current_cuda_stream"));
   g_native.inference = reinterpret_cast<Native::InferenceFn>(
       loaded_symbol(dir, "libc10.so", "_ZN3c1013InferenceMode10is_enabledEv"));
+  const auto fn = [&](const char* name) { return loaded_symbol(dir, "libtorch_cpu.so", name); };
+  const auto code = [&](const char* name) {
+    auto f = reinterpret_cast<TensorShim::CodeFn>(fn(name));
+    return f != nullptr ? f() : -1;
+  };
+  TensorShim& s = g_shim;
+  s.data_ptr = reinterpret_cast<TensorShim::PtrFn>(fn("aoti_torch_get_data_ptr"));
+  s.dim = reinterpret_cast<TensorShim::I64Fn>(fn("aoti_torch_get_dim"));
+  s.sizes = reinterpret_cast<TensorShim::ArrayFn>(fn("aoti_torch_get_sizes"));
+  s.strides = reinterpret_cast<TensorShim::ArrayFn>(fn("aoti_torch_get_strides"));
+  s.dtype = reinterpret_cast<TensorShim::I32Fn>(fn("aoti_torch_get_dtype"));
+  s.device_type = reinterpret_cast<TensorShim::I32Fn>(fn("aoti_torch_get_device_type"));
+  s.device_index = reinterpret_cast<TensorShim::I32Fn>(fn("aoti_torch_get_device_index"));
+  s.layout = reinterpret_cast<TensorShim::I32Fn>(fn("aoti_torch_get_layout"));
+  s.free_handle = reinterpret_cast<TensorShim::DeleteFn>(fn("aoti_torch_delete_tensor_object"));
+  s.u8 = code("aoti_torch_dtype_uint8");
+  s.i8 = code("aoti_torch_dtype_int8");
+  s.u16 = code("aoti_torch_dtype_uint16");
+  s.i16 = code("aoti_torch_dtype_int16");
+  s.cpu = code("aoti_torch_device_type_cpu");
+  s.cuda = code("aoti_torch_device_type_cuda");
+  s.strided = code("aoti_torch_layout_strided");
+}
+
+// The DLPack dtype and device of a tensor through the shim; false for what publish() never
+// takes (torch's export then names it in the error).
+bool shim_dtype_device(const TensorShim& s, TensorShim::Handle h, DLDataType* dt, DLDevice* d) {
+  int32_t dtype = -1, dev = -1, layout = -1;
+  if (s.layout(h, &layout) != 0 || layout != s.strided || s.dtype(h, &dtype) != 0 ||
+      s.device_type(h, &dev) != 0) {
+    return false;
+  }
+  if (dtype == s.u8 || dtype == s.i8) {
+    *dt = {static_cast<uint8_t>(dtype == s.u8 ? kDLUInt : kDLInt), 8, 1};
+  } else if (dtype == s.u16 || dtype == s.i16) {
+    *dt = {static_cast<uint8_t>(dtype == s.u16 ? kDLUInt : kDLInt), 16, 1};
+  } else {
+    return false;
+  }
+  if (dev == s.cpu) {
+    *d = {kDLCPU, 0};
+    return true;
+  }
+  int32_t index = -1;
+  if (dev != s.cuda || s.device_index(h, &index) != 0) return false;
+  *d = {kDLCUDA, index};
+  return true;
+}
+
+bool shim_view(const TensorShim& s, PyObject* obj, DLTensor* out) {
+  TensorShim::Handle h = reinterpret_cast<char*>(obj) + s.offset;
+  int64_t ndim = 0;
+  int64_t* sizes = nullptr;
+  int64_t* strides = nullptr;
+  void* data = nullptr;
+  if (!shim_dtype_device(s, h, &out->dtype, &out->device) || s.dim(h, &ndim) != 0 ||
+      s.sizes(h, &sizes) != 0 || s.strides(h, &strides) != 0 || s.data_ptr(h, &data) != 0) {
+    return false;
+  }
+  out->data = data;
+  out->ndim = static_cast<int32_t>(ndim);
+  out->shape = sizes;
+  out->strides = strides;
+  out->byte_offset = 0;
+  return true;
+}
+
+// The at::Tensor's offset in probe's object, or 0: the first word after the object header that
+// holds the probe's TensorImpl pointer (the at::Tensor's only member).
+size_t find_tensor_offset(const TensorShim& s, const py::module_& torch, PyObject* probe) {
+  py::object cap =
+      torch.attr("_C").attr("_aoti").attr("unsafe_alloc_void_ptr_from_tensor")(py::handle(probe));
+  void* handle = PyCapsule_GetPointer(cap.ptr(), PyCapsule_GetName(cap.ptr()));
+  if (handle == nullptr) throw py::error_already_set();
+  void* impl = *static_cast<void**>(handle);  // a new at::Tensor of the same TensorImpl
+  s.free_handle(handle);
+  const auto size = static_cast<size_t>(Py_TYPE(probe)->tp_basicsize);
+  for (size_t off = sizeof(PyObject); off + sizeof(void*) <= size; off += sizeof(void*)) {
+    void* word = nullptr;
+    std::memcpy(&word, reinterpret_cast<const char*>(probe) + off, sizeof word);
+    if (word == impl) return off;
+  }
+  return 0;
+}
+
+// Whether the shim's view of t (through offset) is what t's Python attributes say.
+bool shim_agrees(const TensorShim& s, const py::object& t, int32_t dtype_code) {
+  DLTensor v{};
+  if (!shim_view(s, t.ptr(), &v)) return false;
+  int32_t dtype = -1;
+  s.dtype(reinterpret_cast<char*>(t.ptr()) + s.offset, &dtype);
+  const auto shape = py::cast<std::vector<int64_t>>(t.attr("shape"));
+  const auto strides = py::cast<std::vector<int64_t>>(t.attr("stride")());
+  if (dtype != dtype_code || v.device.device_type != kDLCPU ||
+      reinterpret_cast<uintptr_t>(v.data) != py::cast<uintptr_t>(t.attr("data_ptr")()) ||
+      static_cast<size_t>(v.ndim) != shape.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (v.shape[i] != shape[i] || v.strides[i] != strides[i]) return false;
+  }
+  return true;
+}
+
+// Finds the at::Tensor's offset and checks the shim through it on two views (an offset into
+// their storage, rows strided, two dtypes); g_shim.offset stays 0 where anything is amiss.
+void check_shim(const py::module_& torch) {
+  TensorShim& s = g_shim;
+  if (s.data_ptr == nullptr || s.dim == nullptr || s.sizes == nullptr || s.strides == nullptr ||
+      s.dtype == nullptr || s.device_type == nullptr || s.device_index == nullptr ||
+      s.layout == nullptr || s.free_handle == nullptr || s.u8 < 0 || s.i16 < 0 || s.cpu < 0 ||
+      s.strided < 0) {
+    return;
+  }
+  try {
+    const py::object base = torch.attr("arange")(48).attr("reshape")(6, 8);
+    const py::object a = base.attr("to")(torch.attr("uint8"))[py::make_tuple(
+        py::slice(1, 5, 1), py::slice(2, 7, 1))];  // (4, 5), strides (8, 1), 10 bytes in
+    const py::object b = base.attr("to")(torch.attr("int16"))[py::make_tuple(
+        py::slice(2, 6, 2), py::slice(1, 8, 1))];  // (2, 7), strides (16, 1), 17 samples in
+    const size_t off = find_tensor_offset(s, torch, a.ptr());
+    if (off == 0) return;
+    s.offset = off;
+    if (!shim_agrees(s, a, s.u8) || !shim_agrees(s, b, s.i16)) s.offset = 0;
+  } catch (py::error_already_set&) {
+    s.offset = 0;  // e.g. a torch without torch._C._aoti: the export, as before
+  }
 }
 
 TorchEntry* lookup() {
@@ -94,7 +258,17 @@ TorchEntry* lookup() {
     t->inference_mode = inference;
     t->is_neg = PyUnicode_InternFromString("is_neg");
     t->is_conj = PyUnicode_InternFromString("is_conj");
+    // the method descriptor torch's C type defines, called as CPython would, minus the lookup
+    PyObject* neg = PyObject_GetAttr(tensor, t->is_neg);
+    if (neg != nullptr && Py_IS_TYPE(neg, &PyMethodDescr_Type)) {
+      const PyMethodDef* def = reinterpret_cast<PyMethodDescrObject*>(neg)->d_method;
+      const int kinds = METH_VARARGS | METH_KEYWORDS | METH_NOARGS | METH_O | METH_FASTCALL;
+      if ((def->ml_flags & kinds) == METH_NOARGS) t->is_neg_c = def->ml_meth;
+    }
+    Py_XDECREF(neg);
+    PyErr_Clear();
     find_native(torch);
+    check_shim(py::reinterpret_borrow<py::module_>(torch));
     return t;
   }
   Py_XDECREF(tensor);
@@ -252,6 +426,21 @@ uintptr_t torch_current_stream(const TorchEntry* t, int device) {
   return raw;
 }
 
+bool torch_is_neg(const TorchEntry* t, PyObject* tensor) {
+  PyObject* r = t->is_neg_c != nullptr && g_view_on ? t->is_neg_c(tensor, nullptr)
+                                                    : PyObject_CallMethodNoArgs(tensor, t->is_neg);
+  if (r == nullptr) throw py::error_already_set();
+  const int v = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  if (v < 0) throw py::error_already_set();
+  return v != 0;
+}
+
+bool torch_tensor_view(PyObject* obj, DLTensor* out) {
+  const TensorShim* s = native_tensor();
+  return s != nullptr && shim_view(*s, obj, out);
+}
+
 void torch_warm(int device) {
   if (Native::StreamFn f = native_stream()) {
     void* s = nullptr;
@@ -282,14 +471,21 @@ void register_torch_interop(py::module_& m) {
              "torch's current stream and inference mode asked of its C functions (on by default, "
              "once each has agreed with torch's Python binding). False: the Python bindings. For "
              "benchmarks and tests.");
+  def_switch(m, "_torch_view", &g_view_on,
+             "publish() reads a torch.Tensor through torch's C shim (on by default, where the "
+             "shim is found and agreed with the tensor's Python attributes): no DLPack export. "
+             "False: torch's C export (torch._C._to_dlpack), as before. For benchmarks and tests.");
   m.def(
       "_torch_native_used",
       [] {
-        return std::make_pair(g_native.stream != nullptr && g_native.stream_checked,
-                              g_native.inference != nullptr && g_native.inference_checked);
+        return std::make_tuple(g_native.stream != nullptr && g_native.stream_checked,
+                               g_native.inference != nullptr && g_native.inference_checked,
+                               g_shim.offset != 0);
       },
-      "(stream, inference_mode): whether each query has been found in torch's libraries and "
-      "agreed with torch's Python binding (then used while _torch_native() is on). For tests.");
+      "(stream, inference_mode, tensor): whether each query has been found in torch's libraries "
+      "and agreed with torch's Python binding (then used while _torch_native() is on); tensor: "
+      "publish()'s read of a torch.Tensor through torch's C shim (used while _torch_view() is "
+      "on). For tests.");
 }
 
 }  // namespace cfpy

@@ -17,9 +17,14 @@ struct TorchEntry {
   PyObject* from_dlpack = nullptr;  // torch._C._from_dlpack (absent: .torch() takes the protocol)
   PyObject* current_stream = nullptr;  // torch._C._cuda_getCurrentRawStream(device) -> int
   PyObject* inference_mode = nullptr;  // torch._C.is_inference_mode_enabled() -> bool
-  PyObject* is_neg = nullptr;
+  PyObject* is_neg = nullptr;          // the methods' names
   PyObject* is_conj = nullptr;
+  PyCFunction is_neg_c = nullptr;  // torch.Tensor.is_neg's C function (METH_NOARGS), or null
 };
+
+// tensor.is_neg() (tensor: exactly torch.Tensor): its C function called directly where torch
+// defines it so, else the method. Throws the Python error.
+bool torch_is_neg(const TorchEntry* t, PyObject* tensor);
 
 // torch's entry points; null when torch is not imported, lacks them (another torch), or the
 // shortcut is off (_torch_fast_path(False): benchmarks and tests compare against the protocol).
@@ -72,12 +77,19 @@ int torch_inference_mode(const TorchEntry* t);
 // (0: the legacy default stream); t->current_stream not null. Throws the Python error.
 uintptr_t torch_current_stream(const TorchEntry* t, int device);
 
+// publish()'s view of a torch.Tensor (obj: exactly that type) through torch's C shim, without
+// its DLPack export: data pointer, dtype, device, shape and strides (borrowed from the tensor:
+// valid while it lives unchanged). False where the shim is not in use (not found, not checked,
+// _torch_view(False)) or for what publish() does not take (not strided, a dtype other than
+// [u]int8/[u]int16, a device other than CPU and CUDA): torch's export then. Never calls Python.
+bool torch_tensor_view(PyObject* obj, DLTensor* out);
+
 // Asks torch's C functions (where they are in use) for the current stream on device and the
 // inference mode, and drops the answers: warms what .torch() will ask (spin windows,
 // subscriber.cc). Never calls Python, never fails.
 void torch_warm(int device);
 
-// Registers _torch_fast_path, _torch_native and _torch_native_used.
+// Registers _torch_fast_path, _torch_native, _torch_view and _torch_native_used.
 void register_torch_interop(py::module_& m);
 
 }  // namespace cfpy

@@ -394,6 +394,88 @@ def run_with_torch(template: str, key: str, runtime_dir: str) -> None:
     assert r.stdout.startswith("ok "), r.stdout
 
 
+TORCH_PUBLISH = """
+import sys
+sys.path.insert(0, {helpers!r})
+import numpy as np, torch
+import cuframes
+from helpers import make_frame
+PF = cuframes.PixelFormat
+C = cuframes._cuframes
+w, h = 1366, 768
+# what the shim's check needs (torch >= 2.4; Debian 12's 1.13 takes the C export)
+shim = hasattr(getattr(torch._C, "_aoti", None), "unsafe_alloc_void_ptr_from_tensor")
+tag = 0
+for fast, view in ((True, True), (True, False), (False, True)):
+    C._torch_fast_path(fast)
+    C._torch_view(view)
+    key = "{key}-%d%d" % (fast, view)
+    with cuframes.publish(key, w, h, memory="host", runtime_dir={dir!r}) as pub, \
+         cuframes.publish(key + "-p010", 640, 360, PF.P010, memory="host",
+                          runtime_dir={dir!r}) as pub10, \
+         cuframes.subscribe(key, mode=cuframes.SubscriberMode.STRICT_ORDER,
+                            connect_timeout_ms=5000, runtime_dir={dir!r}) as sub, \
+         cuframes.subscribe(key + "-p010", mode=cuframes.SubscriberMode.STRICT_ORDER,
+                            connect_timeout_ms=5000, runtime_dir={dir!r}) as sub10:
+        def sources(t):
+            whole = torch.from_numpy(make_frame(PF.NV12, w, h, t))
+            wide = torch.zeros((h * 3 // 2 + 3, w + 50), dtype=torch.uint8)
+            wide[2:2 + h * 3 // 2, 7:7 + w] = whole  # a view with an offset and a row stride
+            yield whole, whole
+            yield wide[2:2 + h * 3 // 2, 7:7 + w], whole
+            yield (whole[:h].clone(), wide[2 + h:2 + h * 3 // 2, 7:7 + w]), whole
+            yield whole.view(torch.int8), whole
+        for src, want in sources(tag):
+            refs = [sys.getrefcount(s) for s in (src if isinstance(src, tuple) else (src,))]
+            tag += 1
+            assert pub.publish(src, tag) > 0
+            assert refs == [sys.getrefcount(s) for s in (src if isinstance(src, tuple) else (src,))]
+            with sub.next_frame(timeout_ms=5000) as frame:
+                assert frame.pts_ns == tag
+                assert torch.equal(torch.from_dlpack(frame.yuv), want), (fast, view, tag)
+        p010 = torch.from_numpy(make_frame(PF.P010, 640, 360, 9).view(np.int16))
+        for src in (p010, p010.view(torch.uint16)) if hasattr(torch, "uint16") else (p010,):
+            pub10.publish(src, 9)
+            with sub10.next_frame(timeout_ms=5000) as frame:
+                got = np.from_dlpack(frame.yuv)
+                assert np.array_equal(got, make_frame(PF.P010, 640, 360, 9))
+        # what publish() refuses, nothing published, the source's references given back
+        whole = torch.from_numpy(make_frame(PF.NV12, w, h, 1))
+        before = pub.stats()["published"]
+        bad = [(whole.float(), "float"), (whole[:, ::2], "shape"),
+               (torch.zeros((h * 3 // 2, w), dtype=torch.int32), "32-bit"),
+               (whole.t().contiguous().t(), "strides[1] == 1"),
+               (torch.zeros((h * 3 // 2, w, 1), dtype=torch.uint8), "3 dimensions")]
+        if fast:  # torch exports a lazy negation's memory as it is: refused on cuframes' path
+            bad.append((torch._neg_view(whole), "negative bit"))
+        for src, what in bad:
+            n = sys.getrefcount(src)
+            try:
+                pub.publish(src, 1)
+                raise AssertionError("published: " + what)
+            except cuframes.CuframesInvalidArgument as e:
+                assert what in str(e), (what, str(e))
+            assert sys.getrefcount(src) == n, what
+        assert pub.stats()["published"] == before
+C._torch_fast_path(True)
+C._torch_view(True)
+assert C._torch_native_used()[2] == shim, torch.__version__
+print("ok", torch.__version__)
+"""
+
+
+def test_publish_torch_tensors_on_host_rings(runtime_dir: str, key: str) -> None:
+    """publish() of torch tensors with a real PyTorch: read through torch's C shim (torch >= 2.4,
+    the default), through torch's C export (_torch_view(False), and torches without the shim)
+    and through __dlpack__ (_torch_fast_path(False)), the frames exact for a whole frame, a view
+    with an offset and a row stride, a (Y, UV) pair, int8, and int16/uint16 for P010; what it
+    refuses (dtype, shape, strides, dimensions, a lazy negation), nothing published then and
+    no reference kept. Runs in CUFRAMES_TORCH_PYTHON (or this interpreter) where it imports
+    torch; CI has none, so the GPU machine's twin (cuda tensors) is
+    tests/python/gpu/test_gpu_fast_path.py::test_publish_reads_torch_tensors_in_place."""
+    run_with_torch(TORCH_PUBLISH, key, runtime_dir)
+
+
 TORCH_AHEAD = """
 import sys
 sys.path.insert(0, {helpers!r})

@@ -101,6 +101,61 @@ def test_publish_waits_for_the_producers_stream(runtime_dir: str, key: str,
                 del got
 
 
+@pytest.mark.parametrize("view", [True, False])
+def test_publish_reads_torch_tensors_in_place(runtime_dir: str, key: str, view: bool) -> None:
+    """publish() of CUDA tensors through torch's C shim (view, the default; torch >= 2.4) and
+    through torch's C export (_torch_view(False)): a whole frame, a view with an offset and a
+    row stride, a (Y, UV) pair and int16 into P010, each copied on a busy current stream after
+    the work queued there; a lazy negation refused; no reference kept. The twin of
+    tests/python/test_fast_path.py::test_publish_torch_tensors_on_host_rings."""
+    import sys
+
+    cuframes._cuframes._torch_view(view)
+    w, h = 640, 360
+    try:
+        with cuframes.publish(key, w, h, memory="cuda") as pub, \
+             cuframes.publish(key + "-10", w, h, PF.P010, memory="cuda") as pub10, \
+             cuframes.subscribe(key, mode=Mode.STRICT_ORDER, connect_timeout_ms=5000) as sub, \
+             cuframes.subscribe(key + "-10", connect_timeout_ms=5000) as sub10:
+            s = torch.cuda.Stream()
+            whole = torch.from_numpy(make_frame(PF.NV12, w, h, 3)).cuda()
+            wide = torch.zeros((h * 3 // 2 + 3, w + 50), dtype=torch.uint8, device="cuda")
+            strided = wide[2:2 + h * 3 // 2, 7:7 + w]
+            pair = (torch.empty_like(whole[:h]), strided[h:])
+            torch.cuda.synchronize()
+            for tag, src in enumerate((whole, strided, pair), start=1):
+                with torch.cuda.stream(s):
+                    torch.cuda._sleep(100_000_000)  # the writes below wait ~50 ms on s
+                    want = torch.from_numpy(make_frame(PF.NV12, w, h, tag)).cuda()
+                    if src is strided:
+                        strided.copy_(want)
+                    elif src is pair:
+                        pair[0].copy_(want[:h])
+                        pair[1].copy_(want[h:])
+                    else:
+                        whole.copy_(want)
+                    parts = src if isinstance(src, tuple) else (src,)
+                    refs = [sys.getrefcount(t) for t in parts]
+                    pub.publish(src, tag)
+                    assert refs == [sys.getrefcount(t) for t in parts], tag
+                with sub.next_frame(timeout_ms=5000) as frame:
+                    assert frame.pts_ns == tag
+                    got = torch.from_dlpack(frame.yuv)
+                    assert torch.equal(got, want), tag
+                    del got
+            p010 = torch.from_numpy(make_frame(PF.P010, w, h, 9).view(np.int16)).cuda()
+            pub10.publish(p010, 9)
+            with sub10.next_frame(timeout_ms=5000) as frame:
+                assert bool((torch.from_dlpack(frame.yuv).view(torch.int16) == p010).all())
+            before = pub.stats()["published"]
+            with pytest.raises(cuframes.CuframesInvalidArgument, match="negative bit"):
+                pub.publish(torch._neg_view(whole), 5)
+            assert pub.stats()["published"] == before
+        assert cuframes._cuframes._torch_native_used()[2], torch.__version__
+    finally:
+        cuframes._cuframes._torch_view(True)
+
+
 def test_spin_us_on_a_cuda_ring(runtime_dir: str, key: str) -> None:
     """spin_us from Python on a cuda ring: every paced frame arrives intact."""
     w, h = 1366, 768
