@@ -38,7 +38,7 @@ stream.synchronize()), release (the tensor dropped, frame.release()). The wake s
 arms, a line under the table: _wake_probe): publication to the core's wait ending, then to the
 GIL held again, then to next_frame() returned in Python (the clock read that ends it included).
 The publish split (cuframes arms, the publish(tensor) calls: _publish_probe): the call to
-publish() entered, then to the core's call (the tensor exported, the GIL given up, the lock
+publish() entered, then to the core's call (the tensor read, the GIL given up, the lock
 taken), the core's call, and back in Python. CPU: each subscriber's process CPU time per
 frame (every thread), median over subscribers and rounds. Arms round-robin (the first one
 rotating), --rounds rounds; figures over all samples (each subscriber's first 10 frames of an

@@ -175,7 +175,10 @@ bool shim_view(const TensorShim& s, PyObject* obj, DLTensor* out) {
 size_t find_tensor_offset(const TensorShim& s, const py::module_& torch, PyObject* probe) {
   py::object cap =
       torch.attr("_C").attr("_aoti").attr("unsafe_alloc_void_ptr_from_tensor")(py::handle(probe));
-  void* handle = PyCapsule_GetPointer(cap.ptr(), PyCapsule_GetName(cap.ptr()));
+  // a capsule of the pointer (pybind11's void*), or an int in torches that give one
+  void* handle = PyLong_Check(cap.ptr())
+                     ? PyLong_AsVoidPtr(cap.ptr())
+                     : PyCapsule_GetPointer(cap.ptr(), PyCapsule_GetName(cap.ptr()));
   if (handle == nullptr) throw py::error_already_set();
   void* impl = *static_cast<void**>(handle);  // a new at::Tensor of the same TensorImpl
   s.free_handle(handle);
