@@ -471,7 +471,9 @@ has_topics() {  # has_topics REGEX...: every REGEX matches a topic of the retain
   local all r
   all=$(mqtt_retained '#') || { printf '%s\n' "$all"; return 1; }
   for r in "$@"; do
-    printf '%s\n' "$all" | grep -Eq "^$r " || { echo "no topic /$r/ in: $(printf '%s\n' "$all" | cut -d' ' -f1 | tr '\n' ' ')"; return 1; }
+    # a here-string, not a pipe: grep -q stops at the first match, and under pipefail the writer
+    # of a long input (a retained snapshot's JPEG) would fail on the closed pipe
+    grep -Eq "^$r " <<<"$all" || { echo "no topic /$r/ in: $(cut -d' ' -f1 <<<"$all" | tr '\n' ' ')"; return 1; }
   done
   printf '%s\n' "$all"
 }
@@ -483,7 +485,7 @@ wait_for 60 "discovery and states on the broker" has_topics \
   "$BASE_TOPIC/status" "$BASE_TOPIC/$CAM/state" "$BASE_TOPIC/ci-clip/state" \
   "cuframes/detector/detector/$CAM" "cuframes/detector/detector/ci-clip"
 all=$LAST
-ok "$(printf '%s\n' "$all" | grep -c "^$DISCOVERY/") discovery configs, e.g. $(printf '%s\n' "$all" | grep -E "^$DISCOVERY/binary_sensor/" | head -1 | cut -c1-160)..."
+ok "$(grep -c "^$DISCOVERY/" <<<"$all") discovery configs, e.g. $(grep -E -m1 "^$DISCOVERY/binary_sensor/" <<<"$all" | cut -c1-160)..."
 [ "$(payload "$BASE_TOPIC/status" | tr -d ' ')" = online ] || fail "$BASE_TOPIC/status: $(payload "$BASE_TOPIC/status")"
 for cam in "$CAM" ci-clip; do
   state=$(payload "$BASE_TOPIC/$cam/state")
