@@ -8,6 +8,8 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               frame.torch() takes the tensor next_frame() made ahead for the frame's slot;
   cuframes-spin-cold  cuframes-spin without the warm-up when a spin window opens
               (_spin_warm(False)): its GIL and frame object as cold as the sleep left them;
+  cuframes-warm  cuframes, sleeping, with warm_us=300 (--warm-us): woken once before each
+              expected frame to warm up, then asleep again until the frame comes;
   cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
               plane when asked (torch's C import);
   cuframes-torchsync  the same as cuframes, synchronised with torch's stream.synchronize()
@@ -47,7 +49,7 @@ cuframes_bench pins.
 
     python3 bench/python_bench.py [--rounds 3] [--seconds 1.5] [--sizes 1080p,4k] [--subs 1,4]
         [--memory cuda|host] [--c-bench build/bench/cuframes_bench] [--budget 270 (s)]
-        [--warm-import] [--arms cuframes,cuframes-spin,...]
+        [--warm-import] [--warm-us 300] [--arms cuframes,cuframes-spin,...]
 
 --memory host (the default without CUDA): the host-memory twin, anywhere (host rings read with
 numpy, shm without H2D, cuframes_bench's host path; torch-ipc skipped). Needs numpy and cuframes,
@@ -124,7 +126,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     cuframes._cuframes._spin_warm(p["spin_warm"])
     with cuframes.subscribe(p["key"], consumer_name=f"bench-{index}", connect_timeout_ms=10000,
                             consumer_stream=consumer, runtime_dir=p["dir"],
-                            spin_us=p["spin_us"]) as sub:
+                            spin_us=p["spin_us"], warm_us=p["warm_us"]) as sub:
         results.put(("ready", index, None))
         while True:
             try:
@@ -165,7 +167,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     return {**s.result(), "taken": taken, "seen": s.seen}
 
 
-EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes,
+EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "cuframes-warm": ep_cuframes,
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
             "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
             "cuframes-spin-cold": ep_cuframes,
@@ -323,6 +325,7 @@ class Bench:
         p: dict[str, Any] = {"dir": self.dir, "key": f"bench-{size}", "rows": rows, "width": w,
                              "spin_us": self.args.spin_us if arm.startswith("cuframes-spin")
                              else 0, "spin_warm": arm != "cuframes-spin-cold",
+                             "warm_us": self.args.warm_us if arm == "cuframes-warm" else 0,
                              "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack",
                              "ahead": arm != "cuframes-fresh",
                              "native": arm != "cuframes-bindings",
@@ -437,6 +440,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="1080p,4k")
     ap.add_argument("--subs", default="1,4")
     ap.add_argument("--spin-us", type=int, default=200)
+    ap.add_argument("--warm-us", type=int, default=300, help="the cuframes-warm arm's warm_us")
     ap.add_argument("--memory", choices=("cuda", "host"), default=None)
     ap.add_argument("--arms", default=None, help="comma-separated subset of the arms")
     ap.add_argument("--warm-import", action="store_true",
@@ -462,7 +466,7 @@ def main() -> int:
             args.memory = "host"
         if args.memory == "host":
             skipped.append("no CUDA device (or no torch): --memory host")
-    arms = ["cuframes", "cuframes-spin", "cuframes-spin-cold"]
+    arms = ["cuframes", "cuframes-warm", "cuframes-spin", "cuframes-spin-cold"]
     if args.memory == "cuda":
         arms += ["cuframes-fresh", "cuframes-torchsync", "cuframes-dlpack", "torch-ipc",
                  "shm-h2d"]
@@ -483,7 +487,8 @@ def main() -> int:
 
     pin(0)
     print(f"python_bench: {args.memory} memory, {args.fps:.0f} fps, {args.seconds} s per "
-          f"episode, {args.rounds} rounds, spin_us {args.spin_us}; arms: {', '.join(arms)}")
+          f"episode, {args.rounds} rounds, spin_us {args.spin_us}, warm_us {args.warm_us}; "
+          f"arms: {', '.join(arms)}")
     for s in skipped:
         print(f"  skipped: {s}")
     sys.stdout.flush()
@@ -606,6 +611,10 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
             if py and c:
                 parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us (<= 25), from "
                              f"the publication {py['after'] - c['after']:+.1f} us")
+            warm = s.get((size, n, "cuframes-warm"))
+            if warm and c:
+                parts.append(f"with warm_us: latency p50 Python - C {warm['p50'] - c['p50']:+.1f}"
+                             f" us, from the publication {warm['after'] - c['after']:+.1f} us")
             if spin and cs and cs is not c:
                 parts.append(f"with spin_us: latency p50 Python - C {spin['p50'] - cs['p50']:+.1f}"
                              f" us, from the publication {spin['after'] - cs['after']:+.1f} us")

@@ -112,6 +112,13 @@ class Subscriber {
   // spin_us: waits for the next frame around its expected arrival. Returns true with *out set
   // when one came; false when the caller should wait normally.
   bool spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* out, Status* st);
+  // warm_us: sleeps until warm_us before the next frame is expected, looks, and calls spin_warm
+  // if there is no frame yet. True with *out or *st set when it found one (or failed); false
+  // when the caller should look again and wait normally.
+  bool warm_before_frame(int64_t deadline, std::unique_ptr<HeldFrame>* out, Status* st);
+  // When the next frame is due on the publisher's beat, as of now: the one after the beat's next
+  // if that was due more than late_ns ago (missed, or the publisher paused).
+  int64_t next_expected(int64_t now, int64_t late_ns) const;
   void callback_loop(const Callback& cb);
   bool on_callback_thread() const;
   Status try_newest(std::unique_ptr<HeldFrame>* out, Got* got);
@@ -130,6 +137,7 @@ class Subscriber {
   // (when frame last_publish_seq_ was due on that beat; one late frame moves it only a quarter
   // of its lateness, so the frame after it, back on the beat, still finds us spinning).
   int64_t spin_ns_ = 0;
+  int64_t warm_ns_ = 0;                 // options.warm_us
   void (*spin_warm_)(void*) = nullptr;  // options.spin_warm, spin_warm_arg
   void* spin_warm_arg_ = nullptr;
   int64_t last_publish_ns_ = 0;

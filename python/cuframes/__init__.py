@@ -157,6 +157,7 @@ def subscribe(
     *,
     runtime_dir: Optional[str] = None,
     spin_us: int = 0,
+    warm_us: int = 0,
 ) -> CuframesSubscriber:
     """Subscribes to ``key``'s publisher and returns a :class:`CuframesSubscriber`.
 
@@ -169,12 +170,17 @@ def subscribe(
     spin_us: 0 (default) sleeps until woken; otherwise next_frame busy-waits from spin_us before
     to spin_us after the next frame's expected arrival (learnt from the publisher's cadence): lower
     latency where waking a sleeping CPU is slow (VMs), for up to 2 * spin_us of CPU per frame.
+    warm_us: 0 (default) or, with spin_us 0, next_frame wakes once warm_us before the next frame
+    is expected, warms up what the frame's handling runs first (the GIL, the frame object, torch's
+    and CUDA's first questions) and sleeps again until the frame comes: lower latency for one more
+    wake-up per frame, without busy-waiting.
 
     Raises CuframesPublisherGone when no publisher appears in time, CuframesProtocolMismatch,
     CuframesShmError (e.g. the subscriber table is full), CuframesDeviceLost (cuda ring, no GPU).
     """
     return CuframesSubscriber(key, consumer_name, mode, cuda_device, connect_timeout_ms,
-                              consumer_stream, runtime_dir=runtime_dir, spin_us=spin_us)
+                              consumer_stream, runtime_dir=runtime_dir, spin_us=spin_us,
+                              warm_us=warm_us)
 
 
 class CuframesBatch(_cuframes._BatchBase):

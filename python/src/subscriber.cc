@@ -72,7 +72,8 @@ class Subscriber {
  public:
   Subscriber(const std::string& key, const std::optional<std::string>& consumer_name,
              const py::object& mode, int cuda_device, int connect_timeout_ms,
-             const py::object& consumer_stream, const py::object& runtime_dir, uint32_t spin_us)
+             const py::object& consumer_stream, const py::object& runtime_dir, uint32_t spin_us,
+             uint32_t warm_us)
       : key_(key), cuda_device_(cuda_device) {
     mode_ = static_cast<cuframes_mode_t>(enum_value(mode, "mode"));
     consumer_stream_ = parse_stream(consumer_stream, "consumer_stream");
@@ -87,6 +88,7 @@ class Subscriber {
     o.cuda_device = cuda_device;
     o.consumer_stream = reinterpret_cast<void*>(consumer_stream_);
     o.spin_us = spin_us;
+    o.warm_us = warm_us;
     o.spin_warm = &Subscriber::spin_warm;
     o.spin_warm_arg = this;
 
@@ -527,12 +529,13 @@ void register_subscriber(py::module_& m) {
   // the per-frame call, without pybind11's dispatcher
   add_raw_method(cls, "next_frame", next_frame_raw, kNextFrameDoc);
   cls.def(py::init<const std::string&, const std::optional<std::string>&, const py::object&, int,
-                   int, const py::object&, const py::object&, uint32_t>(),
+                   int, const py::object&, const py::object&, uint32_t, uint32_t>(),
           py::arg("key"), py::arg("consumer_name") = py::none(),
           py::arg("mode") = subscriber_mode(d.mode), py::arg("cuda_device") = d.cuda_device,
           py::arg("connect_timeout_ms") = d.connect_timeout_ms,
           py::arg("consumer_stream") = reinterpret_cast<uintptr_t>(d.consumer_stream),
-          py::kw_only(), py::arg("runtime_dir") = py::none(), py::arg("spin_us") = d.spin_us)
+          py::kw_only(), py::arg("runtime_dir") = py::none(), py::arg("spin_us") = d.spin_us,
+          py::arg("warm_us") = d.warm_us)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](Subscriber& s, const py::object&, const py::object&, const py::object&) {

@@ -130,50 +130,93 @@ TEST(PubSub, SpinningSubscriberReceivesEveryPacedFrame) {
   EXPECT_EQ(status_of([&] { cuframes::Subscriber bad("cam", o); }), CUFRAMES_ERR_INVALID_ARGUMENT);
 }
 
-// options.spin_warm: called on the waiting thread when a spin window opens with no frame yet;
-// never without spin_us. Frames come through as before.
-TEST(PubSub, SpinWarmRunsOnTheWaitingThreadWhenAWindowOpens) {
-  RuntimeDir dir;
-  auto po = pub_options(dir, 64, 32, 8);
-  po.policy = CUFRAMES_POLICY_STRICT_WAIT;  // a descheduled reader is waited for, not lapped
-  po.wait_timeout_ms = 60000;
-  cuframes::Publisher pub("cam", po);
-  struct Warm {
-    std::atomic<int> calls{0}, elsewhere{0};
-    std::thread::id waiter = std::this_thread::get_id();
-  } spin, sleep;
-  auto hook = [](void* arg) {
-    auto* w = static_cast<Warm*>(arg);
+namespace {
+
+// spin_warm's calls, and how many of them came on another thread than the one waiting.
+struct WarmCalls {
+  std::atomic<int> calls{0}, elsewhere{0};
+  std::thread::id waiter = std::this_thread::get_id();
+  static void hook(void* arg) {
+    auto* w = static_cast<WarmCalls*>(arg);
     if (std::this_thread::get_id() != w->waiter) ++w->elsewhere;
     ++w->calls;
-  };
-  auto o = sub_options(dir, CUFRAMES_MODE_STRICT_ORDER);
-  o.spin_us = 300;
-  o.spin_warm = hook;
-  o.spin_warm_arg = &spin;
-  cuframes::Subscriber spinning("cam", o);
-  o.spin_us = 0;
-  o.spin_warm_arg = &sleep;
-  cuframes::Subscriber sleeping("cam", o);
+  }
+};
+
+// 60 frames published every period_ms (a cadence to learn) on a STRICT_WAIT ring (a descheduled
+// reader is waited for, not lapped): a subscriber with options `mine` reads them on this thread,
+// each frame's pixels checked, one with `other` on another thread; both get every frame. Then
+// after(mine's subscriber), the publisher still there.
+void read_paced(const RuntimeDir& dir, const cuframes::Subscriber::Options& mine,
+                const cuframes::Subscriber::Options& other, int period_ms,
+                const std::function<void(cuframes::Subscriber&)>& after) {
+  auto po = pub_options(dir, 64, 32, 8);
+  po.policy = CUFRAMES_POLICY_STRICT_WAIT;
+  po.wait_timeout_ms = 60000;
+  cuframes::Publisher pub("cam", po);
+  cuframes::Subscriber first("cam", mine);
+  cuframes::Subscriber second("cam", other);
   std::jthread producer([&] {
     for (int i = 0; i < 60; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(4));  // a cadence to learn
+      std::this_thread::sleep_for(std::chrono::milliseconds(period_ms));
       publish_pattern(pub);
     }
   });
-  std::jthread other([&] {
-    for (uint64_t want = 1; want <= 60; ++want) EXPECT_EQ(sleeping.next(60000).info().seq, want);
+  std::jthread reader([&] {
+    for (uint64_t want = 1; want <= 60; ++want) EXPECT_EQ(second.next(60000).info().seq, want);
   });
   for (uint64_t want = 1; want <= 60; ++want) {
-    cuframes::Frame f = spinning.next(60000);
+    cuframes::Frame f = first.next(60000);
     EXPECT_EQ(f.info().seq, want);
     EXPECT_TRUE(cftest::verify_frame(f.info(), want));
   }
   producer.join();
-  other.join();
+  reader.join();
+  after(first);
+}
+
+}  // namespace
+
+// options.spin_warm: called on the waiting thread when a spin window opens with no frame yet;
+// never without spin_us. Frames come through as before.
+TEST(PubSub, SpinWarmRunsOnTheWaitingThreadWhenAWindowOpens) {
+  RuntimeDir dir;
+  WarmCalls spin, sleep;
+  auto o = sub_options(dir, CUFRAMES_MODE_STRICT_ORDER);
+  o.spin_us = 300;
+  o.spin_warm = &WarmCalls::hook;
+  o.spin_warm_arg = &spin;
+  auto sleeping = o;
+  sleeping.spin_us = 0;
+  sleeping.spin_warm_arg = &sleep;
+  read_paced(dir, o, sleeping, 4, [](cuframes::Subscriber&) {});
   EXPECT_GT(spin.calls.load(), 0);  // the windows opened before frames (the cadence learned)
   EXPECT_EQ(spin.elsewhere.load(), 0);
   EXPECT_EQ(sleep.calls.load(), 0);  // no spin_us: no windows
+}
+
+// options.warm_us: a sleeping subscriber wakes before each frame, calls spin_warm on the waiting
+// thread with no frame there yet, and sleeps again until the frame's note; every frame comes
+// through, also to one without spin_warm. warm_us above 10000 is refused.
+TEST(PubSub, WarmUsWakesBeforeTheFrameAndSleepsAgain) {
+  RuntimeDir dir;
+  WarmCalls warm;
+  auto o = sub_options(dir, CUFRAMES_MODE_STRICT_ORDER);
+  o.warm_us = 2000;
+  o.spin_warm = &WarmCalls::hook;
+  o.spin_warm_arg = &warm;
+  auto hookless = o;
+  hookless.spin_warm = nullptr;  // the early wake-up alone
+  read_paced(dir, o, hookless, 5, [](cuframes::Subscriber& sub) {
+    cuframes::Frame none;
+    EXPECT_EQ(sub.try_next(50, &none), CUFRAMES_ERR_FRAME_TIMEOUT);  // and times out as usual
+  });
+  // once per next() call at most, and on most frames once the cadence is known
+  EXPECT_GT(warm.calls.load(), 10);
+  EXPECT_LE(warm.calls.load(), 61);
+  EXPECT_EQ(warm.elsewhere.load(), 0);
+  o.warm_us = 10001;
+  EXPECT_EQ(status_of([&] { cuframes::Subscriber bad("cam", o); }), CUFRAMES_ERR_INVALID_ARGUMENT);
 }
 
 TEST(PubSub, BlockingNextWakesOnPublish) {

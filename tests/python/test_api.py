@@ -97,6 +97,7 @@ def test_subscribe_signature() -> None:
         "consumer_stream": 0,
         "runtime_dir": None,
         "spin_us": 0,
+        "warm_us": 0,
     }
 
 

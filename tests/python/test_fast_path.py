@@ -39,12 +39,14 @@ def test_next_frame_counts_one_timeout_per_call(runtime_dir: str, key: str) -> N
 
 
 def _subscriber_cpu(key: str, spin_us: int, frames: int, period: float,
-                    warm: bool = True) -> tuple[float, int]:
+                    warm: bool = True, warm_us: int = 0) -> tuple[float, int]:
     """CPU time of the thread waiting in next_frame for `frames` frames published every
-    `period` seconds by another thread, and how many spin windows next_frame() warmed up in."""
+    `period` seconds by another thread, and how many times next_frame() warmed up (in a spin
+    window, or woken warm_us before a frame)."""
     cuframes._cuframes._spin_warm(warm)
     with cuframes.publish(key, 64, 32, memory="host") as pub, \
-         cuframes.subscribe(key, connect_timeout_ms=2000, spin_us=spin_us) as sub:
+         cuframes.subscribe(key, connect_timeout_ms=2000, spin_us=spin_us,
+                            warm_us=warm_us) as sub:
         stop = threading.Event()
 
         def produce() -> None:
@@ -81,6 +83,20 @@ def test_spin_us_busy_waits_in_next_frame(runtime_dir: str, key: str) -> None:
     assert warmups > 0 and none == 0, (warmups, none)
     _, cold = _subscriber_cpu(key + "-cold", 5000, 10, 0.025, warm=False)
     assert cold == 0
+
+
+def test_warm_us_warms_up_before_frames_without_spinning(runtime_dir: str, key: str) -> None:
+    """warm_us reaches the core's wait: next_frame() wakes before each expected frame, warms up
+    (the GIL taken back with the producer thread wanting it too) and sleeps again, each frame
+    delivered; it spends a fraction of what spin_us does, and nothing with _spin_warm(False)."""
+    warming, warmups = _subscriber_cpu(key + "-warm", 0, 30, 0.025, warm_us=5000)
+    spinning, _ = _subscriber_cpu(key + "-spin", 5000, 30, 0.025)
+    assert 15 <= warmups <= 35, warmups  # once per next_frame() at most (35), on most of them
+    assert warming < spinning / 3, (warming, spinning)
+    _, cold = _subscriber_cpu(key + "-cold", 0, 10, 0.025, warm=False, warm_us=5000)
+    assert cold == 0
+    with pytest.raises(cuframes.CuframesInvalidArgument, match="warm_us 10001 is above 10000"):
+        cuframes.subscribe(key + "-warm", connect_timeout_ms=0, warm_us=10001)
 
 
 class OldProducer:

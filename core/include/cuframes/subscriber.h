@@ -48,13 +48,19 @@ typedef struct cuframes_subscriber_options_t {
                                  there to spin_us after: lower latency where waking a sleeping
                                  CPU is slow (VMs), for up to 2*spin_us of CPU per frame.
                                  Microseconds, at most 10000 */
-  /* spin_us > 0: called on the waiting thread each time a spin window opens with no frame there
-     yet (after the sleep before it, before the busy-wait), with spin_warm_arg. A place to touch
-     what the caller needs once the frame comes, whose caches went cold while the thread slept
-     (the Python binding takes its GIL there once). It must not call this subscriber. A frame
-     that arrives meanwhile is seen when it returns. Default NULL */
+  /* Called on the waiting thread each time a spin window opens with no frame there yet (after
+     the sleep before it, before the busy-wait), or at warm_us's wake-up, with spin_warm_arg. A
+     place to touch what the caller needs once the frame comes, whose caches went cold while the
+     thread slept (the Python binding takes its GIL there once). It must not call this
+     subscriber. A frame that arrives meanwhile is seen when it returns. Default NULL */
   void (*spin_warm)(void* arg);
   void* spin_warm_arg;
+  /* Default 0. Otherwise, with spin_us 0, next_frame sleeping for a frame wakes once warm_us
+     before it is expected (from the publisher's cadence), looks, calls spin_warm (if set), and
+     sleeps again until the publisher's note: the caller's caches warm when the frame comes, and
+     the CPU wakes from a short sleep, for one more wake-up per frame and no busy-wait.
+     Microseconds, at most 10000 */
+  uint32_t warm_us;
 } cuframes_subscriber_options_t;
 
 CUFRAMES_EXPORT void cuframes_subscriber_options_init(cuframes_subscriber_options_t* options);
