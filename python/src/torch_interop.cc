@@ -221,11 +221,18 @@ void check_shim(const py::module_& torch) {
     return;
   }
   try {
-    const py::object base = torch.attr("arange")(48).attr("reshape")(6, 8);
+    // on the CPU whatever torch's default device is
+    const py::object base =
+        torch.attr("arange")(48, py::arg("device") = "cpu").attr("reshape")(6, 8);
     const py::object a = base.attr("to")(torch.attr("uint8"))[py::make_tuple(
         py::slice(1, 5, 1), py::slice(2, 7, 1))];  // (4, 5), strides (8, 1), 10 bytes in
     const py::object b = base.attr("to")(torch.attr("int16"))[py::make_tuple(
         py::slice(2, 6, 2), py::slice(1, 8, 1))];  // (2, 7), strides (16, 1), 17 samples in
+    const py::object tensor_type = torch.attr("Tensor");
+    if (Py_TYPE(a.ptr()) != reinterpret_cast<PyTypeObject*>(tensor_type.ptr()) ||
+        Py_TYPE(b.ptr()) != reinterpret_cast<PyTypeObject*>(tensor_type.ptr())) {
+      return;  // a torch mode made something else: the export, then
+    }
     const size_t off = find_tensor_offset(s, torch, a.ptr());
     if (off == 0) return;
     s.offset = off;
