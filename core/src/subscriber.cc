@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "clock.h"
 #include "color.h"
@@ -23,7 +24,8 @@
 namespace cuframes::detail {
 namespace {
 
-constexpr int kMaxAttempts = 10000;  // acquisition retries before waiting for the next note
+constexpr int kMaxAttempts = 10000;       // acquisition retries before waiting for the next note
+constexpr uint32_t kMaxWindowUs = 10000;  // the most spin_us and warm_us may be
 
 // "<program>-<pid>", sanitised to the name alphabet.
 std::string default_name() {
@@ -150,13 +152,12 @@ Status Subscriber::Create(const char* key, const cuframes_subscriber_options_t& 
     return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: connect_timeout_ms %d (want -1 or >= 0)",
                ctx.c_str(), o.connect_timeout_ms);
   }
-  if (o.spin_us > 10000) {
-    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: spin_us %u is above 10000", ctx.c_str(),
-               o.spin_us);
-  }
-  if (o.warm_us > 10000) {
-    return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: warm_us %u is above 10000", ctx.c_str(),
-               o.warm_us);
+  for (const auto& [name, us] :
+       {std::pair{"spin_us", o.spin_us}, std::pair{"warm_us", o.warm_us}}) {
+    if (us > kMaxWindowUs) {
+      return Err(CUFRAMES_ERR_INVALID_ARGUMENT, "%s: %s %u is above %u", ctx.c_str(), name, us,
+                 kMaxWindowUs);
+    }
   }
   s->mode_ = o.mode;
   s->spin_ns_ = int64_t{o.spin_us} * 1000;
@@ -350,24 +351,15 @@ bool Subscriber::spin_for_frame(int64_t deadline, std::unique_ptr<HeldFrame>* ou
   const int64_t expected = next_expected(now, spin_ns_);
   const int64_t spin_from = expected - spin_ns_;
   const bool slept = now < spin_from;
-  if (slept) {
-    // Sleep until the window opens (or a note wakes us early, or the deadline).
-    const int64_t until = std::min(spin_from, deadline);
-    timespec ts{static_cast<time_t>((until - now) / 1000000000),
-                static_cast<long>((until - now) % 1000000000)};
-    pollfd p{fd(), POLLIN, 0};
-    int rc = ::ppoll(&p, 1, &ts, nullptr);
-    if (rc != 0) return false;  // a note (or an error): the normal path looks at it
-  }
+  // Sleep until the window opens (or a note wakes us early, or the deadline); a note (or an
+  // error) takes the normal path, which looks at it.
+  if (slept && !sleep_until(now, std::min(spin_from, deadline))) return false;
   const int64_t spin_to = std::min(expected + spin_ns_, deadline);
   // Busy-waiting sees the frame by itself: no Note needed (next_impl asks again before sleeping).
   wr(core_->me->waiting, 0);
   bool warm = slept && spin_warm_ != nullptr;  // once, when the first look finds no frame
   while (now_ns() < spin_to) {
-    Got got = Got::kNone;
-    uint64_t lost = 0;
-    *st = try_acquire(out, &got, &lost);
-    if (!st->ok() || got == Got::kFrame) return true;
+    if (look(out, st)) return true;
     if (warm) {
       warm = false;
       spin_warm_(spin_warm_arg_);  // the window opened with no frame yet: the caller warms up
@@ -386,22 +378,28 @@ int64_t Subscriber::next_expected(int64_t now, int64_t late_ns) const {
   return expected;
 }
 
+bool Subscriber::sleep_until(int64_t now, int64_t until) {
+  timespec ts{static_cast<time_t>((until - now) / 1000000000),
+              static_cast<long>((until - now) % 1000000000)};
+  pollfd p{fd(), POLLIN, 0};
+  return ::ppoll(&p, 1, &ts, nullptr) == 0;
+}
+
+bool Subscriber::look(std::unique_ptr<HeldFrame>* out, Status* st) {
+  Got got = Got::kNone;
+  uint64_t lost = 0;
+  *st = try_acquire(out, &got, &lost);
+  return !st->ok() || got == Got::kFrame;
+}
+
 bool Subscriber::warm_before_frame(int64_t deadline, std::unique_ptr<HeldFrame>* out, Status* st) {
   if (interval_ns_ <= 0) return false;  // the cadence unknown yet: nothing to time
   const int64_t now = now_ns();
   const int64_t at = std::min(next_expected(now, 0) - warm_ns_, deadline);
-  if (at > now) {
-    // Sleep until then, waiting (Notes on) all along: a frame that comes first wakes us.
-    timespec ts{static_cast<time_t>((at - now) / 1000000000),
-                static_cast<long>((at - now) % 1000000000)};
-    pollfd p{fd(), POLLIN, 0};
-    if (::ppoll(&p, 1, &ts, nullptr) != 0) return false;  // a note (or an error): the normal path
-    if (at == deadline) return false;
-  }
-  Got got = Got::kNone;
-  uint64_t lost = 0;
-  *st = try_acquire(out, &got, &lost);
-  if (!st->ok() || got == Got::kFrame) return true;
+  // Sleep until then, waiting (Notes on) all along: a frame that comes first wakes us, and a
+  // note (or an error) takes the normal path.
+  if (at > now && (!sleep_until(now, at) || at == deadline)) return false;
+  if (look(out, st)) return true;
   // No frame yet: the caller warms up; then the normal path sleeps until the note, a short
   // sleep from which the CPU wakes faster than from the whole period's.
   if (spin_warm_ != nullptr) spin_warm_(spin_warm_arg_);

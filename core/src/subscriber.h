@@ -116,6 +116,11 @@ class Subscriber {
   // if there is no frame yet. True with *out or *st set when it found one (or failed); false
   // when the caller should look again and wait normally.
   bool warm_before_frame(int64_t deadline, std::unique_ptr<HeldFrame>* out, Status* st);
+  // Sleeps on the socket from now until `until`: true when that time came, false when the
+  // socket woke it first (a note, the hang-up) or ppoll failed.
+  bool sleep_until(int64_t now, int64_t until);
+  // One try to acquire a frame: true with *out set (a frame) or *st failed; false: none yet.
+  bool look(std::unique_ptr<HeldFrame>* out, Status* st);
   // When the next frame is due on the publisher's beat, as of now: the one after the beat's next
   // if that was due more than late_ns ago (missed, or the publisher paused).
   int64_t next_expected(int64_t now, int64_t late_ns) const;
