@@ -44,15 +44,6 @@ bool is_legacy_producer(PyObject* type) {
   return false;
 }
 
-bool truthy_call(PyObject* obj, PyObject* name) {
-  PyObject* r = PyObject_CallMethodNoArgs(obj, name);
-  if (r == nullptr) throw py::error_already_set();
-  const int v = PyObject_IsTrue(r);
-  Py_DECREF(r);
-  if (v < 0) throw py::error_already_set();
-  return v != 0;
-}
-
 // publish()'s shortcut for torch tensors. torch.Tensor.__dlpack__ is Python: its checks, two
 // torch.cuda.Stream objects and their comparison, an event made per call when the streams
 // differ. Here the tensor is read through torch's C shim (torch_tensor_view: no export at all),
@@ -84,7 +75,9 @@ TorchImport torch_import(const py::handle& obj, uintptr_t stream, DLTensor* view
   } else {
     // __dlpack__ refuses a conjugate view (set on complex tensors only, which the shim's view
     // never takes): its error, then
-    if (truthy_call(obj.ptr(), t->is_conj)) return TorchImport::kProtocol;
+    if (truth_or_throw(PyObject_CallMethodNoArgs(obj.ptr(), t->is_conj))) {
+      return TorchImport::kProtocol;
+    }
     *cap = steal_or_throw(PyObject_CallOneArg(t->to_dlpack, obj.ptr()));
     auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(cap->ptr(), kLegacyName));
     if (m == nullptr) throw py::error_already_set();

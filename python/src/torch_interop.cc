@@ -322,6 +322,13 @@ py::object steal_or_throw(PyObject* o) {
   return py::reinterpret_steal<py::object>(o);
 }
 
+bool truth_or_throw(PyObject* o) {
+  const py::object r = steal_or_throw(o);
+  const int v = PyObject_IsTrue(r.ptr());
+  if (v < 0) throw py::error_already_set();
+  return v != 0;
+}
+
 Plane parse_plane(const py::handle& name) {
   if (PyUnicode_Check(name.ptr())) {  // compared in place: no copy on .torch()'s path
     if (PyUnicode_CompareWithASCIIString(name.ptr(), "yuv") == 0) return Plane::kYUV;
@@ -437,13 +444,9 @@ uintptr_t torch_current_stream(const TorchEntry* t, int device) {
 }
 
 bool torch_is_neg(const TorchEntry* t, PyObject* tensor) {
-  PyObject* r = t->is_neg_c != nullptr && g_view_on ? t->is_neg_c(tensor, nullptr)
-                                                    : PyObject_CallMethodNoArgs(tensor, t->is_neg);
-  if (r == nullptr) throw py::error_already_set();
-  const int v = PyObject_IsTrue(r);
-  Py_DECREF(r);
-  if (v < 0) throw py::error_already_set();
-  return v != 0;
+  return truth_or_throw(t->is_neg_c != nullptr && g_view_on
+                            ? t->is_neg_c(tensor, nullptr)
+                            : PyObject_CallMethodNoArgs(tensor, t->is_neg));
 }
 
 bool torch_tensor_view(PyObject* obj, DLTensor* out) {

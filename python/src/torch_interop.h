@@ -33,6 +33,9 @@ const TorchEntry* torch_entry();
 // A new reference as a py::object, or the pending Python error thrown.
 py::object steal_or_throw(PyObject* o);
 
+// A new reference's truth (the reference consumed), or the pending Python error thrown.
+bool truth_or_throw(PyObject* o);
+
 // "y", "uv" or "yuv" (the names of the plane properties), else ValueError.
 Plane parse_plane(const py::handle& name);
 
