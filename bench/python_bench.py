@@ -10,6 +10,10 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               (_spin_warm(False)): its GIL and frame object as cold as the sleep left them;
   cuframes-warm  cuframes, sleeping, with warm_us=300 (--warm-us): woken once before each
               expected frame to warm up, then asleep again until the frame comes;
+  cuframes-warm-bare (with --arms only)  cuframes-warm without the warm-up (_spin_warm(False)):
+              only woken and asleep again;
+  cuframes-cpu (with --arms only)  cuframes with the loop thread's CPU time read between the
+              steps: the CPU split line under the table (its latency has the reads in it);
   cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
               plane when asked (torch's C import);
   cuframes-torchsync  the same as cuframes, synchronised with torch's stream.synchronize()
@@ -42,7 +46,8 @@ GIL held again, then to next_frame() returned in Python (the clock read that end
 The publish split (cuframes arms, the publish(tensor) calls: _publish_probe): the call to
 publish() entered, then to the core's call (the tensor read, the GIL given up, the lock
 taken), the core's call, and back in Python. CPU: each subscriber's process CPU time per
-frame (every thread), median over subscribers and rounds. Arms round-robin (the first one
+frame (every thread; the other threads' share in a line under the table), median over
+subscribers and rounds. Arms round-robin (the first one
 rotating), --rounds rounds; figures over all samples (each subscriber's first 10 frames of an
 episode left out). Producer on CPU 0, subscribers (persistent processes) on CPUs 1..4, as
 cuframes_bench pins.
@@ -72,7 +77,7 @@ import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_bench_peers import (AFTER, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
+from python_bench_peers import (AFTER, CPU_PARTS, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
                                 WAKE_PARTS, WARM, WARMUP, Samples, c_floor, ep_shm, ep_torch_ipc,
                                 floor_publish_p50, now_ns, parse_c_row, run_c)
 
@@ -116,28 +121,51 @@ def worker_main(index: int, memory: str, cmds: Any, results: Any, data: Any) -> 
         results.put(("result", index, out))
 
 
+def cuframes_steps(raw: tuple) -> dict[str, int]:
+    """ep_cuframes' clock readings of one frame as steps (Samples)."""
+    t1, t2, t3, t3b, t4, core, gil, pts, pub, warm, cpu = raw
+    x = "_x" if pts & 1 else ""  # odd pts: published through torch's C export (publish_paced)
+    d = {"lat" + x: t3 - pts, "pub2pub" + x: pub - pts, "import": t2 - t1, AFTER: t3 - pub,
+         "wake": t1 - pub, "sync": t3 - t2, "release": t4 - t3b, "w_core": core - pub,
+         "w_gil": gil - core, "w_py": t1 - gil}
+    if warm is not None:
+        d[WARM] = warm
+    if cpu is not None:
+        d.update(zip(CPU_PARTS, cpu))
+    return d
+
+
 def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
                 p: dict[str, Any]) -> dict[str, Any]:
-    s = Samples()
+    s = Samples(cuframes_steps)
     consumer = stream.cuda_stream if stream is not None else 0
     cuframes._cuframes._torch_made_ahead(p["ahead"])
     cuframes._cuframes._torch_native(p["native"])
     cuframes._cuframes._wake_probe(True)
     cuframes._cuframes._spin_warm(p["spin_warm"])
+    split = p["cpu_split"]  # cuframes-cpu: this thread's CPU time read between the steps
+    tt = time.thread_time_ns
+    c0 = c4 = tt()
     with cuframes.subscribe(p["key"], consumer_name=f"bench-{index}", connect_timeout_ms=10000,
                             consumer_stream=consumer, runtime_dir=p["dir"],
                             spin_us=p["spin_us"], warm_us=p["warm_us"]) as sub:
         results.put(("ready", index, None))
         while True:
+            if split:
+                c0 = tt()
             try:
                 f = sub.next_frame(timeout_ms=10000)
             except (cuframes.CuframesPublisherGone, cuframes.CuframesFrameTimeout):
                 break
             t1 = now_ns()
+            if split:
+                c1 = tt()
             if torch is not None:
                 # on torch's current stream: the consumer stream
                 x = torch.from_dlpack(f.yuv) if p["dlpack"] else f.torch("yuv")
                 t2 = now_ns()
+                if split:
+                    c2 = tt()
                 if p["torch_sync"]:
                     stream.synchronize()
                 else:
@@ -145,29 +173,34 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             else:
                 x = np.from_dlpack(f.yuv)
                 t2 = now_ns()
+                if split:
+                    c2 = tt()
             t3 = now_ns()
-            warm = {}
+            if split:
+                c3 = tt()
+            warm = None
             if p["warm"]:  # the import once more, caches warm now (not in the latency)
                 x2 = (np.from_dlpack(f.yuv) if torch is None else
                       torch.from_dlpack(f.yuv) if p["dlpack"] else f.torch("yuv"))
-                warm[WARM] = now_ns() - t3
+                warm = now_ns() - t3
                 del x2
             t3b = now_ns()
             del x
             f.release()
             t4 = now_ns()
-            core, gil, _ = sub._wake_probe()
-            pts, pub = f.pts_ns, f.publish_ns  # read once: the bookkeeping's calls are not ours
-            # odd pts: published through torch's C export (publish_paced), kept apart
-            x = "_x" if pts & 1 else ""
-            s.add(**{"lat" + x: t3 - pts, "pub2pub" + x: pub - pts, "import": t2 - t1},
-                  after=t3 - pub, wake=t1 - pub, sync=t3 - t2, release=t4 - t3b,
-                  w_core=core - pub, w_gil=gil - core, w_py=t1 - gil, **warm)
+            cpu = None
+            if split:  # book: the last frame's bookkeeping, from its release to this wait
+                book, c4 = c0 - c4, tt()
+            core, gil, _, refill = sub._wake_probe()
+            if split:
+                cpu = (c1 - c0, refill, c2 - c1, c3 - c2, c4 - c3, book)
+            s.add((t1, t2, t3, t3b, t4, core, gil, f.pts_ns, f.publish_ns, warm, cpu))
         taken = sub._torch_ahead()[1]
     return {**s.result(), "taken": taken, "seen": s.seen}
 
 
 EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "cuframes-warm": ep_cuframes,
+            "cuframes-warm-bare": ep_cuframes, "cuframes-cpu": ep_cuframes,
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
             "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
             "cuframes-spin-cold": ep_cuframes,
@@ -185,6 +218,7 @@ class Row:
     v: dict[str, list[int]] = field(
         default_factory=lambda: {k: [] for k in SAMPLED + ("pubexp",) + PUBLISH_PARTS})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
+    cpu_other: list[float] = field(default_factory=list)  # the same, threads other than the loop's
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
     taken: int = 0  # frame.torch() calls that took a tensor made ahead, of seen frames
@@ -324,8 +358,10 @@ class Bench:
         rows = frame_rows(h)
         p: dict[str, Any] = {"dir": self.dir, "key": f"bench-{size}", "rows": rows, "width": w,
                              "spin_us": self.args.spin_us if arm.startswith("cuframes-spin")
-                             else 0, "spin_warm": arm != "cuframes-spin-cold",
-                             "warm_us": self.args.warm_us if arm == "cuframes-warm" else 0,
+                             else 0,
+                             "spin_warm": arm not in ("cuframes-spin-cold", "cuframes-warm-bare"),
+                             "warm_us": self.args.warm_us if arm.startswith("cuframes-warm")
+                             else 0, "cpu_split": arm == "cuframes-cpu",
                              "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack",
                              "ahead": arm != "cuframes-fresh",
                              "native": arm != "cuframes-bindings",
@@ -404,6 +440,7 @@ class Bench:
             row.taken += r.get("taken", 0)
             row.seen += r.get("seen", 0)
             row.cpu.append(r["cpu_us"])
+            row.cpu_other.append(r["cpu_other_us"])
             for k in SAMPLED:
                 if k != "publish":
                     row.v[k].extend(r[k])
@@ -483,6 +520,8 @@ def main() -> int:
         want = args.arms.split(",")
         if args.memory == "cuda":
             arms.insert(arms.index("cuframes-torchsync"), "cuframes-bindings")  # asked for only
+        arms.insert(arms.index("cuframes-warm") + 1, "cuframes-warm-bare")
+        arms.insert(arms.index("cuframes") + 1, "cuframes-cpu")
         arms = [a for a in arms if a in want]
 
     pin(0)
@@ -582,6 +621,17 @@ def main() -> int:
         print("The publish split (p50 us: the call -> publish() entered / -> the core's call "
               "(source imported, GIL given up, lock taken) / -> it returned / -> back in Python): "
               + ", ".join(split))
+    split = [f"{size} {n} {arm} " + "/".join(f"{pct(row.v[k], 0.5):.1f}" for k in CPU_PARTS)
+             for (size, n, arm), row in rows.items() if row.v[CPU_PARTS[0]]]
+    if split:
+        print("The CPU split (cuframes-cpu; p50 us of the loop thread's CPU time: next_frame() / of "
+              "which making tensors ahead (wall) / frame.torch() / synchronize() / tensor dropped "
+              "+ release() / the bench's bookkeeping): " + ", ".join(split))
+    other = [f"{size} {n} {arm} {sorted(row.cpu_other)[len(row.cpu_other) // 2]:.1f}"
+             for (size, n, arm), row in rows.items() if row.cpu_other]
+    if other:
+        print("CPU/fr of the subscriber's other threads (median us per frame, in CPU/fr): "
+              + ", ".join(other))
     print()
     print_targets(summary, args, arms, floor_publish_p50(floor))
     return 0

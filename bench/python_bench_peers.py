@@ -8,7 +8,7 @@ import mmap
 import os
 import subprocess
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -30,37 +30,62 @@ PUBLISH_PARTS = ("p_in", "p_pre", "p_core", "p_out")
 # cuframes arms: the latency and pts -> publication of the frames published through torch's C
 # export (odd pts_ns), kept apart from "lat" and "pub2pub" (the default path's, even pts_ns).
 EXPORTED = ("lat_x", "pub2pub_x")
+# cuframes-cpu: the subscriber thread's CPU time per step (time.thread_time_ns read between
+# them): next_frame() (its wait and the tensors made ahead), of which the making (refill, wall
+# time: pure CPU), frame.torch(), synchronize(), the tensor dropped + release(), and the bench's
+# own bookkeeping from one frame's release to the next wait.
+CPU_PARTS = ("c_next", "c_refill", "c_import", "c_sync", "c_release", "c_book")
 # Every per-frame sample a subscriber reports.
-SAMPLED = ("lat", AFTER) + STEPS + (WARM,) + WAKE_PARTS + EXPORTED
+SAMPLED = ("lat", AFTER) + STEPS + (WARM,) + WAKE_PARTS + EXPORTED + CPU_PARTS
 now_ns = time.monotonic_ns  # CLOCK_MONOTONIC, the clock of pts_ns
 
 
 class Samples:
-    """Per-frame samples of one subscriber and episode, warm-up left out, plus its CPU time."""
+    """Per-frame samples of one subscriber and episode, warm-up left out, plus its CPU time:
+    the process's (every thread) and this thread's. Each frame's clock readings are kept as
+    they are (one tuple appended) and turned into steps by derive() at the end, so that the
+    bench's own bookkeeping costs each arm about the same small CPU time per frame."""
 
-    def __init__(self) -> None:
-        self.seen = 0
+    def __init__(self, derive: Callable[[tuple], dict[str, int]]) -> None:
+        self.derive = derive
+        self.raw: list[tuple] = []
         self.cpu0: Optional[float] = None
-        self.v: dict[str, list[int]] = {k: [] for k in SAMPLED}
+        self.thread0 = 0.0
 
-    def add(self, **steps: int) -> None:
-        self.seen += 1
-        if self.seen <= WARMUP:
-            return
-        if self.cpu0 is None:
+    @property
+    def seen(self) -> int:
+        return len(self.raw)
+
+    def add(self, raw: tuple) -> None:
+        self.raw.append(raw)
+        if len(self.raw) == WARMUP:  # CPU counted from the end of the warm-up
             self.cpu0 = time.process_time()
-        for k, x in steps.items():
-            self.v[k].append(x)
+            self.thread0 = time.thread_time()
 
     def result(self) -> dict[str, Any]:
+        cpu = thread = 0.0
+        if self.cpu0 is not None:
+            cpu = time.process_time() - self.cpu0
+            thread = time.thread_time() - self.thread0
+        v: dict[str, list[int]] = {k: [] for k in SAMPLED}
+        for raw in self.raw[WARMUP:]:
+            for k, x in self.derive(raw).items():
+                v[k].append(x)
         frames = max(0, self.seen - WARMUP)
-        cpu = time.process_time() - self.cpu0 if self.cpu0 is not None else 0.0
-        return {"frames": frames, "cpu_us": cpu * 1e6 / frames if frames else 0.0, **self.v}
+        per = 1e6 / frames if frames else 0.0
+        return {"frames": frames, "cpu_us": cpu * per, "cpu_other_us": (cpu - thread) * per, **v}
+
+
+def peer_steps(raw: tuple) -> dict[str, int]:
+    """torch-ipc and shm-h2d: (got, imported, synchronised, dropped, pts, put)."""
+    t1, t2, t3, t4, pts, put_ns = raw
+    return {"lat": t3 - pts, AFTER: t3 - put_ns, "pub2pub": put_ns - pts, "wake": t1 - put_ns,
+            "import": t2 - t1, "sync": t3 - t2, "release": t4 - t3}
 
 
 def ep_torch_ipc(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
                  p: dict[str, Any]) -> dict[str, Any]:
-    s = Samples()
+    s = Samples(peer_steps)
     results.put(("ready", index, None))
     while True:
         item = data.get()  # rebuilds the tensor: opens the IPC handle (cached), waits its event
@@ -72,15 +97,13 @@ def ep_torch_ipc(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any
         stream.synchronize()
         t3 = now_ns()
         del x, item
-        t4 = now_ns()
-        s.add(lat=t3 - pts, after=t3 - put_ns, pub2pub=put_ns - pts, wake=t1 - put_ns,
-              **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3)
+        s.add((t1, t2, t3, now_ns(), pts, put_ns))
     return s.result()
 
 
 def ep_shm(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
            p: dict[str, Any]) -> dict[str, Any]:
-    s = Samples()
+    s = Samples(peer_steps)
     # The segment by its path: attaching through SharedMemory would register it with the
     # resource tracker, which unlinks it when this process exits.
     fd = os.open(f"/dev/shm/{p['shm']}", os.O_RDWR)  # writable, as SharedMemory maps it
@@ -105,9 +128,7 @@ def ep_shm(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, inde
             t2 = now_ns()
         t3 = now_ns()
         del x
-        t4 = now_ns()
-        s.add(lat=t3 - pts, after=t3 - put_ns, pub2pub=put_ns - pts, wake=t1 - put_ns,
-              **{"import": t2 - t1}, sync=t3 - t2, release=t4 - t3)
+        s.add((t1, t2, t3, now_ns(), pts, put_ns))
     del slots
     mm.close()
     return s.result()

@@ -170,7 +170,9 @@ class Subscriber {
   // of the frame's description.
   py::object next_frame(int timeout_ms) {
     Busy busy(this);
+    const int64_t refill0 = g_wake_probe ? cuframes_now_ns() : 0;
     spares_->refill();
+    if (g_wake_probe) probe_.refill = cuframes_now_ns() - refill0;
     if (!next_) {
       auto frame = std::make_unique<Frame>(consumer_stream_, spares_);
       next_ptr_ = frame.get();
@@ -292,8 +294,8 @@ class Subscriber {
 
   bool callback_running() const { return cb_ && !cb_->stop.load(); }
   std::pair<uint64_t, uint64_t> torch_ahead() const { return {spares_->made(), spares_->taken()}; }
-  std::tuple<int64_t, int64_t, uint64_t> wake_probe() const {
-    return {probe_.core, probe_.gil, probe_.warmups};
+  std::tuple<int64_t, int64_t, uint64_t, int64_t> wake_probe() const {
+    return {probe_.core, probe_.gil, probe_.warmups, probe_.refill};
   }
 
   // ---- properties ----
@@ -418,6 +420,7 @@ class Subscriber {
   Frame* next_ptr_ = nullptr;  // next_'s C++ object
   struct {
     int64_t core = 0, gil = 0;
+    int64_t refill = 0;    // ns the last next_frame() spent making tensors ahead (refill())
     uint64_t warmups = 0;  // spin_warm()'s warm-ups, counted whether probed or not
   } probe_;  // _wake_probe: when the last next_frame()'s frame came from the core, and the GIL
 };
@@ -551,9 +554,11 @@ void register_subscriber(py::module_& m) {
            "(made, taken): torch tensors next_frame() made ahead for .torch(), and how many "
            "of them .torch() handed out. For tests and benchmarks.")
       .def("_wake_probe", &Subscriber::wake_probe,
-           "(core_ns, gil_ns, warmups): CLOCK_MONOTONIC when the last next_frame()'s wait "
-           "ended in the core and when it had the GIL back (0 until _wake_probe(True)), and "
-           "how many spin windows next_frame() has warmed up in. For benchmarks and tests.")
+           "(core_ns, gil_ns, warmups, refill_ns): CLOCK_MONOTONIC when the last next_frame()'s "
+           "wait ended in the core and when it had the GIL back, how many spin windows "
+           "next_frame() has warmed up in, and how long the last next_frame() spent making "
+           "tensors ahead before it waited (core_ns, gil_ns and refill_ns 0 until "
+           "_wake_probe(True)). For benchmarks and tests.")
       .def("fileno", &Subscriber::fileno,
            "The readiness fd: readable when a frame may be there or the publisher went away. "
            "For select/epoll/asyncio; never read from it.")
