@@ -14,6 +14,8 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               only woken and asleep again;
   cuframes-cpu (with --arms only)  cuframes with the loop thread's CPU time read between the
               steps: the CPU split line under the table (its latency has the reads in it);
+  cuframes-drop (with --arms only)  cuframes with the frame object deleted after its release
+              (del f), so that the previous frame is not freed in the next wake's "wake";
   cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
               plane when asked (torch's C import);
   cuframes-torchsync  the same as cuframes, synchronised with torch's stream.synchronize()
@@ -195,12 +197,15 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
             if split:
                 cpu = (c1 - c0, refill, c2 - c1, c3 - c2, c4 - c3, book)
             s.add((t1, t2, t3, t3b, t4, core, gil, f.pts_ns, f.publish_ns, warm, cpu))
+            if p["drop"]:  # cuframes-drop: the frame object freed now, not when f is next bound
+                del f
         taken = sub._torch_ahead()[1]
     return {**s.result(), "taken": taken, "seen": s.seen}
 
 
 EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "cuframes-warm": ep_cuframes,
             "cuframes-warm-bare": ep_cuframes, "cuframes-cpu": ep_cuframes,
+            "cuframes-drop": ep_cuframes,
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
             "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
             "cuframes-spin-cold": ep_cuframes,
@@ -362,6 +367,7 @@ class Bench:
                              "spin_warm": arm not in ("cuframes-spin-cold", "cuframes-warm-bare"),
                              "warm_us": self.args.warm_us if arm.startswith("cuframes-warm")
                              else 0, "cpu_split": arm == "cuframes-cpu",
+                             "drop": arm == "cuframes-drop",
                              "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack",
                              "ahead": arm != "cuframes-fresh",
                              "native": arm != "cuframes-bindings",
@@ -522,6 +528,7 @@ def main() -> int:
             arms.insert(arms.index("cuframes-torchsync"), "cuframes-bindings")  # asked for only
         arms.insert(arms.index("cuframes-warm") + 1, "cuframes-warm-bare")
         arms.insert(arms.index("cuframes") + 1, "cuframes-cpu")
+        arms.insert(arms.index("cuframes") + 1, "cuframes-drop")
         arms = [a for a in arms if a in want]
 
     pin(0)
