@@ -14,8 +14,11 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               only woken and asleep again;
   cuframes-cpu (with --arms only)  cuframes with the loop thread's CPU time read between the
               steps: the CPU split line under the table (its latency has the reads in it);
-  cuframes-drop (with --arms only)  cuframes with the frame object deleted after its release
-              (del f), so that the previous frame is not freed in the next wake's "wake";
+  cuframes-norecycle (with --arms only)  cuframes with released frame objects neither kept nor
+              reused (_recycle_frames(False)): the previous frame object is freed when f is bound
+              to the next one, inside the wake;
+  cuframes-drop (with --arms only)  cuframes-norecycle with the frame object deleted after its
+              release (del f), so that it is not freed inside the next wake either;
   cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
               plane when asked (torch's C import);
   cuframes-torchsync  the same as cuframes, synchronised with torch's stream.synchronize()
@@ -145,6 +148,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     cuframes._cuframes._torch_native(p["native"])
     cuframes._cuframes._wake_probe(True)
     cuframes._cuframes._spin_warm(p["spin_warm"])
+    cuframes._cuframes._recycle_frames(p["recycle"])
     split = p["cpu_split"]  # cuframes-cpu: this thread's CPU time read between the steps
     tt = time.thread_time_ns
     c0 = c4 = tt()
@@ -205,7 +209,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
 
 EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "cuframes-warm": ep_cuframes,
             "cuframes-warm-bare": ep_cuframes, "cuframes-cpu": ep_cuframes,
-            "cuframes-drop": ep_cuframes,
+            "cuframes-drop": ep_cuframes, "cuframes-norecycle": ep_cuframes,
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
             "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
             "cuframes-spin-cold": ep_cuframes,
@@ -368,6 +372,7 @@ class Bench:
                              "warm_us": self.args.warm_us if arm.startswith("cuframes-warm")
                              else 0, "cpu_split": arm == "cuframes-cpu",
                              "drop": arm == "cuframes-drop",
+                             "recycle": arm not in ("cuframes-norecycle", "cuframes-drop"),
                              "warm": self.args.warm_import, "dlpack": arm == "cuframes-dlpack",
                              "ahead": arm != "cuframes-fresh",
                              "native": arm != "cuframes-bindings",
@@ -529,6 +534,7 @@ def main() -> int:
         arms.insert(arms.index("cuframes-warm") + 1, "cuframes-warm-bare")
         arms.insert(arms.index("cuframes") + 1, "cuframes-cpu")
         arms.insert(arms.index("cuframes") + 1, "cuframes-drop")
+        arms.insert(arms.index("cuframes") + 1, "cuframes-norecycle")
         arms = [a for a in arms if a in want]
 
     pin(0)

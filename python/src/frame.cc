@@ -41,14 +41,25 @@ Frame::Frame(cuframes_frame_t* frame, uintptr_t consumer_stream,
   info_ = hold_->info();
 }
 
-Frame::Frame(uintptr_t consumer_stream, std::shared_ptr<TorchSpares> spares)
+Frame::Frame(uintptr_t consumer_stream, std::shared_ptr<TorchSpares> spares,
+             std::shared_ptr<FrameRecycler> recycler)
     : hold_(std::make_shared<FrameHold>()),
       consumer_stream_(consumer_stream),
-      spares_(std::move(spares)) {}
+      spares_(std::move(spares)),
+      recycler_(std::move(recycler)) {}
 
 void Frame::attach(cuframes_frame_t* frame) {
   hold_->attach(frame);
   info_ = hold_->info();
+}
+
+void Frame::recycle() {
+  hold_ = std::make_shared<FrameHold>();  // released: the old hold is its tensors' alone
+  info_ = cuframes_frame_info_t{};
+}
+
+void Frame::give_back(const py::handle& self) {
+  if (recycler_ && !hold_) recycler_->keep(self.ptr());
 }
 
 PyObject* Frame::take_spare(Plane plane, const ExportView& view, uintptr_t stream) {
@@ -213,25 +224,37 @@ const char* const kSynchronizeDoc =
 }  // namespace
 
 void register_frame(py::module_& m) {
+  register_frame_recycler(m);
   py::class_<Exportable>(m, "_Exportable");
   py::class_<Frame, Exportable> cls(
       m, "CuframesFrame",
       "A frame held by a subscriber. The publisher never overwrites it until it is released: by "
       "release(), leaving the ``with`` block, or garbage collection, and only once every DLPack "
-      "tensor exported from it has been freed too. Belongs to one thread at a time.");
+      "tensor exported from it has been freed too. Belongs to one thread at a time. A frame "
+      "object of next_frame() that its user released and no longer refers to may be reused by "
+      "a later next_frame() (frame_recycler.h).");
   add_torch_method<Frame>(cls);
   add_raw_method(cls, "synchronize", synchronize_raw, kSynchronizeDoc);
   cls.def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
-           [](Frame& f, const py::object&, const py::object&, const py::object&) {
+           [](const py::object& self, const py::object&, const py::object&, const py::object&) {
+             Frame& f = self.cast<Frame&>();
              f.release(py::none());
+             f.give_back(self);
              return false;
            })
-      .def("release", &Frame::release, py::arg("stream") = py::none(),
-           "Gives the frame back (idempotent). DLPack tensors exported from it keep the slot "
-           "held until they are freed. Cuda frames: the hold is dropped once the work queued on "
-           "the streams the tensors were exported to (or ``stream``, or the subscriber's "
-           "consumer_stream) has finished.")
+      .def(
+          "release",
+          [](const py::object& self, const py::object& stream) {
+            Frame& f = self.cast<Frame&>();
+            f.release(stream);
+            f.give_back(self);
+          },
+          py::arg("stream") = py::none(),
+          "Gives the frame back (idempotent). DLPack tensors exported from it keep the slot "
+          "held until they are freed. Cuda frames: the hold is dropped once the work queued on "
+          "the streams the tensors were exported to (or ``stream``, or the subscriber's "
+          "consumer_stream) has finished.")
       .def_property_readonly("released", &Frame::released,
                              "True once release() was called (or the with block left).")
       .def_property_readonly(

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "dlpack.h"
+#include "frame_recycler.h"
 #include "torch_spares.h"
 
 namespace cfpy {
@@ -44,8 +45,14 @@ class Frame : public Exportable {
         std::shared_ptr<TorchSpares> spares = nullptr);
   // A frame object made before its frame comes, so that a subscriber's wake costs no Python
   // object's creation: attach() gives it the frame. Until then it is never seen by Python code.
-  Frame(uintptr_t consumer_stream, std::shared_ptr<TorchSpares> spares);
+  // recycler: where it goes back once its user has released it (frame_recycler.h), or null.
+  Frame(uintptr_t consumer_stream, std::shared_ptr<TorchSpares> spares,
+        std::shared_ptr<FrameRecycler> recycler = nullptr);
   void attach(cuframes_frame_t* frame);
+  // A released frame object from the recycler made ready for attach() again.
+  void recycle();
+  // self (this frame's Python object), just released by its user: to the recycler, if any.
+  void give_back(const py::handle& self);
   ~Frame() override = default;
 
   const cuframes_frame_info_t& frame_info() const override { return info_; }
@@ -75,6 +82,7 @@ class Frame : public Exportable {
   cuframes_frame_info_t info_{};
   uintptr_t consumer_stream_ = 0;
   std::shared_ptr<TorchSpares> spares_;
+  std::shared_ptr<FrameRecycler> recycler_;
 };
 
 }  // namespace cfpy

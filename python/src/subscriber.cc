@@ -135,6 +135,7 @@ class Subscriber {
       close();
     } catch (...) {
     }
+    recycler_->close();  // its frames refer to it: the cycle broken whatever close() did
   }
 
   void close() {
@@ -151,7 +152,8 @@ class Subscriber {
     }
     join_callback();
     snapshot();
-    spares_->clear();  // frames still held keep their tensors
+    spares_->clear();    // frames still held keep their tensors
+    recycler_->close();  // frames released later are kept by nobody
     next_ = py::object();
     next_ptr_ = nullptr;
     cuframes_subscriber_t* s = sub_;
@@ -165,18 +167,24 @@ class Subscriber {
   // (kWaitSliceMs) signal handlers run, so Ctrl-C works. The frame is taken before the GIL is
   // asked back, so waking costs what it costs in C plus that one GIL acquisition.
   //
-  // Before it waits, what the frame will need from Python is made: its CuframesFrame object, and
-  // the torch tensors .torch() will take (torch_spares.h). Waking then costs the GIL and a copy
-  // of the frame's description.
+  // Before it waits, what the frame will need from Python is made: its CuframesFrame object (a
+  // released one reused where there is one, frame_recycler.h), and the torch tensors .torch()
+  // will take (torch_spares.h). Waking then costs the GIL and a copy of the frame's description.
   py::object next_frame(int timeout_ms) {
     Busy busy(this);
     const int64_t refill0 = g_wake_probe ? cuframes_now_ns() : 0;
     spares_->refill();
     if (g_wake_probe) probe_.refill = cuframes_now_ns() - refill0;
     if (!next_) {
-      auto frame = std::make_unique<Frame>(consumer_stream_, spares_);
-      next_ptr_ = frame.get();
-      next_ = py::cast(std::move(frame));
+      if (PyObject* again = recycler_->take()) {  // released and let go of by its user
+        next_ = py::reinterpret_steal<py::object>(again);
+        next_ptr_ = &next_.cast<Frame&>();
+        next_ptr_->recycle();
+      } else {
+        auto frame = std::make_unique<Frame>(consumer_stream_, spares_, recycler_);
+        next_ptr_ = frame.get();
+        next_ = py::cast(std::move(frame));
+      }
     }
     const int64_t deadline = deadline_after(timeout_ms);
     for (;;) {
@@ -416,6 +424,9 @@ class Subscriber {
   // What next_frame() makes before it waits: the tensors .torch() takes, shared with the
   // frames, and the next CuframesFrame object (null until made, and once handed out).
   std::shared_ptr<TorchSpares> spares_ = std::make_shared<TorchSpares>();
+  // next_frame()'s frame objects given back once released (frame_recycler.h): the one just
+  // released kept, so that letting go of it in the next wake frees nothing, and reused.
+  std::shared_ptr<FrameRecycler> recycler_ = std::make_shared<FrameRecycler>();
   py::object next_;
   Frame* next_ptr_ = nullptr;  // next_'s C++ object
   struct {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -203,6 +204,72 @@ def test_dlpack_arguments(runtime_dir: str, key: str) -> None:
             with pytest.raises(TypeError):
                 frame.__dlpack__(None)  # keyword-only, as the protocol says
             # copy=True: a compact copy (test_fast_path.py)
+
+
+def test_released_frame_objects_are_kept_then_reused(runtime_dir: str, key: str) -> None:
+    """next_frame() keeps the frame object its user released last, so that binding the name to
+    the next frame frees nothing inside the wake, and reuses a released one that nothing refers
+    to any more; never one still referred to, and never a frame dropped unreleased."""
+    w, h = 64, 32
+    with cuframes.publish(key, w, h, memory="host", slots=4) as pub, \
+         cuframes.subscribe(key, connect_timeout_ms=2000) as sub:
+        ids = []
+        for tag in range(1, 9):
+            pub.publish(make_frame(PF.NV12, w, h, tag), tag)
+            frame = sub.next_frame(timeout_ms=1000)
+            assert (frame.seq, frame.pts_ns, frame.released) == (tag, tag, False)
+            assert "released" not in repr(frame)
+            check_frame(frame, tag)
+            ids.append(id(frame))
+            frame.release()
+        assert len(set(ids)) == 2  # the loop's two objects take turns
+
+        # Referred to (a list): never reused, each keeps its own frame's description.
+        held = []
+        for tag in range(9, 13):
+            pub.publish(make_frame(PF.NV12, w, h, tag), tag)
+            with sub.next_frame(timeout_ms=1000) as f:
+                held.append(f)
+        assert [(f.seq, f.pts_ns, f.released) for f in held] == [(t, t, True) for t in range(9, 13)]
+        assert len({id(f) for f in held}) == 4
+
+        # Released and let go of: kept (alive) until the next frame is released, then freed, as
+        # a weak reference to it stops it from being reused.
+        pub.publish(make_frame(PF.NV12, w, h, 13), 13)
+        f = sub.next_frame(timeout_ms=1000)
+        ref = weakref.ref(f)
+        f.release()
+        del f
+        assert ref() is not None and ref().pts_ns == 13
+        pub.publish(make_frame(PF.NV12, w, h, 14), 14)
+        with sub.next_frame(timeout_ms=1000) as g:
+            assert g is not ref() and g.pts_ns == 14
+        assert ref() is None
+
+        # Dropped unreleased: released at once, as before.
+        pub.publish(make_frame(PF.NV12, w, h, 15), 15)
+        g = sub.next_frame(timeout_ms=1000)
+        assert sub.stats()["ring_occupancy"] == 1
+        ref = weakref.ref(g)
+        del g
+        assert ref() is None and sub.stats()["ring_occupancy"] == 0
+
+        # Closing lets go of the one kept; frames released after it are kept by nobody.
+        pub.publish(make_frame(PF.NV12, w, h, 16), 16)
+        f = sub.next_frame(timeout_ms=1000)
+        pub.publish(make_frame(PF.NV12, w, h, 17), 17)
+        f.release()
+        ref = weakref.ref(f)
+        del f
+        assert ref() is not None
+        pub.publish(make_frame(PF.NV12, w, h, 18), 18)
+        late = sub.next_frame(timeout_ms=1000)
+        sub.close()
+        assert ref() is None
+        late_ref = weakref.ref(late)
+        late.release()
+        del late
+        assert late_ref() is None
 
 
 def test_held_frame_is_never_overwritten(runtime_dir: str, key: str) -> None:
