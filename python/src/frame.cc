@@ -212,6 +212,25 @@ PyObject* synchronize_raw(PyObject* self, PyObject* const* args, Py_ssize_t narg
   });
 }
 
+// frame.release(stream=None), a raw method (raw_method.h): a detector's per-frame call.
+PyObject* release_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return raw_call([&] {
+    PyObject* stream = nullptr;
+    parse_args("release", args, nargs, kwnames, {"stream"}, &stream);
+    Frame& f = self_as<Frame>(self);
+    f.release(py::handle(stream == nullptr ? Py_None : stream).cast<py::object>());
+    f.give_back(self);
+    Py_INCREF(Py_None);
+    return Py_None;
+  });
+}
+
+const char* const kReleaseDoc =
+    "release($self, /, stream=None)\n--\n\n"
+    "Gives the frame back (idempotent). DLPack tensors exported from it keep the slot held until "
+    "they are freed. Cuda frames: the hold is dropped once the work queued on the streams the "
+    "tensors were exported to (or ``stream``, or the subscriber's consumer_stream) has finished.";
+
 const char* const kSynchronizeDoc =
     "synchronize($self, /)\n--\n\n"
     "Waits until the work queued so far on the frame's CUDA streams has finished: the "
@@ -235,6 +254,7 @@ void register_frame(py::module_& m) {
       "a later next_frame() (frame_recycler.h).");
   add_torch_method<Frame>(cls);
   add_raw_method(cls, "synchronize", synchronize_raw, kSynchronizeDoc);
+  add_raw_method(cls, "release", release_raw, kReleaseDoc);
   cls.def("__enter__", [](py::object self) { return self; })
       .def("__exit__",
            [](const py::object& self, const py::object&, const py::object&, const py::object&) {
@@ -243,18 +263,6 @@ void register_frame(py::module_& m) {
              f.give_back(self);
              return false;
            })
-      .def(
-          "release",
-          [](const py::object& self, const py::object& stream) {
-            Frame& f = self.cast<Frame&>();
-            f.release(stream);
-            f.give_back(self);
-          },
-          py::arg("stream") = py::none(),
-          "Gives the frame back (idempotent). DLPack tensors exported from it keep the slot "
-          "held until they are freed. Cuda frames: the hold is dropped once the work queued on "
-          "the streams the tensors were exported to (or ``stream``, or the subscriber's "
-          "consumer_stream) has finished.")
       .def_property_readonly("released", &Frame::released,
                              "True once release() was called (or the with block left).")
       .def_property_readonly(
