@@ -12,8 +12,11 @@ bool g_recycle = true;  // _recycle_frames(False): nothing kept, nothing reused 
 
 bool FrameRecycler::unshared(PyObject* o) {
   if (Py_REFCNT(o) != 1) return false;
+  // pybind11 keeps an instance's weak references at a fixed offset; a type whose weak
+  // references live elsewhere (a negative offset: managed by CPython) is taken as referred to.
   const Py_ssize_t weak = Py_TYPE(o)->tp_weaklistoffset;
-  return weak <= 0 || *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + weak) == nullptr;
+  if (weak < 0) return false;
+  return weak == 0 || *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(o) + weak) == nullptr;
 }
 
 void FrameRecycler::keep(PyObject* frame) {
