@@ -225,6 +225,30 @@ PyObject* release_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
   });
 }
 
+// frame.__exit__(exc_type, exc_value, traceback), a raw method: the end of a detector's
+// `with sub.next_frame() as frame:` block, each frame.
+PyObject* exit_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return raw_call([&] {
+    (void)args;
+    if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) != 0) {
+      throw py::type_error("__exit__() takes no keyword arguments");
+    }
+    if (nargs != 3) {
+      throw py::type_error("__exit__() takes exactly 3 arguments (" + std::to_string(nargs) +
+                           " given)");
+    }
+    Frame& f = self_as<Frame>(self);
+    f.release(py::none());
+    f.give_back(self);
+    Py_INCREF(Py_False);
+    return Py_False;
+  });
+}
+
+const char* const kExitDoc =
+    "__exit__($self, exc_type, exc_value, traceback, /)\n--\n\n"
+    "Releases the frame (release()) at the end of a with block; exceptions propagate.";
+
 const char* const kReleaseDoc =
     "release($self, /, stream=None)\n--\n\n"
     "Gives the frame back (idempotent). DLPack tensors exported from it keep the slot held until "
@@ -255,14 +279,8 @@ void register_frame(py::module_& m) {
   add_torch_method<Frame>(cls);
   add_raw_method(cls, "synchronize", synchronize_raw, kSynchronizeDoc);
   add_raw_method(cls, "release", release_raw, kReleaseDoc);
+  add_raw_method(cls, "__exit__", exit_raw, kExitDoc);
   cls.def("__enter__", [](py::object self) { return self; })
-      .def("__exit__",
-           [](const py::object& self, const py::object&, const py::object&, const py::object&) {
-             Frame& f = self.cast<Frame&>();
-             f.release(py::none());
-             f.give_back(self);
-             return false;
-           })
       .def_property_readonly("released", &Frame::released,
                              "True once release() was called (or the with block left).")
       .def_property_readonly(

@@ -58,6 +58,15 @@ def test_frame_properties_and_release(runtime_dir: str, key: str) -> None:
         assert frame.released
         assert sub.stats()["ring_occupancy"] == 0
         frame.release()  # idempotent
+        with pytest.raises(TypeError, match="exactly 3 arguments"):
+            frame.__exit__(None, None)
+        with pytest.raises(TypeError, match="no keyword"):
+            frame.__exit__(None, None, traceback=None)
+        pub.publish(make_frame(PF.NV12, 320, 240, 2))
+        with pytest.raises(KeyError):  # an exception in the block propagates, the frame released
+            with sub.next_frame(timeout_ms=2000) as other:
+                raise KeyError("in the block")
+        assert other.released and sub.stats()["ring_occupancy"] == 0
         assert frame.width == 320 and frame.seq == 1  # metadata stays readable
         with pytest.raises(cuframes.CuframesInvalidArgument, match="released"):
             frame.dlpack_y()
