@@ -58,7 +58,8 @@ void Frame::recycle() {
   info_ = cuframes_frame_info_t{};
 }
 
-void Frame::give_back(const py::handle& self) {
+void Frame::release_and_give_back(const py::handle& self, const py::object& stream) {
+  release(stream);
   if (recycler_ && !hold_) recycler_->keep(self.ptr());
 }
 
@@ -217,9 +218,8 @@ PyObject* release_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
   return raw_call([&] {
     PyObject* stream = nullptr;
     parse_args("release", args, nargs, kwnames, {"stream"}, &stream);
-    Frame& f = self_as<Frame>(self);
-    f.release(py::handle(stream == nullptr ? Py_None : stream).cast<py::object>());
-    f.give_back(self);
+    self_as<Frame>(self).release_and_give_back(
+        self, py::reinterpret_borrow<py::object>(stream == nullptr ? Py_None : stream));
     Py_INCREF(Py_None);
     return Py_None;
   });
@@ -237,9 +237,7 @@ PyObject* exit_raw(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
       throw py::type_error("__exit__() takes exactly 3 arguments (" + std::to_string(nargs) +
                            " given)");
     }
-    Frame& f = self_as<Frame>(self);
-    f.release(py::none());
-    f.give_back(self);
+    self_as<Frame>(self).release_and_give_back(self, py::none());
     Py_INCREF(Py_False);
     return Py_False;
   });

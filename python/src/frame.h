@@ -51,8 +51,9 @@ class Frame : public Exportable {
   void attach(cuframes_frame_t* frame);
   // A released frame object from the recycler made ready for attach() again.
   void recycle();
-  // self (this frame's Python object), just released by its user: to the recycler, if any.
-  void give_back(const py::handle& self);
+  // release(stream) called from Python (release(), __exit__): then self, this frame's Python
+  // object, goes to the recycler, if any.
+  void release_and_give_back(const py::handle& self, const py::object& stream);
   ~Frame() override = default;
 
   const cuframes_frame_info_t& frame_info() const override { return info_; }

@@ -30,13 +30,13 @@ class FrameRecycler {
   // reference), or null.
   PyObject* take();
   // The subscriber is closing: lets go of both and keeps nothing from now on.
-  void clear();
   void close() {
     clear();
     closed_ = true;
   }
 
  private:
+  void clear();                       // lets go of both
   static bool unshared(PyObject* o);  // ours alone: one reference, no weak ones
 
   PyObject* kept_ = nullptr;   // the last frame released
