@@ -33,6 +33,11 @@
 //                  [--subs 1,4,16] [--spin-us 200] [--repeat N (rows per scenario)]
 //                  [--floor 0 (skip the floors)] [--table 0 (skip the main table)]
 //                  [--pubcost host,cuda] [--pubcost-subs 64] [--pubcost-rounds 3]
+//
+// --role producer publishes alone, for subscribers of another program (bench/python_bench.py's
+// cuframes-cpub arm: the C publisher under the same Python subscribers as its own):
+//   cuframes_bench --role producer --dir D --key K --sizes 1080p|4k --subs N --slots S
+//                  [--path cuda|host] [--seconds S] [--fps 200]   (frame_bench.h: run_producer)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +83,18 @@ int main(int argc, char** argv) {
     return run_subscriber(args["dir"], args["key"], p, std::atoi(args["index"].c_str()));
   }
   const double seconds = args.count("seconds") ? std::atof(args["seconds"].c_str()) : 3.0;
+  if (args["role"] == "producer") {
+    const Path p = args["path"] == "host" ? Path::kHost : Path::kCuda;
+    for (const Size& s : kSizes) {
+      if (args["sizes"] == s.name) {
+        return run_producer(args["dir"], args["key"], s, p, std::atoi(args["subs"].c_str()),
+                            static_cast<uint32_t>(std::atoi(args["slots"].c_str())), seconds,
+                            args.count("fps") ? std::atof(args["fps"].c_str()) : 200.0);
+      }
+    }
+    std::printf("ERROR producer: unknown --sizes '%s' (1080p or 4k)\n", args["sizes"].c_str());
+    return 2;
+  }
   const int repeat = args.count("repeat") ? std::max(1, std::atoi(args["repeat"].c_str())) : 1;
   pin_to_cpu(0);
   std::vector<Path> paths = {Path::kHost};

@@ -113,6 +113,22 @@ struct PhaseResult {
   uint64_t frames = 0;          // delivered, all subscribers
 };
 
+// A publishing loop's figures (publish_for, frame_bench_phase.cc).
+struct Publishing {
+  std::vector<int64_t> publish_ns;  // time inside each publish()
+  std::vector<int64_t> late;        // paced: each start behind its schedule
+  uint64_t published = 0;
+  double steal_pct = 0;  // the machine's CPU time taken by the hypervisor meanwhile, %
+};
+
+// Producer process (--role producer, python_bench.py's C publisher): a ring `key` in dir (path
+// kCuda or kHost; its source as run_phase's), "READY" once it exists, then, once `subs` subscribers are attached, `seconds` of frames at
+// `fps` (even pts), then one line
+//   RESULT published=N publish=p1,... late=l1,...  (ns; or ERROR producer: WHY), and the
+// publisher goes.
+int run_producer(const std::string& dir, const std::string& key, const Size& size, Path path,
+                 int subs, uint32_t slots, double seconds, double fps);
+
 // One publisher session with `subs` subscriber processes: paced (fps > 0) or flat out, for
 // `seconds`. Throws, with what each subscriber said and how it ended, when it cannot run.
 PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, double fps);

@@ -136,6 +136,92 @@ Child spawn_subscriber(const std::string& dir, const std::string& key, Path path
                      "--spin-us", std::to_string(g_spin_us), "--index", std::to_string(index)});
 }
 
+// The publishing loop of a session (run_phase, run_producer): the frame as its producer holds
+// it, published paced (fps > 0) or flat out for `seconds`. even_pts: every pts even (t0 & ~1;
+// python_bench.py tells its frames' paths apart by the pts's parity).
+Publishing publish_for(cuframes::Publisher& pub, const Size& size, Path path, double seconds,
+                       double fps, bool even_pts) {
+  Publishing out;
+  const size_t row = size.w;
+  // The decoded frame as its producer holds it: tightly packed in host memory (software
+  // decode), NVDEC-style in device memory (rows 256-byte aligned: pitch 2048 for 1920 wide).
+  const size_t src_pitch = path == Path::kHost ? row : (row + 255) / 256 * 256;
+  const size_t bytes = src_pitch * size.h * 3 / 2;
+  std::vector<uint8_t> host(bytes, 0x5a);
+  void* dev = nullptr;
+#ifdef CUFRAMES_WITH_CUDA
+  if (path != Path::kHost) {
+    cuda_check(cudaMalloc(&dev, bytes), "cudaMalloc");
+    cuda_check(cudaMemset(dev, 0x5a, bytes), "cudaMemset");
+    cuda_check(cudaDeviceSynchronize(), "sync");
+  }
+#endif
+  cuframes_source_t src;
+  cuframes_source_init(&src);
+  const uint8_t* base = path == Path::kHost ? host.data() : static_cast<uint8_t*>(dev);
+  src.planes[0] = base;
+  src.planes[1] = base + src_pitch * size.h;
+  src.pitches[0] = src.pitches[1] = src_pitch;
+  src.memory = path == Path::kHost ? CUFRAMES_MEMORY_HOST : CUFRAMES_MEMORY_CUDA;
+
+  const CpuTimes cpu0 = machine_cpu();
+  const int64_t start = cuframes::now_ns();
+  const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
+  const int64_t period = fps > 0 ? static_cast<int64_t>(1e9 / fps) : 0;
+  int64_t next = start;
+  while (cuframes::now_ns() < end) {
+    if (period > 0) wait_until_ns(next += period);  // a steady cadence, as a camera has
+    const int64_t t0 = cuframes::now_ns();
+    const int64_t pts = even_pts ? t0 & ~int64_t{1} : t0;
+    if (period > 0) out.late.push_back(t0 - next);
+    if (path == Path::kBaseline) {
+#ifdef CUFRAMES_WITH_CUDA
+      // Decoded frame (device) -> host shared memory, as NVDEC-to-host stacks do.
+      cuframes::Loan loan;
+      try {
+        loan = pub.loan();
+      } catch (const cuframes::Error&) {
+        continue;
+      }
+      cuframes_frame_info_t fi = loan.info();
+      cuda_check(cudaMemcpy2D(fi.plane_y, fi.geometry.pitch_y, dev, src_pitch, row,
+                              size.h * 3 / 2, cudaMemcpyDeviceToHost),
+                 "D2H");
+      pub.commit(std::move(loan), pts);
+      ++out.published;
+      out.publish_ns.push_back(cuframes::now_ns() - t0);
+#endif
+    } else if (pub.publish(src, pts) != 0) {
+      ++out.published;
+      out.publish_ns.push_back(cuframes::now_ns() - t0);
+    }
+  }
+  const CpuTimes cpu1 = machine_cpu();
+  if (cpu1.total > cpu0.total) {
+    out.steal_pct = 100.0 * (cpu1.steal - cpu0.steal) / (cpu1.total - cpu0.total);
+  }
+#ifdef CUFRAMES_WITH_CUDA
+  if (dev != nullptr) cudaFree(dev);
+#endif
+  return out;
+}
+
+// Waits until pub has `subs` subscribers attached, until deadline_ns; empty, or what went wrong.
+std::string wait_attached(cuframes::Publisher& pub, int subs, int64_t deadline_ns) {
+  uint32_t most = 0;
+  while (pub.stats().subscribers < static_cast<uint32_t>(subs)) {
+    most = std::max(most, pub.stats().subscribers);
+    if (cuframes::now_ns() > deadline_ns) {
+      char what[160];
+      std::snprintf(what, sizeof what, "%u of %d subscribers attached (at most %u)",
+                    pub.stats().subscribers, subs, most);
+      return what;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return {};
+}
+
 // One publisher session: paced (fps > 0) or flat out, for `seconds`.
 PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, double fps) {
   char tmpl[] = "/tmp/cuframes-bench-XXXXXX";
@@ -157,8 +243,7 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   for (int i = 0; i < subs; ++i) children.push_back(spawn_subscriber(dir, key, path, i));
 
   PhaseResult r;
-  std::vector<int64_t> publish_ns;  // time inside each publish()
-  std::vector<int64_t> late;        // paced: the publisher's start behind its schedule
+  Publishing pubd;  // the times inside each publish() and the starts behind schedule
   {
     cuframes::Publisher::Options o;
     o.runtime_dir = dir.c_str();
@@ -193,83 +278,17 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
       if (first_ready == 0) first_ready = last_ready;
     }
     // Attached: the subscribers said READY after their handshake, so the count is there at once;
-    // it is checked anyway, with the most seen, in case one left since.
-    const int64_t attach_deadline = cuframes::now_ns() + 30000000000;
-    uint32_t most = 0;
-    while (pub.stats().subscribers < static_cast<uint32_t>(subs)) {
-      most = std::max(most, pub.stats().subscribers);
-      if (cuframes::now_ns() > attach_deadline) {
-        char what[200];
-        std::snprintf(what, sizeof what,
-                      "%u of %d subscribers attached within 30 s of the last READY (at most %u; "
-                      "READYs over %.1f s)",
-                      pub.stats().subscribers, subs, most, (last_ready - first_ready) / 1e9);
-        fail(what);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // it is checked anyway, in case one left since.
+    const std::string attached = wait_attached(pub, subs, cuframes::now_ns() + 30000000000);
+    if (!attached.empty()) {
+      char spread[80];
+      std::snprintf(spread, sizeof spread, " within 30 s of the last READY (READYs over %.1f s)",
+                    (last_ready - first_ready) / 1e9);
+      fail(attached + spread);
     }
-    const size_t row = size.w;
-    // The decoded frame as its producer holds it: tightly packed in host memory (software
-    // decode), NVDEC-style in device memory (rows 256-byte aligned: pitch 2048 for 1920 wide).
-    const size_t src_pitch = path == Path::kHost ? row : (row + 255) / 256 * 256;
-    const size_t bytes = src_pitch * size.h * 3 / 2;
-    std::vector<uint8_t> host(bytes, 0x5a);
-    void* dev = nullptr;
-#ifdef CUFRAMES_WITH_CUDA
-    if (path != Path::kHost) {
-      cuda_check(cudaMalloc(&dev, bytes), "cudaMalloc");
-      cuda_check(cudaMemset(dev, 0x5a, bytes), "cudaMemset");
-      cuda_check(cudaDeviceSynchronize(), "sync");
-    }
-#endif
-    cuframes_source_t src;
-    cuframes_source_init(&src);
-    const uint8_t* base = path == Path::kHost ? host.data() : static_cast<uint8_t*>(dev);
-    src.planes[0] = base;
-    src.planes[1] = base + src_pitch * size.h;
-    src.pitches[0] = src.pitches[1] = src_pitch;
-    src.memory = path == Path::kHost ? CUFRAMES_MEMORY_HOST : CUFRAMES_MEMORY_CUDA;
-
-    const CpuTimes cpu0 = machine_cpu();
-    const int64_t start = cuframes::now_ns();
-    const int64_t end = start + static_cast<int64_t>(seconds * 1e9);
-    const int64_t period = fps > 0 ? static_cast<int64_t>(1e9 / fps) : 0;
-    int64_t next = start;
-    uint64_t published = 0;
-    while (cuframes::now_ns() < end) {
-      if (period > 0) wait_until_ns(next += period);  // a steady cadence, as a camera has
-      const int64_t t0 = cuframes::now_ns();
-      if (period > 0) late.push_back(t0 - next);
-      if (path == Path::kBaseline) {
-#ifdef CUFRAMES_WITH_CUDA
-        // Decoded frame (device) -> host shared memory, as NVDEC-to-host stacks do.
-        cuframes::Loan loan;
-        try {
-          loan = pub.loan();
-        } catch (const cuframes::Error&) {
-          continue;
-        }
-        cuframes_frame_info_t fi = loan.info();
-        cuda_check(cudaMemcpy2D(fi.plane_y, fi.geometry.pitch_y, dev, src_pitch, row,
-                                size.h * 3 / 2, cudaMemcpyDeviceToHost),
-                   "D2H");
-        pub.commit(std::move(loan), t0);
-        ++published;
-        publish_ns.push_back(cuframes::now_ns() - t0);
-#endif
-      } else if (pub.publish(src, t0) != 0) {
-        ++published;
-        publish_ns.push_back(cuframes::now_ns() - t0);
-      }
-    }
-    const CpuTimes cpu1 = machine_cpu();
-    if (cpu1.total > cpu0.total) {
-      r.steal_pct = 100.0 * (cpu1.steal - cpu0.steal) / (cpu1.total - cpu0.total);
-    }
-    r.pub_fps = published / seconds;
-#ifdef CUFRAMES_WITH_CUDA
-    if (dev != nullptr) cudaFree(dev);
-#endif
+    pubd = publish_for(pub, size, path, seconds, fps, false);
+    r.steal_pct = pubd.steal_pct;
+    r.pub_fps = pubd.published / seconds;
   }  // the publisher goes: subscribers report
 
   std::vector<int64_t> lat, after, wake;
@@ -315,9 +334,44 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   pct(after, &r.after_p50_us, nullptr);
   pct(wake, &r.wake_p50_us, &r.wake_p99_us);
   if (!wake.empty()) r.slow_wake_pct = share_above_pct(wake, 20000);
-  pct(late, nullptr, &r.late_p99_us);
-  pct(publish_ns, &r.publish_p50_us, &r.publish_p99_us);
+  pct(pubd.late, nullptr, &r.late_p99_us);
+  pct(pubd.publish_ns, &r.publish_p50_us, &r.publish_p99_us);
   return r;
+}
+
+// The producer alone (--role producer): python_bench.py's C publisher for Python subscribers.
+int run_producer(const std::string& dir, const std::string& key, const Size& size, Path path,
+                 int subs, uint32_t slots, double seconds, double fps) {
+  pin_to_cpu(0);
+  cuframes::Publisher::Options o;
+  o.runtime_dir = dir.c_str();
+  o.width = size.w;
+  o.height = size.h;
+  o.format = CUFRAMES_FORMAT_NV12;
+  o.slots = slots;
+  o.memory = on_gpu_ring(path) ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
+  const auto fail = [](const std::string& what) {
+    std::printf("ERROR producer: %s\n", what.c_str());
+    std::fflush(stdout);
+    return 1;
+  };
+  try {
+    cuframes::Publisher pub = [&] {
+      OffProducerCpu off;
+      return cuframes::Publisher(key, o);
+    }();
+    std::printf("READY\n");
+    std::fflush(stdout);
+    const std::string attached = wait_attached(pub, subs, cuframes::now_ns() + 120000000000);
+    if (!attached.empty()) return fail(attached + " within 120 s");
+    const Publishing p = publish_for(pub, size, path, seconds, fps, true);
+    std::printf("RESULT published=%" PRIu64 " publish=%s late=%s\n", p.published,
+                join(p.publish_ns).c_str(), join(p.late).c_str());
+    std::fflush(stdout);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  return 0;  // the publisher went when its block ended: the subscribers report
 }
 
 }  // namespace fbench

@@ -32,6 +32,10 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               torch.multiprocessing queue (CUDA IPC handle + event);
   shm-h2d     Frigate's way: downloaded into multiprocessing.shared_memory slots, (slot, pts)
               through a multiprocessing queue, then torch.from_numpy(...).cuda() in each subscriber;
+  cuframes-cpub  the cuframes arm's Python subscribers, the frames published by C instead:
+              cuframes_bench --role producer (its publish() of the same frame: NVDEC-pitched on
+              the GPU, packed in host memory; pinned and paced as this producer is): C's
+              publish() under the same subscribers;
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
 Latency: the producer's pts (CLOCK_MONOTONIC just before it hands the frame over) to a usable
 tensor: the subscriber's consumer stream synchronised after the import. "after": the same from
@@ -84,7 +88,8 @@ SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from python_bench_peers import (AFTER, CPU_PARTS, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
                                 WAKE_PARTS, WARM, WARMUP, Samples, c_floor, ep_shm, ep_torch_ipc,
-                                floor_publish_p50, now_ns, parse_c_row, run_c)
+                                floor_publish_p50, now_ns, parse_c_row, run_c,
+                                run_c_producer)
 
 
 def pin(cpu: int) -> None:
@@ -212,7 +217,7 @@ EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "cuframes-war
             "cuframes-drop": ep_cuframes, "cuframes-norecycle": ep_cuframes,
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
             "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
-            "cuframes-spin-cold": ep_cuframes,
+            "cuframes-spin-cold": ep_cuframes, "cuframes-cpub": ep_cuframes,
             "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
 
 
@@ -378,7 +383,19 @@ class Bench:
                              "native": arm != "cuframes-bindings",
                              "torch_sync": arm == "cuframes-torchsync"}
         took: list[int] = []
-        if arm.startswith("cuframes"):
+        if arm == "cuframes-cpub":  # C's publish() for the same Python subscribers
+            def started() -> None:
+                for i in range(n):
+                    self.cmds[i].put((arm, p))
+                self.wait_for("ready", n)
+
+            took = run_c_producer(
+                self.args.c_bench, ["--dir", self.dir, "--key", p["key"], "--sizes", size,
+                                    "--subs", str(n), "--slots", str(max(8, n + 4)),
+                                    "--seconds", str(self.args.seconds),
+                                    "--fps", str(self.args.fps), "--path", self.memory],
+                started, timeout=self.args.seconds + 180)
+        elif arm.startswith("cuframes"):
             with self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4), memory=self.memory,
                                        runtime_dir=self.dir) as pub:
                 for i in range(n):
@@ -524,6 +541,7 @@ def main() -> int:
         skipped.append("shm-h2d: no H2D copy in host mode (the subscriber reads the slot)")
     c_arms = ["C cuda", "C spin"] if args.memory == "cuda" else ["C host"]
     if os.access(args.c_bench, os.X_OK):
+        arms.insert(arms.index("cuframes") + 1, "cuframes-cpub")
         arms += c_arms
     else:
         skipped.append(f"the C path: {args.c_bench} not found (build it, or --c-bench)")
@@ -661,9 +679,13 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
             c, cs = s.get((size, n, c_sleep)), s.get((size, n, c_spin))
             tip, shm = s.get((size, n, "torch-ipc")), s.get((size, n, "shm-h2d"))
             parts = []
+            cp = s.get((size, n, "cuframes-cpub"))
+            if py and cp:
+                parts.append(f"publish() p50 Python - C {py['publish'] - cp['publish']:+.1f} us "
+                             f"(<= 15; C: cuframes-cpub, the same Python subscribers)")
             if py and c:
                 parts.append(f"publish() p50 Python - C {py['publish'] - c['publish']:+.1f} us "
-                             f"(<= 15; C: the same subscribers)")
+                             f"(C: cuframes_bench's row, its own C subscribers)")
             if py and py["pubexp"] == py["pubexp"]:  # not NaN: the export's frames ran
                 parts.append(f"publish() p50 {py['publish']:.1f} us, {py['pubexp']:.1f} through "
                              f"torch's C export (latency {py['p50']:.1f} vs {py['lat_x']:.1f})")
@@ -674,6 +696,10 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
             if py and c:
                 parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us (<= 25), from "
                              f"the publication {py['after'] - c['after']:+.1f} us")
+            if cp and c:
+                parts.append(f"C publisher, Python subscribers: latency p50 - C "
+                             f"{cp['p50'] - c['p50']:+.1f} us, from the publication "
+                             f"{cp['after'] - c['after']:+.1f} us")
             warm = s.get((size, n, "cuframes-warm"))
             if warm and c:
                 parts.append(f"with warm_us: latency p50 Python - C {warm['p50'] - c['p50']:+.1f}"

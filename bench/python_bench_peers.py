@@ -141,6 +141,33 @@ def run_c(binary: str, args: list[str]) -> str:
     return r.stdout
 
 
+def run_c_producer(binary: str, args: list[str], started: Callable[[], None],
+                   timeout: float) -> list[int]:
+    """cuframes_bench --role producer with args: once it says READY, started() (the subscribers
+    sent off and ready), then its publish() durations (ns) from its RESULT line."""
+    proc = subprocess.Popen([binary, "--role", "producer", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out = err = ""
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        if first != "READY":
+            raise RuntimeError(f"cuframes_bench --role producer said {first[:300]!r} instead of "
+                               f"READY")
+        started()
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:  # an error above: it may wait for its subscribers for long
+            proc.kill()
+            proc.communicate()
+    for line in out.splitlines():
+        if line.startswith("RESULT"):
+            publish = next(f for f in line.split() if f.startswith("publish="))[len("publish="):]
+            return [int(x) for x in publish.split(",") if x]
+    raise RuntimeError(f"cuframes_bench --role producer gave no RESULT (exit {proc.returncode}): "
+                       f"{(out + err).strip()[-400:]}")
+
+
 def parse_c_row(line: str) -> Optional[dict[str, Any]]:
     """One scenario row of cuframes_bench: size path subs | p50 p99 after | wake p50 wake p99
     wake>20 | publish pub-late | sub fps | sub CPU | max pub max sub | steal."""
