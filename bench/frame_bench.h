@@ -122,8 +122,8 @@ struct Publishing {
 };
 
 // Producer process (--role producer, python_bench.py's C publisher): a ring `key` in dir (path
-// kCuda or kHost; its source as run_phase's), "READY" once it exists, then, once `subs` subscribers are attached, `seconds` of frames at
-// `fps` (even pts), then one line
+// kCuda or kHost; its source as run_phase's), "READY" once it exists, then, once `subs` subscribers
+// are attached, `seconds` of frames at `fps` (even pts), then one line
 //   RESULT published=N publish=p1,... late=l1,...  (ns; or ERROR producer: WHY), and the
 // publisher goes.
 int run_producer(const std::string& dir, const std::string& key, const Size& size, Path path,

@@ -184,8 +184,8 @@ Publishing publish_for(cuframes::Publisher& pub, const Size& size, Path path, do
         continue;
       }
       cuframes_frame_info_t fi = loan.info();
-      cuda_check(cudaMemcpy2D(fi.plane_y, fi.geometry.pitch_y, dev, src_pitch, row,
-                              size.h * 3 / 2, cudaMemcpyDeviceToHost),
+      cuda_check(cudaMemcpy2D(fi.plane_y, fi.geometry.pitch_y, dev, src_pitch, row, size.h * 3 / 2,
+                              cudaMemcpyDeviceToHost),
                  "D2H");
       pub.commit(std::move(loan), pts);
       ++out.published;
