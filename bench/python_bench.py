@@ -235,6 +235,8 @@ class Row:
     cpu_other: list[float] = field(default_factory=list)  # the same, threads other than the loop's
     frames: int = 0
     c: list[dict[str, float]] = field(default_factory=list)  # C arms: cuframes_bench's rows
+    # per round: that episode's own p50s (p50, after, publish), for differences paired by round
+    rounds: dict[int, dict[str, float]] = field(default_factory=dict)
     taken: int = 0  # frame.torch() calls that took a tensor made ahead, of seen frames
     seen: int = 0
     errors: list[str] = field(default_factory=list)
@@ -269,6 +271,7 @@ class Bench:
         for pr in self.procs:
             pr.start()
         self.sources: dict[str, Any] = {}
+        self.round = 0  # the round being run (Row.rounds)
 
     def close(self) -> None:
         for q in self.cmds:
@@ -460,10 +463,14 @@ class Bench:
 
     def collect(self, row: Row, results: list[dict[str, Any]], took: list[int]) -> None:
         row.v["publish"].extend(took[WARMUP:])
+        lat: list[int] = []
+        after: list[int] = []
         for r in results:
             if "error" in r:
                 row.errors.append(r["error"])
                 continue
+            lat.extend(r["lat"])
+            after.extend(r[AFTER])
             row.frames += r["frames"]
             row.taken += r.get("taken", 0)
             row.seen += r.get("seen", 0)
@@ -472,6 +479,8 @@ class Bench:
             for k in SAMPLED:
                 if k != "publish":
                     row.v[k].extend(r[k])
+        row.rounds[self.round] = {"p50": pct(lat, 0.5), "after": pct(after, 0.5),
+                                  "publish": pct(took[WARMUP:], 0.5)}
 
     def c_episode(self, arm: str, size: str, n: int, row: Row) -> None:
         path = {"C cuda": "cuda", "C spin": "cuda-spin", "C host": "host"}[arm]
@@ -482,6 +491,7 @@ class Bench:
             r = parse_c_row(line)
             if r is not None and r["size"] == size and r["path"] == path and r["subs"] == n:
                 row.c.append(r)
+                row.rounds[self.round] = {k: r[k] for k in ("p50", "after", "publish")}
                 return
         row.errors.append(f"no {path} row in cuframes_bench's output")
 
@@ -570,6 +580,7 @@ def main() -> int:
     t_start = time.monotonic()
     try:
         for rnd in range(args.rounds):
+            bench.round = rnd
             for size in args.sizes:
                 for n in args.subs:
                     order = arms[rnd % len(arms):] + arms[:rnd % len(arms)]
@@ -664,13 +675,33 @@ def main() -> int:
         print("CPU/fr of the subscriber's other threads (median us per frame, in CPU/fr): "
               + ", ".join(other))
     print()
-    print_targets(summary, args, arms, floor_publish_p50(floor))
+    print_targets(summary, rows, args, floor_publish_p50(floor))
     return 0
 
 
-def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argparse.Namespace,
-                  arms: list[str], c_publish: dict[str, float]) -> None:
-    """The issue's targets, as differences and ratios of this run's medians (no verdicts)."""
+def paired(rows: dict[tuple[str, int, str], Row], size: str, n: int, a: str, b: str,
+           key: str) -> str:
+    """a - b of one figure (Row.rounds' key) round by round, where both ran: the median of the
+    differences, [the smallest and largest], or "" with fewer than two rounds."""
+    ra, rb = rows.get((size, n, a)), rows.get((size, n, b))
+    if ra is None or rb is None:
+        return ""
+    d = sorted(ra.rounds[k][key] - rb.rounds[k][key] for k in ra.rounds
+               if k in rb.rounds and ra.rounds[k][key] == ra.rounds[k][key]
+               and rb.rounds[k][key] == rb.rounds[k][key])
+    if len(d) < 2:
+        return ""
+    mid = (d[(len(d) - 1) // 2] + d[len(d) // 2]) / 2
+    return f", by round {mid:+.1f} [{d[0]:+.1f}..{d[-1]:+.1f}]"
+
+
+def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
+                  rows: dict[tuple[str, int, str], Row], args: argparse.Namespace,
+                  c_publish: dict[str, float]) -> None:
+    """The issue's targets, as differences and ratios of this run's medians (no verdicts). Each
+    difference is that of the figures over all rounds; "by round": the median of the rounds'
+    own differences (each round runs every arm of a cell back to back, so a drift of the machine
+    between rounds falls out), with their range."""
     c_sleep, c_spin = ("C cuda", "C spin") if args.memory == "cuda" else ("C host", "C host")
     print("Against the targets (this run):")
     for size in args.sizes:
@@ -681,8 +712,9 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
             parts = []
             cp = s.get((size, n, "cuframes-cpub"))
             if py and cp:
-                parts.append(f"publish() p50 Python - C {py['publish'] - cp['publish']:+.1f} us "
-                             f"(<= 15; C: cuframes-cpub, the same Python subscribers)")
+                parts.append(f"publish() p50 Python - C {py['publish'] - cp['publish']:+.1f} us"
+                             + paired(rows, size, n, "cuframes", "cuframes-cpub", "publish")
+                             + " (<= 15; C: cuframes-cpub, the same Python subscribers)")
             if py and c:
                 parts.append(f"publish() p50 Python - C {py['publish'] - c['publish']:+.1f} us "
                              f"(C: cuframes_bench's row, its own C subscribers)")
@@ -694,8 +726,10 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]], args: argpars
                 parts.append(f"publish() p50 Python - C floor {floor:+.1f} us (C's publish() "
                              f"with no subscriber)")
             if py and c:
-                parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us (<= 25), from "
-                             f"the publication {py['after'] - c['after']:+.1f} us")
+                parts.append(f"latency p50 Python - C {py['p50'] - c['p50']:+.1f} us"
+                             + paired(rows, size, n, "cuframes", c_sleep, "p50")
+                             + f" (<= 25), from the publication {py['after'] - c['after']:+.1f} us"
+                             + paired(rows, size, n, "cuframes", c_sleep, "after"))
             if cp and c:
                 parts.append(f"C publisher, Python subscribers: latency p50 - C "
                              f"{cp['p50'] - c['p50']:+.1f} us, from the publication "
