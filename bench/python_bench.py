@@ -58,8 +58,10 @@ taken), the core's call, and back in Python. CPU: each subscriber's process CPU 
 frame (every thread; the other threads' share in a line under the table), median over
 subscribers and rounds. Arms round-robin (the first one
 rotating), --rounds rounds; figures over all samples (each subscriber's first 10 frames of an
-episode left out). Producer on CPU 0, subscribers (persistent processes) on CPUs 1..4, as
-cuframes_bench pins.
+episode left out). Producer on CPU 0 (its publisher's service thread on the others),
+subscribers (persistent processes) on CPUs 1..4, as cuframes_bench pins. The targets' lines
+under the table give each difference over all rounds and, "by round", the median and range of
+the rounds' own differences.
 
     python3 bench/python_bench.py [--rounds 3] [--seconds 1.5] [--sizes 1080p,4k] [--subs 1,4]
         [--memory cuda|host] [--c-bench build/bench/cuframes_bench] [--budget 270 (s)]
@@ -73,6 +75,7 @@ torch for cuda.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
 import sys
@@ -80,7 +83,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -96,6 +99,19 @@ def pin(cpu: int) -> None:
     n = os.cpu_count() or 1
     if n > 1:
         os.sched_setaffinity(0, {cpu % n})
+
+
+@contextlib.contextmanager
+def off_producer_cpu() -> Iterator[None]:
+    """The publisher made on CPUs 1..n-1, then this thread back on CPU 0: its service thread
+    inherits those CPUs and never preempts the producer, as cuframes_bench's OffProducerCpu."""
+    n = os.cpu_count() or 1
+    if n > 1:
+        os.sched_setaffinity(0, set(range(1, n)))
+    try:
+        yield
+    finally:
+        pin(0)
 
 
 def frame_rows(h: int) -> int:
@@ -399,8 +415,10 @@ class Bench:
                                     "--fps", str(self.args.fps), "--path", self.memory],
                 started, timeout=self.args.seconds + 180)
         elif arm.startswith("cuframes"):
-            with self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4), memory=self.memory,
-                                       runtime_dir=self.dir) as pub:
+            with off_producer_cpu():
+                pub = self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4),
+                                            memory=self.memory, runtime_dir=self.dir)
+            with pub:
                 for i in range(n):
                     self.cmds[i].put((arm, p))
                 self.wait_for("ready", n)
