@@ -36,6 +36,8 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               cuframes_bench --role producer (its publish() of the same frame: NVDEC-pitched on
               the GPU, packed in host memory; pinned and paced as this producer is): C's
               publish() under the same subscribers;
+  cuframes-pub0 (with --arms only)  cuframes with its publisher made on CPU 0 like the producer
+              (its service thread there too), instead of off it as cuframes_bench's;
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
 Latency: the producer's pts (CLOCK_MONOTONIC just before it hands the frame over) to a usable
 tensor: the subscriber's consumer stream synchronised after the import. "after": the same from
@@ -88,6 +90,9 @@ from typing import Any, Iterator
 import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
+# cuframes arms, each publish(tensor) less the core's call inside it (_publish_probe): what the
+# Python call adds to C's, frame by frame
+WRAP = "p_wrap"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from python_bench_peers import (AFTER, CPU_PARTS, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
                                 WAKE_PARTS, WARM, WARMUP, Samples, c_floor, ep_shm, ep_torch_ipc,
@@ -234,6 +239,7 @@ EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "cuframes-war
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
             "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
             "cuframes-spin-cold": ep_cuframes, "cuframes-cpub": ep_cuframes,
+            "cuframes-pub0": ep_cuframes,
             "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
 
 
@@ -246,7 +252,7 @@ class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
     v: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [] for k in SAMPLED + ("pubexp",) + PUBLISH_PARTS})
+        default_factory=lambda: {k: [] for k in SAMPLED + ("pubexp", WRAP) + PUBLISH_PARTS})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     cpu_other: list[float] = field(default_factory=list)  # the same, threads other than the loop's
     frames: int = 0
@@ -374,6 +380,7 @@ class Bench:
                 for key, v in zip(PUBLISH_PARTS, (entered - t0, core - entered, done - core,
                                                   t1 - done)):
                     row.v[key].append(v)
+                row.v[WRAP].append(t1 - t0 - (done - core))  # publish() less its C call
 
         C._publish_probe(True)
         try:
@@ -415,7 +422,7 @@ class Bench:
                                     "--fps", str(self.args.fps), "--path", self.memory],
                 started, timeout=self.args.seconds + 180)
         elif arm.startswith("cuframes"):
-            with off_producer_cpu():
+            with off_producer_cpu() if arm != "cuframes-pub0" else contextlib.nullcontext():
                 pub = self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4),
                                             memory=self.memory, runtime_dir=self.dir)
             with pub:
@@ -579,6 +586,7 @@ def main() -> int:
             arms.insert(arms.index("cuframes-torchsync"), "cuframes-bindings")  # asked for only
         arms.insert(arms.index("cuframes-warm") + 1, "cuframes-warm-bare")
         arms.insert(arms.index("cuframes") + 1, "cuframes-cpu")
+        arms.insert(arms.index("cuframes") + 1, "cuframes-pub0")
         arms.insert(arms.index("cuframes") + 1, "cuframes-drop")
         arms.insert(arms.index("cuframes") + 1, "cuframes-norecycle")
         arms = [a for a in arms if a in want]
@@ -652,6 +660,7 @@ def main() -> int:
                          "cpu": sorted(row.cpu)[len(row.cpu) // 2] if row.cpu else nan,
                          "publish": pct(v["publish"], 0.5), "wake": pct(v["wake"], 0.5),
                          "pubexp": pct(v["pubexp"], 0.5), "lat_x": pct(v["lat_x"], 0.5),
+                         "wrap": pct(v[WRAP], 0.5),
                          "wake99": pct(v["wake"], 0.99)}
                     steps = [pct(v["publish"], 0.99), pct(v["pubexp"], 0.5),
                              pct(v["pub2pub"], 0.5), s["wake"],
@@ -733,6 +742,14 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
                 parts.append(f"publish() p50 Python - C {py['publish'] - cp['publish']:+.1f} us"
                              + paired(rows, size, n, "cuframes", "cuframes-cpub", "publish")
                              + " (<= 15; C: cuframes-cpub, the same Python subscribers)")
+            p0 = s.get((size, n, "cuframes-pub0"))
+            if p0 and cp:
+                parts.append(f"publisher made on CPU 0: publish() p50 Python - C "
+                             f"{p0['publish'] - cp['publish']:+.1f} us"
+                             + paired(rows, size, n, "cuframes-pub0", "cuframes-cpub", "publish"))
+            if py and py["wrap"] == py["wrap"]:
+                parts.append(f"publish() p50 less its own C call {py['wrap']:.1f} us (<= 15; the "
+                             f"same calls)")
             if py and c:
                 parts.append(f"publish() p50 Python - C {py['publish'] - c['publish']:+.1f} us "
                              f"(C: cuframes_bench's row, its own C subscribers)")
