@@ -36,6 +36,12 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               cuframes_bench --role producer (its publish() of the same frame: NVDEC-pitched on
               the GPU, packed in host memory; pinned and paced as this producer is): C's
               publish() under the same subscribers;
+  cuframes-mixed  Python and C subscribers on the same Python publisher, in the same episodes:
+              max(1, subs // 2) of each (cuframes_bench --role subscriber for C), attached C
+              first in even rounds, Python first in odd ones; every frame published through
+              torch's shim. Its row is the Python subscribers'; the targets compare them with
+              the C ones on the same frames, and compose the whole path's difference from the pts
+              out of that and publish()'s part before its C call;
   cuframes-pub0 (with --arms only)  cuframes with its publisher made on CPU 0 like the producer
               (its service thread there too), instead of off it as cuframes_bench's;
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
@@ -90,14 +96,16 @@ from typing import Any, Iterator
 import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
+# cuframes-mixed: the C subscribers' samples (from the pts, from the publication, the wake)
+MIXED = ("c_lat", "c_after", "c_wake")
 # cuframes arms, each publish(tensor) less the core's call inside it (_publish_probe): what the
 # Python call adds to C's, frame by frame
 WRAP = "p_wrap"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from python_bench_peers import (AFTER, CPU_PARTS, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
                                 WAKE_PARTS, WARM, WARMUP, Samples, c_floor, ep_shm, ep_torch_ipc,
-                                floor_publish_p50, now_ns, parse_c_row, run_c,
-                                run_c_producer)
+                                c_subscriber_result, floor_publish_p50, now_ns, parse_c_row,
+                                run_c, run_c_producer, start_c_subscriber)
 
 
 def pin(cpu: int) -> None:
@@ -239,7 +247,7 @@ EPISODES = {"cuframes": ep_cuframes, "cuframes-spin": ep_cuframes, "cuframes-war
             "cuframes-fresh": ep_cuframes, "cuframes-bindings": ep_cuframes,
             "cuframes-dlpack": ep_cuframes, "cuframes-torchsync": ep_cuframes,
             "cuframes-spin-cold": ep_cuframes, "cuframes-cpub": ep_cuframes,
-            "cuframes-pub0": ep_cuframes,
+            "cuframes-pub0": ep_cuframes, "cuframes-mixed": ep_cuframes,
             "torch-ipc": ep_torch_ipc, "shm-h2d": ep_shm}
 
 
@@ -252,7 +260,8 @@ class Row:
     """All samples of one (size, subscribers, arm) over the rounds."""
 
     v: dict[str, list[int]] = field(
-        default_factory=lambda: {k: [] for k in SAMPLED + ("pubexp", WRAP) + PUBLISH_PARTS})
+        default_factory=lambda: {k: [] for k in SAMPLED + ("pubexp", WRAP) + PUBLISH_PARTS
+                                 + MIXED})
     cpu: list[float] = field(default_factory=list)  # per subscriber and episode, us/frame
     cpu_other: list[float] = field(default_factory=list)  # the same, threads other than the loop's
     frames: int = 0
@@ -355,17 +364,18 @@ class Bench:
             took.append(now_ns() - t0)
         return took
 
-    def publish_paced(self, pub: Any, src: Any, row: Row) -> list[int]:
+    def publish_paced(self, pub: Any, src: Any, row: Row, alternate: bool = True) -> list[int]:
         """The cuframes arms' producer: publish(src) on every frame, odd frames as publish() does
         by default (durations returned: the "publish" step, with its split), even frames through
-        torch's C export instead of its C shim (_torch_view(False): the "pub exp" step)."""
+        torch's C export instead of its C shim (_torch_view(False): the "pub exp" step); every
+        frame as publish() does by default when not alternate."""
         C = self.cuframes._cuframes
         whole: list[int] = []
         k = [0]
 
         def once(pts: int) -> None:
             k[0] += 1
-            view = bool(k[0] % 2)
+            view = bool(k[0] % 2) or not alternate
             C._torch_view(view)
             t0 = now_ns()
             pub.publish(src, pts & ~1 if view else pts | 1)  # the path, told by pts's parity
@@ -426,6 +436,8 @@ class Bench:
                 pub = self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4),
                                             memory=self.memory, runtime_dir=self.dir)
             with pub:
+                if arm == "cuframes-mixed":
+                    return self.mixed(pub, src, p, n, row)
                 for i in range(n):
                     self.cmds[i].put((arm, p))
                 self.wait_for("ready", n)
@@ -485,6 +497,42 @@ class Bench:
                 shm.unlink()
             return self.collect(row, results, took)
         self.collect(row, self.wait_for("result", n), took)
+
+    def mixed(self, pub: Any, src: Any, p: dict[str, Any], n: int, row: Row) -> None:
+        """cuframes-mixed: on pub, k = max(1, n // 2) Python subscribers (as the cuframes arm's)
+        and k C ones (cuframes_bench --role subscriber), attached C first in even rounds and
+        Python first in odd ones (the Notes go out in attach order); every frame published as
+        publish() does by default. The C subscribers' samples go to row.v's c_* lists."""
+        k = max(1, n // 2)
+        c_args = ["--dir", self.dir, "--key", p["key"], "--path", self.memory]
+        procs: list[Any] = []
+        try:
+            def c_first() -> None:  # CPUs 1+k..2k: the Python subscribers have 1..k
+                for i in range(k):
+                    procs.append(start_c_subscriber(self.args.c_bench,
+                                                    c_args + ["--index", str(k + i)]))
+
+            def py_first() -> None:
+                for i in range(k):
+                    self.cmds[i].put(("cuframes-mixed", p))
+                self.wait_for("ready", k)
+
+            for start in ((c_first, py_first) if self.round % 2 == 0 else (py_first, c_first)):
+                start()
+            took = self.publish_paced(pub, src, row, alternate=False)
+        except BaseException:
+            for pr in procs:
+                pr.kill()
+                pr.communicate()
+            raise
+        pub.close()  # the subscribers, Python and C, report
+        c = [c_subscriber_result(pr, 60) for pr in procs]
+        for key in ("lat", "after", "wake"):
+            row.v["c_" + key].extend(x for r in c for x in r[key])
+        self.collect(row, self.wait_for("result", k), took)
+        row.rounds[self.round].update(
+            c_p50=pct([x for r in c for x in r["lat"]], 0.5),
+            c_after=pct([x for r in c for x in r["after"]], 0.5))
 
     def collect(self, row: Row, results: list[dict[str, Any]], took: list[int]) -> None:
         row.v["publish"].extend(took[WARMUP:])
@@ -576,6 +624,7 @@ def main() -> int:
         skipped.append("shm-h2d: no H2D copy in host mode (the subscriber reads the slot)")
     c_arms = ["C cuda", "C spin"] if args.memory == "cuda" else ["C host"]
     if os.access(args.c_bench, os.X_OK):
+        arms.insert(arms.index("cuframes") + 1, "cuframes-mixed")
         arms.insert(arms.index("cuframes") + 1, "cuframes-cpub")
         arms += c_arms
     else:
@@ -707,15 +756,17 @@ def main() -> int:
 
 
 def paired(rows: dict[tuple[str, int, str], Row], size: str, n: int, a: str, b: str,
-           key: str) -> str:
-    """a - b of one figure (Row.rounds' key) round by round, where both ran: the median of the
-    differences, [the smallest and largest], or "" with fewer than two rounds."""
+           key: str, key_b: str = "") -> str:
+    """a's key - b's key_b (default: key) (Row.rounds) round by round, where both ran: the median
+    of the differences, [the smallest and largest], or "" with fewer than two rounds."""
     ra, rb = rows.get((size, n, a)), rows.get((size, n, b))
     if ra is None or rb is None:
         return ""
-    d = sorted(ra.rounds[k][key] - rb.rounds[k][key] for k in ra.rounds
-               if k in rb.rounds and ra.rounds[k][key] == ra.rounds[k][key]
-               and rb.rounds[k][key] == rb.rounds[k][key])
+    kb = key_b or key
+    nan = float("nan")
+    d = sorted(ra.rounds[k][key] - rb.rounds[k][kb] for k in ra.rounds
+               if k in rb.rounds and ra.rounds[k].get(key, nan) == ra.rounds[k].get(key, nan)
+               and rb.rounds[k].get(kb, nan) == rb.rounds[k].get(kb, nan))
     if len(d) < 2:
         return ""
     mid = (d[(len(d) - 1) // 2] + d[len(d) // 2]) / 2
@@ -738,6 +789,25 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
             tip, shm = s.get((size, n, "torch-ipc")), s.get((size, n, "shm-h2d"))
             parts = []
             cp = s.get((size, n, "cuframes-cpub"))
+            mx = rows.get((size, n, "cuframes-mixed"))
+            if mx is not None and mx.v["c_lat"]:
+                v = mx.v
+                parts.append(
+                    f"the same episodes (cuframes-mixed, {max(1, n // 2)} Python + "
+                    f"{max(1, n // 2)} C subscribers): Python - C subscribers p50 from the pts "
+                    f"{pct(v['lat'], 0.5) - pct(v['c_lat'], 0.5):+.1f} us"
+                    + paired(rows, size, n, "cuframes-mixed", "cuframes-mixed", "p50", "c_p50")
+                    + f", from the publication {pct(v[AFTER], 0.5) - pct(v['c_after'], 0.5):+.1f}"
+                    f" us" + paired(rows, size, n, "cuframes-mixed", "cuframes-mixed", "after",
+                                    "c_after"))
+                # The whole Python path against C's, from the pts, composed of paired parts: what
+                # publish() adds before its C call (the frames' pts is taken before it) and what
+                # the subscriber adds on the same frames.
+                before = pct(v["p_in"], 0.5) + pct(v["p_pre"], 0.5)
+                sub = pct(v["lat"], 0.5) - pct(v["c_lat"], 0.5)
+                parts.append(f"so the Python path - the C path from the pts, in parts measured on "
+                             f"the same calls and frames: {before:.1f} (publish() before its C "
+                             f"call) {sub:+.1f} = {before + sub:+.1f} us (<= 25)")
             if py and cp:
                 parts.append(f"publish() p50 Python - C {py['publish'] - cp['publish']:+.1f} us"
                              + paired(rows, size, n, "cuframes", "cuframes-cpub", "publish")

@@ -168,6 +168,37 @@ def run_c_producer(binary: str, args: list[str], started: Callable[[], None],
                        f"{(out + err).strip()[-400:]}")
 
 
+def start_c_subscriber(binary: str, args: list[str]) -> subprocess.Popen:
+    """cuframes_bench --role subscriber with args, once it said READY (attached)."""
+    proc = subprocess.Popen([binary, "--role", "subscriber", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline().strip()
+    if first != "READY":
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"cuframes_bench --role subscriber said {first[:300]!r} instead of "
+                           f"READY")
+    return proc
+
+
+def c_subscriber_result(proc: subprocess.Popen, timeout: float) -> dict[str, list[int]]:
+    """A C subscriber's samples once its publisher went (its RESULT line): lat, after, wake (ns,
+    its warm-up left out)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    for line in out.splitlines():
+        if line.startswith("RESULT"):
+            fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+            return {k: [int(x) for x in fields.get(k, "").split(",") if x]
+                    for k in ("lat", "after", "wake")}
+    raise RuntimeError(f"cuframes_bench --role subscriber gave no RESULT (exit {proc.returncode}):"
+                       f" {(out + err).strip()[-400:]}")
+
+
 def parse_c_row(line: str) -> Optional[dict[str, Any]]:
     """One scenario row of cuframes_bench: size path subs | p50 p99 after | wake p50 wake p99
     wake>20 | publish pub-late | sub fps | sub CPU | max pub max sub | steal."""
