@@ -136,6 +136,8 @@ Child spawn_subscriber(const std::string& dir, const std::string& key, Path path
                      "--spin-us", std::to_string(g_spin_us), "--index", std::to_string(index)});
 }
 
+namespace {
+
 // The publishing loop of a session (run_phase, run_producer): the frame as its producer holds
 // it, published paced (fps > 0) or flat out for `seconds`. even_pts: every pts even (t0 & ~1;
 // python_bench.py tells its frames' paths apart by the pts's parity).
@@ -221,6 +223,8 @@ std::string wait_attached(cuframes::Publisher& pub, int subs, int64_t deadline_n
   }
   return {};
 }
+
+}  // namespace
 
 // One publisher session: paced (fps > 0) or flat out, for `seconds`.
 PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, double fps) {
