@@ -96,16 +96,16 @@ from typing import Any, Iterator
 import numpy as np
 
 SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
-# cuframes-mixed: the C subscribers' samples (from the pts, from the publication, the wake)
-MIXED = ("c_lat", "c_after", "c_wake")
+# cuframes-mixed: the C subscribers' samples (from the pts, from the publication)
+MIXED = ("c_lat", "c_after")
 # cuframes arms, each publish(tensor) less the core's call inside it (_publish_probe): what the
 # Python call adds to C's, frame by frame
 WRAP = "p_wrap"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from python_bench_peers import (AFTER, CPU_PARTS, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
                                 WAKE_PARTS, WARM, WARMUP, Samples, c_floor, ep_shm, ep_torch_ipc,
-                                c_subscriber_result, floor_publish_p50, now_ns, parse_c_row,
-                                run_c, run_c_producer, start_c_subscriber)
+                                c_role_result, floor_publish_p50, now_ns, parse_c_row, run_c,
+                                run_c_producer, start_c_role)
 
 
 def pin(cpu: int) -> None:
@@ -509,8 +509,8 @@ class Bench:
         try:
             def c_first() -> None:  # CPUs 1+k..2k: the Python subscribers have 1..k
                 for i in range(k):
-                    procs.append(start_c_subscriber(self.args.c_bench,
-                                                    c_args + ["--index", str(k + i)]))
+                    procs.append(start_c_role(self.args.c_bench, "subscriber",
+                                              c_args + ["--index", str(k + i)]))
 
             def py_first() -> None:
                 for i in range(k):
@@ -526,13 +526,13 @@ class Bench:
                 pr.communicate()
             raise
         pub.close()  # the subscribers, Python and C, report
-        c = [c_subscriber_result(pr, 60) for pr in procs]
-        for key in ("lat", "after", "wake"):
-            row.v["c_" + key].extend(x for r in c for x in r[key])
+        c = [c_role_result(pr, "subscriber", ("lat", "after"), 60) for pr in procs]
+        lat = [x for r in c for x in r["lat"]]
+        after = [x for r in c for x in r["after"]]
+        row.v["c_lat"].extend(lat)
+        row.v["c_after"].extend(after)
         self.collect(row, self.wait_for("result", k), took)
-        row.rounds[self.round].update(
-            c_p50=pct([x for r in c for x in r["lat"]], 0.5),
-            c_after=pct([x for r in c for x in r["after"]], 0.5))
+        row.rounds[self.round].update(c_p50=pct(lat, 0.5), c_after=pct(after, 0.5))
 
     def collect(self, row: Row, results: list[dict[str, Any]], took: list[int]) -> None:
         row.v["publish"].extend(took[WARMUP:])
@@ -792,10 +792,11 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
             mx = rows.get((size, n, "cuframes-mixed"))
             if mx is not None and mx.v["c_lat"]:
                 v = mx.v
+                sub = pct(v["lat"], 0.5) - pct(v["c_lat"], 0.5)
                 parts.append(
                     f"the same episodes (cuframes-mixed, {max(1, n // 2)} Python + "
                     f"{max(1, n // 2)} C subscribers): Python - C subscribers p50 from the pts "
-                    f"{pct(v['lat'], 0.5) - pct(v['c_lat'], 0.5):+.1f} us"
+                    f"{sub:+.1f} us"
                     + paired(rows, size, n, "cuframes-mixed", "cuframes-mixed", "p50", "c_p50")
                     + f", from the publication {pct(v[AFTER], 0.5) - pct(v['c_after'], 0.5):+.1f}"
                     f" us" + paired(rows, size, n, "cuframes-mixed", "cuframes-mixed", "after",
@@ -804,7 +805,6 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
                 # publish() adds before its C call (the frames' pts is taken before it) and what
                 # the subscriber adds on the same frames.
                 before = pct(v["p_in"], 0.5) + pct(v["p_pre"], 0.5)
-                sub = pct(v["lat"], 0.5) - pct(v["c_lat"], 0.5)
                 parts.append(f"so the Python path - the C path from the pts, in parts measured on "
                              f"the same calls and frames: {before:.1f} (publish() before its C "
                              f"call) {sub:+.1f} = {before + sub:+.1f} us (<= 25)")

@@ -141,50 +141,24 @@ def run_c(binary: str, args: list[str]) -> str:
     return r.stdout
 
 
-def run_c_producer(binary: str, args: list[str], started: Callable[[], None],
-                   timeout: float) -> list[int]:
-    """cuframes_bench --role producer with args: once it says READY, started() (the subscribers
-    sent off and ready), then its publish() durations (ns) from its RESULT line."""
-    proc = subprocess.Popen([binary, "--role", "producer", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    out = err = ""
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        if first != "READY":
-            raise RuntimeError(f"cuframes_bench --role producer said {first[:300]!r} instead of "
-                               f"READY")
-        started()
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:  # an error above: it may wait for its subscribers for long
-            proc.kill()
-            proc.communicate()
-    for line in out.splitlines():
-        if line.startswith("RESULT"):
-            publish = next(f for f in line.split() if f.startswith("publish="))[len("publish="):]
-            return [int(x) for x in publish.split(",") if x]
-    raise RuntimeError(f"cuframes_bench --role producer gave no RESULT (exit {proc.returncode}): "
-                       f"{(out + err).strip()[-400:]}")
-
-
-def start_c_subscriber(binary: str, args: list[str]) -> subprocess.Popen:
-    """cuframes_bench --role subscriber with args, once it said READY (attached)."""
-    proc = subprocess.Popen([binary, "--role", "subscriber", *args], stdout=subprocess.PIPE,
+def start_c_role(binary: str, role: str, args: list[str]) -> subprocess.Popen:
+    """cuframes_bench --role ROLE with args, once it said READY (a producer: its ring made; a
+    subscriber: attached)."""
+    proc = subprocess.Popen([binary, "--role", role, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     first = proc.stdout.readline().strip()
     if first != "READY":
         proc.kill()
         proc.communicate()
-        raise RuntimeError(f"cuframes_bench --role subscriber said {first[:300]!r} instead of "
-                           f"READY")
+        raise RuntimeError(f"cuframes_bench --role {role} said {first[:300]!r} instead of READY")
     return proc
 
 
-def c_subscriber_result(proc: subprocess.Popen, timeout: float) -> dict[str, list[int]]:
-    """A C subscriber's samples once its publisher went (its RESULT line): lat, after, wake (ns,
-    its warm-up left out)."""
+def c_role_result(proc: subprocess.Popen, role: str, keys: tuple[str, ...],
+                  timeout: float) -> dict[str, list[int]]:
+    """The sample lists keys (ns) of a role's RESULT line, once it ended (killed after timeout
+    seconds)."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -193,10 +167,23 @@ def c_subscriber_result(proc: subprocess.Popen, timeout: float) -> dict[str, lis
     for line in out.splitlines():
         if line.startswith("RESULT"):
             fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
-            return {k: [int(x) for x in fields.get(k, "").split(",") if x]
-                    for k in ("lat", "after", "wake")}
-    raise RuntimeError(f"cuframes_bench --role subscriber gave no RESULT (exit {proc.returncode}):"
-                       f" {(out + err).strip()[-400:]}")
+            return {k: [int(x) for x in fields.get(k, "").split(",") if x] for k in keys}
+    raise RuntimeError(f"cuframes_bench --role {role} gave no RESULT (exit {proc.returncode}): "
+                       f"{(out + err).strip()[-400:]}")
+
+
+def run_c_producer(binary: str, args: list[str], started: Callable[[], None],
+                   timeout: float) -> list[int]:
+    """cuframes_bench --role producer with args: once it says READY, started() (the subscribers
+    sent off and ready), then its publish() durations (ns) from its RESULT line."""
+    proc = start_c_role(binary, "producer", args)
+    try:
+        started()
+    except BaseException:  # it would wait for its subscribers for long
+        proc.kill()
+        proc.communicate()
+        raise
+    return c_role_result(proc, "producer", ("publish",), timeout)["publish"]
 
 
 def parse_c_row(line: str) -> Optional[dict[str, Any]]:
