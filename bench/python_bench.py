@@ -157,7 +157,7 @@ def worker_main(index: int, memory: str, cmds: Any, results: Any, data: Any) -> 
             out = EPISODES[arm](cuframes, torch, stream, data, results, index, p)
         except Exception as e:  # reported, not swallowed: the parent prints it
             out = {"error": f"{type(e).__name__}: {e}"}
-        results.put(("result", index, out))
+        results.put(("result", index, p.get("episode"), out))
 
 
 def cuframes_steps(raw: tuple) -> dict[str, int]:
@@ -189,7 +189,7 @@ def ep_cuframes(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any,
     with cuframes.subscribe(p["key"], consumer_name=f"bench-{index}", connect_timeout_ms=10000,
                             consumer_stream=consumer, runtime_dir=p["dir"],
                             spin_us=p["spin_us"], warm_us=p["warm_us"]) as sub:
-        results.put(("ready", index, None))
+        results.put(("ready", index, p["episode"], None))
         while True:
             if split:
                 c0 = tt()
@@ -303,6 +303,9 @@ class Bench:
             pr.start()
         self.sources: dict[str, Any] = {}
         self.round = 0  # the round being run (Row.rounds)
+        # The episode being run: its subscribers' "ready" and "result" messages carry it, so
+        # that those of an episode that failed half-way are not taken for the next one's.
+        self.episode_no = 0
 
     def close(self) -> None:
         for q in self.cmds:
@@ -337,8 +340,10 @@ class Bench:
             if left <= 0:
                 raise RuntimeError(f"timed out waiting for {n - len(got)} subscriber(s): {kind}")
             try:
-                k, i, payload = self.results.get(timeout=left)
+                k, i, episode, payload = self.results.get(timeout=left)
             except queue.Empty:
+                continue
+            if episode != self.episode_no:  # left by an earlier episode that failed: not ours
                 continue
             if k == "result" and kind == "ready":  # it failed before it was ready
                 raise RuntimeError(f"subscriber {i}: {payload.get('error', payload)}")
@@ -418,6 +423,8 @@ class Bench:
                              "ahead": arm != "cuframes-fresh",
                              "native": arm != "cuframes-bindings",
                              "torch_sync": arm == "cuframes-torchsync"}
+        self.episode_no += 1
+        p["episode"] = self.episode_no
         took: list[int] = []
         if arm == "cuframes-cpub":  # C's publish() for the same Python subscribers
             def started() -> None:

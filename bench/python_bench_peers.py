@@ -86,7 +86,7 @@ def peer_steps(raw: tuple) -> dict[str, int]:
 def ep_torch_ipc(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, index: int,
                  p: dict[str, Any]) -> dict[str, Any]:
     s = Samples(peer_steps)
-    results.put(("ready", index, None))
+    results.put(("ready", index, p["episode"], None))
     while True:
         item = data.get()  # rebuilds the tensor: opens the IPC handle (cached), waits its event
         if item is None:
@@ -112,7 +112,7 @@ def ep_shm(cuframes: Any, torch: Any, stream: Any, data: Any, results: Any, inde
     finally:
         os.close(fd)
     slots = np.frombuffer(mm, np.uint8).reshape(POOL, p["rows"], p["width"])
-    results.put(("ready", index, None))
+    results.put(("ready", index, p["episode"], None))
     while True:
         item = data.get()
         if item is None:
