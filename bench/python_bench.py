@@ -38,10 +38,11 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               publish() under the same subscribers;
   cuframes-mixed  Python and C subscribers on the same Python publisher, in the same episodes:
               max(1, subs // 2) of each (cuframes_bench --role subscriber for C), attached C
-              first in even rounds, Python first in odd ones; every frame published through
-              torch's shim. Its row is the Python subscribers'; the targets compare them with
-              the C ones on the same frames, and compose the whole path's difference from the pts
-              out of that and publish()'s part before its C call;
+              first in even rounds, Python first in odd ones, their CPUs swapped every other
+              pair of rounds (the C ones first on the CPUs after the Python ones'); every frame
+              published through torch's shim. Its row is the Python subscribers'; the targets
+              compare them with the C ones on the same frames, and compose the whole path's
+              difference from the pts out of that and publish()'s part before its C call;
   cuframes-pub0 (with --arms only)  cuframes with its publisher made on CPU 0 like the producer
               (its service thread there too), instead of off it as cuframes_bench's;
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
@@ -508,19 +509,26 @@ class Bench:
     def mixed(self, pub: Any, src: Any, p: dict[str, Any], n: int, row: Row) -> None:
         """cuframes-mixed: on pub, k = max(1, n // 2) Python subscribers (as the cuframes arm's)
         and k C ones (cuframes_bench --role subscriber), attached C first in even rounds and
-        Python first in odd ones (the Notes go out in attach order); every frame published as
-        publish() does by default. The C subscribers' samples go to row.v's c_* lists."""
+        Python first in odd ones (the Notes go out in attach order), on CPUs 1..k and k+1..2k,
+        the two sets swapped every other pair of rounds (where there are 2k subscriber
+        processes); every frame published as publish() does by default. The C subscribers'
+        samples go to row.v's c_* lists."""
         k = max(1, n // 2)
+        # Subscriber i (Python or C) runs on CPU 1 + i: the Python ones on the first k, then
+        # from round 2 on every other pair of rounds on the next k, the C ones on the others.
+        swap = (self.round // 2) % 2 == 1 and 2 * k <= len(self.cmds)
+        py_ix = range(k, 2 * k) if swap else range(k)
+        c_ix = range(k) if swap else range(k, 2 * k)
         c_args = ["--dir", self.dir, "--key", p["key"], "--path", self.memory]
         procs: list[Any] = []
         try:
-            def c_first() -> None:  # CPUs 1+k..2k: the Python subscribers have 1..k
-                for i in range(k):
+            def c_first() -> None:
+                for i in c_ix:
                     procs.append(start_c_role(self.args.c_bench, "subscriber",
-                                              c_args + ["--index", str(k + i)]))
+                                              c_args + ["--index", str(i)]))
 
             def py_first() -> None:
-                for i in range(k):
+                for i in py_ix:
                     self.cmds[i].put(("cuframes-mixed", p))
                 self.wait_for("ready", k)
 
