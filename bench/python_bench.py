@@ -810,8 +810,8 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
                 sub = pct(v["lat"], 0.5) - pct(v["c_lat"], 0.5)
                 parts.append(
                     f"the same episodes (cuframes-mixed, {max(1, n // 2)} Python + "
-                    f"{max(1, n // 2)} C subscribers): Python - C subscribers p50 from the pts "
-                    f"{sub:+.1f} us"
+                    f"{max(1, n // 2)} C subscribers): Python - C subscribers p50 (<= 25) from "
+                    f"the pts {sub:+.1f} us"
                     + paired(rows, size, n, "cuframes-mixed", "cuframes-mixed", "p50", "c_p50")
                     + f", from the publication {pct(v[AFTER], 0.5) - pct(v['c_after'], 0.5):+.1f}"
                     f" us" + paired(rows, size, n, "cuframes-mixed", "cuframes-mixed", "after",
@@ -820,9 +820,9 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
                 # publish() adds before its C call (the frames' pts is taken before it) and what
                 # the subscriber adds on the same frames.
                 before = pct(v["p_in"], 0.5) + pct(v["p_pre"], 0.5)
-                parts.append(f"so the Python path - the C path from the pts, in parts measured on "
-                             f"the same calls and frames: {before:.1f} (publish() before its C "
-                             f"call) {sub:+.1f} = {before + sub:+.1f} us (<= 25)")
+                parts.append(f"so the whole Python path - the C path from the pts, in parts "
+                             f"measured on the same calls and frames: {before:.1f} (publish() "
+                             f"before its C call) {sub:+.1f} = {before + sub:+.1f} us (<= 25)")
             if py and cp:
                 parts.append(f"publish() p50 Python - C {py['publish'] - cp['publish']:+.1f} us"
                              + paired(rows, size, n, "cuframes", "cuframes-cpub", "publish")
