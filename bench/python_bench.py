@@ -40,8 +40,8 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               max(1, subs // 2) of each (cuframes_bench --role subscriber for C), attached C
               first in even rounds, Python first in odd ones, their CPUs swapped every other
               pair of rounds (the C ones first on the CPUs after the Python ones'); every frame
-              published through torch's shim. Its row is the Python subscribers'; the targets
-              compare them with the C ones on the same frames, and compose the whole path's
+              published through torch's shim. Its row is the Python subscribers' (the C ones'
+              p50, p99 and after in a line under the table); the targets compare them with the C ones on the same frames, and compose the whole path's
               difference from the pts out of that and publish()'s part before its C call;
   cuframes-pub0 (with --arms only)  cuframes with its publisher made on CPU 0 like the producer
               (its service thread there too), instead of off it as cuframes_bench's;
@@ -737,6 +737,12 @@ def main() -> int:
                 summary[(size, n, arm)] = s
                 for e in sorted(set(row.errors)):
                     print(f"    error: {e}")
+    mixed_c = [f"{size} {n} {pct(row.v['c_lat'], 0.5):.1f}/{pct(row.v['c_lat'], 0.99):.1f}/"
+               f"{pct(row.v['c_after'], 0.5):.1f}"
+               for (size, n, arm), row in rows.items() if arm == "cuframes-mixed" and row.v["c_lat"]]
+    if mixed_c:
+        print("cuframes-mixed's C subscribers, on the same frames as its row's Python ones "
+              "(p50/p99/after, us): " + ", ".join(mixed_c))
     ahead = [f"{size} {n} {arm} {row.taken / row.seen:.0%}"
              for (size, n, arm), row in rows.items()
              if row.seen and arm.startswith("cuframes") and args.memory == "cuda"]
@@ -867,7 +873,8 @@ def print_targets(s: dict[tuple[str, int, str], dict[str, float]],
             best = spin if spin and py and spin["p50"] < py["p50"] else py
             if py and tip:
                 parts.append(f"vs torch-ipc: p50 {tip['p50'] / py['p50']:.1f}x lower (>= 4), "
-                             f"p99 {tip['p99']:.0f} vs {py['p99']:.0f} us (lower), CPU "
+                             f"p99 {py['p99']:.0f} us against torch-ipc's {tip['p99']:.0f} "
+                             f"(lower), CPU "
                              f"{tip['cpu'] / max(py['cpu'], 1e-9):.1f}x lower (>= 4)")
             if best and shm:
                 parts.append(f"vs shm-h2d: p50 {shm['p50'] / best['p50']:.1f}x lower")
