@@ -41,8 +41,9 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               first in even rounds, Python first in odd ones, their CPUs swapped every other
               pair of rounds (the C ones first on the CPUs after the Python ones'); every frame
               published through torch's shim. Its row is the Python subscribers' (the C ones'
-              p50, p99 and after in a line under the table); the targets compare them with the C ones on the same frames, and compose the whole path's
-              difference from the pts out of that and publish()'s part before its C call;
+              p50, p99 and after in a line under the table); the targets compare them with
+              the C ones on the same frames, and compose the whole path's difference from the
+              pts out of that and publish()'s part before its C call;
   cuframes-pub0 (with --arms only)  cuframes with its publisher made on CPU 0 like the producer
               (its service thread there too), instead of off it as cuframes_bench's;
   C cuda, C spin  cuframes_bench's cuda and cuda-spin paths, same size and subscribers (the floor).
