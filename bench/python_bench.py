@@ -740,7 +740,8 @@ def main() -> int:
                     print(f"    error: {e}")
     mixed_c = [f"{size} {n} {pct(row.v['c_lat'], 0.5):.1f}/{pct(row.v['c_lat'], 0.99):.1f}/"
                f"{pct(row.v['c_after'], 0.5):.1f}"
-               for (size, n, arm), row in rows.items() if arm == "cuframes-mixed" and row.v["c_lat"]]
+               for (size, n, arm), row in rows.items()
+               if arm == "cuframes-mixed" and row.v["c_lat"]]
     if mixed_c:
         print("cuframes-mixed's C subscribers, on the same frames as its row's Python ones "
               "(p50/p99/after, us): " + ", ".join(mixed_c))
