@@ -6,8 +6,8 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
   cuframes, cuframes-spin  publish(tensor) / next_frame() then frame.torch("yuv") and
               frame.synchronize(), sleeping, or with spin_us=200;
               frame.torch() takes the tensor next_frame() made ahead for the frame's slot;
-  cuframes-spin-cold  cuframes-spin without the warm-up when a spin window opens
-              (_spin_warm(False)): its GIL and frame object as cold as the sleep left them;
+  cuframes-spin-cold (with --arms only)  cuframes-spin without the warm-up when a spin window
+              opens (_spin_warm(False)): its GIL and frame object as cold as the sleep left them;
   cuframes-warm  cuframes, sleeping, with warm_us=300 (--warm-us): woken once before each
               expected frame to warm up, then asleep again until the frame comes;
   cuframes-warm-bare (with --arms only)  cuframes-warm without the warm-up (_spin_warm(False)):
@@ -19,12 +19,13 @@ against torch's own CUDA IPC and Frigate's shared memory, with the C path as the
               to the next one, inside the wake;
   cuframes-drop (with --arms only)  cuframes-norecycle with the frame object deleted after its
               release (del f), so that it is not freed inside the next wake either;
-  cuframes-fresh  the same, sleeping, with no tensor made ahead: frame.torch("yuv") imports the
-              plane when asked (torch's C import);
-  cuframes-torchsync  the same as cuframes, synchronised with torch's stream.synchronize()
-              instead of frame.synchronize();
-  cuframes-dlpack  the same, sleeping, importing with torch.from_dlpack(frame.yuv) (the DLPack
-              protocol through torch's Python) instead of frame.torch("yuv");
+  cuframes-fresh (with --arms only)  the same, sleeping, with no tensor made ahead:
+              frame.torch("yuv") imports the plane when asked (torch's C import);
+  cuframes-torchsync (with --arms only)  the same as cuframes, synchronised with torch's
+              stream.synchronize() instead of frame.synchronize();
+  cuframes-dlpack (with --arms only)  the same, sleeping, importing with
+              torch.from_dlpack(frame.yuv) (the DLPack protocol through torch's Python) instead
+              of frame.torch("yuv");
   cuframes-bindings (with --arms only)  the same as cuframes, with torch's current stream and
               inference mode asked of its Python bindings (_torch_native(False)) instead of its
               C functions;
@@ -630,31 +631,32 @@ def main() -> int:
             args.memory = "host"
         if args.memory == "host":
             skipped.append("no CUDA device (or no torch): --memory host")
-    arms = ["cuframes", "cuframes-warm", "cuframes-spin", "cuframes-spin-cold"]
-    if args.memory == "cuda":
-        arms += ["cuframes-fresh", "cuframes-torchsync", "cuframes-dlpack", "torch-ipc",
-                 "shm-h2d"]
-    else:
-        arms += ["shm-h2d"]
-        skipped.append("torch-ipc: needs CUDA (torch.multiprocessing shares CUDA tensors)")
-        skipped.append("shm-h2d: no H2D copy in host mode (the subscriber reads the slot)")
-    c_arms = ["C cuda", "C spin"] if args.memory == "cuda" else ["C host"]
-    if os.access(args.c_bench, os.X_OK):
-        arms.insert(arms.index("cuframes") + 1, "cuframes-mixed")
-        arms.insert(arms.index("cuframes") + 1, "cuframes-cpub")
+    # Every arm in the table's order; those of the second list only when asked for by name
+    # (--arms): they answered a question once (docs/python.md) and are kept to ask it again.
+    c_bench = os.access(args.c_bench, os.X_OK)
+    cuda = args.memory == "cuda"
+    arms = ["cuframes"] + (["cuframes-cpub", "cuframes-mixed"] if c_bench else []) + [
+        "cuframes-warm", "cuframes-spin"] + (["torch-ipc"] if cuda else []) + ["shm-h2d"]
+    asked = ["cuframes-norecycle", "cuframes-drop", "cuframes-pub0", "cuframes-cpu",
+             "cuframes-warm-bare", "cuframes-spin-cold"] + (
+        ["cuframes-fresh", "cuframes-bindings", "cuframes-torchsync", "cuframes-dlpack"]
+        if cuda else [])
+    c_arms = ["C cuda", "C spin"] if cuda else ["C host"]
+    if c_bench:
         arms += c_arms
     else:
         skipped.append(f"the C path: {args.c_bench} not found (build it, or --c-bench)")
+    if not cuda:
+        skipped.append("torch-ipc: needs CUDA (torch.multiprocessing shares CUDA tensors)")
+        skipped.append("shm-h2d: no H2D copy in host mode (the subscriber reads the slot)")
     if args.arms:
         want = args.arms.split(",")
-        if args.memory == "cuda":
-            arms.insert(arms.index("cuframes-torchsync"), "cuframes-bindings")  # asked for only
-        arms.insert(arms.index("cuframes-warm") + 1, "cuframes-warm-bare")
-        arms.insert(arms.index("cuframes") + 1, "cuframes-cpu")
-        arms.insert(arms.index("cuframes") + 1, "cuframes-pub0")
-        arms.insert(arms.index("cuframes") + 1, "cuframes-drop")
-        arms.insert(arms.index("cuframes") + 1, "cuframes-norecycle")
-        arms = [a for a in arms if a in want]
+        unknown = [a for a in want if a not in arms + asked]
+        if unknown:
+            ap.error(f"--arms: {', '.join(unknown)}: not an arm of a run on {args.memory} "
+                     f"memory{'' if c_bench else ' without the C bench'}; its arms: "
+                     f"{', '.join(arms + asked)}")
+        arms = [a for a in arms[:1] + asked + arms[1:] if a in want]
 
     pin(0)
     print(f"python_bench: {args.memory} memory, {args.fps:.0f} fps, {args.seconds} s per "
@@ -765,8 +767,8 @@ def main() -> int:
     split = [f"{size} {n} {arm} " + "/".join(f"{pct(row.v[k], 0.5):.1f}" for k in CPU_PARTS)
              for (size, n, arm), row in rows.items() if row.v[CPU_PARTS[0]]]
     if split:
-        print("The CPU split (cuframes-cpu; p50 us of the loop thread's CPU time: next_frame() / of "
-              "which making tensors ahead (wall) / frame.torch() / synchronize() / tensor dropped "
+        print("The CPU split (cuframes-cpu; p50 us of the loop thread's CPU time: next_frame() / "
+              "of which making tensors ahead (wall) / frame.torch() / synchronize() / tensor dropped "
               "+ release() / the bench's bookkeeping): " + ", ".join(split))
     other = [f"{size} {n} {arm} {sorted(row.cpu_other)[len(row.cpu_other) // 2]:.1f}"
              for (size, n, arm), row in rows.items() if row.cpu_other]
