@@ -208,6 +208,20 @@ Publishing publish_for(cuframes::Publisher& pub, const Size& size, Path path, do
   return out;
 }
 
+// The ring `key` in dir for size on path, made off the producer's CPU (OffProducerCpu).
+cuframes::Publisher open_publisher(const std::string& dir, const std::string& key, const Size& size,
+                                   Path path, uint32_t slots) {
+  cuframes::Publisher::Options o;
+  o.runtime_dir = dir.c_str();
+  o.width = size.w;
+  o.height = size.h;
+  o.format = CUFRAMES_FORMAT_NV12;
+  o.slots = slots;
+  o.memory = on_gpu_ring(path) ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
+  OffProducerCpu off;
+  return cuframes::Publisher(key, o);
+}
+
 // Waits until pub has `subs` subscribers attached, until deadline_ns; empty, or what went wrong.
 std::string wait_attached(cuframes::Publisher& pub, int subs, int64_t deadline_ns) {
   uint32_t most = 0;
@@ -249,19 +263,10 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
   PhaseResult r;
   Publishing pubd;  // the times inside each publish() and the starts behind schedule
   {
-    cuframes::Publisher::Options o;
-    o.runtime_dir = dir.c_str();
-    o.width = size.w;
-    o.height = size.h;
-    o.format = CUFRAMES_FORMAT_NV12;
     // A slot per subscriber (each may hold one) plus the newest and room to write: fewer
     // drops. At most CUFRAMES_MAX_SLOTS: past that, the ring drops when every slot is held.
-    o.slots = static_cast<uint32_t>(std::clamp(subs + 4, 8, CUFRAMES_MAX_SLOTS));
-    o.memory = on_gpu_ring(path) ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
-    cuframes::Publisher pub = [&] {
-      OffProducerCpu off;
-      return cuframes::Publisher(key, o);
-    }();
+    cuframes::Publisher pub = open_publisher(
+        dir, key, size, path, static_cast<uint32_t>(std::clamp(subs + 4, 8, CUFRAMES_MAX_SLOTS)));
     // READY, or why not. Every failure names what each child said and how it ended.
     const auto fail = [&](const std::string& what) {
       throw std::runtime_error(what + "; the subscribers:" + bench::post_mortem(children));
@@ -347,23 +352,13 @@ PhaseResult run_phase(const Size& size, Path path, int subs, double seconds, dou
 int run_producer(const std::string& dir, const std::string& key, const Size& size, Path path,
                  int subs, uint32_t slots, double seconds, double fps) {
   pin_to_cpu(0);
-  cuframes::Publisher::Options o;
-  o.runtime_dir = dir.c_str();
-  o.width = size.w;
-  o.height = size.h;
-  o.format = CUFRAMES_FORMAT_NV12;
-  o.slots = slots;
-  o.memory = on_gpu_ring(path) ? CUFRAMES_MEMORY_CUDA : CUFRAMES_MEMORY_HOST;
   const auto fail = [](const std::string& what) {
     std::printf("ERROR producer: %s\n", what.c_str());
     std::fflush(stdout);
     return 1;
   };
   try {
-    cuframes::Publisher pub = [&] {
-      OffProducerCpu off;
-      return cuframes::Publisher(key, o);
-    }();
+    cuframes::Publisher pub = open_publisher(dir, key, size, path, slots);
     std::printf("READY\n");
     std::fflush(stdout);
     const std::string attached = wait_attached(pub, subs, cuframes::now_ns() + 120000000000);

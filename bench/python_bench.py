@@ -107,8 +107,8 @@ WRAP = "p_wrap"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from python_bench_peers import (AFTER, CPU_PARTS, POOL, PUBLISH_PARTS, SAMPLED,  # noqa: E402
                                 WAKE_PARTS, WARM, WARMUP, Samples, c_floor, ep_shm, ep_torch_ipc,
-                                c_role_result, floor_publish_p50, now_ns, parse_c_row, run_c,
-                                run_c_producer, start_c_role)
+                                c_role_result, floor_publish_p50, kill_role, now_ns, parse_c_row,
+                                run_c, run_c_producer, start_c_role)
 
 
 def pin(cpu: int) -> None:
@@ -335,6 +335,12 @@ class Bench:
                 self.sources[size] = np.full((rows, w), 0x5A, np.uint8)
         return self.sources[size]
 
+    def start_subscribers(self, arm: str, p: dict[str, Any], ix: range) -> None:
+        """The persistent subscriber processes ix sent arm's episode, once each is ready."""
+        for i in ix:
+            self.cmds[i].put((arm, p))
+        self.wait_for("ready", len(ix))
+
     def wait_for(self, kind: str, n: int, timeout: float = 120.0) -> list[Any]:
         got: list[Any] = []
         deadline = time.monotonic() + timeout
@@ -429,36 +435,29 @@ class Bench:
         self.episode_no += 1
         p["episode"] = self.episode_no
         took: list[int] = []
+        ring_slots = max(8, n + 4)  # a slot per subscriber, the newest and room to write
         if arm == "cuframes-cpub":  # C's publish() for the same Python subscribers
-            def started() -> None:
-                for i in range(n):
-                    self.cmds[i].put((arm, p))
-                self.wait_for("ready", n)
-
             took = run_c_producer(
                 self.args.c_bench, ["--dir", self.dir, "--key", p["key"], "--sizes", size,
-                                    "--subs", str(n), "--slots", str(max(8, n + 4)),
+                                    "--subs", str(n), "--slots", str(ring_slots),
                                     "--seconds", str(self.args.seconds),
                                     "--fps", str(self.args.fps), "--path", self.memory],
-                started, timeout=self.args.seconds + 180)
+                lambda: self.start_subscribers(arm, p, range(n)),
+                timeout=self.args.seconds + 180)
         elif arm.startswith("cuframes"):
             with off_producer_cpu() if arm != "cuframes-pub0" else contextlib.nullcontext():
-                pub = self.cuframes.publish(p["key"], w, h, slots=max(8, n + 4),
+                pub = self.cuframes.publish(p["key"], w, h, slots=ring_slots,
                                             memory=self.memory, runtime_dir=self.dir)
             with pub:
                 if arm == "cuframes-mixed":
                     return self.mixed(pub, src, p, n, row)
-                for i in range(n):
-                    self.cmds[i].put((arm, p))
-                self.wait_for("ready", n)
+                self.start_subscribers(arm, p, range(n))
                 took = self.publish_paced(pub, src, row)
             # closed: the subscribers get CuframesPublisherGone and report
         elif arm == "torch-ipc":
             torch = self.torch
             pool = [torch.empty((rows, w), dtype=torch.uint8, device="cuda") for _ in range(POOL)]
-            for i in range(n):
-                self.cmds[i].put((arm, p))
-            self.wait_for("ready", n)
+            self.start_subscribers(arm, p, range(n))
             k = [0]
 
             def once(pts: int) -> None:
@@ -480,9 +479,7 @@ class Bench:
             slots = np.ndarray((POOL, rows, w), np.uint8, buffer=shm.buf)
             host = self.torch.from_numpy(slots) if self.torch is not None else None
             p.update(shm=shm.name, bytes=nbytes)
-            for i in range(n):
-                self.cmds[i].put((arm, p))
-            self.wait_for("ready", n)
+            self.start_subscribers(arm, p, range(n))
             k = [0]
 
             def once(pts: int) -> None:
@@ -530,17 +527,14 @@ class Bench:
                                               c_args + ["--index", str(i)]))
 
             def py_first() -> None:
-                for i in py_ix:
-                    self.cmds[i].put(("cuframes-mixed", p))
-                self.wait_for("ready", k)
+                self.start_subscribers("cuframes-mixed", p, py_ix)
 
             for start in ((c_first, py_first) if self.round % 2 == 0 else (py_first, c_first)):
                 start()
             took = self.publish_paced(pub, src, row, alternate=False)
         except BaseException:
             for pr in procs:
-                pr.kill()
-                pr.communicate()
+                kill_role(pr)
             raise
         pub.close()  # the subscribers, Python and C, report
         c = [c_role_result(pr, "subscriber", ("lat", "after"), 60) for pr in procs]

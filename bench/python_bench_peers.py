@@ -141,6 +141,12 @@ def run_c(binary: str, args: list[str]) -> str:
     return r.stdout
 
 
+def kill_role(proc: subprocess.Popen) -> None:
+    """A cuframes_bench role process killed and reaped (its pipes drained)."""
+    proc.kill()
+    proc.communicate()
+
+
 def start_c_role(binary: str, role: str, args: list[str]) -> subprocess.Popen:
     """cuframes_bench --role ROLE with args, once it said READY (a producer: its ring made; a
     subscriber: attached)."""
@@ -149,8 +155,7 @@ def start_c_role(binary: str, role: str, args: list[str]) -> subprocess.Popen:
     assert proc.stdout is not None
     first = proc.stdout.readline().strip()
     if first != "READY":
-        proc.kill()
-        proc.communicate()
+        kill_role(proc)
         raise RuntimeError(f"cuframes_bench --role {role} said {first[:300]!r} instead of READY")
     return proc
 
@@ -180,8 +185,7 @@ def run_c_producer(binary: str, args: list[str], started: Callable[[], None],
     try:
         started()
     except BaseException:  # it would wait for its subscribers for long
-        proc.kill()
-        proc.communicate()
+        kill_role(proc)
         raise
     return c_role_result(proc, "producer", ("publish",), timeout)["publish"]
 
